@@ -1,0 +1,15 @@
+"""lossctl: compute, explain and verify loss values exactly as PyTorch does.
+
+    >>> import lossctl
+    >>> lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
+    0.5493288448141934
+"""
+
+from __future__ import annotations
+
+from .api import Result, compute, registry, registry_names
+from .errors import ExitCode, InputError, LossctlError, UsageError
+
+__version__ = "0.1.0"
+
+__all__ = ["compute", "registry", "registry_names", "Result", "ExitCode", "LossctlError", "UsageError", "InputError", "__version__"]

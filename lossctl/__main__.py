@@ -1,0 +1,3 @@
+from lossctl.cli.app import entry
+
+entry()

@@ -1,0 +1,128 @@
+"""The library's front door: ``compute()`` turns a loss call into a :class:`Result`.
+
+The CLI, ``check`` suites and the tests all go through here, so a suite case
+and a command line are the same computation:
+prepare → forward → reduce → backward (+ conversion chain rule) → steps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import reduction as _reduction
+from .errors import UsageError
+from .prepare import Prepared, prepare
+from .registry import PREDICTION_KINDS, Registry, Step
+
+_REGISTRY: Registry | None = None
+
+# Keys of a call that are neither inputs nor loss parameters.
+CALL_KEYS = ("loss", "reduction", "dtype", "dim")
+
+
+def registry() -> Registry:
+    global _REGISTRY
+    if _REGISTRY is None:
+        from .losses import ALL_SPECS
+
+        _REGISTRY = Registry(ALL_SPECS)
+    return _REGISTRY
+
+
+def registry_names() -> list[str]:
+    return registry().names()
+
+
+@dataclass
+class Result:
+    """Everything lossctl computes for one call.
+
+    ``loss`` is a Python float for mean/sum/batchmean and an array for
+    ``reduction='none'``; ``per_sample`` holds the ``reduction='none'`` values;
+    ``grad`` maps each prediction input's name to d(loss)/d(input) (of the sum
+    for ``'none'``), as PyTorch's autograd gives it.
+    """
+
+    loss_name: str
+    reduction: str
+    kind: str
+    loss: Any
+    per_sample: np.ndarray
+    grad: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: list[Step] | None = None
+    denominator: float = 1.0
+    shown_rows: int = 0
+    total_rows: int = 0
+    dtype: str = "float64"
+
+
+def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, explain: bool = False,
+            rows: int = 3, origins: Mapping[str, str] | None = None, **kwargs: Any) -> Result:
+    """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
+
+    >>> r = compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
+    >>> r.loss
+    0.5493288448141934
+    """
+    call = dict(case or {})
+    call.update(kwargs)
+    if "loss" not in call:
+        raise UsageError("missing the loss name ('loss')")
+    spec = registry().get(str(call["loss"]))
+    reduction = call.get("reduction", "mean")
+    if reduction not in spec.reductions:
+        raise UsageError(f"--reduction: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
+    input_names = set(PREDICTION_KINDS) | set(spec.inputs)
+    arrays = {k: v for k, v in call.items() if k in input_names}
+    params = {}
+    for p in spec.params:
+        params[p.name] = call.get(p.name, p.default)
+    unknown = sorted(set(call) - input_names - set(spec.param_names) - set(CALL_KEYS))
+    if unknown:
+        raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+    prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
+    return evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+
+
+def _param_hint(spec) -> str:
+    names = ", ".join(p.option for p in spec.params)
+    return f" (its parameters: {names})" if names else " (it has no parameters)"
+
+
+def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool = False, rows: int = 3) -> Result:
+    """Forward, reduction, gradient and derivation for prepared inputs."""
+    spec = prep.spec
+    with np.errstate(all="ignore"):
+        fwd = spec.forward(prep.native, prep.params)
+        values = np.asarray(fwd.values)
+        denom = _reduction.denominator(reduction, values, fwd.denominator, prep.batch_size)
+        reduced = _reduction.reduce(reduction, values, denom)
+        grads = _gradients(prep, _reduction.upstream(denom)) if grad else {}
+    per_sample = prep.restore_values(values)
+    loss = per_sample if reduction == "none" else float(reduced)
+    result = Result(
+        loss_name=spec.name, reduction=reduction, kind=prep.kind, loss=loss, per_sample=per_sample,
+        grad=grads, denominator=denom, dtype=np.dtype(prep.dtype).name,
+    )
+    if explain:
+        from .explain import derivation
+
+        result.steps, result.shown_rows, result.total_rows = derivation(prep, reduction, values, denom, reduced, rows)
+    return result
+
+
+def _gradients(prep: Prepared, upstream: float) -> dict[str, np.ndarray]:
+    spec = prep.spec
+    native_grads = spec.backward(prep.native, prep.params, upstream)
+    conversion = spec.kinds[prep.kind]
+    out: dict[str, np.ndarray] = {}
+    for name, g in native_grads.items():
+        if conversion is not None and name == conversion.target:
+            given = prep.given[prep.kind]
+            g = conversion.vjp(given, prep.native[name], g)
+            name = prep.kind
+        out[name] = prep.restore_grad(np.asarray(g, dtype=prep.dtype))
+    return out

@@ -1,0 +1,56 @@
+"""``lossctl list``: the registry as a table, JSON or plain text."""
+
+from __future__ import annotations
+
+import sys
+
+from ..errors import UsageError
+
+
+def registry_rows() -> list[dict]:
+    """``{"name", "aliases", "inputs", "params", ...}`` for every registered loss (CONTRACT §6)."""
+    from ..api import registry
+
+    rows = []
+    for spec in registry().specs:
+        rows.append({
+            "name": spec.name,
+            "aliases": list(spec.aliases),
+            "inputs": [k for k in spec.inputs],
+            "params": [
+                {"name": p.name, "option": p.option, "type": p.kind, "default": p.default, "help": p.help}
+                for p in spec.params
+            ] + [{"name": "reduction", "option": "--reduction", "type": "choice", "default": "mean",
+                  "choices": list(spec.reductions), "help": "Reduction over samples."}],
+            "mirrors": spec.mirrors,
+            "summary": spec.summary,
+        })
+    return rows
+
+
+def render_list(fmt: str) -> None:
+    rows = registry_rows()
+    if fmt == "json":
+        import json
+
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return
+    if fmt == "plain":
+        for r in rows:
+            inputs = " ".join("--" + i.replace("_", "-") for i in r["inputs"])
+            sys.stdout.write(f"{r['name']}\t{r['mirrors']}\t{inputs}\n")
+        return
+    if fmt != "table":
+        raise UsageError(f"--format: expected table, json or plain, got {fmt!r}")
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title="lossctl losses", title_justify="left")
+    for h in ("name", "aliases", "mirrors", "inputs", "parameters"):
+        t.add_column(h)
+    for r in rows:
+        t.add_row(r["name"], ", ".join(r["aliases"]), r["mirrors"],
+                  " ".join("--" + i.replace("_", "-") for i in r["inputs"]),
+                  " ".join(p["option"] for p in r["params"]))
+    Console(file=sys.stdout).print(t)

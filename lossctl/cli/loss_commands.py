@@ -1,0 +1,72 @@
+"""The one factory that turns a LossSpec into a Typer command. No per-loss code lives here."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Annotated, Any
+
+import typer
+
+from ..registry import PREDICTION_KINDS, LossSpec, Param
+from .options import COMMON_OPTIONS, Opt, input_option
+
+_PARAM_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str}
+
+
+def spec_options(spec: LossSpec) -> list[Opt]:
+    """Every option of ``lossctl NAME``: inputs, the loss's parameters, then the shared ones."""
+    opts = [input_option(k, hidden=k not in spec.kinds) for k in PREDICTION_KINDS]
+    opts += [input_option(k) for k in spec.extra_inputs]
+    if spec.target != "none":
+        opts.append(input_option("target"))
+    opts.append(Opt("reduction", ("--reduction", "-r"), str, "mean", f"Reduction: {', '.join(spec.reductions)}.", "Parameters"))
+    if spec.class_axis:
+        opts.append(Opt("dim", ("--dim",), int | None, None, "The class dimension (default 1, or 0 for a 1-D input), as PyTorch.", "Parameters"))
+    opts += [_param_option(p) for p in spec.params]
+    opts += list(COMMON_OPTIONS)
+    return opts
+
+
+def _param_option(p: Param) -> Opt:
+    if p.kind == "bool":
+        decls = (p.option if not p.default else f"{p.option}/--no-{p.option[2:]}",)
+    else:
+        decls = (p.option,)
+    default = p.default if p.kind != "array" else None
+    help_text = p.help + (f" Default: {p.default}." if p.kind not in ("array", "bool") else "")
+    if p.kind == "array":
+        help_text += " An array source, as for inputs."
+    return Opt(p.name, decls, _PARAM_TYPES[p.kind], default, help_text, "Parameters")
+
+
+def make_loss_command(spec: LossSpec):
+    """A function whose synthesized signature Typer reads as the command's options."""
+    opts = spec_options(spec)
+
+    def command(**kwargs: Any) -> None:
+        from .run import run_loss
+
+        code = run_loss(spec, kwargs)
+        if code:
+            raise typer.Exit(code)
+
+    params = [
+        inspect.Parameter(
+            o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
+            annotation=Annotated[o.type, typer.Option(*o.decls, help=o.help, rich_help_panel=o.panel, hidden=o.hidden, show_default=o.type is not bool or o.default)],
+        )
+        for o in opts
+    ]
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__name__ = spec.name.replace("-", "_")
+    command.__doc__ = f"{spec.summary}\n\nMirrors {spec.mirrors}.  {spec.formula}" + (f"\n\n{spec.notes}" if spec.notes else "")
+    return command
+
+
+def register(app: typer.Typer, specs) -> None:
+    for spec in specs:
+        fn = make_loss_command(spec)
+        short = spec.summary.split(".")[0]
+        app.command(spec.name, help=fn.__doc__, short_help=short)(fn)
+        for alias in spec.aliases:
+            app.command(alias, help=fn.__doc__, hidden=True)(fn)

@@ -1,0 +1,135 @@
+"""The body of every loss command: read the sources, compute, check, render, write."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..checks import check_result
+from ..errors import ExitCode, UsageError
+from ..io.readers import read_array
+from ..io.sources import parse_source
+from ..registry import PREDICTION_KINDS, LossSpec
+from ..render import FORMATS
+
+# Options that are not part of the computation itself.
+_OUTPUT_KEYS = {"stdin_format", "format", "json", "per_sample", "grad", "explain", "rows", "output", "force",
+                "expect", "expect_per_sample", "expect_grad", "rtol", "atol"}
+
+
+def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
+    fmt = "json" if opts["json"] else opts["format"]
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt == "auto":
+        fmt = "table" if sys.stdout.isatty() else "plain"
+    if opts["rows"] < 0:
+        raise UsageError("--rows: must be 0 or more")
+
+    reader = _Reader(opts["stdin_format"])
+    array_names = set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
+    call: dict[str, Any] = {"loss": spec.name}
+    for key, value in opts.items():
+        if key in _OUTPUT_KEYS or value is None:
+            continue
+        call[key] = reader.read(key, value) if key in array_names else value
+
+    output = Path(opts["output"]) if opts["output"] else None
+    if output is not None:
+        from ..io.writers import check_output_path
+
+        check_output_path(output, reader.paths, opts["force"])
+
+    from ..api import compute
+
+    want_grad = opts["grad"] or opts["expect_grad"] is not None
+    result = compute(call, grad=want_grad, explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
+
+    report = None
+    if opts["expect"] is not None or opts["expect_per_sample"] is not None or opts["expect_grad"] is not None:
+        report = check_result(
+            result,
+            expect=_parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
+            expect_per_sample=reader.read("expect_per_sample", opts["expect_per_sample"]) if opts["expect_per_sample"] else None,
+            expect_grad={result.kind: reader.read("expect_grad", opts["expect_grad"])} if opts["expect_grad"] else None,
+            rtol=opts["rtol"], atol=opts["atol"],
+        )
+
+    show_per_sample = opts["per_sample"] and output is None
+    show_grad = opts["grad"] and output is None
+    if output is not None:
+        from ..io.writers import write_output
+
+        write_output(output, result, grad=opts["grad"])
+    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"])
+    if report is not None and not report.passed:
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK
+
+
+def _parse_expect(text: str, reader: "_Reader"):
+    try:
+        return float(text)
+    except ValueError:
+        return reader.read("expect", text)
+
+
+class _Reader:
+    """Reads each option's source once, remembering origins and input paths (never to be overwritten)."""
+
+    def __init__(self, stdin_format: str | None):
+        self.stdin_format = stdin_format
+        self.origins: dict[str, str] = {}
+        self.paths: list[Path] = []
+        self._stdin_used_by: str | None = None
+
+    def read(self, name: str, text: str):
+        option = "--" + name.replace("_", "-")
+        origin = f"{option} {text}" if len(text) <= 60 else f"{option} {text[:57]}..."
+        self.origins[name] = origin
+        source = parse_source(text)
+        if source.kind == "stdin":
+            if self._stdin_used_by is not None:
+                raise UsageError(f"{option}: standard input is already read by {self._stdin_used_by}")
+            self._stdin_used_by = option
+        if source.path is not None:
+            self.paths.append(source.path)
+        return read_array(source, origin, stdin_format=self.stdin_format)
+
+
+def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int) -> None:
+    out = sys.stdout
+    if fmt == "json":
+        from ..render.text import document, write_json
+
+        write_json(out, document(result, report, per_sample=per_sample, grad=grad, explain=explain))
+        return
+    if fmt == "plain":
+        from ..render.text import write_check_plain, write_plain
+
+        write_plain(out, result, per_sample=per_sample, grad=grad, explain=explain)
+        if report is not None:
+            write_check_plain(sys.stderr, report)
+        return
+    if fmt == "csv":
+        from ..render.text import write_check_plain, write_csv
+
+        write_csv(out, result, per_sample=per_sample, grad=grad)
+        if report is not None:
+            write_check_plain(sys.stderr, report)
+        return
+    from rich.console import Console
+
+    from ..render import table
+
+    console = Console(file=out)
+    console.print(table.summary(result))
+    if per_sample or result.reduction == "none":
+        console.print(table.per_sample(result, grad=grad, rows=max(rows, 10)))
+    if grad:
+        console.print(table.gradients(result))
+    if explain:
+        console.print(table.derivation(result))
+    if report is not None:
+        console.print(table.check(report))

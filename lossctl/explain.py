@@ -1,0 +1,59 @@
+"""The derivation table behind ``--explain``: a loss's steps for the first rows, then the reduction.
+
+A "row" is one sample: a position's class vector for class losses (``(N, C, d…)``
+is walked as its N·d… positions), one element otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .prepare import Prepared
+from .registry import TARGET, Step
+
+
+def _rows_of(prep: Prepared, a: np.ndarray, name: str) -> np.ndarray:
+    if prep.spec.class_axis and a.ndim >= 2 and not (name == TARGET and a.ndim == prep.native_ndim - 1):
+        return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])
+    return np.reshape(a, -1)
+
+
+def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float, reduced, rows: int):
+    spec = prep.spec
+    total = int(values.size)
+    shown = max(0, min(rows, total))
+    conversion = spec.kinds[prep.kind]
+    native = dict(prep.native)
+    ref = next(iter(native.values()))
+    prep.native_ndim = ref.ndim  # type: ignore[attr-defined]
+    broadcast_shape = np.broadcast_shapes(*(np.shape(a) for a in native.values())) if not spec.class_axis else None
+    sliced = {}
+    for name, a in native.items():
+        if broadcast_shape is not None:
+            a = np.broadcast_to(a, broadcast_shape)
+        sliced[name] = _rows_of(prep, np.asarray(a), name)[:shown]
+    steps: list[Step] = []
+    if conversion is not None and conversion.steps is not None:
+        given = prep.given[prep.kind]
+        steps += conversion.steps(_rows_of(prep, given, prep.kind)[:shown])
+    with np.errstate(all="ignore"):
+        steps += spec.steps(sliced, prep.params)
+        steps += _reduction_steps(reduction, values, denom, reduced)
+    return steps, shown, total
+
+
+def _reduction_steps(reduction: str, values: np.ndarray, denom: float, reduced) -> list[Step]:
+    n = values.size
+    if reduction == "none":
+        return [Step("reduction 'none'", "the per-sample values are the output", None, per_sample=False)]
+    total = float(np.sum(values))
+    steps = [Step("sum over samples", f"Σ l over {n} values", total, per_sample=False)]
+    if reduction == "mean":
+        steps.append(Step("mean denominator", "D = Σ weights of counted samples (or their number)", denom, per_sample=False))
+        steps.append(Step("loss (mean)", "Σ l / D", float(reduced), per_sample=False))
+    elif reduction == "batchmean":
+        steps.append(Step("batch size", "N = input.size(0)", denom, per_sample=False))
+        steps.append(Step("loss (batchmean)", "Σ l / N", float(reduced), per_sample=False))
+    else:
+        steps.append(Step("loss (sum)", "Σ l", float(reduced), per_sample=False))
+    return steps

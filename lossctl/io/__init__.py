@@ -1,0 +1,1 @@
+"""Turning sources (paths, ``FILE:KEY``, ``-``, inline literals) into arrays, and writing results."""

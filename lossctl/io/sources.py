@@ -1,0 +1,49 @@
+"""Parse an input argument into a :class:`Source`: a path (with an optional key), stdin, or a literal.
+
+CONTRACT §2: ``FILE.npy``, ``FILE.npz:NAME``, ``FILE.csv:COLUMN``, ``-``, or an
+inline JSON/YAML flow literal such as ``'[[10,0,-10],[8,8,8]]'`` or ``'0.3'``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
+KEYED_EXTENSIONS = (".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
+_LITERAL_START = re.compile(r"^\s*([\[{(\-+.0-9]|nan\b|inf\b|-inf\b|true\b|false\b|null\b)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str  # "path" | "stdin" | "literal"
+    text: str  # the argument as given
+    path: Path | None = None
+    key: str | None = None
+
+    @property
+    def suffix(self) -> str:
+        return self.path.suffix.lower() if self.path is not None else ""
+
+
+def parse_source(text: str, base: Path | None = None) -> Source:
+    """Decide what an input argument names. ``base`` resolves relative paths (check suites)."""
+    if text == "-":
+        return Source("stdin", text)
+
+    def resolve(p: str) -> Path:
+        path = Path(os.path.expanduser(p))
+        return path if base is None or path.is_absolute() else base / path
+
+    path = resolve(text)
+    if path.exists():
+        return Source("path", text, path)
+    # FILE.ext:KEY (split at the last colon whose left part has a known extension)
+    head, sep, key = text.rpartition(":")
+    if sep and head and Path(head).suffix.lower() in KEYED_EXTENSIONS and key:
+        return Source("path", text, resolve(head), key)
+    if _LITERAL_START.match(text):
+        return Source("literal", text)
+    return Source("path", text, path)

@@ -1,0 +1,71 @@
+"""``-o/--output``: per-sample values (and gradients) to ``.npy``, ``.npz`` or ``.csv``.
+
+Never writes over an input file; refuses an existing file unless ``force``;
+writes to a temporary file in the same directory and renames it into place,
+so an interrupted run leaves no half-written output.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+
+OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
+
+
+def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
+    suffix = path.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz or .csv")
+    resolved = path.resolve()
+    for p in inputs:
+        if p.resolve() == resolved:
+            raise UsageError(f"--output {path}: is one of the inputs; lossctl never writes over an input file")
+    if path.exists() and not force:
+        raise UsageError(f"--output {path}: exists; pass --force to replace it")
+    if not path.parent.exists():
+        raise UsageError(f"--output {path}: directory {path.parent} does not exist")
+
+
+def write_output(path: Path, result, grad: bool) -> None:
+    suffix = path.suffix.lower()
+    arrays = {"per_sample": np.asarray(result.per_sample)}
+    if grad:
+        arrays.update({f"grad_{name}": np.asarray(g) for name, g in result.grad.items()})
+    if suffix == ".npy" and len(arrays) > 1:
+        raise UsageError(f"--output {path}: a .npy file holds one array; use .npz to write the gradient too")
+    buf = io.BytesIO() if suffix != ".csv" else None
+    if suffix == ".npy":
+        np.save(buf, arrays["per_sample"], allow_pickle=False)
+        data = buf.getvalue()
+    elif suffix == ".npz":
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+    else:
+        from ..render.text import write_csv
+
+        text = io.StringIO()
+        write_csv(text, result, per_sample=True, grad=grad)
+        data = text.getvalue().encode()
+    _atomic_write(path, data)
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise InputError(f"--output {path}: cannot write: {e.strerror or e}") from None

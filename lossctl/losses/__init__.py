@@ -1,0 +1,7 @@
+"""Every registered loss. A family module exports ``SPECS``; this tuple is the registry."""
+
+from __future__ import annotations
+
+from . import binary, cross_entropy, divergence
+
+ALL_SPECS = cross_entropy.SPECS + binary.SPECS + divergence.SPECS

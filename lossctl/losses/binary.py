@@ -1,0 +1,167 @@
+"""Binary cross-entropy on probabilities and on logits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InvalidInput
+from ..numerics import sigmoid, softplus
+from ..registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Step
+
+# ATen's EPSILON in binary_cross_entropy_backward is float(1e-12), a float32
+# constant even in double kernels: 9.999999960041972e-13.
+BCE_BACKWARD_EPS = float(np.float32(1e-12))
+# torch clamps each log term of binary_cross_entropy at -100 (never ±inf).
+BCE_LOG_CLAMP = -100.0
+
+
+def _weight(params: dict, like: np.ndarray) -> np.ndarray:
+    w = params.get("weight")
+    return np.ones((), dtype=like.dtype) if w is None else np.asarray(w, dtype=like.dtype)
+
+
+def _clamped_logs(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(max(log p, −100), max(log(1 − p), −100)), with log(1 − p) as log1p(−p)."""
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(p), BCE_LOG_CLAMP), np.maximum(np.log1p(-p), BCE_LOG_CLAMP)
+
+
+def _bce_logits_values(z, y, w, pos_weight):
+    # −log σ(z) = softplus(−z) and −log(1 − σ(z)) = softplus(z): no cancellation
+    # for large |z| (torch's (1−y)·z − log σ(z) loses digits below z ≈ −30).
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=z.dtype)
+    with np.errstate(invalid="ignore"):
+        return w * (pw * y * softplus(-z) + (1 - y) * softplus(z))
+
+
+def _bce_logits_grad(z, y, w, pos_weight, upstream):
+    pw = 1.0 if pos_weight is None else np.asarray(pos_weight, dtype=z.dtype)
+    with np.errstate(invalid="ignore"):
+        return w * ((pw * y + 1 - y) * sigmoid(z) - pw * y) * upstream
+
+
+def bce_forward(x: dict, params: dict) -> Forward:
+    """Binary cross-entropy, as ``torch.nn.functional.binary_cross_entropy``.
+
+    On probabilities p:  l = −w·[y·max(log p, −100) + (1−y)·max(log(1−p), −100)]  (torch's clamp).
+    On logits z (the with-logits form):  l = w·[y·softplus(−z) + (1−y)·softplus(z)].
+    'mean' divides by the number of elements; weights are not normalised.
+    """
+    y = x["target"]
+    if "logits" in x:
+        z = x["logits"]
+        return Forward(np.broadcast_to(_bce_logits_values(z, y, _weight(params, z), params.get("pos_weight")), z.shape))
+    p = x["probs"]
+    log_p, log_1mp = _clamped_logs(p)
+    values = -_weight(params, p) * (y * log_p + (1 - y) * log_1mp)
+    return Forward(np.broadcast_to(values, p.shape))
+
+
+def bce_backward(x: dict, params: dict, upstream: float) -> dict:
+    """∂l/∂p = w·(p − y) / max(p·(1−p), 1e-12f) (torch does not differentiate the clamp);
+    ∂l/∂z = w·[(pw·y + 1 − y)·σ(z) − pw·y]."""
+    y = x["target"]
+    if "logits" in x:
+        z = x["logits"]
+        g = _bce_logits_grad(z, y, _weight(params, z), params.get("pos_weight"), upstream)
+        return {"logits": np.broadcast_to(g, z.shape).astype(z.dtype)}
+    p = x["probs"]
+    g = _weight(params, p) * (p - y) / np.maximum(p * (1 - p), BCE_BACKWARD_EPS) * upstream
+    return {"probs": np.broadcast_to(g, p.shape).astype(p.dtype)}
+
+
+def bce_steps(x: dict, params: dict) -> list[Step]:
+    """x: one element per row: probs or logits (rows,), target (rows,)."""
+    y = x["target"]
+    steps: list[Step] = []
+    if "logits" in x:
+        z = x["logits"]
+        pw = params.get("pos_weight")
+        steps += [
+            Step("logit", "z", z),
+            Step("target", "y", y),
+            Step("probability", "σ(z)", sigmoid(z)),
+            Step("−log σ(z)", "softplus(−z)", softplus(-z)),
+            Step("−log(1 − σ(z))", "softplus(z)", softplus(z)),
+        ]
+        if pw is not None:
+            steps.append(Step("positive weight", "pw", np.broadcast_to(pw, z.shape)))
+        values = _bce_logits_values(z, y, 1.0, pw)
+    else:
+        p = x["probs"]
+        log_p, log_1mp = _clamped_logs(p)
+        steps += [
+            Step("probability", "p", p),
+            Step("target", "y", y),
+            Step("log p", "max(log p, −100)  (torch's clamp)", log_p),
+            Step("log(1 − p)", "max(log(1 − p), −100)  (torch's clamp)", log_1mp),
+        ]
+        values = -(y * log_p + (1 - y) * log_1mp)
+    steps.append(Step("binary cross-entropy", "−[y·log p + (1−y)·log(1−p)]", values))
+    if params.get("weight") is not None:
+        w = np.broadcast_to(params["weight"], values.shape)
+        steps.append(Step("element weight", "w", w))
+        values = w * values
+    steps.append(Step("loss", "l", values))
+    return steps
+
+
+def _validate_broadcast(name: str, value, shape: tuple) -> None:
+    if value is None:
+        return
+    try:
+        out = np.broadcast_shapes(np.shape(value), shape)
+    except ValueError:
+        out = None
+    if out != tuple(shape):
+        raise InvalidInput(name, f"shape {tuple(np.shape(value))} does not broadcast to the input's shape {tuple(shape)}")
+
+
+def _validate_bce(x: dict, params: dict) -> None:
+    pred = x.get("probs", x.get("logits"))
+    _validate_broadcast("weight", params.get("weight"), pred.shape)
+    _validate_broadcast("pos_weight", params.get("pos_weight"), pred.shape)
+    if "probs" in x:
+        _check_unit_interval("probs", pred)
+        _check_unit_interval("target", x["target"])
+
+
+def _check_unit_interval(name: str, a: np.ndarray) -> None:
+    bad = ~((a >= 0) & (a <= 1))
+    if np.any(bad):
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInput(name, f"values must be between 0 and 1; found {a[where]!r} at index {list(where)}")
+
+
+BCE = LossSpec(
+    name="bce",
+    aliases=("binary-cross-entropy",),
+    mirrors="torch.nn.functional.binary_cross_entropy",
+    summary="Binary cross-entropy between probabilities (or logits) and targets in [0, 1].",
+    formula="l = −w·[y·log p + (1−y)·log(1−p)], each log clamped at −100 as torch does",
+    kinds={"probs": None, "logits": None},
+    params=(WEIGHT,),
+    target="same",
+    forward=bce_forward,
+    backward=bce_backward,
+    steps=bce_steps,
+    validate=_validate_bce,
+    notes="--logits uses the with-logits form (stable, no clamp), as binary_cross_entropy_with_logits.",
+)
+
+BCE_LOGITS = LossSpec(
+    name="bce-logits",
+    aliases=("bce-with-logits", "binary-cross-entropy-with-logits"),
+    mirrors="torch.nn.functional.binary_cross_entropy_with_logits",
+    summary="Binary cross-entropy on logits, stable for any logit, with pos_weight.",
+    formula="l = w·[pw·y·softplus(−z) + (1−y)·softplus(z)]",
+    kinds={"logits": None},
+    params=(WEIGHT, POS_WEIGHT),
+    target="same",
+    forward=bce_forward,
+    backward=bce_backward,
+    steps=bce_steps,
+    validate=_validate_bce,
+)
+
+SPECS = (BCE, BCE_LOGITS)

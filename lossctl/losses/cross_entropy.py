@@ -1,0 +1,168 @@
+"""Cross-entropy and negative log-likelihood over a class dimension.
+
+Both kernels work on log-probabilities ``lp`` of shape ``(N, C, d1, ..., dk)``
+(class axis 1); ``--logits`` reach them through ``log_softmax`` and
+``--probs`` through ``log``, with the chain rule applied by the engine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
+from ..errors import InvalidInput
+from ..registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Step
+
+
+def _class_weights(weight, n_classes: int, dtype) -> np.ndarray:
+    return np.ones(n_classes, dtype=dtype) if weight is None else np.asarray(weight, dtype=dtype)
+
+
+def _expand(vector: np.ndarray, ndim: int) -> np.ndarray:
+    """A (C,) vector shaped to broadcast along axis 1 of an ndim-array."""
+    return vector.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _index_mode(lp: np.ndarray, target: np.ndarray) -> bool:
+    return target.ndim == lp.ndim - 1
+
+
+def _gather_valid(lp, target, ignore_index):
+    """(valid mask, safe class index, lp at the target) for index targets."""
+    valid = target != ignore_index
+    safe = np.where(valid, target, 0).astype(np.intp)
+    picked = np.take_along_axis(lp, safe[:, None], axis=1)[:, 0]
+    return valid, safe, picked
+
+
+def cross_entropy_forward(x: dict, params: dict) -> Forward:
+    """Cross-entropy on log-probabilities, as ``torch.nn.functional.cross_entropy``.
+
+    Class-index target y (positions with y = ignore_index dropped), weight w,
+    smoothing ε over C classes:
+        l_n = (1−ε)·(−w[y_n]·lp[n, y_n]) + (ε/C)·(−Σ_c w_c·lp[n, c]);  'mean' divides by Σ_n w[y_n].
+    Probability target t:  t' = (1−ε)·t + ε/C;  l_n = −Σ_c w_c·t'_c·lp[n, c];  'mean' divides by N·d1…dk.
+    """
+    lp, target = x["log_probs"], x["target"]
+    n_classes = lp.shape[1]
+    w = _class_weights(params.get("weight"), n_classes, lp.dtype)
+    eps = max(float(params.get("label_smoothing", 0.0)), 0.0)  # torch treats ε < 0 as 0
+    if _index_mode(lp, target):
+        valid, safe, picked = _gather_valid(lp, target, params.get("ignore_index", -100))
+        w_n = np.where(valid, w[safe], 0.0).astype(lp.dtype)
+        values = np.where(valid, -w[safe] * picked, 0.0)
+        if eps > 0:
+            smooth = np.where(valid, -np.sum(_expand(w, lp.ndim) * lp, axis=1), 0.0)
+            values = (1 - eps) * values + (eps / n_classes) * smooth
+        return Forward(values.astype(lp.dtype, copy=False), w_n)
+    t = (1 - eps) * target + eps / n_classes if eps > 0 else target
+    values = -np.sum(_expand(w, lp.ndim) * t * lp, axis=1)
+    return Forward(values, None)
+
+
+def cross_entropy_backward(x: dict, params: dict, upstream: float) -> dict:
+    """∂/∂lp of upstream·Σ l: index mode −(1−ε)·w[y]·δ_y − (ε/C)·w (non-ignored rows only);
+    probability mode −w·t'."""
+    lp, target = x["log_probs"], x["target"]
+    n_classes = lp.shape[1]
+    w = _class_weights(params.get("weight"), n_classes, lp.dtype)
+    eps = max(float(params.get("label_smoothing", 0.0)), 0.0)
+    if _index_mode(lp, target):
+        valid, safe, _ = _gather_valid(lp, target, params.get("ignore_index", -100))
+        g = np.zeros_like(lp)
+        # ignored positions receive nothing (not 0·inf): torch's nll backward skips them,
+        # which is why an all-ignored batch has a zero gradient under 'mean'.
+        with np.errstate(invalid="ignore"):
+            at_target = np.where(valid, -(1 - eps) * w[safe] * upstream, 0.0)
+            np.put_along_axis(g, safe[:, None], at_target[:, None].astype(lp.dtype), axis=1)
+            if eps > 0:
+                spread = -(eps / n_classes) * _expand(w, lp.ndim) * upstream
+                g = g + np.where(np.expand_dims(valid, 1), spread, 0.0)
+        return {"log_probs": g.astype(lp.dtype, copy=False)}
+    t = (1 - eps) * target + eps / n_classes if eps > 0 else target
+    return {"log_probs": (-_expand(w, lp.ndim) * t * upstream).astype(lp.dtype, copy=False)}
+
+
+def cross_entropy_steps(x: dict, params: dict) -> list[Step]:
+    """x: log_probs (rows, C), target (rows,) or (rows, C)."""
+    lp, target = x["log_probs"], x["target"]
+    n_classes = lp.shape[1]
+    w = _class_weights(params.get("weight"), n_classes, lp.dtype)
+    eps = max(float(params.get("label_smoothing", 0.0)), 0.0)
+    fwd = cross_entropy_forward(x, params)
+    steps: list[Step] = []
+    if _index_mode(lp, target):
+        ignore = params.get("ignore_index", -100)
+        valid, safe, picked = _gather_valid(lp, target, ignore)
+        steps.append(Step("target class", f"y  (y = {ignore} is ignored)", target))
+        steps.append(Step("target log-probability", "log p_y", np.where(valid, picked, np.nan)))
+        steps.append(Step("negative log-likelihood", "−log p_y", np.where(valid, -picked, 0.0)))
+        if params.get("weight") is not None:
+            steps.append(Step("class weight", "w_y", np.where(valid, w[safe], 0.0)))
+            steps.append(Step("weighted NLL", "−w_y·log p_y", np.where(valid, -w[safe] * picked, 0.0)))
+        if eps > 0:
+            steps.append(Step("smoothing term", "−Σ_c w_c·log p_c", np.where(valid, -np.sum(w * lp, axis=1), 0.0)))
+            steps.append(Step("label smoothing", f"(1−ε)·nll + ε/C·smooth, ε = {eps:g}, C = {n_classes}", fwd.values))
+    else:
+        t = (1 - eps) * target + eps / n_classes if eps > 0 else target
+        steps.append(Step("target distribution", "t", target))
+        if eps > 0:
+            steps.append(Step("smoothed target", f"t' = (1−ε)·t + ε/C, ε = {eps:g}", t))
+        if params.get("weight") is not None:
+            steps.append(Step("class weight", "w_c", np.broadcast_to(w, lp.shape)))
+        steps.append(Step("cross-entropy", "−Σ_c w_c·t'_c·log p_c", fwd.values))
+    steps.append(Step("loss", "l", fwd.values))
+    return steps
+
+
+def _validate_class_weight(x: dict, params: dict) -> None:
+    weight = params.get("weight")
+    n_classes = x["log_probs"].shape[1]
+    if weight is not None and (np.ndim(weight) != 1 or np.shape(weight)[0] != n_classes):
+        raise InvalidInput("weight", f"expected one weight per class, shape ({n_classes},), got shape {tuple(np.shape(weight))}")
+
+
+def _validate_ce(x: dict, params: dict) -> None:
+    _validate_class_weight(x, params)
+    eps = params.get("label_smoothing", 0.0)
+    if eps > 1:
+        raise InvalidInput("label_smoothing", f"must be between 0.0 and 1.0, got {eps}")
+    if not _index_mode(x["log_probs"], x["target"]) and params.get("ignore_index", -100) >= 0:
+        raise InvalidInput("ignore_index", "is not supported with class-probability targets (it must be negative)")
+
+
+CE = LossSpec(
+    name="ce",
+    aliases=("cross-entropy",),
+    mirrors="torch.nn.functional.cross_entropy",
+    summary="Cross-entropy between logits and class indices or class probabilities.",
+    formula="l = −w_y·log softmax(x)_y (with smoothing: (1−ε)·nll + ε/C·Σ_c −w_c·log p_c); mean divides by Σ w_y",
+    kinds={"logits": LOGITS_TO_LOG_PROBS, "probs": PROBS_TO_LOG_PROBS, "log_probs": None},
+    params=(WEIGHT, IGNORE_INDEX, LABEL_SMOOTHING),
+    target="class",
+    class_axis=True,
+    forward=cross_entropy_forward,
+    backward=cross_entropy_backward,
+    steps=cross_entropy_steps,
+    validate=_validate_ce,
+    notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
+)
+
+NLL = LossSpec(
+    name="nll",
+    aliases=("nll-loss",),
+    mirrors="torch.nn.functional.nll_loss",
+    summary="Negative log-likelihood of the target class under given log-probabilities.",
+    formula="l = −w_y·x_y; mean divides by Σ w_y over non-ignored targets",
+    kinds={"log_probs": None, "probs": PROBS_TO_LOG_PROBS},
+    params=(WEIGHT, IGNORE_INDEX),
+    target="index",
+    class_axis=True,
+    forward=cross_entropy_forward,
+    backward=cross_entropy_backward,
+    steps=cross_entropy_steps,
+    validate=_validate_class_weight,
+    notes="The input is not checked to be log-probabilities (torch does not either): any real numbers work.",
+)
+
+SPECS = (CE, NLL)

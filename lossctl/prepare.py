@@ -1,0 +1,230 @@
+"""Where loaded arrays meet a loss: kinds, dtypes, the class dimension, shapes, values.
+
+Readers give arrays and know nothing of losses; kernels assume valid inputs
+and never raise user-facing errors. This module sits between them: it picks
+the prediction kind, casts to the compute dtype, moves the class dimension to
+axis 1 (adding a batch axis to an unbatched ``(C,)`` input), decides whether
+a target holds class indices or class probabilities exactly as PyTorch does
+(same shape as the prediction: probabilities; the prediction's shape without
+the class dimension: indices), checks shapes and values, and converts the
+prediction to the loss's native kind. Every error names the input's origin
+(``--target labels.npy``) and the position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import InputError, InvalidInput, UsageError
+from .registry import TARGET, LossSpec
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+@dataclass
+class Prepared:
+    """Canonical inputs for one loss call, and how to map results back to the user's layout."""
+
+    spec: LossSpec
+    kind: str  # the prediction kind given
+    given: dict[str, np.ndarray]  # differentiable inputs as given, canonical layout
+    native: dict[str, np.ndarray]  # what the kernels receive (native kind + extra inputs + target)
+    params: dict[str, Any]
+    dtype: Any
+    unbatched: bool = False
+    class_dim: int | None = None  # the user's class dimension, when it was moved to axis 1
+    batch_size: int | None = None
+    origins: dict[str, str] = field(default_factory=dict)
+
+    def restore_values(self, values: np.ndarray) -> np.ndarray:
+        """Per-sample values back in the user's layout (class dimension already reduced away)."""
+        if self.unbatched:
+            return values.reshape(values.shape[1:])
+        return values
+
+    def restore_grad(self, grad: np.ndarray) -> np.ndarray:
+        if self.class_dim is not None and self.class_dim != 1 and grad.ndim >= 2:
+            grad = np.moveaxis(grad, 1, self.class_dim)
+        if self.unbatched:
+            grad = grad.reshape(grad.shape[1:])
+        return grad
+
+
+def _origin(origins: Mapping[str, str], name: str) -> str:
+    return origins.get(name, "--" + name.replace("_", "-"))
+
+
+def _real_array(origin: str, value: Any, dtype) -> np.ndarray:
+    a = np.asarray(value)
+    if a.dtype == object or a.dtype.kind in "USVO":
+        raise InputError(f"{origin}: expected numbers, got {_describe_dtype(a)}")
+    if a.dtype.kind == "c":
+        raise InputError(f"{origin}: complex numbers are not supported")
+    return a.astype(dtype, copy=False)
+
+
+def _describe_dtype(a: np.ndarray) -> str:
+    if a.dtype.kind in "US":
+        return "text"
+    return f"dtype {a.dtype}"
+
+
+def _fmt_index(index: tuple[int, ...]) -> str:
+    if len(index) == 1:
+        return f"row {index[0]}"
+    return "index [" + ", ".join(str(i) for i in index) + "]"
+
+
+def _choose_kind(spec: LossSpec, arrays: Mapping[str, Any]) -> str:
+    from .registry import PREDICTION_KINDS
+
+    given = [k for k in PREDICTION_KINDS if arrays.get(k) is not None]
+    accepted = list(spec.kinds)
+    options = ", ".join("--" + k.replace("_", "-") for k in accepted)
+    if not given:
+        raise UsageError(f"{spec.name}: missing prediction: give one of {options}")
+    if len(given) > 1:
+        names = " and ".join("--" + k.replace("_", "-") for k in given)
+        raise UsageError(f"{spec.name}: {names} given; give exactly one of {options}")
+    kind = given[0]
+    if kind not in spec.kinds:
+        raise UsageError(f"{spec.name} does not take --{kind.replace('_', '-')}; give one of {options}")
+    return kind
+
+
+def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
+    """Validate and return class-index targets as int64."""
+    t = np.asarray(target)
+    if t.dtype.kind == "f":
+        finite = np.isfinite(t)
+        bad = ~finite | (np.where(finite, t, 0) != np.round(np.where(finite, t, 0)))
+        if np.any(bad):
+            pos = tuple(int(i) for i in np.argwhere(bad)[0]) if t.ndim else ()
+            raise InputError(f"{origin}: class indices must be integers; found {t[pos]!r}" + (f" at {_fmt_index(pos)}" if pos else ""))
+    elif t.dtype.kind not in "iub":
+        raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
+    t = t.astype(np.int64)
+    out_of_range = ((t < 0) | (t >= n_classes)) & (t != ignore_index)
+    if np.any(out_of_range):
+        pos = tuple(int(i) for i in np.argwhere(out_of_range)[0]) if t.ndim else ()
+        value = int(t[pos])
+        where = f" ({_fmt_index(pos)})" if pos else ""
+        what = "negative class index" if value < 0 else "class index"
+        raise InputError(f"{origin}: {what} {value} is out of range for {n_classes} classes{where}")
+    return t
+
+
+def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any],
+            *, dtype: str = "float64", dim: int | None = None,
+            origins: Mapping[str, str] | None = None) -> Prepared:
+    """Validate ``arrays`` (input name → array-like) and ``params`` for ``spec``; see the module doc."""
+    origins = dict(origins or {})
+    if dtype not in DTYPES:
+        raise UsageError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+    ftype = DTYPES[dtype]
+    kind = _choose_kind(spec, arrays)
+    unknown = [k for k, v in arrays.items() if v is not None and k not in spec.inputs and k not in spec.kinds and k != kind]
+    if unknown:
+        raise UsageError(f"{spec.name} does not take --{unknown[0].replace('_', '-')}")
+    for name in spec.extra_inputs + ((TARGET,) if spec.target != "none" else ()):
+        if arrays.get(name) is None:
+            raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
+
+    pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
+    given = {kind: pred}
+    for name in spec.extra_inputs:
+        given[name] = _real_array(_origin(origins, name), arrays[name], ftype)
+    params = dict(params)
+    for p in spec.params:
+        if p.kind == "array" and params.get(p.name) is not None:
+            params[p.name] = _real_array(_origin(origins, p.name), params[p.name], ftype)
+
+    prep = Prepared(spec=spec, kind=kind, given=given, native={}, params=params, dtype=ftype, origins=origins)
+    target_origin = _origin(origins, TARGET)
+    target = arrays.get(TARGET)
+
+    if spec.class_axis:
+        target = _prepare_class_layout(spec, prep, pred, target, target_origin, dim)
+    elif spec.target != "none":
+        if dim is not None:
+            raise UsageError(f"{spec.name} has no class dimension; --dim does not apply")
+        target = _real_array(target_origin, target, ftype)
+        if spec.target == "same" and target.shape != pred.shape:
+            raise InputError(f"{target_origin}: shape {target.shape} does not match the prediction's shape {pred.shape}")
+        if spec.target == "broadcast":
+            try:
+                np.broadcast_shapes(target.shape, pred.shape)
+            except ValueError:
+                raise InputError(f"{target_origin}: shape {target.shape} does not broadcast with the prediction's shape {pred.shape}") from None
+        prep.batch_size = pred.shape[0] if pred.ndim else None
+
+    pred = prep.given[kind]
+    conversion = spec.kinds[kind]
+    native_kind = conversion.target if conversion else kind
+    with np.errstate(all="ignore"):
+        prep.native[native_kind] = conversion.forward(pred) if conversion else pred
+    for name in spec.extra_inputs:
+        prep.native[name] = prep.given[name]
+    if target is not None:
+        prep.native[TARGET] = target
+
+    if spec.validate is not None:
+        try:
+            spec.validate(prep.native, prep.params)
+        except InvalidInput as e:
+            origin = _origin(origins, e.name) if e.name in spec.inputs or e.name in spec.param_names else e.name
+            if e.name in spec.kinds or e.name in ("log_probs",):
+                origin = _origin(origins, kind)
+            raise InputError(f"{origin}: {e.message}") from None
+    return prep
+
+
+def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim):
+    """Move the class dimension to axis 1 and decide the target's meaning (PyTorch's rule)."""
+    kind_origin = _origin(prep.origins, prep.kind)
+    if pred.ndim == 0:
+        raise InputError(f"{kind_origin}: expected a class dimension, got a single number")
+    user_dim = (1 if pred.ndim >= 2 else 0) if dim is None else dim
+    if not -pred.ndim <= user_dim < pred.ndim:
+        raise UsageError(f"--dim {dim} is out of range for an input with {pred.ndim} dimension(s)")
+    user_dim %= pred.ndim
+    n_classes = pred.shape[user_dim]
+    if n_classes == 0:
+        raise InputError(f"{kind_origin}: shape {pred.shape} has 0 classes")
+    target_arr = np.asarray(target)
+    prob_mode = target_arr.shape == pred.shape
+    if prob_mode and spec.target == "index":
+        raise InputError(f"{target_origin}: {spec.name} needs class indices, shape {_without(pred.shape, user_dim)}; got the prediction's shape {pred.shape}")
+    if prob_mode:
+        t = _real_array(target_origin, target_arr, prep.dtype)
+    else:
+        expected = _without(pred.shape, user_dim)
+        if target_arr.shape != expected:
+            hint = ""
+            if target_arr.ndim == 2 and target_arr.shape[1] == 1 and pred.ndim == 2:
+                hint = " (a column of labels: give it as a 1-D array)"
+            raise InputError(
+                f"{target_origin}: shape {target_arr.shape} fits neither class indices {expected} "
+                f"nor class probabilities {pred.shape} for a prediction of shape {pred.shape} with classes on dim {user_dim}{hint}")
+        t = _class_targets(spec, target_origin, target_arr, pred.shape, prep.params.get("ignore_index", -100), n_classes)
+
+    if pred.ndim == 1:
+        prep.unbatched = True
+        pred = pred[None]
+        t = t[None]
+        user_dim = 1
+    elif user_dim != 1:
+        prep.class_dim = user_dim
+        pred = np.moveaxis(pred, user_dim, 1)
+        if prob_mode:
+            t = np.moveaxis(t, user_dim, 1)
+    prep.given[prep.kind] = pred
+    prep.batch_size = pred.shape[0]
+    return t
+
+
+def _without(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    return shape[:axis] + shape[axis + 1:]

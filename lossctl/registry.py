@@ -1,0 +1,160 @@
+"""The loss registry: how a loss is declared, once.
+
+A :class:`LossSpec` holds everything about one loss: its name and aliases,
+the prediction kinds it accepts (and how the others convert to its native
+kind), its parameters with defaults and help, and its kernels. The CLI
+commands, ``lossctl list``, the check runner and the parametrised tests are all
+generated from the specs in :data:`lossctl.losses.ALL_SPECS`.
+
+Kernel protocol (pure NumPy, no I/O):
+
+* ``forward(x, params) -> Forward``: ``x`` maps input names to arrays in the
+  canonical layout (class axis 1 for class losses), ``params`` maps parameter
+  names to values. ``Forward.values`` are the ``reduction='none'`` values;
+  ``Forward.denominator`` the per-value weights whose sum ``'mean'`` divides by
+  (``None`` means the number of values).
+* ``backward(x, params, upstream) -> {name: grad}``: the gradient of
+  ``upstream · Σ values`` with respect to each native prediction input.
+  ``upstream`` is the scalar the reduction multiplies by (``1/D`` for mean),
+  passed in so that a kernel can reproduce PyTorch's exact NaN/zero pattern
+  when ``D = 0``.
+* ``steps(x, params) -> [Step]``: the derivation for the first few samples,
+  ``x`` holding one row per shown sample.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import UsageError
+
+PREDICTION_KINDS = ("logits", "probs", "log_probs", "pred")
+TARGET = "target"
+
+
+@dataclass(frozen=True)
+class Param:
+    """One loss parameter: ``name`` is the snake-case key (``--kebab-case`` on the CLI)."""
+
+    name: str
+    kind: str  # "float" | "int" | "bool" | "choice" | "array"
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One line of a derivation: ``value`` has one entry per shown sample when ``per_sample``."""
+
+    label: str
+    formula: str
+    value: Any
+    per_sample: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Forward:
+    values: np.ndarray
+    denominator: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """Turns a prediction kind into the loss's native kind, with its vector-Jacobian product.
+
+    ``forward(a) -> b`` and ``vjp(a, b, g) -> ∂/∂a`` act on the canonical
+    layout (class axis 1, or 0 for a 1-D array).
+    """
+
+    source: str
+    target: str
+    formula: str
+    forward: Callable[[np.ndarray], np.ndarray]
+    vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+    steps: Callable[[np.ndarray], list[Step]] | None = None
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    mirrors: str
+    summary: str
+    formula: str
+    kinds: Mapping[str, Conversion | None]  # accepted prediction kinds; None = native
+    forward: Callable[[dict, dict], Forward]
+    backward: Callable[[dict, dict, float], dict]
+    steps: Callable[[dict, dict], list[Step]]
+    params: tuple[Param, ...] = ()
+    aliases: tuple[str, ...] = ()
+    extra_inputs: tuple[str, ...] = ()  # further differentiable inputs, e.g. ("var",)
+    target: str = "same"  # "class" | "index" | "same" | "broadcast" | "none"
+    class_axis: bool = False  # inputs carry a class dimension (dim 1, or 0 when 1-D; --dim)
+    reductions: tuple[str, ...] = ("mean", "sum", "none")
+    validate: Callable[[dict, dict], None] | None = None
+    notes: str = ""
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        """All array inputs in CLI order: prediction kinds, extra inputs, target."""
+        tail = (TARGET,) if self.target != "none" else ()
+        return tuple(self.kinds) + self.extra_inputs + tail
+
+    @property
+    def param_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.params)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+# Parameters shared by many losses: one help text, one default, everywhere.
+WEIGHT = Param("weight", "array", None, "Rescaling weight: one per class (C,) for class losses, broadcast to the input otherwise.")
+IGNORE_INDEX = Param("ignore_index", "int", -100, "Target value that is ignored and does not count in the mean.")
+LABEL_SMOOTHING = Param("label_smoothing", "float", 0.0, "Mix the target with the uniform distribution: (1-ε)·t + ε/C.")
+POS_WEIGHT = Param("pos_weight", "array", None, "Weight of positive examples, broadcast from the trailing dimensions (C,).")
+LOG_TARGET = Param("log_target", "bool", False, "The target is given as log-probabilities.")
+
+_KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+RESERVED = frozenset({"list", "check", "record", "gradcheck", "info", "help"})
+
+
+class Registry:
+    """Name and alias lookup over the specs; validates them on construction."""
+
+    def __init__(self, specs: tuple[LossSpec, ...]):
+        self.specs = specs
+        self._by_name: dict[str, LossSpec] = {}
+        for spec in specs:
+            if not spec.kinds:
+                raise ValueError(f"{spec.name}: a loss needs at least one prediction kind")
+            for name in (spec.name, *spec.aliases):
+                if not _KEBAB.match(name) or name in RESERVED:
+                    raise ValueError(f"invalid loss name {name!r}")
+                if name in self._by_name:
+                    raise ValueError(f"loss name {name!r} registered twice")
+                self._by_name[name] = spec
+
+    def names(self) -> list[str]:
+        return [s.name for s in self.specs]
+
+    def get(self, name: str) -> LossSpec:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            close = difflib.get_close_matches(name, list(self._by_name), n=1, cutoff=0.5)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise UsageError(f"unknown loss '{name}'{hint} Run 'lossctl list' for all losses.") from None

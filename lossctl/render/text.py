@@ -1,0 +1,158 @@
+"""The ``plain``, ``json`` and ``csv`` formats (no rich)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import fmt_float, jsonable
+
+
+def document(result, report=None, *, per_sample: bool = False, grad: bool = False, explain: bool = False,
+             extra: dict | None = None) -> dict[str, Any]:
+    """The contract's JSON object (§4)."""
+    doc: dict[str, Any] = {
+        "loss_name": result.loss_name,
+        "reduction": result.reduction,
+        "loss": jsonable(result.loss),
+    }
+    if extra:
+        doc.update(extra)
+    if per_sample:
+        doc["per_sample"] = jsonable(result.per_sample)
+    if grad:
+        doc["grad"] = {name: jsonable(g) for name, g in result.grad.items()}
+    if explain and result.steps is not None:
+        doc["steps"] = [
+            {"label": s.label, "formula": s.formula, "value": jsonable(s.value), "per_sample": s.per_sample}
+            for s in result.steps
+        ]
+        doc["rows_shown"] = result.shown_rows
+        doc["rows_total"] = result.total_rows
+    if report is not None:
+        doc["check"] = check_document(report)
+    return doc
+
+
+def check_document(report) -> dict[str, Any]:
+    return {
+        "passed": report.passed,
+        "rtol": report.rtol,
+        "atol": report.atol,
+        "comparisons": [
+            {
+                "what": c.what,
+                "passed": c.passed,
+                "expected": jsonable(c.expected),
+                "actual": jsonable(c.actual),
+                "abs_diff": jsonable(c.abs_diff),
+                "rel_diff": jsonable(c.rel_diff),
+                **({"worst_index": list(c.worst_index)} if c.worst_index is not None else {}),
+                **({"problem": c.problem} if c.problem else {}),
+            }
+            for c in report.comparisons
+        ],
+    }
+
+
+def write_json(out: TextIO, doc: dict) -> None:
+    json.dump(doc, out, allow_nan=False)
+    out.write("\n")
+
+
+def write_plain(out: TextIO, result, *, per_sample: bool = False, grad: bool = False, explain: bool = False) -> None:
+    """The loss alone (``repr``, round-trips); reduction none: one value a line.
+
+    Extra parts follow under ``# name (shape)`` lines, arrays as one row a line.
+    """
+    if result.reduction == "none":
+        for v in np.ravel(result.loss):
+            out.write(fmt_float(v) + "\n")
+    else:
+        out.write(fmt_float(result.loss) + "\n")
+    if per_sample:
+        _plain_array(out, "per_sample", result.per_sample)
+    if grad:
+        for name, g in result.grad.items():
+            _plain_array(out, f"grad {name}", g)
+    if explain and result.steps is not None:
+        out.write(f"# steps ({result.shown_rows} of {result.total_rows} rows)\n")
+        for s in result.steps:
+            out.write(f"{s.label}: {s.formula} = {_inline(s.value)}\n")
+
+
+def _plain_array(out: TextIO, title: str, a: np.ndarray) -> None:
+    a = np.asarray(a)
+    out.write(f"# {title} (shape {'x'.join(map(str, a.shape)) or 'scalar'})\n")
+    rows = a.reshape(1, 1) if a.ndim == 0 else (a.reshape(-1, 1) if a.ndim == 1 else a.reshape(a.shape[0], -1))
+    for row in rows:
+        out.write(" ".join(fmt_float(v) for v in row) + "\n")
+
+
+def _inline(value: Any) -> str:
+    if value is None:
+        return "-"
+    a = np.asarray(value)
+    if a.ndim == 0:
+        return fmt_float(a)
+    return json.dumps(jsonable(a))
+
+
+def write_csv(out: TextIO, result, *, per_sample: bool = False, grad: bool = False) -> None:
+    """One row per sample (``index, loss, grad…``) when per-sample values are asked for
+    or the reduction is none; otherwise a ``loss`` column with one row."""
+    import csv
+
+    writer = csv.writer(out, lineterminator="\n")
+    if not per_sample and result.reduction != "none" and not grad:
+        writer.writerow(["loss"])
+        writer.writerow([fmt_float(result.loss)])
+        return
+    header, columns = per_sample_columns(result, grad=grad)
+    writer.writerow(header)
+    for row in zip(*columns):
+        writer.writerow(row)
+
+
+def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]]]:
+    """Columns of a per-sample table: index, loss, then each gradient's entries flattened per sample."""
+    values = np.asarray(result.per_sample)
+    flat = values.reshape(-1) if values.ndim else values.reshape(1)
+    n = flat.size
+    index = [str(i) for i in range(n)]
+    header = ["sample", "loss"]
+    columns = [index, [fmt_float(v) for v in flat]]
+    if grad:
+        for name, g in result.grad.items():
+            g = np.asarray(g)
+            rows = g.reshape(n, -1) if n and g.size % n == 0 else g.reshape(1, -1)
+            if rows.shape[0] != n:
+                continue
+            for j in range(rows.shape[1]):
+                header.append(f"grad_{name}_{j}" if rows.shape[1] > 1 else f"grad_{name}")
+                columns.append([fmt_float(v) for v in rows[:, j]])
+    return header, columns
+
+
+def write_check_plain(err: TextIO, report) -> None:
+    """A failed or passed check as text: expected, actual, difference (CONTRACT §5)."""
+    for c in report.comparisons:
+        status = "ok" if c.passed else "FAIL"
+        if c.problem:
+            err.write(f"check {status} {c.what}: {c.problem}\n")
+            continue
+        where = f" at index {list(c.worst_index)}" if c.worst_index is not None and not c.passed else ""
+        expected, actual = _pick(c.expected, c.worst_index), _pick(c.actual, c.worst_index)
+        err.write(
+            f"check {status} {c.what}: expected {expected}, actual {actual}, "
+            f"abs diff {c.abs_diff:.3g}, rel diff {c.rel_diff:.3g}{where} (rtol {report.rtol:g}, atol {report.atol:g})\n"
+        )
+
+
+def _pick(value: Any, index) -> str:
+    a = np.asarray(value, dtype=np.float64)
+    if index is not None and a.ndim and a.size:
+        a = np.broadcast_to(a, a.shape)[index] if a.ndim == len(index) else a
+    return fmt_float(a) if a.ndim == 0 else json.dumps(jsonable(a))
