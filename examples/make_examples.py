@@ -134,7 +134,7 @@ def build() -> dict[str, bytes]:
          "target": [[0, 0], [1, 1]]},
         "seeds/001: F.cross_entropy(input, target[, weight]) with input of shape (2, 2, 2);\n"
         "the class dimension is dim 1, target has shape (N, d1) = (2, 2).")
-    out["ce/class_weight.txt"] = table(np.array([[1.0, 9.0]], F64), " ")
+    out["ce/class_weight.txt"] = table(np.array([1.0, 9.0], F64), " ")   # one value a line
     # seeds/001 multi-class "scissors" example, probabilities after softmax
     out["ce/scissors.yaml"] = yaml_doc(
         {"good": [[0.9, 0.1, 0.0]], "bad": [[0.1, 0.9, 0.0]], "target": [0]},

@@ -32,12 +32,22 @@ def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float,
         if broadcast_shape is not None:
             a = np.broadcast_to(a, broadcast_shape)
         sliced[name] = _rows_of(prep, np.asarray(a), name)[:shown]
+    params = dict(prep.params)
+    if broadcast_shape is not None:  # element-wise losses: walk array parameters element by element too
+        for p in spec.params:
+            value = params.get(p.name)
+            if p.kind == "array" and value is not None:
+                params[p.name] = np.reshape(np.broadcast_to(value, broadcast_shape), -1)[:shown]
     steps: list[Step] = []
-    if conversion is not None and conversion.steps is not None:
-        given = prep.given[prep.kind]
-        steps += conversion.steps(_rows_of(prep, given, prep.kind)[:shown])
+    if conversion is not None:
+        given = _rows_of(prep, prep.given[prep.kind], prep.kind)[:shown]
+        if conversion.steps is not None and given.ndim == 2:
+            steps += conversion.steps(given)
+        else:  # element-wise walk: show the converted value, not the whole row's derivation
+            steps.append(Step(f"--{prep.kind.replace('_', '-')}", conversion.source, given))
+            steps.append(Step(conversion.target.replace("_", "-"), conversion.formula, sliced[conversion.target]))
     with np.errstate(all="ignore"):
-        steps += spec.steps(sliced, prep.params)
+        steps += spec.steps(sliced, params)
         steps += _reduction_steps(reduction, values, denom, reduced)
     return steps, shown, total
 

@@ -79,9 +79,7 @@ def _fmt_index(index: tuple[int, ...]) -> str:
 
 
 def _choose_kind(spec: LossSpec, arrays: Mapping[str, Any]) -> str:
-    from .registry import PREDICTION_KINDS
-
-    given = [k for k in PREDICTION_KINDS if arrays.get(k) is not None]
+    given = [k for k in spec.prediction_kinds if arrays.get(k) is not None]
     accepted = list(spec.kinds)
     options = ", ".join("--" + k.replace("_", "-") for k in accepted)
     if not given:
@@ -107,7 +105,9 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
     elif t.dtype.kind not in "iub":
         raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
     t = t.astype(np.int64)
-    out_of_range = ((t < 0) | (t >= n_classes)) & (t != ignore_index)
+    out_of_range = (t < 0) | (t >= n_classes)
+    if ignore_index is not None:
+        out_of_range &= t != ignore_index
     if np.any(out_of_range):
         pos = tuple(int(i) for i in np.argwhere(out_of_range)[0]) if t.ndim else ()
         value = int(t[pos])
@@ -196,6 +196,8 @@ def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim
         raise InputError(f"{kind_origin}: shape {pred.shape} has 0 classes")
     target_arr = np.asarray(target)
     prob_mode = target_arr.shape == pred.shape
+    if not prob_mode and spec.target == "same":
+        raise InputError(f"{target_origin}: shape {target_arr.shape} does not match the prediction's shape {pred.shape}")
     if prob_mode and spec.target == "index":
         raise InputError(f"{target_origin}: {spec.name} needs class indices, shape {_without(pred.shape, user_dim)}; got the prediction's shape {pred.shape}")
     if prob_mode:
@@ -209,7 +211,9 @@ def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim
             raise InputError(
                 f"{target_origin}: shape {target_arr.shape} fits neither class indices {expected} "
                 f"nor class probabilities {pred.shape} for a prediction of shape {pred.shape} with classes on dim {user_dim}{hint}")
-        t = _class_targets(spec, target_origin, target_arr, pred.shape, prep.params.get("ignore_index", -100), n_classes)
+        # Only a loss with an ignore_index parameter exempts a target value from the range check.
+        ignore = prep.params.get("ignore_index", -100) if "ignore_index" in spec.param_names else None
+        t = _class_targets(spec, target_origin, target_arr, pred.shape, ignore, n_classes)
 
     if pred.ndim == 1:
         prep.unbatched = True

@@ -111,6 +111,12 @@ class LossSpec:
         return tuple(self.kinds) + self.extra_inputs + tail
 
     @property
+    def prediction_kinds(self) -> tuple[str, ...]:
+        """Names that count as a prediction for this loss: the shared kinds, then the loss's own
+        (e.g. ``x1`` or ``anchor``); exactly one of them is given in a call."""
+        return PREDICTION_KINDS + tuple(k for k in self.kinds if k not in PREDICTION_KINDS)
+
+    @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
@@ -127,6 +133,9 @@ IGNORE_INDEX = Param("ignore_index", "int", -100, "Target value that is ignored 
 LABEL_SMOOTHING = Param("label_smoothing", "float", 0.0, "Mix the target with the uniform distribution: (1-ε)·t + ε/C.")
 POS_WEIGHT = Param("pos_weight", "array", None, "Weight of positive examples, broadcast from the trailing dimensions (C,).")
 LOG_TARGET = Param("log_target", "bool", False, "The target is given as log-probabilities.")
+# PyTorch's margin defaults differ per loss (1.0 for multi_margin/hinge_embedding/triplet,
+# 0 for margin_ranking/cosine_embedding): use dataclasses.replace(MARGIN, default=...).
+MARGIN = Param("margin", "float", 1.0, "Margin of the hinge.")
 
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 RESERVED = frozenset({"list", "check", "record", "gradcheck", "info", "help"})

@@ -41,6 +41,7 @@ Definitions of the losses that have no torch function (see the docstrings of
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any, Callable
 
 import numpy as np
@@ -244,8 +245,10 @@ def _kl(case, L, reduction):
         lq = torch.log(x)
     else:
         lq = F.log_softmax(x, dim=_class_dim(x))
-    return F.kl_div(lq, _f64(case["target"]), reduction=reduction,
-                    log_target=bool(case.get("log_target", False)))
+    with warnings.catch_warnings():  # reduction='mean' warns that it is not 'batchmean'
+        warnings.simplefilter("ignore", UserWarning)
+        return F.kl_div(lq, _f64(case["target"]), reduction=reduction,
+                        log_target=bool(case.get("log_target", False)))
 
 
 def _focal_terms(case, L):

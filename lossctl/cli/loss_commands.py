@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..registry import PREDICTION_KINDS, LossSpec, Param
+from ..registry import LossSpec, Param
 from .options import COMMON_OPTIONS, Opt, input_option
 
 _PARAM_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str}
@@ -15,7 +15,7 @@ _PARAM_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "
 
 def spec_options(spec: LossSpec) -> list[Opt]:
     """Every option of ``lossctl NAME``: inputs, the loss's parameters, then the shared ones."""
-    opts = [input_option(k, hidden=k not in spec.kinds) for k in PREDICTION_KINDS]
+    opts = [input_option(k, hidden=k not in spec.kinds) for k in spec.prediction_kinds]
     opts += [input_option(k) for k in spec.extra_inputs]
     if spec.target != "none":
         opts.append(input_option("target"))

@@ -1,0 +1,59 @@
+"""lossctl against PyTorch computed on the fly (skipped when torch is not installed).
+
+The cases are the same table as the fixture files (tests/tools/make_torch_fixtures.py,
+:func:`build_cases`), with ``full=True``: every golden/seed/edge case plus the
+whole random grid of each loss (shapes incl. K-dim and unbatched, prediction
+kinds, every parameter combination, every reduction) with fresh random data.
+The seed is ``LOSSCTL_LIVE_SEED`` (default 1; the fixture files use 0).
+Reference: tests/torch_reference.py; comparison and tolerances: tests/test_torch_fixtures.py.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import lossctl  # noqa: E402
+
+_TESTS = Path(__file__).resolve().parent
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(mod)
+    return mod
+
+
+gen = _load("_lossctl_make_torch_fixtures", _TESTS / "tools" / "make_torch_fixtures.py")
+ref = _load("_lossctl_torch_reference", _TESTS / "torch_reference.py")
+fx = _load("_lossctl_torch_fixture_checks", _TESTS / "test_torch_fixtures.py")
+
+SEED = int(os.environ.get("LOSSCTL_LIVE_SEED", "1"))
+REGISTERED = frozenset(lossctl.registry_names())
+
+
+def _params():
+    table = gen.build_cases(seed=SEED, full=True)
+    for loss, cases in table.items():
+        for case in cases:
+            marks = () if loss in REGISTERED else (pytest.mark.skip(reason=f"loss {loss!r} is not registered"),)
+            yield pytest.param(gen.public(case), id=case["name"], marks=marks)
+
+
+@pytest.mark.parametrize("case", list(_params()))
+def test_live_matches_torch(case):
+    expect = ref.reference(fx.lossctl_input(case))
+    res = lossctl.compute(fx.lossctl_input(case))
+    fx.check_result(res, expect)
+
+
+def test_every_registered_loss_has_a_reference():
+    missing = sorted(REGISTERED - set(ref.REFERENCES))
+    assert not missing, f"registered losses without a torch reference: {missing}"
