@@ -192,10 +192,10 @@ def run_loss_case(case: dict, base: Path) -> dict:
     per, _, _ = loss_call(case, base, reduction="none")
     got["per_sample"] = per.detach().tolist()
     if case.get("explain"):
-        x = _t(load(case[kind], base), torch.float64)
-        got["steps"] = {"exp": torch.exp(x).tolist(),
-                        "softmax": torch.softmax(x, dim=-1).tolist(),
-                        "log_softmax": torch.log_softmax(x, dim=-1).tolist()}
+        x = torch.atleast_2d(_t(load(case[kind], base), torch.float64))   # rows, as lossctl shows them
+        got["steps"] = {"exp": torch.exp(x - x.max(dim=1, keepdim=True).values).tolist(),
+                        "softmax": torch.softmax(x, dim=1).tolist(),
+                        "log-softmax": torch.log_softmax(x, dim=1).tolist()}
     return got
 
 

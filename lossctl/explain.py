@@ -13,7 +13,7 @@ from .registry import TARGET, Step
 
 
 def _rows_of(prep: Prepared, a: np.ndarray, name: str) -> np.ndarray:
-    if prep.spec.class_axis and a.ndim >= 2 and not (name == TARGET and a.ndim == prep.native_ndim - 1):
+    if prep.class_layout and a.ndim >= 2 and not (name == TARGET and a.ndim == prep.native_ndim - 1):
         return np.moveaxis(a, 1, -1).reshape(-1, a.shape[1])
     return np.reshape(a, -1)
 
@@ -24,9 +24,11 @@ def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float,
     shown = max(0, min(rows, total))
     conversion = spec.kinds[prep.kind]
     native = dict(prep.native)
+    if spec.align is not None:
+        native = spec.align(native, prep.params)
     ref = next(iter(native.values()))
     prep.native_ndim = ref.ndim  # type: ignore[attr-defined]
-    broadcast_shape = np.broadcast_shapes(*(np.shape(a) for a in native.values())) if not spec.class_axis else None
+    broadcast_shape = np.broadcast_shapes(*(np.shape(a) for a in native.values())) if not prep.class_layout else None
     sliced = {}
     for name, a in native.items():
         if broadcast_shape is not None:

@@ -35,6 +35,7 @@ class Prepared:
     params: dict[str, Any]
     dtype: Any
     unbatched: bool = False
+    class_layout: bool = False  # the prediction carries a class dimension (moved to axis 1)
     class_dim: int | None = None  # the user's class dimension, when it was moved to axis 1
     batch_size: int | None = None
     origins: dict[str, str] = field(default_factory=dict)
@@ -146,11 +147,13 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
     target_origin = _origin(origins, TARGET)
     target = arrays.get(TARGET)
 
-    if spec.class_axis:
+    if spec.has_class_axis(kind):
+        prep.class_layout = True
         target = _prepare_class_layout(spec, prep, pred, target, target_origin, dim)
     elif spec.target != "none":
         if dim is not None:
-            raise UsageError(f"{spec.name} has no class dimension; --dim does not apply")
+            with_kind = f" with --{kind.replace('_', '-')}" if spec.class_axis else ""
+            raise UsageError(f"{spec.name}{with_kind} has no class dimension; --dim does not apply")
         target = _real_array(target_origin, target, ftype)
         if spec.target == "same" and target.shape != pred.shape:
             raise InputError(f"{target_origin}: shape {target.shape} does not match the prediction's shape {pred.shape}")

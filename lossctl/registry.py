@@ -100,8 +100,12 @@ class LossSpec:
     extra_inputs: tuple[str, ...] = ()  # further differentiable inputs, e.g. ("var",)
     target: str = "same"  # "class" | "index" | "same" | "broadcast" | "none"
     class_axis: bool = False  # inputs carry a class dimension (dim 1, or 0 when 1-D; --dim)
+    class_kinds: tuple[str, ...] = ()  # with class_axis: the kinds that carry it (empty: every kind)
     reductions: tuple[str, ...] = ("mean", "sum", "none")
     validate: Callable[[dict, dict], None] | None = None
+    # --explain: the native inputs as element-aligned arrays, for inputs whose
+    # layout NumPy broadcasting alone does not express (gaussian-nll's per-sample var).
+    align: Callable[[dict, dict], dict] | None = None
     notes: str = ""
 
     @property
@@ -115,6 +119,10 @@ class LossSpec:
         """Names that count as a prediction for this loss: the shared kinds, then the loss's own
         (e.g. ``x1`` or ``anchor``); exactly one of them is given in a call."""
         return PREDICTION_KINDS + tuple(k for k in self.kinds if k not in PREDICTION_KINDS)
+
+    def has_class_axis(self, kind: str) -> bool:
+        """Whether inputs of prediction ``kind`` carry the class dimension."""
+        return self.class_axis and (not self.class_kinds or kind in self.class_kinds)
 
     @property
     def param_names(self) -> tuple[str, ...]:

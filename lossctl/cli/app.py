@@ -22,7 +22,7 @@ app = typer.Typer(
 
 @app.command("list")
 def list_losses(
-    format: str = typer.Option("table", "--format", "-f", help="table, json or plain."),
+    format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
 ) -> None:
     """List the registered losses, their aliases, inputs and parameters."""

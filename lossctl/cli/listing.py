@@ -36,13 +36,16 @@ def render_list(fmt: str) -> None:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
         return
+    if fmt == "markdown":
+        sys.stdout.write(markdown_table(rows))
+        return
     if fmt == "plain":
         for r in rows:
             inputs = " ".join("--" + i.replace("_", "-") for i in r["inputs"])
             sys.stdout.write(f"{r['name']}\t{r['mirrors']}\t{inputs}\n")
         return
     if fmt != "table":
-        raise UsageError(f"--format: expected table, json or plain, got {fmt!r}")
+        raise UsageError(f"--format: expected table, json, plain or markdown, got {fmt!r}")
     from rich.console import Console
     from rich.table import Table
 
@@ -54,3 +57,14 @@ def render_list(fmt: str) -> None:
                   " ".join("--" + i.replace("_", "-") for i in r["inputs"]),
                   " ".join(p["option"] for p in r["params"]))
     Console(file=sys.stdout).print(t)
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The registry as the Markdown table in README.md (tests/test_docs.py keeps them equal)."""
+    lines = ["| loss | aliases | mirrors | inputs | parameters |", "| --- | --- | --- | --- | --- |"]
+    for r in rows:
+        inputs = " ".join(f"`--{i.replace('_', '-')}`" for i in r["inputs"])
+        params = " ".join(f"`{p['option']}`" for p in r["params"])
+        aliases = ", ".join(f"`{a}`" for a in r["aliases"])
+        lines.append(f"| `{r['name']}` | {aliases} | `{r['mirrors']}` | {inputs} | {params} |")
+    return "\n".join(lines) + "\n"

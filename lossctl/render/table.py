@@ -24,18 +24,18 @@ def _cell(value: Any) -> str:
         return "—"
     a = np.asarray(value)
     if a.ndim == 0:
-        return fmt_float(a)
+        return _short(a, digits=12)
     flat = a.reshape(-1)
     shown = ", ".join(_short(v) for v in flat[:MAX_CELL_VALUES])
     more = f", … (+{flat.size - MAX_CELL_VALUES})" if flat.size > MAX_CELL_VALUES else ""
     return f"[{shown}{more}]"
 
 
-def _short(v: Any) -> str:
+def _short(v: Any, digits: int = 6) -> str:
     a = np.asarray(v)
     if a.dtype.kind in "iub":
         return str(int(a))
-    return f"{float(a):.6g}"
+    return f"{float(a):.{digits}g}"
 
 
 def summary(result, extra: dict | None = None) -> Table:

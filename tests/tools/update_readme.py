@@ -1,0 +1,19 @@
+"""Rewrite README.md's generated registry table from the registry (tests/test_docs.py checks it)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from lossctl.cli.listing import markdown_table, registry_rows
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+BLOCK = re.compile(r"(<!-- registry:start -->\n).*?(<!-- registry:end -->)", re.S)
+
+
+def render(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + markdown_table(registry_rows()) + m.group(2), text)
+
+
+if __name__ == "__main__":
+    README.write_text(render(README.read_text()))
