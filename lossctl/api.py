@@ -21,6 +21,8 @@ _REGISTRY: Registry | None = None
 
 # Keys of a call that are neither inputs nor loss parameters.
 CALL_KEYS = ("loss", "reduction", "dtype", "dim")
+# Regularisation keys: penalties on model parameters added to any loss.
+REGULARISATION_KEYS = ("l1", "l2", "params", "exclude_params")
 
 
 def registry() -> Registry:
@@ -57,6 +59,8 @@ class Result:
     shown_rows: int = 0
     total_rows: int = 0
     dtype: str = "float64"
+    data_loss: Any = None  # with --l1/--l2: the loss before the penalties (``loss`` is the objective)
+    penalties: dict[str, float] = field(default_factory=dict)
 
 
 def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, explain: bool = False,
@@ -80,12 +84,34 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
     params = {}
     for p in spec.params:
         params[p.name] = call.get(p.name, p.default)
-    unknown = sorted(set(call) - input_names - set(spec.param_names) - set(CALL_KEYS))
+    unknown = sorted(set(call) - input_names - set(spec.param_names) - set(CALL_KEYS) - set(REGULARISATION_KEYS))
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
     prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
-    return evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+    result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+    if any(call.get(k) is not None for k in ("l1", "l2")):
+        _regularise(result, call, grad)
+    return result
 
+
+def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:
+    """Add --l1/--l2 penalties on --params to the reduced loss; their gradients go under ``params``."""
+    from .regularisation import DEFAULT_EXCLUDE, penalties
+
+    if call.get("params") is None:
+        raise UsageError("--l1/--l2 need --params (the model parameters to penalise)")
+    if result.reduction == "none":
+        raise UsageError("--l1/--l2 add a penalty to a reduced loss; use --reduction mean or sum")
+    named = call["params"]
+    if not isinstance(named, Mapping):
+        named = {"params": named}
+    pen = penalties(named, l1=call.get("l1"), l2=call.get("l2"), exclude=call.get("exclude_params", DEFAULT_EXCLUDE))
+    result.data_loss = result.loss
+    result.penalties = pen.terms
+    result.loss = float(result.loss + pen.total)
+    if grad:
+        for name, g in pen.grads.items():
+            result.grad[name if name == "params" else f"params.{name}"] = g
 
 def _param_hint(spec) -> str:
     names = ", ".join(p.option for p in spec.params)

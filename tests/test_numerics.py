@@ -442,6 +442,7 @@ def test_property_log1mexp_match_mpmath(a):
     check_unary("log1mexp", nx.log1mexp, _ref_log1mexp, a)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")  # exact value overflows too
 @SETTINGS
 @given(hnp.arrays(np.float64, st.integers(1, 8), elements=finite64),
        hnp.arrays(np.float64, st.integers(1, 8),
@@ -463,6 +464,7 @@ ALL_KERNELS = {
 }
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in multiply:RuntimeWarning")  # xlogy, see above
 @SETTINGS
 @given(hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=2, min_side=1, max_side=5),
                   elements=st.floats(allow_nan=False, allow_infinity=False, width=32)))
@@ -489,8 +491,8 @@ def test_property_float32_keeps_dtype(x):
 # --------------------------------------------------------------------------
 
 
-def torch_comparison() -> list[tuple[str, str, float, float, str]]:
-    """(kernel, case, lossctl max ulp error, torch max ulp error, torch value) per case."""
+def torch_comparison() -> list[tuple[str, str, float, float, float, str]]:
+    """(kernel, case, allowed ulp, lossctl max ulp error, torch max ulp error, detail) per case."""
     import torch
     import torch.nn.functional as F
 
@@ -501,15 +503,16 @@ def torch_comparison() -> list[tuple[str, str, float, float, str]]:
     for case, row in ROWS.items():
         row = np.asarray(row, dtype=np.float64)
         exact_lse, exact_lsm, exact_sm = ref_rows(row)
-        for kernel, mine, theirs, exact in (
-            ("logsumexp", [nx.logsumexp(row)], [torch.logsumexp(t(row), -1).item()], [exact_lse]),
-            ("log_softmax", nx.log_softmax(row), torch.log_softmax(t(row), -1).numpy(), exact_lsm),
-            ("softmax", nx.softmax(row), torch.softmax(t(row), -1).numpy(), exact_sm),
+        for kernel, allowed, mine, theirs, exact in (
+            ("logsumexp", lse_allowed_ulp(exact_lse, row), [nx.logsumexp(row)],
+             [torch.logsumexp(t(row), -1).item()], [exact_lse]),
+            ("log_softmax", MAX_ULP, nx.log_softmax(row), torch.log_softmax(t(row), -1).numpy(), exact_lsm),
+            ("softmax", MAX_ULP, nx.softmax(row), torch.softmax(t(row), -1).numpy(), exact_sm),
         ):
             em = [ulp_error(g, e) for g, e in zip(mine, exact)]
             et = [ulp_error(g, e) for g, e in zip(theirs, exact)]
             worst = int(np.argmax(et))
-            rows.append((kernel, case, max(em), max(et),
+            rows.append((kernel, case, allowed, max(em), max(et),
                          f"{theirs[worst]!r} vs exact {mp.nstr(exact[worst], 3)} (lossctl {mine[worst]!r})"))
     with mp.workdps(DPS):
         for kernel, f, tf, ref in (
@@ -521,23 +524,24 @@ def torch_comparison() -> list[tuple[str, str, float, float, str]]:
             mine, theirs = f(xs), tf(t(xs)).numpy()
             for x, g, h in zip(xs, mine, theirs):
                 e = ref(_mpf(x))
-                rows.append((kernel, repr(float(x)), ulp_error(g, e), ulp_error(h, e),
+                rows.append((kernel, repr(float(x)), MAX_ULP, ulp_error(g, e), ulp_error(h, e),
                              f"{h!r} vs exact {mp.nstr(e, 3)} (lossctl {g!r})"))
         X, Y = (a.ravel() for a in np.meshgrid(np.array(XLOGY_X), np.array(XLOGY_Y)))
         mine, theirs = nx.xlogy(X, Y), torch.xlogy(t(X), t(Y)).numpy()
         for x, y, g, h in zip(X, Y, mine, theirs):
             e = _ref_xlogy(_mpf(x), _mpf(y))
-            rows.append(("xlogy", f"({x!r}, {y!r})", ulp_error(g, e), ulp_error(h, e),
+            rows.append(("xlogy", f"({x!r}, {y!r})", MAX_ULP, ulp_error(g, e), ulp_error(h, e),
                          f"{h!r} vs exact {mp.nstr(e, 3)} (lossctl {g!r})"))
     return rows
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # torch/numpy overflow to ±inf where exact
 def test_torch_comparison():
-    """On the adversarial inputs lossctl stays within MAX_ULP, whatever torch does,
-    and agrees with torch on every NaN/inf convention."""
+    """The comparison behind the README numbers runs, and lossctl meets its bound on
+    every case of it, however far torch is off (see ``python tests/test_numerics.py``)."""
     pytest.importorskip("torch")
-    for kernel, case, mine, theirs, detail in torch_comparison():
-        assert mine <= MAX_ULP or (kernel == "logsumexp" and mine <= theirs), (kernel, case, detail)
+    for kernel, case, allowed, mine, theirs, detail in torch_comparison():
+        assert mine <= allowed, (kernel, case, f"lossctl {mine:.3g} ulp, torch {theirs:.3g} ulp", detail)
 
 
 @pytest.mark.parametrize("row", [[-INF, -INF], [-INF], [INF, 0.0], [INF, -INF], [INF, INF],
@@ -558,9 +562,10 @@ def test_xlogy_conventions_match_torch():
     np.testing.assert_array_equal(nx.xlogy(x, y), torch.xlogy(torch.tensor(x), torch.tensor(y)).numpy())
 
 
-if __name__ == "__main__":  # print the torch comparison (worst cases first)
-    table = [r for r in torch_comparison() if r[3] > MAX_ULP or r[2] > MAX_ULP]
-    table.sort(key=lambda r: -r[3])
-    print(f"{'kernel':12} {'case':28} {'lossctl ulp':>12} {'torch ulp':>12}  torch value")
-    for kernel, case, mine, theirs, detail in table:
-        print(f"{kernel:12} {case:28} {mine:12.3g} {theirs:12.3g}  {detail}")
+if __name__ == "__main__":  # print where torch misses the bound lossctl is held to
+    with np.errstate(over="ignore"):
+        table = [r for r in torch_comparison() if r[4] > r[2] or r[3] > r[2]]
+    table.sort(key=lambda r: -r[4])
+    print(f"{'kernel':12} {'case':28} {'bound':>6} {'lossctl ulp':>12} {'torch ulp':>10}  torch value")
+    for kernel, case, allowed, mine, theirs, detail in table:
+        print(f"{kernel:12} {case:28} {allowed:6.3g} {mine:12.3g} {theirs:10.3g}  {detail}")

@@ -42,6 +42,10 @@ def input_option(name: str, hidden: bool = False) -> Opt:
 COMMON_OPTIONS: tuple[Opt, ...] = (
     Opt("stdin_format", ("--stdin-format",), str | None, None, "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", "Inputs"),
     Opt("dtype", ("--dtype",), str, "float64", "Compute in float64 (default) or float32.", "Parameters"),
+    Opt("l2", ("--l2",), float | None, None, "Add the L2 penalty 0.5·α·Σw² over --params (α = this value).", "Regularisation"),
+    Opt("l1", ("--l1",), float | None, None, "Add the L1 penalty β·Σ|w| over --params (β = this value).", "Regularisation"),
+    Opt("params", ("--params",), str | None, None, "Model parameters for --l1/--l2: one array, or an .npz (JSON/YAML mapping) of several.", "Regularisation"),
+    Opt("exclude_params", ("--exclude-params",), str, "bias", "Parameters whose name contains this get no penalty (as the seed skips biases); '' for none.", "Regularisation"),
     Opt("format", ("--format", "-f"), str, "auto", "Output format: auto (table on a terminal, plain otherwise), table, json, plain, csv.", "Output"),
     Opt("json", ("--json",), bool, False, "Short for --format json.", "Output"),
     Opt("per_sample", ("--per-sample",), bool, False, "Also show the per-sample (reduction='none') values.", "Output"),

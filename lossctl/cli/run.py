@@ -8,7 +8,7 @@ from typing import Any
 
 from ..checks import check_result
 from ..errors import ExitCode, UsageError
-from ..io.readers import read_array
+from ..io.readers import read_array, read_named_arrays
 from ..io.sources import parse_source
 from ..registry import PREDICTION_KINDS, LossSpec
 from ..render import FORMATS
@@ -33,7 +33,12 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     for key, value in opts.items():
         if key in _OUTPUT_KEYS or value is None:
             continue
-        call[key] = reader.read(key, value) if key in array_names else value
+        if key == "params":
+            call[key] = reader.read_named(key, value)
+        elif key == "exclude_params" and opts.get("params") is None:
+            continue
+        else:
+            call[key] = reader.read(key, value) if key in array_names else value
 
     output = Path(opts["output"]) if opts["output"] else None
     if output is not None:
@@ -85,6 +90,12 @@ class _Reader:
         self._stdin_used_by: str | None = None
 
     def read(self, name: str, text: str):
+        return read_array(*self._source(name, text), stdin_format=self.stdin_format)
+
+    def read_named(self, name: str, text: str):
+        return read_named_arrays(*self._source(name, text), stdin_format=self.stdin_format)
+
+    def _source(self, name: str, text: str):
         option = "--" + name.replace("_", "-")
         origin = f"{option} {text}" if len(text) <= 60 else f"{option} {text[:57]}..."
         self.origins[name] = origin
@@ -95,7 +106,7 @@ class _Reader:
             self._stdin_used_by = option
         if source.path is not None:
             self.paths.append(source.path)
-        return read_array(source, origin, stdin_format=self.stdin_format)
+        return source, origin
 
 
 def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int) -> None:

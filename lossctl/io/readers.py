@@ -292,3 +292,23 @@ def _is_json(data: bytes) -> bool:
         return True
     except (ValueError, UnicodeDecodeError):
         return False
+
+
+def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None = None) -> dict[str, np.ndarray]:
+    """Several named arrays from one source: every array of an ``.npz`` (or every top-level
+    key of a JSON/YAML mapping) when no ``:KEY`` is given; otherwise ``{"params": array}``
+    (or ``{KEY: array}``)."""
+    if source.kind == "path" and source.key is None and source.path is not None:
+        suffix = source.path.suffix.lower()
+        if suffix == ".npz" and source.path.is_file():
+            with np.load(source.path, allow_pickle=False) as archive:
+                names = list(archive.files)
+            return {name: read_path(source.path, name, f"{origin}:{name}") for name in names}
+        if suffix in (".json", ".yaml", ".yml") and source.path.is_file():
+            data = source.path.read_bytes()
+            text = _decode(data, origin)
+            doc = json.loads(text) if suffix == ".json" else _safe_yaml(text, origin)
+            if isinstance(doc, dict):
+                return {str(k): _from_document(v, f"{origin}:{k}", None) for k, v in doc.items()}
+    name = source.key or "params"
+    return {name: read_array(source, origin, stdin_format=stdin_format)}

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import binary, cross_entropy, divergence
+from . import binary, cross_entropy, divergence, regression, seeded
 
-ALL_SPECS = cross_entropy.SPECS + binary.SPECS + divergence.SPECS
+ALL_SPECS = cross_entropy.SPECS + binary.SPECS + divergence.SPECS + regression.SPECS + seeded.SPECS

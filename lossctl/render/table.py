@@ -50,8 +50,12 @@ def summary(result, extra: dict | None = None) -> Table:
     t.add_row("dtype", result.dtype)
     for k, v in (extra or {}).items():
         t.add_row(k, str(v))
+    if result.penalties:
+        t.add_row("data loss", fmt_float(result.data_loss))
+        for name, value in result.penalties.items():
+            t.add_row(f"penalty {name}", fmt_float(value))
     value = _cell(result.loss) if result.reduction == "none" else fmt_float(result.loss)
-    t.add_row("value", Text(value, style="bold green"))
+    t.add_row("objective" if result.penalties else "value", Text(value, style="bold green"))
     return t
 
 

@@ -18,6 +18,9 @@ def document(result, report=None, *, per_sample: bool = False, grad: bool = Fals
         "reduction": result.reduction,
         "loss": jsonable(result.loss),
     }
+    if result.penalties:
+        doc["data_loss"] = jsonable(result.data_loss)
+        doc["penalties"] = {k: jsonable(v) for k, v in result.penalties.items()}
     if extra:
         doc.update(extra)
     if per_sample:
@@ -72,6 +75,10 @@ def write_plain(out: TextIO, result, *, per_sample: bool = False, grad: bool = F
             out.write(fmt_float(v) + "\n")
     else:
         out.write(fmt_float(result.loss) + "\n")
+    if result.penalties:
+        out.write(f"# data_loss {fmt_float(result.data_loss)}\n")
+        for name, value in result.penalties.items():
+            out.write(f"# penalty {name} {fmt_float(value)}\n")
     if per_sample:
         _plain_array(out, "per_sample", result.per_sample)
     if grad:
