@@ -125,8 +125,13 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
         fwd = spec.forward(prep.native, prep.params)
         values = np.asarray(fwd.values)
         denom = _reduction.denominator(reduction, values, fwd.denominator, prep.batch_size)
-        reduced = _reduction.reduce(reduction, values, denom)
-        grads = _gradients(prep, _reduction.upstream(denom)) if grad else {}
+        # 'mean' of per-value divided losses (CTC: l_n / max(L_n, 1)); the upstream becomes per value.
+        divisor = None if reduction != "mean" or fwd.mean_divisor is None else np.asarray(fwd.mean_divisor, dtype=values.dtype)
+        reduced = _reduction.reduce(reduction, values if divisor is None else values / divisor, denom)
+        upstream = _reduction.upstream(denom)
+        if divisor is not None:
+            upstream = np.asarray(upstream, dtype=values.dtype) / divisor
+        grads = _gradients(prep, upstream) if grad else {}
     per_sample = prep.restore_values(values)
     loss = per_sample if reduction == "none" else float(reduced)
     result = Result(
@@ -136,7 +141,8 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
     if explain:
         from .explain import derivation
 
-        result.steps, result.shown_rows, result.total_rows = derivation(prep, reduction, values, denom, reduced, rows)
+        result.steps, result.shown_rows, result.total_rows = derivation(prep, reduction, values, denom, reduced, rows,
+                                                                        mean_divisor=divisor)
     return result
 
 

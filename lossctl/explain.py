@@ -18,11 +18,20 @@ def _rows_of(prep: Prepared, a: np.ndarray, name: str) -> np.ndarray:
     return np.reshape(a, -1)
 
 
-def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float, reduced, rows: int):
+def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float, reduced, rows: int,
+               mean_divisor: np.ndarray | None = None):
     spec = prep.spec
     total = int(values.size)
     shown = max(0, min(rows, total))
     conversion = spec.kinds[prep.kind]
+    if spec.sample_rows is not None:  # the loss picks its own samples (vector pairs, sequences)
+        steps = []
+        if conversion is not None:
+            steps.append(Step(conversion.target.replace("_", "-"), conversion.formula, None, per_sample=False))
+        with np.errstate(all="ignore"):
+            steps += spec.steps(spec.sample_rows(dict(prep.native), prep.params, shown), prep.params)
+            steps += _reduction_steps(reduction, values, denom, reduced, mean_divisor)
+        return steps, shown, total
     native = dict(prep.native)
     if spec.align is not None:
         native = spec.align(native, prep.params)
@@ -54,15 +63,20 @@ def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float,
     return steps, shown, total
 
 
-def _reduction_steps(reduction: str, values: np.ndarray, denom: float, reduced) -> list[Step]:
+def _reduction_steps(reduction: str, values: np.ndarray, denom: float, reduced,
+                     mean_divisor: np.ndarray | None = None) -> list[Step]:
     n = values.size
     if reduction == "none":
         return [Step("reduction 'none'", "the per-sample values are the output", None, per_sample=False)]
-    total = float(np.sum(values))
-    steps = [Step("sum over samples", f"Σ l over {n} values", total, per_sample=False)]
+    if mean_divisor is not None:
+        total = float(np.sum(values / mean_divisor))
+        steps = [Step("sum over samples", f"Σ l/d over {n} values (d: each value's divisor)", total, per_sample=False)]
+    else:
+        total = float(np.sum(values))
+        steps = [Step("sum over samples", f"Σ l over {n} values", total, per_sample=False)]
     if reduction == "mean":
         steps.append(Step("mean denominator", "D = Σ weights of counted samples (or their number)", denom, per_sample=False))
-        steps.append(Step("loss (mean)", "Σ l / D", float(reduced), per_sample=False))
+        steps.append(Step("loss (mean)", "Σ l / D" if mean_divisor is None else "Σ (l/d) / D", float(reduced), per_sample=False))
     elif reduction == "batchmean":
         steps.append(Step("batch size", "N = input.size(0)", denom, per_sample=False))
         steps.append(Step("loss (batchmean)", "Σ l / N", float(reduced), per_sample=False))

@@ -130,7 +130,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
     unknown = [k for k, v in arrays.items() if v is not None and k not in spec.inputs and k not in spec.kinds and k != kind]
     if unknown:
         raise UsageError(f"{spec.name} does not take --{unknown[0].replace('_', '-')}")
-    for name in spec.extra_inputs + ((TARGET,) if spec.target != "none" else ()):
+    for name in spec.extra_inputs + ((TARGET,) if spec.target != "none" else ()) + spec.aux_inputs:
         if arrays.get(name) is None:
             raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
 
@@ -173,6 +173,9 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
         prep.native[name] = prep.given[name]
     if target is not None:
         prep.native[TARGET] = target
+    for name in spec.aux_inputs:  # numeric, kept in their own dtype (lengths stay integers)
+        value = np.asarray(arrays[name])
+        prep.native[name] = _real_array(_origin(origins, name), value, value.dtype)
 
     if spec.validate is not None:
         try:

@@ -17,9 +17,11 @@ Kernel protocol (pure NumPy, no I/O):
   ``upstream · Σ values`` with respect to each native prediction input.
   ``upstream`` is the scalar the reduction multiplies by (``1/D`` for mean),
   passed in so that a kernel can reproduce PyTorch's exact NaN/zero pattern
-  when ``D = 0``.
+  when ``D = 0``. When the forward gives ``Forward.mean_divisor``, ``'mean'``
+  passes an array instead: ``1/(D·divisor)``, one factor per value.
 * ``steps(x, params) -> [Step]``: the derivation for the first few samples,
-  ``x`` holding one row per shown sample.
+  ``x`` holding one row per shown sample (``LossSpec.sample_rows`` picks them
+  for losses whose samples are not single elements or class vectors).
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class Step:
 class Forward:
     values: np.ndarray
     denominator: np.ndarray | None = None
+    # Per-value divisors applied before 'mean' averages (Σ (values / mean_divisor) / D):
+    # torch's CTC divides each loss by its clamped target length. 'sum' and 'none' ignore it.
+    mean_divisor: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,7 @@ class LossSpec:
     params: tuple[Param, ...] = ()
     aliases: tuple[str, ...] = ()
     extra_inputs: tuple[str, ...] = ()  # further differentiable inputs, e.g. ("var",)
-    target: str = "same"  # "class" | "index" | "same" | "broadcast" | "none"
+    target: str = "same"  # "class" | "index" | "same" | "broadcast" | "custom" (shape checked by validate) | "none"
     class_axis: bool = False  # inputs carry a class dimension (dim 1, or 0 when 1-D; --dim)
     class_kinds: tuple[str, ...] = ()  # with class_axis: the kinds that carry it (empty: every kind)
     reductions: tuple[str, ...] = ("mean", "sum", "none")
@@ -106,13 +111,25 @@ class LossSpec:
     # --explain: the native inputs as element-aligned arrays, for inputs whose
     # layout NumPy broadcasting alone does not express (gaussian-nll's per-sample var).
     align: Callable[[dict, dict], dict] | None = None
+    # Non-differentiable array inputs besides the target, e.g. CTC's ("input_lengths",
+    # "target_lengths"): required CLI/suite inputs, passed to the kernels as given
+    # (numeric, not cast to the compute dtype); checked by validate.
+    aux_inputs: tuple[str, ...] = ()
+    # --explain: sample_rows(native, params, k) -> the inputs of the first k samples, one row
+    # each, for losses whose sample is neither one element nor one class vector (pairs of
+    # vectors, sequences). Replaces the default element/class-vector walk.
+    sample_rows: Callable[[dict, dict, int], dict] | None = None
+    # The prediction's axis along which samples lie: 0 for nearly every loss; 1 for CTC's
+    # (T, N, C), which is not separable along axis 0. None: not separable at all.
+    batch_axis: int | None = 0
+    input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        """All array inputs in CLI order: prediction kinds, extra inputs, target."""
+        """All array inputs in CLI order: prediction kinds, extra inputs, target, auxiliary inputs."""
         tail = (TARGET,) if self.target != "none" else ()
-        return tuple(self.kinds) + self.extra_inputs + tail
+        return tuple(self.kinds) + self.extra_inputs + tail + self.aux_inputs
 
     @property
     def prediction_kinds(self) -> tuple[str, ...]:

@@ -18,7 +18,7 @@ Non-finite numbers are returned as the strings ``"nan"``, ``"inf"``, ``"-inf"``
 (the lossctl JSON convention) by :func:`reference`; :func:`reference_tensors`
 returns the raw tensors.
 
-Case format (see /work/shared/CONTRACT.md §2, §3, §6): ``loss`` (registry
+Case format (see ../shared/CONTRACT.md §2, §3, §6): ``loss`` (registry
 name), the inputs as nested lists, and parameters under PyTorch's names in
 snake case with PyTorch's defaults. Only torch is needed (torchvision is not:
 ``sigmoid_focal_loss`` is transcribed line by line from

@@ -41,6 +41,15 @@ def _register_losses() -> None:
 _register_losses()
 
 
+def _register_commands() -> None:
+    from .commands import register
+
+    register(app)
+
+
+_register_commands()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run lossctl; map every failure to the contract's exit codes. Never raises."""
     args = sys.argv[1:] if argv is None else list(argv)
@@ -82,7 +91,7 @@ def _usage_message(e: Exception) -> str:
         from ..api import registry
 
         name = msg.split("'")[1] if "'" in msg else ""
-        choices = list(registry()._by_name) + ["list", "check"]
+        choices = list(registry()._by_name) + ["list", "check", "record", "gradcheck"]
         close = get_close_matches(name, choices, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown loss '{name}'{hint} Run 'lossctl list' for all losses."

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
-from typing import Annotated, Any
+from typing import Annotated, Any, Callable
 
 import typer
 
@@ -19,6 +20,8 @@ def spec_options(spec: LossSpec) -> list[Opt]:
     opts += [input_option(k) for k in spec.extra_inputs]
     if spec.target != "none":
         opts.append(input_option("target"))
+    opts += [input_option(k) for k in spec.aux_inputs]
+    opts = [_with_help(o, spec.input_help.get(o.name)) for o in opts]
     opts.append(Opt("reduction", ("--reduction", "-r"), str, "mean", f"Reduction: {', '.join(spec.reductions)}.", "Parameters"))
     if spec.class_axis:
         opts.append(Opt("dim", ("--dim",), int | None, None, "The class dimension (default 1, or 0 for a 1-D input), as PyTorch.", "Parameters"))
@@ -27,26 +30,44 @@ def spec_options(spec: LossSpec) -> list[Opt]:
     return opts
 
 
+def _with_help(opt: Opt, text: str | None) -> Opt:
+    """An input option with the loss's own help text (``LossSpec.input_help``), source syntax kept."""
+    if not text:
+        return opt
+    from .options import SOURCE_HELP
+
+    return dataclasses.replace(opt, help=f"{text} {SOURCE_HELP}")
+
+
 def _param_option(p: Param) -> Opt:
     if p.kind == "bool":
         decls = (p.option if not p.default else f"{p.option}/--no-{p.option[2:]}",)
     else:
         decls = (p.option,)
     default = p.default if p.kind != "array" else None
-    help_text = p.help + (f" Default: {p.default}." if p.kind not in ("array", "bool") else "")
+    help_text = p.help + (f" Default: {p.default}." if p.kind not in ("array", "bool") and p.default is not None else "")
     if p.kind == "array":
         help_text += " An array source, as for inputs."
     return Opt(p.name, decls, _PARAM_TYPES[p.kind], default, help_text, "Parameters")
 
 
-def make_loss_command(spec: LossSpec):
-    """A function whose synthesized signature Typer reads as the command's options."""
-    opts = spec_options(spec)
+def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: frozenset[str] | set[str] = frozenset(),
+                      body: Callable[[LossSpec, dict[str, Any]], int] | None = None):
+    """A function whose synthesized signature Typer reads as the command's options.
+
+    ``extra`` options are added after the loss's own, ``omit`` names options to leave out,
+    and ``body(spec, options) -> exit code`` replaces :func:`lossctl.cli.run.run_loss`
+    (``lossctl record`` and ``lossctl gradcheck`` are loss commands with another body).
+    """
+    opts = [o for o in spec_options(spec) if o.name not in omit] + list(extra)
 
     def command(**kwargs: Any) -> None:
-        from .run import run_loss
+        if body is None:
+            from .run import run_loss
 
-        code = run_loss(spec, kwargs)
+            code = run_loss(spec, kwargs)
+        else:
+            code = body(spec, kwargs)
         if code:
             raise typer.Exit(code)
 

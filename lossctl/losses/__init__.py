@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from . import binary, cross_entropy, divergence, regression, seeded
+from . import binary, cross_entropy, divergence, embedding, margin, regression, seeded, sequence
 
-ALL_SPECS = cross_entropy.SPECS + binary.SPECS + divergence.SPECS + regression.SPECS + seeded.SPECS
+ALL_SPECS = cross_entropy.SPECS + binary.SPECS + divergence.SPECS + regression.SPECS + margin.SPECS + seeded.SPECS + embedding.SPECS + sequence.SPECS

@@ -123,7 +123,7 @@ def _in_unit_interval(name: str, a: np.ndarray) -> None:
     bad = ~((a >= 0) & (a <= 1))
     if np.any(bad):
         where = [int(i) for i in np.argwhere(bad)[0]] if a.ndim else []
-        raise InvalidInput(name, f"values must be between 0 and 1; found {a[tuple(where)]!r}" + (f" at index {where}" if where else ""))
+        raise InvalidInput(name, f"values must be between 0 and 1; found {float(a[tuple(where)])!r}" + (f" at index {where}" if where else ""))
 
 
 def _validate_focal(x: dict, params: dict) -> None:

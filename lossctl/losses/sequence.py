@@ -262,7 +262,7 @@ def _integers(name: str, a) -> np.ndarray:
         bad = ~finite | (np.where(finite, a, 0) != np.round(np.where(finite, a, 0)))
         if np.any(bad):
             pos = [int(i) for i in np.argwhere(bad)[0]] if a.ndim else []
-            raise InvalidInput(name, f"must be integers; found {a[tuple(pos)]!r}" + (f" at index {pos}" if pos else ""))
+            raise InvalidInput(name, f"must be integers; found {float(a[tuple(pos)])!r}" + (f" at index {pos}" if pos else ""))
     elif a.dtype.kind not in "iub":
         raise InvalidInput(name, f"must be integers, got dtype {a.dtype}")
     return a.astype(np.int64)

@@ -132,8 +132,11 @@ def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]
     header = ["sample", "loss"]
     columns = [index, [fmt_float(v) for v in flat]]
     if grad:
+        axis = _batch_axis(result.loss_name) if values.ndim else 0
         for name, g in result.grad.items():
             g = np.asarray(g)
+            if axis and g.ndim > axis:  # samples along another axis (CTC's (T, N, C)): group by sample
+                g = np.moveaxis(g, axis, 0)
             rows = g.reshape(n, -1) if n and g.size % n == 0 else g.reshape(1, -1)
             if rows.shape[0] != n:
                 continue
@@ -141,6 +144,17 @@ def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]
                 header.append(f"grad_{name}_{j}" if rows.shape[1] > 1 else f"grad_{name}")
                 columns.append([fmt_float(v) for v in rows[:, j]])
     return header, columns
+
+
+def _batch_axis(loss_name: str) -> int:
+    """The axis along which a loss's samples lie (``LossSpec.batch_axis``; 0 when unknown)."""
+    from ..api import registry
+    from ..errors import UsageError
+
+    try:
+        return registry().get(loss_name).batch_axis or 0
+    except UsageError:  # a result not from the registry
+        return 0
 
 
 def write_check_plain(err: TextIO, report) -> None:

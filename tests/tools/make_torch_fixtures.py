@@ -16,7 +16,7 @@ lists, parameters in snake case under PyTorch's names. The written file adds
 
 Where the cases come from, per loss:
 
-* ``golden-*``: every golden case of /work/shared/notes/torch-semantics.md for
+* ``golden-*``: every golden case of ../shared/notes/torch-semantics.md for
   the loss (inputs transcribed below). When that file is present the generator
   also checks the reference's values and gradients against the numbers quoted
   there (rtol 1e-12; CTC gradients quoted w.r.t. logits: rtol 1e-9).
@@ -36,7 +36,6 @@ import argparse
 import importlib.util
 import itertools
 import json
-import math
 import re
 import sys
 from pathlib import Path
@@ -61,7 +60,7 @@ MAX_FIXTURE_CASES = 40
 MIN_RANDOM_IN_FIXTURE = 8
 
 
-#: Golden cases of /work/shared/notes/torch-semantics.md (inputs transcribed; "md" = the notes' case name).
+#: Golden cases of ../shared/notes/torch-semantics.md (inputs transcribed; "md" = the notes' case name).
 # fmt: off
 GOLDEN = [
     {'md': 'CE-1', 'loss': 'ce', 'logits': [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]], 'target': [0, 2]},
@@ -149,8 +148,8 @@ GOLDEN = [
 ]
 # fmt: on
 
-#: md golden-case name → which reference output its quoted gradients belong to
-#: (the md label after "d(value)/d "), when that differs from the case key.
+#: Gradient label in the notes (after "d(value)/d ") → the reference's grad key
+#: (None: the case's single prediction input).
 MD_GRAD_KEYS = {
     "input": None,  # the case's single prediction input
     "input1": "x1",
@@ -485,6 +484,8 @@ def _loss_kl(rng):
               target=[[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]], reduction="batchmean"),
         _case("edge-unbatched-batchmean", "kl", log_probs=[-1.2, -0.5, -2.0], target=[0.2, 0.8, 0.0],
               reduction="batchmean"),
+        _case("edge-logits-1e4", "kl", logits=[[1e4, 0.0, -1e4], [-1e4, 1e4, 1e4]],
+              target=[[0.7, 0.3, 0.0], [0.0, 0.5, 0.5]], reduction="none"),
         _case("edge-logits-1d", "kl", logits=[1.0, 2.0, 3.0], target=[0.2, 0.3, 0.5], reduction="sum"),
         _case("edge-logits-Kdim", "kl", logits=[[[1.0, 2.0], [0.5, -1.0], [0.0, 0.0]]],
               target=[[[0.2, 0.5], [0.3, 0.5], [0.5, 0.0]]], reduction="batchmean"),
@@ -536,8 +537,8 @@ def _reg_random(param: str | None, values=(None,), weight: bool = False):
             t = np.array(kw["target"])
             t.reshape(-1)[0] = p.reshape(-1)[0]  # d == 0 exactly: sign(0) = 0
             if param is not None and c.get(param) not in (None, 0.0):
-                t.reshape(-1)[1] = p.reshape(-1)[1] - c[param]  # |d| == beta/delta
-                t.reshape(-1)[1] = float(np.round(t.reshape(-1)[1], 2))
+                # |d| == beta/delta exactly: quarter-integer target, dyadic beta/delta
+                t.reshape(-1)[1] = np.round(t.reshape(-1)[1] * 4) / 4
                 p.reshape(-1)[1] = t.reshape(-1)[1] + c[param]
             kw["pred"], kw["target"] = p.tolist(), t.tolist()
         if param is not None and c.get(param) is not None:
@@ -731,8 +732,8 @@ def _loss_multilabel_margin(rng):
     def make(rng, c):
         N, C = 3, 4
         if c["shape"] == "C":
-            return {"pred": _normal(rng, (C,), 1.0, 2), "target": _mlm_target(rng, C), "reduction": c["reduction"]}
-        return {"pred": _normal(rng, (N, C), 1.0, 2), "target": [_mlm_target(rng, C) for _ in range(N)],
+            return {"pred": _normal(rng, (C,), 1.0, 6), "target": _mlm_target(rng, C), "reduction": c["reduction"]}
+        return {"pred": _normal(rng, (N, C), 1.0, 6), "target": [_mlm_target(rng, C) for _ in range(N)],
                 "reduction": c["reduction"]}
 
     return fixed, make, _grid(shape=("C", "NC"), rep=(0, 1, 2), reduction=R3)
@@ -749,9 +750,9 @@ def _loss_multi_margin(rng):
     def make(rng, c):
         C = 4
         if c["shape"] == "C":
-            kw = {"pred": _normal(rng, (C,), 1.0, 2), "target": int(rng.integers(0, C))}
+            kw = {"pred": _normal(rng, (C,), 1.0, 6), "target": int(rng.integers(0, C))}
         else:
-            kw = {"pred": _normal(rng, (5, C), 1.0, 2), "target": _ints(rng, (5,), 0, C)}
+            kw = {"pred": _normal(rng, (5, C), 1.0, 6), "target": _ints(rng, (5,), 0, C)}
         if c["p"] is not None:
             kw["p"] = c["p"]
         if c["margin"] is not None:
@@ -775,7 +776,7 @@ def _loss_margin_ranking(rng):
 
     def make(rng, c):
         shape = {"N": (5,), "ND": (2, 3)}[c["shape"]]
-        kw = {"x1": _normal(rng, shape, 1.0, 2), "x2": _normal(rng, shape, 1.0, 2), "target": _pm1(rng, shape)}
+        kw = {"x1": _normal(rng, shape, 1.0, 6), "x2": _normal(rng, shape, 1.0, 6), "target": _pm1(rng, shape)}
         if c["margin"] is not None:
             kw["margin"] = c["margin"]
         kw["reduction"] = c["reduction"]
@@ -879,7 +880,7 @@ def _loss_ctc(rng):
     ]
 
     def make(rng, c):
-        T, C, S = 6, 4, 3
+        T, C, S = 7, 4, 3  # input lengths >= 2S: every random alignment is feasible
         blank = 0 if c["blank"] is None else c["blank"]
         labels = [k for k in range(C) if k != blank]
         if c["shape"] == "TC":
@@ -889,7 +890,7 @@ def _loss_ctc(rng):
         else:
             N = 3
             tl = [int(v) for v in rng.integers(0 if c["shape"] == "TNC0" else 1, S + 1, size=N)]
-            il = [int(v) for v in rng.integers(S + 1, T + 1, size=N)]
+            il = [int(v) for v in rng.integers(2 * S, T + 1, size=N)]
             il[0] = T
             if c["concat"]:
                 tgt = [int(v) for v in rng.choice(labels, sum(tl))]

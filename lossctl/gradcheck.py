@@ -1,0 +1,243 @@
+"""Analytic gradients against central finite differences (``lossctl gradcheck``). Pure.
+
+For every differentiable input (the keys of ``Result.grad``: the prediction and
+inputs like ``var``), element by element:
+
+* step ``h = cbrt(eps) · max(1, |x|)`` (eps = 2.2e-16, so h ≈ 6.1e-6 for |x| ≤ 1),
+  which balances truncation error O(h²) against rounding error O(eps/h); the
+  difference is divided by the step actually taken, ``(x+h) − (x−h)``;
+* the loss is evaluated in float64 whatever ``dtype`` the analytic gradient was
+  computed in; with ``reduction='none'`` the function is the sum of the values,
+  as for the gradient;
+* where ``x ± h`` leaves the loss's domain (an error, or a non-finite loss while
+  the loss at ``x`` is finite; e.g. a probability of exactly 0 or 1) a
+  second-order one-sided difference on the valid side is used; an element with
+  no valid side is skipped and counted.
+
+An element's error is ``|analytic − numeric| / max(1, |numeric|)`` (absolute for
+small gradients, relative for large ones); the check passes when the largest
+error is at most ``tol``. The worst absolute and relative differences are
+reported with their indices as well. At a kink (``l1`` at 0, ``hinge`` at the
+margin, ...) the two differ by design, as with ``torch.autograd.gradcheck``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import LossctlError
+
+EPS = float(np.finfo(np.float64).eps)
+STEP_SCALE = EPS ** (1.0 / 3.0)
+DEFAULT_TOL = 1e-6
+
+
+@dataclass
+class InputCheck:
+    name: str
+    shape: tuple[int, ...]
+    analytic: np.ndarray
+    numeric: np.ndarray
+    checked: np.ndarray  # bool mask of the elements compared
+    one_sided: int = 0
+    skipped: int = 0
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def n_checked(self) -> int:
+        return int(self.checked.sum())
+
+    def _diff(self) -> np.ndarray:
+        a, n = self.analytic, self.numeric
+        with np.errstate(invalid="ignore"):
+            d = np.abs(a - n)
+        same = (a == n) | (np.isnan(a) & np.isnan(n))
+        d = np.where(same, 0.0, np.nan_to_num(d, nan=np.inf))
+        return np.where(self.checked, d, 0.0)
+
+    def errors(self) -> np.ndarray:
+        """|a − n| / max(1, |n|) per element (0 where not checked)."""
+        with np.errstate(invalid="ignore"):
+            scale = np.maximum(1.0, np.nan_to_num(np.abs(self.numeric), nan=1.0, posinf=1.0))
+        return self._diff() / scale
+
+    def _worst(self, values: np.ndarray) -> tuple[float, tuple[int, ...] | None]:
+        if not self.checked.any():
+            return 0.0, None
+        flat = int(np.argmax(np.where(self.checked, values, -1.0)))
+        index = tuple(int(i) for i in np.unravel_index(flat, self.analytic.shape)) if self.analytic.ndim else ()
+        return float(values.reshape(-1)[flat]), index
+
+    @property
+    def max_error(self) -> tuple[float, tuple[int, ...] | None]:
+        return self._worst(self.errors())
+
+    @property
+    def max_abs(self) -> tuple[float, tuple[int, ...] | None]:
+        return self._worst(self._diff())
+
+    @property
+    def max_rel(self) -> tuple[float, tuple[int, ...] | None]:
+        d = self._diff()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel = np.where(d == 0, 0.0, d / np.abs(self.numeric))
+        return self._worst(np.nan_to_num(rel, nan=np.inf))
+
+    def value_at(self, index) -> tuple[float, float]:
+        if index is None:
+            return math.nan, math.nan
+        return float(self.analytic[index]), float(self.numeric[index])
+
+
+@dataclass
+class GradcheckReport:
+    loss_name: str
+    reduction: str
+    tol: float
+    inputs: list[InputCheck] = field(default_factory=list)
+
+    @property
+    def max_error(self) -> float:
+        return max((c.max_error[0] for c in self.inputs), default=0.0)
+
+    @property
+    def passed(self) -> bool:
+        e = self.max_error
+        return not math.isnan(e) and e <= self.tol
+
+
+def gradcheck(case: Mapping[str, Any], *, tol: float = DEFAULT_TOL, origins: Mapping[str, str] | None = None,
+              max_elements: int | None = None) -> GradcheckReport:
+    """Check ``compute(case).grad`` against central differences; ``case`` as for :func:`lossctl.compute`
+    (arrays already read). ``max_elements`` limits the elements checked per input (evenly spaced)."""
+    from .api import compute
+
+    case = dict(case)
+    result = compute(case, grad=True, origins=origins)
+    report = GradcheckReport(result.loss_name, result.reduction, tol)
+    f64 = dict(case)
+    f64["dtype"] = "float64"
+    for name, analytic in result.grad.items():
+        x = np.array(case[name], dtype=np.float64)  # user layout, as the gradient
+        analytic = np.asarray(analytic, dtype=np.float64)
+        if analytic.shape != x.shape:
+            raise RuntimeError(f"gradient of {name} has shape {analytic.shape}, the input {x.shape}")
+        report.inputs.append(_check_input(f64, name, x, analytic, origins, max_elements))
+    return report
+
+
+def _check_input(case, name, x, analytic, origins, max_elements) -> InputCheck:
+    from .api import compute
+
+    def f(values: np.ndarray) -> float:
+        try:
+            r = compute({**case, name: values}, grad=False, origins=origins)
+        except LossctlError:
+            return math.nan
+        loss = np.asarray(r.loss, dtype=np.float64)
+        return float(loss.sum()) if loss.ndim else float(loss)
+
+    numeric = np.full(x.shape, np.nan)
+    checked = np.zeros(x.shape, dtype=bool)
+    flat_x = x.reshape(-1)
+    indices = np.arange(flat_x.size)
+    if max_elements is not None and flat_x.size > max_elements:
+        indices = np.unique(np.linspace(0, flat_x.size - 1, max_elements).round().astype(int))
+    f0 = f(x)
+    one_sided = skipped = 0
+    work = x.copy()
+    flat = work.reshape(-1)
+    num_flat = numeric.reshape(-1)
+    chk_flat = checked.reshape(-1)
+    for i in indices:
+        xi = flat_x[i]
+        h = STEP_SCALE * max(1.0, abs(xi))
+
+        def at(v: float) -> float:
+            flat[i] = v
+            try:
+                return f(work)
+            finally:
+                flat[i] = xi
+
+        xp, xm = xi + h, xi - h
+        fp, fm = at(xp), at(xm)
+        if math.isfinite(fp) and math.isfinite(fm):
+            num_flat[i] = (fp - fm) / (xp - xm)
+        elif math.isfinite(f0) and (math.isfinite(fp) or math.isfinite(fm)):
+            sign = 1.0 if math.isfinite(fp) else -1.0
+            x1, x2 = xi + sign * h, xi + 2 * sign * h
+            f1, f2 = (fp if sign > 0 else fm), at(x2)
+            step = x1 - xi
+            if math.isfinite(f2):
+                num_flat[i] = (-3.0 * f0 + 4.0 * f1 - f2) / (2.0 * step)
+            else:
+                num_flat[i] = (f1 - f0) / step
+            one_sided += 1
+        else:
+            skipped += 1
+            continue
+        chk_flat[i] = True
+    return InputCheck(name, x.shape, analytic, numeric, checked, one_sided=one_sided,
+                      skipped=skipped + (flat_x.size - len(indices)))
+
+
+def describe(report: GradcheckReport) -> list[str]:
+    """Plain-text lines: one or two per input, then the verdict."""
+    lines = []
+    for c in report.inputs:
+        shape = "x".join(map(str, c.shape)) or "scalar"
+        abs_err, abs_idx = c.max_abs
+        rel_err, rel_idx = c.max_rel
+        extra = []
+        if c.one_sided:
+            extra.append(f"{c.one_sided} one-sided")
+        if c.skipped:
+            extra.append(f"{c.skipped} skipped")
+        note = f" ({', '.join(extra)})" if extra else ""
+        lines.append(f"{c.name}: {c.n_checked} of {c.size} elements checked{note} (shape {shape}); "
+                     f"worst abs error {abs_err:.3g}{_idx(abs_idx)}, worst rel error {rel_err:.3g}{_idx(rel_idx)}")
+        err, idx = c.max_error
+        if idx is not None:
+            a, n = c.value_at(idx)
+            lines.append(f"  worst error {err:.3g}{_idx(idx)}: analytic {a!r} numeric {n!r}")
+    verdict = "PASS" if report.passed else "FAIL"
+    op = "<=" if report.passed else ">"
+    lines.append(f"{verdict} gradcheck {report.loss_name} (reduction {report.reduction}): "
+                 f"max error {report.max_error:.3g} {op} tol {report.tol:g}")
+    return lines
+
+
+def _idx(index) -> str:
+    if index is None:
+        return ""
+    return f" at {list(index)}" if index else ""
+
+
+def document(report: GradcheckReport) -> dict[str, Any]:
+    from .render import jsonable, number
+
+    inputs = {}
+    for c in report.inputs:
+        err, idx = c.max_error
+        abs_err, abs_idx = c.max_abs
+        rel_err, rel_idx = c.max_rel
+        a, n = c.value_at(idx)
+        inputs[c.name] = {
+            "shape": list(c.shape), "elements": c.size, "checked": c.n_checked,
+            "one_sided": c.one_sided, "skipped": c.skipped,
+            "max_error": number(err), "max_error_index": list(idx) if idx is not None else None,
+            "analytic_at_max_error": number(a), "numeric_at_max_error": number(n),
+            "max_abs_error": number(abs_err), "max_abs_error_index": list(abs_idx) if abs_idx is not None else None,
+            "max_rel_error": number(rel_err), "max_rel_error_index": list(rel_idx) if rel_idx is not None else None,
+            "analytic": jsonable(c.analytic), "numeric": jsonable(np.where(c.checked, c.numeric, np.nan)),
+        }
+    return {"loss_name": report.loss_name, "reduction": report.reduction, "tol": report.tol,
+            "passed": report.passed, "max_error": number(report.max_error), "inputs": inputs}
