@@ -64,8 +64,17 @@ class Result:
 
 
 def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, explain: bool = False,
-            rows: int = 3, origins: Mapping[str, str] | None = None, **kwargs: Any) -> Result:
+            rows: int = 3, origins: Mapping[str, str] | None = None, keep_arrays: bool = True,
+            sink: Any = None, stream: bool | None = None, block_rows: int | None = None,
+            progress: Any = None, **kwargs: Any) -> Result:
     """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
+
+    Large inputs of a separable loss are evaluated blockwise on all cores (:mod:`lossctl.stream`):
+    ``stream`` None decides by size, True forces it where the loss allows, False never;
+    ``block_rows`` sets the block size; ``keep_arrays=False`` lets a streamed call drop the
+    per-sample values (``Result.per_sample`` is then None) and the gradients that go to ``sink``
+    (an :class:`lossctl.io.outstream.OutputStream`, which receives them as they stream);
+    ``progress(done_rows, total_rows)`` is called after each block.
 
     >>> r = compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
     >>> r.loss
@@ -87,11 +96,24 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
     unknown = sorted(set(call) - input_names - set(spec.param_names) - set(CALL_KEYS) - set(REGULARISATION_KEYS))
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
-    prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
-    result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+    result = None
+    if not explain and (stream or (stream is None and _large(arrays))):
+        from .stream import run as run_streaming
+
+        result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype", "float64"), dim=call.get("dim"),
+                               origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, mode=stream,
+                               block_rows=block_rows, progress=progress)
+    if result is None:
+        prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
+        result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
     if any(call.get(k) is not None for k in ("l1", "l2")):
         _regularise(result, call, grad)
     return result
+
+
+def _large(arrays: Mapping[str, Any]) -> bool:
+    """Whether a call might stream (lossctl.stream decides; small calls skip even the import)."""
+    return sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray)) >= 1 << 20
 
 
 def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:

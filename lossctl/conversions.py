@@ -62,7 +62,7 @@ def _log_steps(p: np.ndarray) -> list[Step]:
 
 LOGITS_TO_LOG_PROBS = Conversion(
     "logits", "log_probs", "log p = log_softmax(x) over the class dimension",
-    _log_softmax, _log_softmax_vjp, _log_softmax_steps,
+    _log_softmax, _log_softmax_vjp, _log_softmax_steps, along_classes=True,
 )
 PROBS_TO_LOG_PROBS = Conversion(
     "probs", "log_probs", "log p (no clamp: log 0 = −inf, as torch.log)",

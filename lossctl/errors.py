@@ -46,3 +46,14 @@ class InvalidInput(ValueError):
         super().__init__(f"{name}: {message}")
         self.name = name
         self.message = message
+
+
+class InputWarning(UserWarning):
+    """Something PyTorch accepts but that is probably a mistake (NaN in an input, probabilities
+    that do not sum to 1). The CLI prints ``warning: <message>`` on stderr; ``--strict`` turns it
+    into an :class:`InputError` (exit 3). The message names the input like an error's does;
+    ``problem`` is the message without what lossctl does about it (for ``--strict``)."""
+
+    def __init__(self, message: str, problem: str | None = None):
+        super().__init__(message)
+        self.problem = problem or message

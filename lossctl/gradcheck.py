@@ -125,20 +125,35 @@ def gradcheck(case: Mapping[str, Any], *, tol: float = DEFAULT_TOL, origins: Map
     f64 = dict(case)
     f64["dtype"] = "float64"
     for name, analytic in result.grad.items():
-        x = np.array(case[name], dtype=np.float64)  # user layout, as the gradient
+        x, with_values = _input(f64, name)  # user layout, as the gradient
         analytic = np.asarray(analytic, dtype=np.float64)
         if analytic.shape != x.shape:
             raise RuntimeError(f"gradient of {name} has shape {analytic.shape}, the input {x.shape}")
-        report.inputs.append(_check_input(f64, name, x, analytic, origins, max_elements))
+        report.inputs.append(_check_input(with_values, name, x, analytic, origins, max_elements))
     return report
 
 
-def _check_input(case, name, x, analytic, origins, max_elements) -> InputCheck:
+def _input(case: dict, name: str):
+    """(the input's values, a function giving the case with other values for it). Gradients of
+    regularised calls are keyed ``params`` / ``params.NAME`` (arrays inside ``case['params']``)."""
+    if name in case and not isinstance(case[name], Mapping):
+        return np.array(case[name], dtype=np.float64), lambda v: {**case, name: v}
+    head, _, sub = name.partition(".")
+    params = case.get(head)
+    if isinstance(params, Mapping):
+        key = sub or "params"
+        return np.array(params[key], dtype=np.float64), lambda v: {**case, head: {**params, key: v}}
+    if params is not None and sub in ("", "params"):
+        return np.array(params, dtype=np.float64), lambda v: {**case, head: v}
+    raise RuntimeError(f"no input for the gradient {name!r}")
+
+
+def _check_input(with_values, name, x, analytic, origins, max_elements) -> InputCheck:
     from .api import compute
 
     def f(values: np.ndarray) -> float:
         try:
-            r = compute({**case, name: values}, grad=False, origins=origins)
+            r = compute(with_values(values), grad=False, origins=origins)
         except LossctlError:
             return math.nan
         loss = np.asarray(r.loss, dtype=np.float64)

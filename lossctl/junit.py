@@ -16,6 +16,8 @@ from pathlib import Path
 
 from .render import fmt_float
 
+MAX_VALUES = 1000  # arrays larger than this are summarised in failure texts
+
 
 def _time(seconds: float) -> str:
     return f"{seconds:.6f}"
@@ -98,6 +100,9 @@ def _full(value) -> str:
     a = np.asarray(value, dtype=np.float64)
     if a.ndim == 0:
         return fmt_float(a)
+    if a.size > MAX_VALUES:
+        head = ", ".join(fmt_float(v) for v in a.reshape(-1)[:20])
+        return f"array of shape {list(a.shape)}: [{head}, ...] (the first 20 of {a.size} values)"
     return json.dumps(jsonable(a))
 
 
@@ -123,9 +128,9 @@ def write(path: str | os.PathLike, root: ET.Element) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     ET.indent(root)
     tree = ET.ElementTree(root)
-    from .snapshot import write_text
-
     import io
+
+    from .snapshot import write_text
 
     buf = io.BytesIO()
     tree.write(buf, encoding="utf-8", xml_declaration=True)

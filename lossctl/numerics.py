@@ -9,7 +9,10 @@ the exact value (tested against mpmath at 50 digits), and logits up to
 ±1e300 give finite results wherever the mathematical value is finite. The one
 documented limit is :func:`logsumexp` when its *result* is close to zero while
 its largest input is not (``m + log1p(s)`` cancels); the absolute error there
-is still at most a few ulp of ``max(x)``.
+is still at most a few ulp of ``max(x)``. The other is gradual underflow: a
+result below about n·1e-308 (n entries along the axis) is a sum of terms
+``exp(x_j − m)`` that each underflowed to a subnormal on their own, so its
+absolute error can reach half a unit of 2⁻¹⁰⁷⁴ (5e-324) per term.
 """
 
 from __future__ import annotations
@@ -65,23 +68,28 @@ def _shifted(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 
 def _sum(e: np.ndarray, axis: int) -> np.ndarray:
-    """Σ e along ``axis`` (keepdims), pairwise with TwoSum-compensation at every level.
+    """Σ e along ``axis`` (keepdims) for e ≥ 0, correctly rounded up to ~n³u² relative.
 
     A plain ``np.sum`` of n terms is off by up to ~log₂(n)–n/8 ulp (4+ ulp for
-    [40] + [0]·206); here the rounding error of each pairwise addition is kept
-    exactly and added back at the end, so the sum is good to ~1 ulp for any n.
+    [40] + [0]·206). This is one step of Rump–Ogita–Oishi's AccSum: with
+    σ = 2^k ≥ 2(n+2)·ŝ (ŝ a first estimate of the sum, so σ bounds every term
+    with room to spare), ``hi = (e + σ) − σ`` keeps the leading bits of each
+    term on a common grid, so Σ hi is *exact* in any order, and ``lo = e − hi``
+    is exact too (Fast2Sum). Only the tiny Σ lo is rounded, far below an ulp
+    of the result; the final ``Σ hi + Σ lo`` rounds once. Six vectorised
+    passes, no Python loop and no temporaries larger than ``e``.
     """
-    e = np.moveaxis(e, axis, -1)
-    err = np.zeros(e.shape[:-1], dtype=e.dtype)
-    with np.errstate(invalid="ignore"):  # inf - inf in +inf rows, which end up NaN anyway
-        while e.shape[-1] > 1:
-            if e.shape[-1] % 2:
-                e = np.concatenate([e, np.zeros_like(e[..., :1])], axis=-1)
-            a, b = e[..., 0::2], e[..., 1::2]
-            e = a + b
-            b_part = e - a  # TwoSum(a, b): a + b == e + ((a - (e - b_part)) + (b - b_part))
-            err += np.sum((a - (e - b_part)) + (b - b_part), axis=-1)
-    return np.expand_dims(e[..., 0] + err, axis)
+    n = e.shape[axis]
+    with np.errstate(invalid="ignore", over="ignore"):  # inf/NaN rows (±inf maxima) are replaced by the caller
+        estimate = np.sum(e, axis=axis, keepdims=True)
+        if n <= 1:
+            return estimate
+        _, exponent = np.frexp(estimate)  # estimate ≤ 2^exponent (0 for 0, inf, NaN)
+        sigma = np.ldexp(np.ones((), dtype=e.dtype), exponent + (2 * (n + 2)).bit_length())
+        hi = e + sigma
+        hi -= sigma
+        lo = e - hi
+        return np.sum(hi, axis=axis, keepdims=True) + np.sum(lo, axis=axis, keepdims=True)
 
 
 def _exp_sum(d: np.ndarray, d_lo: np.ndarray) -> np.ndarray:
@@ -194,3 +202,109 @@ def sum_to_shape(g: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         g = np.sum(g, axis=tuple(range(lead)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     return np.sum(g, axis=axes, keepdims=True) if axes else g
+
+
+# -- row kernels for the streaming engine ------------------------------------------------------
+#
+# The same arithmetic as _shifted/_sum (so the results are bitwise those of log_softmax),
+# for a 2-D block with classes on axis 1, computing only what a reduction needs and
+# reusing per-thread scratch buffers: in this VM a fresh 2 MB temporary costs as much in
+# page faults as the arithmetic on it.
+
+_SCRATCH = __import__("threading").local()
+
+
+def _scratch(slot: int, shape: tuple[int, ...], dtype) -> np.ndarray:
+    """A per-thread reusable buffer (contents undefined)."""
+    bufs = getattr(_SCRATCH, "bufs", None)
+    if bufs is None:
+        bufs = _SCRATCH.bufs = {}
+    size = int(np.prod(shape))
+    key = (slot, np.dtype(dtype).str)
+    buf = bufs.get(key)
+    if buf is None or buf.size < size:
+        buf = bufs[key] = np.empty(max(size, 1), dtype=dtype)
+    return buf[:size].reshape(shape)
+
+
+def float32_shift_is_exact(x: np.ndarray) -> bool:
+    """Whether ``x − m`` is exact in float64 for every pair of entries of ``x``, where ``x``
+    holds float32 values (e.g. a float32 file computed in float64).
+
+    Two float32 numbers whose exponents differ by at most 28 have a difference with at
+    most 53 significant bits; that holds for every pair when max|x| < 2²⁷·min|x| over
+    the nonzero entries (and 0 − m = −m is always exact). Then TwoSum's correction
+    ``d_lo`` is 0 and can be skipped. Three cheap passes; False for non-finite input.
+    """
+    if x.size == 0:
+        return True
+    a = np.abs(x, out=_scratch(9, x.shape, x.dtype))
+    hi = a.max()
+    if not np.isfinite(hi):
+        return False
+    lo = a.min()
+    if lo == 0:
+        lo = np.min(a, where=a > 0, initial=np.inf)
+    return bool(hi < lo * 2.0 ** 27)
+
+
+def log_softmax_at(x: np.ndarray, index: np.ndarray, *, exact_shift: bool = False) -> np.ndarray:
+    """``log_softmax(x, axis=1)[n, index[n]]`` for a 2-D ``x``, bit for bit, without forming
+    the (N, C) result: one max, one ``exp`` pass and the sum per row.
+
+    ``exact_shift``: the caller guarantees ``x − max(x)`` is exact everywhere
+    (:func:`float32_shift_is_exact`), so TwoSum's correction, which is then 0, is skipped.
+    Rows with a non-finite maximum take :func:`log_softmax` itself.
+    """
+    x = np.asarray(x)
+    n, c = x.shape
+    index = np.asarray(index, dtype=np.intp)
+    if n == 0 or c == 0:
+        return np.take_along_axis(log_softmax(x, axis=1), index[:, None], axis=1)[:, 0]
+    rows = np.arange(n, dtype=np.intp) * c
+    at_max = rows + np.argmax(x, axis=1)
+    flat = x.reshape(-1) if x.flags.c_contiguous else None
+    if flat is None:
+        x = np.ascontiguousarray(x)
+        flat = x.reshape(-1)
+    m = flat[at_max]
+    if not np.all(np.isfinite(m)):
+        return np.take_along_axis(log_softmax(x, axis=1), index[:, None], axis=1)[:, 0]
+    m_col = m[:, None]
+    d = np.subtract(x, m_col, out=_scratch(0, x.shape, x.dtype))
+    with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+        if exact_shift:
+            d.reshape(-1)[at_max] = -np.inf  # exp(-inf) = 0: the maximum's own term left out
+            e = np.exp(d, out=d)
+        else:
+            # TwoSum(x, -m) as in _shifted: d_lo = (x - (d - (d - x))) - (m + (d - x))
+            t = np.subtract(d, x, out=_scratch(1, x.shape, x.dtype))
+            d_lo = np.subtract(d, t, out=_scratch(2, x.shape, x.dtype))
+            np.subtract(x, d_lo, out=d_lo)
+            t += m_col
+            d_lo -= t
+            e = np.exp(d, out=t)
+            d_lo *= e
+            e += d_lo  # exp(d) + exp(d)·d_lo, as _exp_sum
+            e.reshape(-1)[at_max] = 0.0
+        s = _sum_rows(e)
+    picked = flat[rows + index]
+    d_y = picked - m
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo_y = (picked - (d_y - (d_y - picked))) - (m + (d_y - picked))
+        lo_y = np.where(np.isfinite(lo_y), lo_y, 0.0).astype(x.dtype, copy=False)
+        return (d_y - np.log1p(s)) + lo_y
+
+
+def _sum_rows(e: np.ndarray) -> np.ndarray:
+    """:func:`_sum` along axis 1 of a 2-D block, with scratch buffers; overwrites ``e``."""
+    n = e.shape[1]
+    estimate = np.sum(e, axis=1, keepdims=True)
+    if n <= 1:
+        return estimate[:, 0]
+    _, exponent = np.frexp(estimate)
+    sigma = np.ldexp(np.ones((), dtype=e.dtype), exponent + (2 * (n + 2)).bit_length())
+    hi = np.add(e, sigma, out=_scratch(3, e.shape, e.dtype))
+    hi -= sigma
+    lo = np.subtract(e, hi, out=e)
+    return (np.sum(hi, axis=1, keepdims=True) + np.sum(lo, axis=1, keepdims=True))[:, 0]

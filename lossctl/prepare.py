@@ -13,12 +13,14 @@ prediction to the loss's native kind. Every error names the input's origin
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import InputError, InvalidInput, UsageError
+from .errors import InputError, InputWarning, InvalidInput, UsageError
 from .registry import TARGET, LossSpec
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -60,11 +62,72 @@ def _origin(origins: Mapping[str, str], name: str) -> str:
 
 def _real_array(origin: str, value: Any, dtype) -> np.ndarray:
     a = np.asarray(value)
-    if a.dtype == object or a.dtype.kind in "USVO":
+    if a.dtype == object or a.dtype.kind in "USVOMm":
         raise InputError(f"{origin}: expected numbers, got {_describe_dtype(a)}")
     if a.dtype.kind == "c":
         raise InputError(f"{origin}: complex numbers are not supported")
     return a.astype(dtype, copy=False)
+
+
+def _warn(problem: str, consequence: str) -> None:
+    """An :class:`InputWarning`: the CLI prints it on stderr, ``--strict`` makes it an error."""
+    warnings.warn(InputWarning(f"{problem}; {consequence}", problem), stacklevel=3)
+
+
+def _check_finite(origin: str, a: np.ndarray) -> None:
+    """Warn about NaN/inf values (PyTorch computes with them; so does lossctl)."""
+    if a.dtype.kind not in "fc" or a.size == 0:
+        return
+    with np.errstate(all="ignore"):
+        if np.isfinite(a.sum()):  # one pass, no temporaries: a finite sum means every value is finite
+            return
+        finite = np.isfinite(a)
+    if finite.all():  # the sum overflowed
+        return
+    n_nan = int(np.count_nonzero(np.isnan(a)))
+    n_inf = a.size - int(np.count_nonzero(finite)) - n_nan
+    parts = ([f"{n_nan} NaN"] if n_nan else []) + ([f"{n_inf} infinite"] if n_inf else [])
+    pos = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), a.shape))
+    where = f" (the first at {_fmt_index(pos)}: {_num(a[pos])})" if pos else ""
+    noun = "value" if n_nan + n_inf == 1 else "values"
+    _warn(f"{origin}: {' and '.join(parts)} {noun}{where}",
+          "computed as PyTorch does, so the loss or gradient may be NaN or infinite")
+
+
+def _check_distribution(origin: str, t: np.ndarray, axis: int) -> None:
+    """Warn about class-probability targets that are not distributions (PyTorch accepts them)."""
+    if t.size == 0:
+        return
+    with np.errstate(all="ignore"):
+        sums = t.sum(axis=axis)
+        tol = 1e-4 if t.dtype == np.float32 else 1e-6
+        bad = np.abs(sums - 1) > tol
+    if np.any(bad):
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = _fmt_index(pos) if pos else "the target"
+        _warn(f"{origin}: class probabilities do not sum to 1 in {int(np.count_nonzero(bad))} of {bad.size} "
+              f"rows ({where} sums to {float(sums[pos]):.6g})", "PyTorch accepts them, and so does lossctl")
+    negative = t < 0
+    if np.any(negative):
+        pos = tuple(int(i) for i in np.argwhere(negative)[0])
+        _warn(f"{origin}: negative class probability {_num(t[pos])} at {_fmt_index(pos)}",
+              "PyTorch accepts it, and so does lossctl")
+
+
+def _num(x: Any) -> str:
+    """A number for a message: ``3``, ``1.5``, ``nan``, ``1e+25`` (never ``np.float64(1.5)``)."""
+    x = x.item() if hasattr(x, "item") else x
+    if isinstance(x, float):
+        return str(int(x)) if x.is_integer() and abs(x) < 1e16 else repr(x)
+    return str(x)
+
+
+_NUMPY_REPR = re.compile(r"np\.(?:float|int|uint|bool|complex|str|bytes)\w*\((.*?)\)")
+
+
+def _plain_numbers(message: str) -> str:
+    """``np.float64(1.5)`` → ``1.5`` in messages built with ``{x!r}`` (NumPy 2 reprs)."""
+    return _NUMPY_REPR.sub(r"\1", message)
 
 
 def _describe_dtype(a: np.ndarray) -> str:
@@ -98,24 +161,25 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
     """Validate and return class-index targets as int64."""
     t = np.asarray(target)
     if t.dtype.kind == "f":
-        finite = np.isfinite(t)
-        bad = ~finite | (np.where(finite, t, 0) != np.round(np.where(finite, t, 0)))
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(t)
+            bad = ~finite | (np.where(finite, t, 0) != np.round(np.where(finite, t, 0)))
         if np.any(bad):
             pos = tuple(int(i) for i in np.argwhere(bad)[0]) if t.ndim else ()
-            raise InputError(f"{origin}: class indices must be integers; found {t[pos]!r}" + (f" at {_fmt_index(pos)}" if pos else ""))
+            raise InputError(f"{origin}: class indices must be integers; found {_num(t[pos])}" + (f" at {_fmt_index(pos)}" if pos else ""))
     elif t.dtype.kind not in "iub":
         raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
-    t = t.astype(np.int64)
+    # The range check runs on the values as given (a float 1e25 or a uint64 must not wrap in int64).
     out_of_range = (t < 0) | (t >= n_classes)
     if ignore_index is not None:
         out_of_range &= t != ignore_index
     if np.any(out_of_range):
         pos = tuple(int(i) for i in np.argwhere(out_of_range)[0]) if t.ndim else ()
-        value = int(t[pos])
+        value = t[pos].item()
         where = f" ({_fmt_index(pos)})" if pos else ""
         what = "negative class index" if value < 0 else "class index"
-        raise InputError(f"{origin}: {what} {value} is out of range for {n_classes} classes{where}")
-    return t
+        raise InputError(f"{origin}: {what} {_num(value)} is out of range for {n_classes} classes{where}")
+    return t.astype(np.int64)
 
 
 def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any],
@@ -135,13 +199,16 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
 
     pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
+    _check_finite(_origin(origins, kind), pred)
     given = {kind: pred}
     for name in spec.extra_inputs:
         given[name] = _real_array(_origin(origins, name), arrays[name], ftype)
+        _check_finite(_origin(origins, name), given[name])
     params = dict(params)
     for p in spec.params:
         if p.kind == "array" and params.get(p.name) is not None:
             params[p.name] = _real_array(_origin(origins, p.name), params[p.name], ftype)
+            _check_finite(_origin(origins, p.name), params[p.name])
 
     prep = Prepared(spec=spec, kind=kind, given=given, native={}, params=params, dtype=ftype, origins=origins)
     target_origin = _origin(origins, TARGET)
@@ -155,6 +222,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             with_kind = f" with --{kind.replace('_', '-')}" if spec.class_axis else ""
             raise UsageError(f"{spec.name}{with_kind} has no class dimension; --dim does not apply")
         target = _real_array(target_origin, target, ftype)
+        _check_finite(target_origin, target)
         if spec.target == "same" and target.shape != pred.shape:
             raise InputError(f"{target_origin}: shape {target.shape} does not match the prediction's shape {pred.shape}")
         if spec.target == "broadcast":
@@ -165,6 +233,9 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
         prep.batch_size = pred.shape[0] if pred.ndim else None
 
     pred = prep.given[kind]
+    if pred.size == 0:
+        _warn(f"{_origin(origins, kind)}: shape {tuple(np.shape(arrays[kind]))} holds no samples",
+              "as in PyTorch, the mean is NaN and the sum 0")
     conversion = spec.kinds[kind]
     native_kind = conversion.target if conversion else kind
     with np.errstate(all="ignore"):
@@ -184,7 +255,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             origin = _origin(origins, e.name) if e.name in spec.inputs or e.name in spec.param_names else e.name
             if e.name in spec.kinds or e.name in ("log_probs",):
                 origin = _origin(origins, kind)
-            raise InputError(f"{origin}: {e.message}") from None
+            raise InputError(_plain_numbers(f"{origin}: {e.message}")) from None
     return prep
 
 
@@ -208,6 +279,9 @@ def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim
         raise InputError(f"{target_origin}: {spec.name} needs class indices, shape {_without(pred.shape, user_dim)}; got the prediction's shape {pred.shape}")
     if prob_mode:
         t = _real_array(target_origin, target_arr, prep.dtype)
+        _check_finite(target_origin, t)
+        if spec.target == "class":
+            _check_distribution(target_origin, t, user_dim)
     else:
         expected = _without(pred.shape, user_dim)
         if target_arr.shape != expected:

@@ -88,6 +88,9 @@ class Conversion:
     forward: Callable[[np.ndarray], np.ndarray]
     vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
     steps: Callable[[np.ndarray], list[Step]] | None = None
+    # The conversion mixes the entries of a class vector (log_softmax), not one element at a
+    # time: a 1-D input is then one sample, not a batch (lossctl.stream does not split it).
+    along_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,14 @@ class LossSpec:
     # The prediction's axis along which samples lie: 0 for nearly every loss; 1 for CTC's
     # (T, N, C), which is not separable along axis 0. None: not separable at all.
     batch_axis: int | None = 0
+    # Optional fast forward for the streaming engine (lossctl.stream), straight from a given
+    # prediction kind: fused_forward(kind, x, params, raw) -> Forward, or None when it does not
+    # apply to this call (decided by kind, params and shapes alone, so the same for every block).
+    # ``x`` holds the given (not converted) inputs in the compute dtype, canonical layout, and the
+    # prepared target; ``raw`` the same blocks as the user gave them (e.g. float32 before the
+    # float64 cast). Its values must equal ``forward`` after the conversion (ce --logits: only
+    # log_softmax at the target class, not the whole (N, C) array).
+    fused_forward: Callable[[str, dict, dict, dict], "Forward | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
 

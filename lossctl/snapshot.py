@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
-from .suite import Case, CaseResult, Suite, SuiteReport, compose, parse_suite
+from .suite import Case, Suite, SuiteReport, compose, parse_suite
 
 WIDTH = 100
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./:+=@,-]*$")
@@ -121,32 +121,6 @@ def _one_line(value: Any) -> str:
     return yaml_scalar(value)
 
 
-def yaml_flow_mapping(entries: list[tuple[str, Any]], col: int = 0) -> str:
-    parts = []
-    pos = col + 1
-    for key, value in entries:
-        if isinstance(value, dict):
-            text = f"{key}: " + yaml_flow_mapping(list(value.items()), pos + len(key) + 2)
-        else:
-            text = f"{key}: " + yaml_flow(value, pos + len(key) + 2)
-        parts.append(text)
-        pos += len(text) + 2
-    return "{" + ", ".join(parts) + "}"
-
-
-def yaml_block(entries: list[tuple[str, Any]], indent: int) -> list[str]:
-    """Lines of a block mapping at ``indent``; nested dicts become nested block mappings."""
-    lines = []
-    pad = " " * indent
-    for key, value in entries:
-        if isinstance(value, dict):
-            lines.append(f"{pad}{key}:")
-            lines.extend(yaml_block(list(value.items()), indent + 2))
-        else:
-            lines.append(f"{pad}{key}: " + yaml_flow(value, indent + len(key) + 2))
-    return lines
-
-
 # --------------------------------------------------------------------------- node geometry
 
 
@@ -162,7 +136,10 @@ def content_end(node) -> int:
 
     while _is_block(node) and node.value:
         if isinstance(node, yaml.MappingNode):
-            key, value = node.value[-1]
+            own = [(k, v) for k, v in node.value if node.start_mark.index <= k.start_mark.index <= node.end_mark.index]
+            if not own:
+                return node.start_mark.index
+            key, value = max(own, key=lambda kv: kv[0].start_mark.index)
             if not (node.start_mark.index <= value.start_mark.index <= node.end_mark.index):
                 return key.end_mark.index  # an alias: its marks are the anchor's
             node = value
@@ -183,7 +160,11 @@ def _after_line(text: str, index: int) -> tuple[int, str]:
 
 
 def _first_key_column(node) -> int:
-    return node.value[0][0].start_mark.column
+    """The indentation of a block mapping's own keys (merged keys, ``<<: *x``, sit elsewhere)."""
+    for key, _ in node.value:
+        if node.start_mark.index <= key.start_mark.index <= node.end_mark.index:
+            return key.start_mark.column
+    return node.start_mark.column
 
 
 def _closing(text: str, node, char: str) -> int:
@@ -372,8 +353,7 @@ def plan_update(suite: Suite, report: SuiteReport) -> UpdatePlan:
             if why:
                 changes.append(Change(case.name, key, "kept", q.value, new, reason=why))
                 continue
-            start, end = q.node.start_mark.index, content_end(q.node)
-            edits.append(Edit(start, end, yaml_flow(new, q.node.start_mark.column)))
+            edits.append(_replace_value(text, q.node, new))
             changes.append(Change(case.name, key, "updated", q.value, new))
             rewritten[key] = new
 
@@ -391,11 +371,27 @@ def plan_update(suite: Suite, report: SuiteReport) -> UpdatePlan:
                 continue
             for key, value in additions:
                 changes.append(Change(case.name, key, "added", None, value))
+    if "\r\n" in text:  # a file with CRLF line ends gets CRLF in the new lines too
+        edits = [Edit(e.start, e.end, _crlf(e.text)) for e in edits]
     new_text = apply_edits(text, edits) if edits else text
     plan = UpdatePlan(new_text, changes)
     if edits:
         _verify_update(suite, plan)
     return plan
+
+
+def _replace_value(text: str, node, new: Any) -> Edit:
+    """A value rewritten in place. A block sequence (``key:`` then ``- x`` lines) becomes a flow
+    list on the key's line when only blanks separate the two."""
+    start, end = node.start_mark.index, content_end(node)
+    if _is_block(node):
+        colon = start - 1
+        while colon >= 0 and text[colon] in " \t\r\n":
+            colon -= 1
+        if colon >= 0 and text[colon] == ":":
+            col = colon + 2 - (text.rfind("\n", 0, colon) + 1)
+            return Edit(colon + 1, end, " " + yaml_flow(new, col))
+    return Edit(start, end, yaml_flow(new, node.start_mark.column))
 
 
 def _missing(case: Case, result) -> list[tuple[str, Any]]:
@@ -517,13 +513,21 @@ def _replace_with_mapping(text: str, cnode, key_node, vnode, entries, *, leading
     end = content_end(vnode) if vnode.end_mark.index > start else start
     if cnode.flow_style:
         return Edit(start, end, (" " if leading_space else "") + _flow_text(entries, key_node.end_mark.column + 2))
-    # block: `expect:` then the mapping on the following lines, two spaces deeper than the key
+    # block: `expect:` then the mapping on the following lines, two spaces deeper than the key;
+    # a comment after the old value stays on the `expect:` line
     indent = key_node.start_mark.column + 2
-    # drop the spaces between the colon and the old value
     s = start
     while s > 0 and text[s - 1] == " ":
         s -= 1
-    return Edit(s, end, "\n" + "\n".join(_block_lines(entries, indent)))
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    rest = text[end:line_end]
+    comment = ""
+    if rest.strip().startswith("#"):
+        comment, end = rest.rstrip("\r"), end + len(rest.rstrip("\r"))
+        if not comment.startswith((" ", "\t")):
+            comment = " " + comment
+    return Edit(s, end, comment + "\n" + "\n".join(_block_lines(entries, indent)))
 
 
 def _insert_entries(text: str, mapping, entries: list[tuple[str, Any]]) -> Edit:
@@ -604,8 +608,8 @@ def write_text(path: Path, text: str) -> None:
 # --------------------------------------------------------------------------- record
 
 
-SUITE_HEADER = ("# lossctl check suite: run it with `lossctl check {name}`.\n"
-                "# Cases were added with `lossctl record`; paths are relative to this file.\n")
+SUITE_HEADER = ("# A lossctl check suite (`lossctl check {name}`), made by `lossctl record`.\n"
+                "# Paths are relative to this file. `lossctl check {name} --update` re-pins failing values.\n")
 
 
 def append_case(text: str | None, path: Path, entries: list[tuple[str, Any]]) -> str:
@@ -621,7 +625,7 @@ def append_case(text: str | None, path: Path, entries: list[tuple[str, Any]]) ->
     root, data = compose(text, str(path))
     if root is None:  # comments only
         sep = "" if text.endswith("\n") else "\n"
-        return text + sep + "cases:\n" + _item_lines(entries, 2, 4) + "\n"
+        return text + _nl(text, sep + "cases:\n" + _item_lines(entries, 2, 4) + "\n")
     if not isinstance(root, yaml.MappingNode):
         raise InputError(f"{path}: expected a mapping with a 'cases' list; not adding a case to it")
     cases = _value_node(root, "cases")
@@ -632,7 +636,7 @@ def append_case(text: str | None, path: Path, entries: list[tuple[str, Any]]) ->
         indent = _first_key_column(root)
         at, prefix = _after_line(text, content_end(root))
         block = prefix + " " * indent + "cases:\n" + _item_lines(entries, indent + 2, indent + 4) + "\n"
-        return text[:at] + block + text[at:]
+        return text[:at] + _nl(text, block) + text[at:]
     if isinstance(cases, yaml.ScalarNode) and cases.tag.endswith(":null"):
         indent = key.start_mark.column + 2
         start = cases.start_mark.index
@@ -640,27 +644,36 @@ def append_case(text: str | None, path: Path, entries: list[tuple[str, Any]]) ->
         s = start
         while s > 0 and text[s - 1] == " ":
             s -= 1
-        return text[:s] + "\n" + _item_lines(entries, indent, indent + 2) + text[end:]
+        return text[:s] + _nl(text, "\n" + _item_lines(entries, indent, indent + 2)) + text[end:]
     if not isinstance(cases, yaml.SequenceNode):
         raise InputError(f"{path}: 'cases' is not a list; not adding a case to it")
     if cases.flow_style or not cases.value:
         close = _closing(text, cases, "]")
         if cases.value:
             col = close - (text.rfind("\n", 0, close) + 1)
-            return text[:close] + ", " + _flow_text(entries, col + 2) + text[close:]
+            return text[:close] + _nl(text, ", " + _flow_text(entries, col + 2)) + text[close:]
         # `cases: []`: replace the empty list with a block list
         indent = key.start_mark.column + 2
         s = cases.start_mark.index
         while s > 0 and text[s - 1] == " ":
             s -= 1
-        return text[:s] + "\n" + _item_lines(entries, indent, indent + 2) + text[cases.end_mark.index:]
+        return text[:s] + _nl(text, "\n" + _item_lines(entries, indent, indent + 2)) + text[cases.end_mark.index:]
     first = cases.value[0]
     line_start = text.rfind("\n", 0, first.start_mark.index) + 1
     dash = text.rfind("-", line_start, first.start_mark.index)
     dash_col = dash - line_start if dash >= 0 else max(first.start_mark.column - 2, 0)
     content_col = first.start_mark.column if dash >= 0 else dash_col + 2
     at, prefix = _after_line(text, content_end(cases))
-    return text[:at] + prefix + _item_lines(entries, dash_col, content_col) + "\n" + text[at:]
+    return text[:at] + _nl(text, prefix + _item_lines(entries, dash_col, content_col) + "\n") + text[at:]
+
+
+def _crlf(s: str) -> str:
+    return s.replace("\r\n", "\n").replace("\n", "\r\n")
+
+
+def _nl(text: str, s: str) -> str:
+    """``s`` with the line ends of ``text`` (CRLF when the file uses them)."""
+    return _crlf(s) if "\r\n" in text else s
 
 
 def _item_lines(entries: list[tuple[str, Any]], dash_col: int, content_col: int) -> str:

@@ -61,6 +61,9 @@ from .registry import PREDICTION_KINDS, LossSpec
 
 TOP_KEYS = ("cases", "defaults", "rtol", "atol", "name")
 CALL_KEYS = ("loss", "reduction", "dtype", "dim")
+# Regularisation (--l1/--l2 over --params, on any loss): ``params`` is an array, a source of
+# named arrays (an .npz, a JSON/YAML mapping) or a mapping name -> array; ``exclude_params`` text.
+REG_KEYS = ("l1", "l2", "params", "exclude_params")
 CHECK_KEYS = ("rtol", "atol")
 EXPECT_KEYS = ("expect", "expect_per_sample", "expect_grad")
 FLAG_KEYS = ("per_sample", "grad")
@@ -123,6 +126,7 @@ class Suite:
     root: Any = None  # the YAML root node
     rtol: float = DEFAULT_RTOL
     atol: float = DEFAULT_ATOL
+    bom: bool = False  # the file starts with a UTF-8 byte order mark (kept by --update)
 
     @property
     def base(self) -> Path:
@@ -216,7 +220,9 @@ def load_suite(path: str | os.PathLike) -> Suite:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{shown}: not UTF-8 text (byte {e.start})") from None
-    return parse_suite(text, path)
+    suite = parse_suite(text, path)
+    suite.bom = data.startswith(b"\xef\xbb\xbf")
+    return suite
 
 
 def compose(text: str, shown: str):
@@ -227,7 +233,7 @@ def compose(text: str, shown: str):
     loader = loader_cls(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        data = _construct(loader, node) if node is not None else None
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark or e.context_mark
         where = f":{mark.line + 1}" if mark else ""
@@ -235,12 +241,66 @@ def compose(text: str, shown: str):
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or str(e)
+        if isinstance(e, yaml.reader.ReaderError):
+            problem = f"unacceptable character #x{e.character:04x} (position {e.position})" \
+                if isinstance(e.character, int) else " ".join(str(e).split())
+        else:
+            problem = getattr(e, "problem", None) or " ".join(str(e).split())
         context = getattr(e, "context", None)
         raise InputError(f"{shown}{where}: invalid YAML: {problem}" + (f" ({context})" if context else "")) from None
     finally:
         loader.dispose()
     return node, data
+
+
+_TAG = "tag:yaml.org,2002:"
+_DECIMAL = __import__("re").compile(r"^[-+]?(0|[1-9][0-9]*)$")
+_SPECIAL_FLOATS = {".nan": math.nan, ".inf": math.inf, "+.inf": math.inf, "-.inf": -math.inf}
+
+
+def _construct(loader, root):
+    """Python data from a composed document: plain scalars, lists and mappings converted
+    directly (PyYAML's constructor costs ~10 µs a node, which dominates large suites);
+    anything unusual (merge keys, 0x/0o/sexagesimal numbers, booleans, timestamps, tags)
+    goes through the safe constructor itself."""
+    import yaml
+
+    memo: dict[int, Any] = {}
+
+    def build(node):
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            v = node.value
+            if tag == _TAG + "str":
+                out = v
+            elif tag == _TAG + "float" and ":" not in v:
+                lowered = v.lower()
+                out = _SPECIAL_FLOATS[lowered] if lowered in _SPECIAL_FLOATS else float(v.replace("_", ""))
+            elif tag == _TAG + "int" and _DECIMAL.match(v):
+                out = int(v)
+            elif tag == _TAG + "null":
+                out = None
+            else:
+                out = loader.construct_object(node, deep=True)
+        elif isinstance(node, yaml.SequenceNode) and tag == _TAG + "seq":
+            out = [build(child) for child in node.value]
+        elif isinstance(node, yaml.MappingNode) and tag == _TAG + "map" and \
+                all(isinstance(k, yaml.ScalarNode) and k.tag != _TAG + "merge" for k, _ in node.value):
+            out = {}
+            for k, v in node.value:
+                out[build(k)] = build(v)
+        else:
+            out = loader.construct_object(node, deep=True)
+        memo[key] = out
+        return out
+
+    try:
+        return build(root)
+    except (ValueError, TypeError, RecursionError):
+        return loader.construct_document(root)
 
 
 def parse_suite(text: str, path: str | os.PathLike) -> Suite:
@@ -256,6 +316,8 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
                          f"found {_type_name(data)}")
     nodes = _key_nodes(root)
     for key in data:
+        if isinstance(key, str) and key.startswith("x-"):
+            continue  # free extension keys (e.g. YAML anchors shared by cases), as in compose files
         if key not in TOP_KEYS:
             problems.add(_line(nodes, key, root), f"unknown top-level key {_q(key)}{_suggest(key, TOP_KEYS)}")
     _check_duplicate_keys(root, problems, "")
@@ -380,7 +442,7 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
 
     params = {p.name: p for p in spec.params}
     inputs = set(spec.inputs)
-    valid = set(CALL_KEYS) | set(CHECK_KEYS) | set(EXPECT_KEYS) | set(FLAG_KEYS) | {"name"} | inputs | set(params)
+    valid = set(CALL_KEYS) | set(CHECK_KEYS) | set(EXPECT_KEYS) | set(FLAG_KEYS) | {"name"} | inputs | set(params) | set(REG_KEYS)
     if not spec.class_axis:
         valid.discard("dim")
 
@@ -436,6 +498,12 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
                 problems.add(at, f"{label}: {origin(key)}: expected an integer (the class dimension), got {_show(value)}")
             else:
                 case.call[key] = value
+        elif key in REG_KEYS and key not in params and key not in inputs:
+            ok, converted, problem = _reg_value(key, value)
+            if not ok:
+                problems.add(at, f"{label}: {origin(key)}: {problem}")
+            elif converted is not None:
+                case.call[key] = converted
         elif key in inputs:
             problem = _array_problem(value)
             if problem:
@@ -516,8 +584,9 @@ def _load_grad(case, value, node, at, label, kind, diff_inputs, problems) -> Non
         gnodes = _key_nodes(node)
         for name, gvalue in value.items():
             gat = _line(gnodes, name, node)
-            if name not in diff_inputs:
-                have = ", ".join(sorted(diff_inputs))
+            if name not in diff_inputs and not (case.call.get("params") is not None and
+                                                 (name == "params" or str(name).startswith("params."))):
+                have = ", ".join(sorted(diff_inputs) + (["params", "params.NAME"] if case.call.get("params") is not None else []))
                 problems.add(gat, f"{label}: {case.spec.name} has no gradient for {_q(name)}{_suggest(str(name), sorted(diff_inputs))} "
                                   f"(gradients are for: {have})")
                 continue
@@ -554,7 +623,7 @@ def _unknown_key_message(key: str, spec: LossSpec, valid: set[str], reg) -> str:
         return f"unknown key {_q(key)}; keys are snake case: did you mean {_q(snake)}?"
     hint = _suggest(key, sorted(valid))
     if not hint:
-        others = sorted({s.name for s in reg.specs if key in s.param_names or key in s.inputs})
+        others = sorted({s.name for s in reg.specs if snake in s.param_names or snake in s.inputs})
         if others:
             return f"{spec.name} does not take {_q(key)} (losses that do: {', '.join(others)})"
     return f"unknown key {_q(key)}{hint}"
@@ -565,7 +634,7 @@ def _output_key_message(key: str) -> str:
 
 
 def _all_case_keys(reg, cases: list[Case]) -> list[str]:
-    keys = set(CALL_KEYS) | set(CHECK_KEYS) | set(FLAG_KEYS) | set(PREDICTION_KINDS)
+    keys = set(CALL_KEYS) | set(CHECK_KEYS) | set(FLAG_KEYS) | set(PREDICTION_KINDS) | set(REG_KEYS)
     for case in cases:
         keys |= set(case.spec.inputs) | set(case.spec.param_names)
     return sorted(keys)
@@ -636,6 +705,30 @@ def _param_value(param, value) -> tuple[bool, Any, str]:
             return True, value, ""
         return False, None, f"expected one of {', '.join(map(str, param.choices))}, got {_show(value)}"
     return True, value, ""
+
+
+def _reg_value(key: str, value) -> tuple[bool, Any, str]:
+    if value is None:
+        return True, None, ""
+    if key in ("l1", "l2"):
+        tol = _tolerance(value)
+        if tol is None:
+            return False, None, f"expected a number ≥ 0 (the penalty's coefficient), got {_show(value)}"
+        return True, tol, ""
+    if key == "exclude_params":
+        if isinstance(value, (dict, list, bool)):
+            return False, None, f"expected text (parameters whose name contains it get no penalty), got {_show(value)}"
+        return True, str(value), ""
+    if isinstance(value, dict):  # params: name -> array
+        for name, v in value.items():
+            problem = _array_problem(v)
+            if isinstance(v, dict):
+                problem = "a mapping, not an array"
+            if problem:
+                return False, None, f"{name}: {problem}"
+        return True, {str(k): v for k, v in value.items()}, ""
+    problem = _array_problem(value)
+    return (not problem), value, problem
 
 
 def _float_text(text: str) -> float | None:
@@ -819,6 +912,20 @@ class SourceCache:
             self._arrays[key] = read_array(source, origin)
         return np.array(self._arrays[key], copy=True)
 
+    def read_named(self, text: str, origin: str) -> dict[str, np.ndarray]:
+        from .io import readers
+        from .io.sources import parse_source
+
+        source = parse_source(text, base=self.base)
+        if source.kind == "stdin":
+            raise InputError(f"{origin}: standard input cannot be read in a suite")
+        if source.path is not None:
+            self.paths.add(source.path)
+        key = ("named", str(source.path) if source.path is not None else source.text, source.key)
+        if key not in self._arrays:
+            self._arrays[key] = readers.read_named_arrays(source, origin)
+        return {k: np.array(v, copy=True) for k, v in self._arrays[key].items()}
+
 
 def materialize(value: Any, origin: str, cache: SourceCache) -> Any:
     """An inline value as an array, or a source string read through ``cache``."""
@@ -827,6 +934,15 @@ def materialize(value: Any, origin: str, cache: SourceCache) -> Any:
     if isinstance(value, list):
         return _inline_array(value, origin)
     return value
+
+
+def _named_arrays(value: Any, origin: str, cache: SourceCache) -> Any:
+    """``params``: a mapping of arrays, a source of named arrays, or one array."""
+    if isinstance(value, dict):
+        return {k: materialize(v, f"{origin}.{k}", cache) for k, v in value.items()}
+    if isinstance(value, str):
+        return cache.read_named(value, origin)
+    return materialize(value, origin, cache)
 
 
 def _inline_array(value: list, origin: str) -> np.ndarray:
@@ -865,7 +981,10 @@ def run_case(case: Case, cache: SourceCache, *, need_grad: bool = False) -> Case
         origins: dict[str, str] = {}
         array_keys = set(case.array_keys)
         for key, value in case.call.items():
-            if key in array_keys:
+            if key == "params":
+                origins[key] = f"params {value}" if isinstance(value, str) else "params"
+                call[key] = _named_arrays(value, origins[key], cache)
+            elif key in array_keys:
                 origin = f"{key} {value}" if isinstance(value, str) else key
                 origins[key] = origin
                 call[key] = materialize(value, origin, cache)
@@ -911,6 +1030,8 @@ def source_paths(suite: Suite) -> set[Path]:
     paths: set[Path] = set()
     for case in suite.cases:
         values = [case.call[k] for k in case.array_keys] + [q.value for q in case.expect.values()]
+        params = case.call.get("params")
+        values += list(params.values()) if isinstance(params, dict) else [params]
         for v in values:
             if isinstance(v, str):
                 src = parse_source(v, base=suite.base)

@@ -38,3 +38,37 @@ def run_cli(capsys, monkeypatch):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def hash_files(root) -> dict[str, str]:
+    """``{relative path: sha256}`` of every regular file under ``root`` (FIFOs, devices and
+    unreadable files are recorded by their kind and size, without being opened)."""
+    import hashlib
+    import os
+    import stat
+    from pathlib import Path
+
+    root = Path(root)
+    out: dict[str, str] = {}
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            p = Path(dirpath, name)
+            rel = p.relative_to(root).as_posix()
+            try:
+                st = os.lstat(p)
+            except OSError:
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                out[rel] = f"{stat.S_IFMT(st.st_mode):o}"
+                continue
+            try:
+                out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+            except OSError:
+                out[rel] = f"unreadable:{st.st_size}:{st.st_mtime_ns}"
+    return out
+
+
+@pytest.fixture
+def file_hashes():
+    """``file_hashes(dir)``: hash every file under ``dir``, to prove inputs are byte-identical afterwards."""
+    return hash_files

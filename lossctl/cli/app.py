@@ -2,59 +2,97 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-
-import typer
+import warnings
 
 from ..errors import ExitCode, LossctlError
 
-app = typer.Typer(
-    name="lossctl",
-    help="Compute, explain and verify loss values exactly as PyTorch does.\n\n"
-    "Run 'lossctl list' for the losses and 'lossctl LOSS --help' for one loss's options.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,
-)
+# The Typer app is built on first use (``build_app()``, or ``lossctl.cli.app.app``): importing
+# typer and synthesising every loss command costs more than the rest of a small call, and
+# ``lossctl LOSS --opt value ...`` does not need it (lossctl.cli.fast parses that directly).
+_APP = None
 
 
-@app.command("list")
-def list_losses(
-    format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
-    json_: bool = typer.Option(False, "--json", help="Short for --format json."),
-) -> None:
-    """List the registered losses, their aliases, inputs and parameters."""
-    from .listing import render_list
+def build_app():
+    """The Typer application with every command (built once)."""
+    global _APP
+    if _APP is not None:
+        return _APP
+    import typer
 
-    render_list("json" if json_ else format)
+    app = typer.Typer(
+        name="lossctl",
+        help="Compute, explain and verify loss values exactly as PyTorch does.\n\n"
+        "Run 'lossctl list' for the losses and 'lossctl LOSS --help' for one loss's options.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,
+    )
+
+    @app.command("list")
+    def list_losses(
+        format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
+        json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    ) -> None:
+        """List the registered losses, their aliases, inputs and parameters."""
+        from .listing import render_list
+
+        render_list("json" if json_ else format)
+
+    _register_losses(app)
+    _register_commands(app)
+    _APP = app
+    return app
 
 
-def _register_losses() -> None:
+def __getattr__(name: str):
+    if name == "app":
+        return build_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _register_losses(app) -> None:
     from ..api import registry
     from .loss_commands import register
 
     register(app, registry().specs)
 
 
-_register_losses()
-
-
-def _register_commands() -> None:
+def _register_commands(app) -> None:
     from .commands import register
+    from .info_command import register as register_info
 
     register(app)
-
-
-_register_commands()
+    register_info(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run lossctl; map every failure to the contract's exit codes. Never raises."""
     args = sys.argv[1:] if argv is None else list(argv)
+    with _input_warnings_on_stderr():
+        return _main(args)
+
+
+def _main(args: list[str]) -> int:
     try:
-        rv = app(args=args, prog_name="lossctl", standalone_mode=False)
+        from .fast import parse_loss_call
+
+        parsed = parse_loss_call(args)  # a plain loss call: no Typer needed
+        if parsed is not None:
+            from .run import run_loss
+
+            return int(run_loss(*parsed) or 0)
+    except Exception as e:
+        return _failure(e)
+    except (BrokenPipeError, KeyboardInterrupt) as e:
+        return _failure(e)
+    import typer
+
+    try:
+        rv = build_app()(args=args, prog_name="lossctl", standalone_mode=False)
         return int(rv or 0)
     except LossctlError as e:
         _error(str(e))
@@ -67,19 +105,81 @@ def main(argv: list[str] | None = None) -> int:
     except typer.TyperException as e:  # click usage errors: unknown option, bad value, missing command
         _error(_usage_message(e))
         return int(getattr(e, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
-    except BrokenPipeError:
+    except (BrokenPipeError, KeyboardInterrupt, Exception) as e:
+        return _failure(e)
+
+
+def _failure(e: BaseException) -> int:
+    """The exit code (and stderr line) for an exception that is not a click/Typer one."""
+    if isinstance(e, LossctlError):
+        _error(str(e))
+        return int(e.exit_code)
+    if isinstance(e, BrokenPipeError):
         _silence_stdout()
         return int(ExitCode.OK)
-    except KeyboardInterrupt:
+    if isinstance(e, KeyboardInterrupt):
         _error("interrupted")
         return 130
-    except Exception as e:  # a bug in lossctl
-        if os.environ.get("LOSSCTL_TRACEBACK"):
-            import traceback
+    # a bug in lossctl
+    if os.environ.get("LOSSCTL_TRACEBACK"):
+        import traceback
 
-            traceback.print_exc()
-        _error(f"internal error: {type(e).__name__}: {e} (set LOSSCTL_TRACEBACK=1 for the traceback)")
-        return int(ExitCode.INTERNAL)
+        traceback.print_exception(e)
+    _error(f"internal error: {type(e).__name__}: {e} (set LOSSCTL_TRACEBACK=1 for the traceback)")
+    return int(ExitCode.INTERNAL)
+
+
+@contextlib.contextmanager
+def _input_warnings_on_stderr():
+    """Show every :class:`~lossctl.errors.InputWarning` as one ``warning: ...`` line on stderr
+    (never on stdout, never as Python's two-line warning format, every time it happens)."""
+    from ..errors import InputWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", InputWarning)
+        shown = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):
+            if issubclass(category, InputWarning):
+                try:
+                    sys.stderr.write(f"warning: {message}\n")
+                except (OSError, ValueError):
+                    pass
+            else:
+                shown(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show
+        yield
+
+
+def _unknown_option_message(msg: str, ctx) -> str | None:
+    """``No such option: --margin`` on a loss command: name the loss's own parameters instead
+    of click's spelling guesses (which suggest unrelated options)."""
+    import re
+
+    m = re.match(r"No such option: (\S+)", msg)
+    if not m or ctx is None or ctx.command is None:
+        return None
+    option = m.group(1)
+    from ..api import registry
+
+    spec = registry()._by_name.get(ctx.info_name or "")
+    if spec is None:
+        return None
+    from difflib import get_close_matches
+
+    own = {o[2:]: o for p in ctx.command.params if not getattr(p, "hidden", False) for o in p.opts if o.startswith("--")}
+    close = get_close_matches(option.lstrip("-"), list(own), n=1, cutoff=0.75)
+    takers = [s.name for s in registry().specs if option in {p.option for p in s.params}]
+    if takers:
+        params = ", ".join(p.option for p in spec.params) or "none"
+        hint = (f" ({option} is a parameter of {', '.join(takers[:3])}{', ...' if len(takers) > 3 else ''}; "
+                f"{spec.name} takes: {params})")
+    elif close:
+        hint = f" (did you mean {own[close[0]]}?)"
+    else:
+        hint = ""
+    return f"lossctl {ctx.info_name}: No such option: {option}{hint}. Run 'lossctl {ctx.info_name} --help' for its options."
 
 
 def _usage_message(e: Exception) -> str:
@@ -91,10 +191,13 @@ def _usage_message(e: Exception) -> str:
         from ..api import registry
 
         name = msg.split("'")[1] if "'" in msg else ""
-        choices = list(registry()._by_name) + ["list", "check", "record", "gradcheck"]
+        choices = list(registry()._by_name) + ["list", "check", "record", "gradcheck", "info"]
         close = get_close_matches(name, choices, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown loss '{name}'{hint} Run 'lossctl list' for all losses."
+    better = _unknown_option_message(msg, ctx)
+    if better:
+        return better
     prefix = f"{ctx.command_path}: " if ctx is not None and ctx.command_path and ctx.command_path != "lossctl" else ""
     return f"{prefix}{msg}"
 

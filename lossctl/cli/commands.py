@@ -120,18 +120,11 @@ class _LossGroup(TyperGroup):
 
 
 def _read_call(spec, opts: dict[str, Any]):
-    """The loss call (arrays read) from a loss command's options, and the reader (origins, paths)."""
-    from ..registry import PREDICTION_KINDS
-    from .run import _OUTPUT_KEYS, _Reader
+    """The loss call (arrays read), the reader (origins, input paths) and the array option names."""
+    from .run import array_names, read_call
 
-    reader = _Reader(opts.get("stdin_format"))
-    array_names = set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
-    call: dict[str, Any] = {"loss": spec.name}
-    for key, value in opts.items():
-        if key in _OUTPUT_KEYS or value is None:
-            continue
-        call[key] = reader.read(key, value) if key in array_names else value
-    return call, reader, array_names
+    call, reader = read_call(spec, opts)
+    return call, reader, array_names(spec)
 
 
 def _format(opts_format: str, json_: bool, allowed=CHECK_FORMATS) -> str:
@@ -162,6 +155,8 @@ def check(
     if update and junit:
         raise UsageError("--junit and --update: an update rewrites the expectations; run check again for the report")
     path = Path(suite)
+    if junit:
+        _check_junit_path(junit, path, None)
     try:
         loaded = suites.load_suite(path)
     except InputError as e:
@@ -173,7 +168,7 @@ def check(
         shown = " ".join(f"-k {p!r}" for p in patterns)
         raise UsageError(f"{shown}: selects none of the {len(loaded.cases)} cases of {path}")
     if junit:
-        _check_junit_path(junit, loaded)
+        _check_junit_path(junit, path, loaded)
 
     out = sys.stdout
     on_result = None
@@ -257,17 +252,19 @@ def _print_table(report) -> None:
     console.print(report.summary_line())
 
 
-def _check_junit_path(junit: str, suite) -> None:
-    from ..suite import source_paths
-
+def _check_junit_path(junit: str, suite_path: Path, suite) -> None:
+    """The report may not replace the suite, a file a case reads, or a directory."""
     target = Path(junit).resolve()
-    if target == suite.path.resolve():
+    if target == suite_path.resolve():
         raise UsageError(f"--junit {junit}: that is the suite file; choose another path")
-    for p in source_paths(suite):
-        if Path(p).resolve() == target:
-            raise UsageError(f"--junit {junit}: a case reads that file; lossctl never writes over an input")
     if target.is_dir():
         raise UsageError(f"--junit {junit}: is a directory")
+    if suite is not None:
+        from ..suite import source_paths
+
+        for p in source_paths(suite):
+            if Path(p).resolve() == target:
+                raise UsageError(f"--junit {junit}: a case reads that file; lossctl never writes over an input")
 
 
 def _write_junit(junit: str, report, error: str | None, suite_path: Path) -> None:
@@ -296,13 +293,13 @@ def _update(suite, report, fmt: str) -> int:
         if current != suite.text:
             raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
         try:
-            write_text(suite.path, plan.text)
+            write_text(suite.path, ("\ufeff" if suite.bom else "") + plan.text)
         except OSError as e:
             raise InputError(f"{suite.path}: cannot write: {e.strerror or e}") from None
     changed = plan.cases_changed()
     errors = [r for r in report.results if r.status == "error"]
     kept_cases = {c.case for c in plan.kept}
-    unchanged = len(report.results) - len(changed) - len(errors)
+    unchanged = len(report.results) - len(changed | kept_cases) - len(errors)
     summary = f"{len(changed)} updated, {unchanged} unchanged"
     if kept_cases:
         summary += f", {len(kept_cases)} still failing"
@@ -338,11 +335,11 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     import numpy as np
 
     from ..api import compute
-    from ..checks import DEFAULT_ATOL, DEFAULT_RTOL
     from ..io.sources import parse_source
     from ..snapshot import append_case, to_plain, write_text
-    from ..suite import parse_suite
-    from .run import _render
+    from ..suite import compose, parse_suite
+    from .loss_commands import spec_options
+    from .run import _OUTPUT_KEYS, _render
 
     opts = dict(opts)
     to_text = opts.pop("to")
@@ -375,12 +372,17 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     text = None
     names: set[str] = set()
     count = 0
+    bom = False
     if to.exists():
         try:
-            text = to.read_bytes().decode("utf-8-sig")
+            raw = to.read_bytes()
+            bom = raw.startswith(b"\xef\xbb\xbf")
+            text = raw.decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
             raise InputError(f"--to {to}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-        if text.strip():
+        root, data = compose(text, str(to))
+        # not empty, not only comments, not a mapping still waiting for its `cases:`
+        if root is not None and not (isinstance(data, dict) and "cases" not in data):
             existing = parse_suite(text, to)
             names = {c.name for c in existing.cases}
             count = len(existing.cases)
@@ -395,31 +397,29 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
 
     suite_dir = Path(os.path.abspath(to.parent if str(to.parent) else "."))
     entries: list[tuple[str, Any]] = [("name", name), ("loss", spec.name)]
-    for key, value in opts.items():
-        if key not in array_names or value is None:
+    skip = set(_OUTPUT_KEYS) - {"rtol", "atol"}
+    if opts.get("params") is None:
+        skip.add("exclude_params")
+    tolerances = []
+    for opt in spec_options(spec):  # the command line's order; only what differs from the defaults
+        key, value = opt.name, opts.get(opt.name)
+        if key in skip or value is None or (value == opt.default and key not in array_names):
             continue
-        source = parse_source(value)
-        if source.kind == "path":
-            rel = _relative(Path(os.path.abspath(source.path)), suite_dir)
-            entries.append((key, rel + (f":{source.key}" if source.key else "")))
-        else:  # a literal or standard input: the values inline
-            entries.append((key, to_plain(np.asarray(call[key]))))
-    params = {p.name: p for p in spec.params}
-    for key, value in opts.items():
-        if value is None or key in array_names:
-            continue
-        if key == "reduction" and value != "mean":
+        if key in array_names or key == "params":
+            source = parse_source(value)
+            if source.kind == "path":
+                rel = _relative(Path(os.path.abspath(source.path)), suite_dir)
+                entries.append((key, rel + (f":{source.key}" if source.key else "")))
+            elif key == "params" and isinstance(call[key], dict) and list(call[key]) != ["params"]:
+                entries.append((key, {k: to_plain(np.asarray(v)) for k, v in call[key].items()}))
+            else:  # a literal or standard input: the values inline
+                value = call[key]["params"] if isinstance(call[key], dict) else call[key]
+                entries.append((key, to_plain(np.asarray(value))))
+        elif key in ("rtol", "atol"):
+            tolerances.append((key, value))
+        else:
             entries.append((key, value))
-        elif key == "dtype" and value != "float64":
-            entries.append((key, value))
-        elif key == "dim":
-            entries.append((key, value))
-        elif key in params and params[key].kind != "array" and value != params[key].default:
-            entries.append((key, value))
-    if opts.get("rtol", DEFAULT_RTOL) != DEFAULT_RTOL:
-        entries.append(("rtol", opts["rtol"]))
-    if opts.get("atol", DEFAULT_ATOL) != DEFAULT_ATOL:
-        entries.append(("atol", opts["atol"]))
+    entries += tolerances
     loss = to_plain(np.asarray(result.loss, dtype=np.float64))
     if opts["per_sample"] or opts["grad"]:
         expect: dict[str, Any] = {"loss": loss}
@@ -438,7 +438,7 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     if not to.parent.exists() and str(to.parent):
         to.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_text(to, new_text)
+        write_text(to, ("\ufeff" if bom else "") + new_text)
     except OSError as e:
         raise InputError(f"--to {to}: cannot write: {e.strerror or e}") from None
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from typing import Annotated, Any, Callable
-
-import typer
+from typing import TYPE_CHECKING, Annotated, Any, Callable
 
 from ..registry import LossSpec, Param
 from .options import COMMON_OPTIONS, Opt, input_option
+
+if TYPE_CHECKING:
+    import typer
 
 _PARAM_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str}
 
@@ -59,6 +60,8 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     and ``body(spec, options) -> exit code`` replaces :func:`lossctl.cli.run.run_loss`
     (``lossctl record`` and ``lossctl gradcheck`` are loss commands with another body).
     """
+    import typer  # here, not at import: the fast path (lossctl.cli.fast) uses spec_options without Typer
+
     opts = [o for o in spec_options(spec) if o.name not in omit] + list(extra)
 
     def command(**kwargs: Any) -> None:

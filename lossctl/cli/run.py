@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..checks import check_result
-from ..errors import ExitCode, UsageError
+from ..errors import ExitCode, InputError, InputWarning, UsageError
 from ..io.readers import read_array, read_named_arrays
 from ..io.sources import parse_source
 from ..registry import PREDICTION_KINDS, LossSpec
@@ -15,7 +16,7 @@ from ..render import FORMATS
 
 # Options that are not part of the computation itself.
 _OUTPUT_KEYS = {"stdin_format", "format", "json", "per_sample", "grad", "explain", "rows", "output", "force",
-                "expect", "expect_per_sample", "expect_grad", "rtol", "atol"}
+                "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "strict"}
 
 
 def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
@@ -27,8 +28,70 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     if opts["rows"] < 0:
         raise UsageError("--rows: must be 0 or more")
 
-    reader = _Reader(opts["stdin_format"])
-    array_names = set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
+    call, reader = read_call(spec, opts)
+
+    output = Path(opts["output"]) if opts["output"] else None
+    sink = None
+    if output is not None:
+        from ..io.outstream import OutputStream
+        from ..io.writers import check_output_path
+
+        check_output_path(output, reader.paths, opts["force"])
+        sink = OutputStream(output, grad=opts["grad"])  # large inputs stream into it
+
+    from ..api import compute
+    from .progress import progress_bar
+
+    want_grad = opts["grad"] or opts["expect_grad"] is not None
+    # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
+    keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
+        or opts["expect_grad"] is not None
+    try:
+        with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
+            result = compute(call, grad=want_grad, explain=opts["explain"], rows=opts["rows"], origins=reader.origins,
+                             keep_arrays=keep, sink=sink, progress=progress)
+    except BaseException:
+        if sink is not None:
+            sink.abort()
+        raise
+
+    report = None
+    if opts["expect"] is not None or opts["expect_per_sample"] is not None or opts["expect_grad"] is not None:
+        try:
+            report = check_result(
+                result,
+                expect=_parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
+                expect_per_sample=reader.read("expect_per_sample", opts["expect_per_sample"]) if opts["expect_per_sample"] else None,
+                expect_grad={result.kind: reader.read("expect_grad", opts["expect_grad"])} if opts["expect_grad"] else None,
+                rtol=opts["rtol"], atol=opts["atol"],
+            )
+        except BaseException:
+            if sink is not None:
+                sink.abort()
+            raise
+
+    show_per_sample = opts["per_sample"] and output is None
+    show_grad = opts["grad"] and output is None
+    if output is not None:
+        from ..io.writers import check_output_path
+
+        try:
+            check_output_path(output, reader.paths, opts["force"])  # again: --expect-* files are inputs too
+            sink.commit(result)  # the streamed parts, or write_output on the in-memory result
+        except BaseException:
+            sink.abort()
+            raise
+    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"])
+    if report is not None and not report.passed:
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK
+
+
+def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_Reader"]:
+    """The loss call (every source read) from a loss command's options, and the reader
+    (origins, input paths). Shared with ``lossctl record`` and ``lossctl gradcheck``."""
+    reader = _Reader(opts.get("stdin_format"))
+    names = array_names(spec)
     call: dict[str, Any] = {"loss": spec.name}
     for key, value in opts.items():
         if key in _OUTPUT_KEYS or value is None:
@@ -38,39 +101,36 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         elif key == "exclude_params" and opts.get("params") is None:
             continue
         else:
-            call[key] = reader.read(key, value) if key in array_names else value
+            call[key] = reader.read(key, value) if key in names else value
+    return call, reader
 
-    output = Path(opts["output"]) if opts["output"] else None
-    if output is not None:
-        from ..io.writers import check_output_path
 
-        check_output_path(output, reader.paths, opts["force"])
+class strict_inputs:
+    """``with strict_inputs(True):`` turns an :class:`InputWarning` (NaN/inf in an input, target
+    probabilities that do not sum to 1, ...) into an :class:`InputError` (exit 3); without
+    ``--strict`` the warnings go on as ``warning:`` lines on stderr."""
 
-    from ..api import compute
+    def __init__(self, strict: bool):
+        self.strict = strict
+        self._catch = warnings.catch_warnings()
 
-    want_grad = opts["grad"] or opts["expect_grad"] is not None
-    result = compute(call, grad=want_grad, explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
+    def __enter__(self):
+        if self.strict:
+            self._catch.__enter__()
+            warnings.simplefilter("error", InputWarning)
+        return self
 
-    report = None
-    if opts["expect"] is not None or opts["expect_per_sample"] is not None or opts["expect_grad"] is not None:
-        report = check_result(
-            result,
-            expect=_parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
-            expect_per_sample=reader.read("expect_per_sample", opts["expect_per_sample"]) if opts["expect_per_sample"] else None,
-            expect_grad={result.kind: reader.read("expect_grad", opts["expect_grad"])} if opts["expect_grad"] else None,
-            rtol=opts["rtol"], atol=opts["atol"],
-        )
+    def __exit__(self, exc_type, exc, tb):
+        if self.strict:
+            self._catch.__exit__(exc_type, exc, tb)
+            if isinstance(exc, InputWarning):
+                raise InputError(f"{exc.problem} (refused by --strict)") from None
+        return False
 
-    show_per_sample = opts["per_sample"] and output is None
-    show_grad = opts["grad"] and output is None
-    if output is not None:
-        from ..io.writers import write_output
 
-        write_output(output, result, grad=opts["grad"])
-    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"])
-    if report is not None and not report.passed:
-        return ExitCode.CHECK_FAILED
-    return ExitCode.OK
+def array_names(spec: LossSpec) -> set[str]:
+    """Options of ``spec``'s command whose value is an array source."""
+    return set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
 
 
 def _parse_expect(text: str, reader: "_Reader"):
@@ -97,7 +157,8 @@ class _Reader:
 
     def _source(self, name: str, text: str):
         option = "--" + name.replace("_", "-")
-        origin = f"{option} {text}" if len(text) <= 60 else f"{option} {text[:57]}..."
+        shown = text if text.isprintable() else _printable(text)  # the error stays one line
+        origin = f"{option} {shown}" if len(shown) <= 60 else f"{option} {shown[:57]}..."
         self.origins[name] = origin
         source = parse_source(text)
         if source.kind == "stdin":
@@ -107,6 +168,12 @@ class _Reader:
         if source.path is not None:
             self.paths.append(source.path)
         return source, origin
+
+
+def _printable(text: str) -> str:
+    """``text`` on one line: whitespace runs (newlines too) as one space, other control characters escaped."""
+    text = " ".join(text.split())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int) -> None:

@@ -325,14 +325,14 @@ def _decode(data: bytes, origin: str) -> str:
 # --------------------------------------------------------------------------- .npy / .npz
 
 
-def _npy_header(f: BinaryIO, origin: str, what: str = ".npy file") -> tuple[tuple[int, ...], bool, np.dtype, int]:
+def _npy_header(f: BinaryIO, origin: str, what: str = "a .npy file") -> tuple[tuple[int, ...], bool, np.dtype, int]:
     """``(shape, fortran_order, dtype, data_offset)`` of the array at ``f``'s position."""
     from numpy.lib import format as npformat
 
     start = f.tell()
     magic = f.read(len(NPY_MAGIC))
     if magic != NPY_MAGIC:
-        raise InputError(f"{origin}: not a {what}: {_describe_magic(magic)}")
+        raise InputError(f"{origin}: not {what}: {_describe_magic(magic)}")
     f.seek(start)
     try:
         version = npformat.read_magic(f)
@@ -343,11 +343,18 @@ def _npy_header(f: BinaryIO, origin: str, what: str = ".npy file") -> tuple[tupl
             shape, fortran, dtype = npformat.read_array_header_1_0(f)
         else:
             shape, fortran, dtype = npformat.read_array_header_2_0(f)
-    except (ValueError, EOFError, SyntaxError, TypeError) as e:
+    except EOFError:
+        raise InputError(f"{origin}: not {what}: truncated in its header") from None
+    except (ValueError, SyntaxError, TypeError) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise InputError(f"{origin}: not a valid {what}: a damaged header ({msg.rstrip('.:')})") from None
+        if msg.startswith("EOF"):
+            raise InputError(f"{origin}: not {what}: truncated in its header ({msg[4:].strip()})") from None
+        raise InputError(f"{origin}: not {what}: a damaged header ({msg.rstrip('.:')})") from None
     if dtype.hasobject:
         raise InputError(f"{origin}: holds Python objects (a pickled object array); refused, never unpickled")
+    if any(int(n) < 0 for n in shape):
+        raise InputError(f"{origin}: not {what}: a damaged header (negative shape {tuple(shape)})")
+    _check_dtype(origin, dtype)
     return tuple(int(n) for n in shape), bool(fortran), dtype, f.tell()
 
 
@@ -365,8 +372,8 @@ def _describe_magic(head: bytes) -> str:
 
 def _check_dtype(origin: str, dtype: np.dtype) -> None:
     if dtype.kind not in "biufc":
-        what = {"U": "text", "S": "bytes", "V": "records (a structured dtype)", "M": "dates", "m": "time deltas"}.get(dtype.kind, str(dtype))
-        raise InputError(f"{origin}: holds {what} (dtype {dtype}), not numbers")
+        what = {"U": "text", "S": "bytes", "V": "records", "M": "dates", "m": "time deltas"}.get(dtype.kind, "values")
+        raise InputError(f"{origin}: holds {what}, not numbers (dtype {dtype})")
 
 
 def _load_npy(f: BinaryIO, origin: str, *, mmap: bool) -> np.ndarray:
@@ -432,7 +439,7 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
                              f"reads into memory ({_size(cap)}); save it as .npy (memory-mapped)")
         try:
             with zf.open(info) as member:
-                shape, fortran, dtype, offset = _npy_header(member, origin, f"an array ('{key}' is not .npy data)")
+                shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
                 count = math.prod(shape)
                 nbytes = count * dtype.itemsize
                 if nbytes > info.file_size - offset:
@@ -466,7 +473,11 @@ def _safe_yaml(text: str, origin: str) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise InputError(f"{origin}: invalid YAML: {getattr(e, 'problem', None) or e}{where}") from None
+        problem = getattr(e, "problem", None)
+        if not problem and isinstance(e, yaml.reader.ReaderError):
+            problem, where = str(e.reason), f" (character {e.character!r} at position {e.position})"
+        problem = " ".join(str(problem or e).split())  # one line
+        raise InputError(f"{origin}: invalid YAML: {problem}{where}") from None
     except RecursionError:
         raise InputError(f"{origin}: invalid YAML: nested too deeply") from None
     if "&" in text:  # anchors: aliases may share nodes, so count what they expand to
@@ -549,33 +560,38 @@ def _fmt_path(path: tuple[int, ...]) -> str:
 
 def _clean_document(doc: Any, origin: str) -> np.ndarray:
     """Walk the document: non-finite strings become floats; anything else that is not a number is an error."""
-    shape: list[int] = []
+    shape: list[int] = []  # the length of the first list met at each depth
+    leaf_depth: int | None = None
+
+    def ragged(path: tuple[int, ...], what: str) -> InputError:
+        return InputError(f"{origin}: rows of different lengths (a ragged nested list): "
+                          f"row {_fmt_path(path)} {what}")
 
     def walk(node: Any, path: tuple[int, ...]) -> Any:
+        nonlocal leaf_depth
         depth = len(path)
         if isinstance(node, list):
+            if leaf_depth is not None and depth >= leaf_depth:
+                raise ragged(path, "is a list where the rows before it hold single numbers")
             if depth == len(shape):
                 if depth >= 32:
                     raise InputError(f"{origin}: nested more than 32 levels deep")
                 shape.append(len(node))
-            elif depth > len(shape) or shape[depth] != len(node):
-                raise _ragged(origin, path, node, shape)
+            elif shape[depth] != len(node):
+                raise ragged(path, f"has {len(node)} {_plural(len(node), 'value')} where the rows before it have {shape[depth]}")
             return [walk(v, path + (i,)) for i, v in enumerate(node)]
-        if depth < len(shape):
-            raise _ragged(origin, path, node, shape)
-        if isinstance(node, bool) or node is None or isinstance(node, (dict, str)) or not isinstance(node, (int, float)):
-            if isinstance(node, str) and node.strip().lower() in _NON_FINITE:
-                value: Any = _NON_FINITE[node.strip().lower()]
-            elif isinstance(node, bool):
-                value = node
-            else:
-                where = f" at index {_fmt_path(path)}" if path else ""
-                raise InputError(f"{origin}: expected numbers, found {_describe_value(node)}{where}")
-        else:
-            value = node
-        if len(shape) > depth and path:
-            raise _ragged(origin, path, node, shape)
-        return value
+        if leaf_depth is None:
+            leaf_depth = depth
+            if len(shape) > depth:
+                raise ragged(path, "is a single number where the rows before it are lists")
+        elif depth != leaf_depth:
+            raise ragged(path, "is a single number where the rows before it are lists")
+        if isinstance(node, str) and node.strip().lower() in _NON_FINITE:
+            return _NON_FINITE[node.strip().lower()]
+        if isinstance(node, (bool, int, float)):
+            return node
+        where = f" at index {_fmt_path(path)}" if path else ""
+        raise InputError(f"{origin}: expected numbers, found {_describe_value(node)}{where}")
 
     cleaned = walk(doc, ())
     try:
@@ -594,27 +610,14 @@ def _describe_value(node: Any) -> str:
         return f"text {node[:40]!r}"
     if isinstance(node, dict):
         return "a mapping"
-    return f"{type(node).__name__} {str(node)[:40]!r}"
-
-
-def _ragged(origin: str, path: tuple[int, ...], node: Any, shape: list[int]) -> InputError:
-    depth = len(path)
-    parent = _fmt_path(path[:-1]) if depth > 1 else "the top level"
-    if isinstance(node, list):
-        if depth < len(shape):
-            what = f"has {len(node)} values where the rows before it have {shape[depth]}"
-        else:
-            what = "is a list where the rows before it hold numbers"
-    else:
-        what = f"is a single value where the rows before it are lists of {shape[depth]}"
-    return InputError(f"{origin}: rows of different lengths (a ragged nested list): row {_fmt_path(path)} {what}"
-                      if depth else f"{origin}: not a rectangular array of numbers")
+    return f"a {type(node).__name__} ({str(node)[:40]})"
 
 
 # --------------------------------------------------------------------------- CSV / TSV / whitespace text
 
 
 _SEPARATORS = ",;\t"
+_NAME_LIKE = re.compile(r"[^\W\d]")  # a letter: header cells are names, not numbers or punctuation
 _SEP_RUN = re.compile(r"[ \t]*[,;\t][ \t]*")
 _HEADER_SPLIT = re.compile(r"[ \t]*[,;\t][ \t]*")
 
@@ -642,7 +645,7 @@ def parse_delimited(text: str, delimiter: str | None, key: str | None, origin: s
     header: list[str] | None = None
     cells = _HEADER_SPLIT.split(first.strip()) if family else first.split()
     cells = [c.strip().strip('"').strip("'").strip() for c in cells]
-    if not any(_is_number(c) for c in cells) and any(cells):
+    if not any(_is_number(c) for c in cells) and any(_NAME_LIKE.search(c) for c in cells):
         header = cells
         data_start = start + 1
     else:
@@ -750,12 +753,12 @@ def sniff(data: bytes) -> str:
     if head[:1] in (b"[", b"{"):
         return "json" if _is_json(data) else "yaml"
     first_line = head.split(b"\n", 1)[0]
+    if first_line.startswith((b"- ", b"---", b"%YAML")) or re.match(rb"^[\w\"' .-]+:(\s|$)", first_line):
+        return "yaml"
     if b"," in first_line or b";" in first_line:
         return "csv"
     if b"\t" in first_line:
         return "tsv"
-    if b":" in first_line or first_line.startswith((b"- ", b"---")):
-        return "yaml"
     return "txt"
 
 

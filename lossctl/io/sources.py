@@ -17,7 +17,7 @@ from pathlib import Path
 
 EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
 KEYED_EXTENSIONS = (".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
-_LITERAL_START = re.compile(r"^\s*([\[{(\-+.0-9]|nan\b|inf\b|-inf\b|true\b|false\b|null\b)", re.IGNORECASE)
+_LITERAL_START = re.compile(r"^\s*([!\[{(\-+.0-9]|nan\b|inf\b|-inf\b|true\b|false\b|null\b)", re.IGNORECASE)
 # "data/x.csv", "x.npz:logits", "1.csv": a file name, whatever its first character.
 _FILE_NAME = re.compile(r"^[^\[\]{}\s,]*\.(npy|npz|csv|tsv|txt|json|ya?ml)(:[^\[\]{}\s,/]*)?$", re.IGNORECASE)
 

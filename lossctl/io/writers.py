@@ -21,17 +21,31 @@ OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
 
 
 def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
+    """Refuse an output that is an input (the same file under any name: symlink, hard link,
+    ``./x``), a directory or a non-regular file, an existing file without ``force``, or a
+    missing directory. ``force`` never allows writing over an input."""
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
         raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz or .csv")
     resolved = path.resolve()
     for p in inputs:
-        if p.resolve() == resolved:
-            raise UsageError(f"--output {path}: is one of the inputs; lossctl never writes over an input file")
+        if p.resolve() == resolved or _same_file(p, path):
+            raise UsageError(f"--output {path}: is one of the inputs; lossctl never writes over an input file, not even with --force")
+    if path.is_dir():
+        raise UsageError(f"--output {path}: is a directory; name a file")
+    if path.exists() and not path.is_file():
+        raise UsageError(f"--output {path}: exists and is not a regular file")
     if path.exists() and not force:
         raise UsageError(f"--output {path}: exists; pass --force to replace it")
     if not path.parent.exists():
         raise UsageError(f"--output {path}: directory {path.parent} does not exist")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
 
 
 def write_output(path: Path, result, grad: bool) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..errors import InvalidInput
+from ..numerics import float32_shift_is_exact, log_softmax_at
 from ..registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Step
 
 
@@ -58,6 +59,29 @@ def cross_entropy_forward(x: dict, params: dict) -> Forward:
     t = (1 - eps) * target + eps / n_classes if eps > 0 else target
     values = -np.sum(_expand(w, lp.ndim) * t * lp, axis=1)
     return Forward(values, None)
+
+
+def cross_entropy_fused(kind: str, x: dict, params: dict, raw: dict) -> Forward | None:
+    """The streaming engine's ``fused_forward`` for ``ce --logits`` with class indices, no
+    smoothing, (N, C) logits: ``l_n = −w[y_n]·log_softmax(z)[n, y_n]`` needs only the row's
+    log-sum-exp and the target logit, not the whole (N, C) log_softmax. The same numbers,
+    bit for bit, as ``cross_entropy_forward`` on ``log_softmax(z)``."""
+    if kind != "logits" or max(float(params.get("label_smoothing", 0.0)), 0.0) > 0:
+        return None
+    z, target = x["logits"], x["target"]
+    if z.ndim != 2 or target.ndim != 1:
+        return None
+    valid = target != params.get("ignore_index", -100)
+    safe = np.where(valid, target, 0).astype(np.intp)
+    given = raw.get("logits")
+    # float32 logits computed in float64: x − max(x) is exact unless the magnitudes spread too far
+    exact = (z.dtype == np.float64 and isinstance(given, np.ndarray) and given.dtype == np.float32
+             and float32_shift_is_exact(given))
+    picked = log_softmax_at(z, safe, exact_shift=exact)
+    w = _class_weights(params.get("weight"), z.shape[1], z.dtype)
+    w_n = np.where(valid, w[safe], 0.0).astype(z.dtype)
+    values = np.where(valid, -w[safe] * picked, 0.0)
+    return Forward(values.astype(z.dtype, copy=False), w_n)
 
 
 def cross_entropy_backward(x: dict, params: dict, upstream: float) -> dict:
@@ -145,6 +169,7 @@ CE = LossSpec(
     backward=cross_entropy_backward,
     steps=cross_entropy_steps,
     validate=_validate_ce,
+    fused_forward=cross_entropy_fused,
     notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
 )
 

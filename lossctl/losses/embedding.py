@@ -220,15 +220,19 @@ def triplet_margin_backward(x: dict, params: dict, upstream) -> dict:
     """∂l/∂z = [z ≥ 0] (clamp_min passes the gradient at 0); d(a, p) gets +1, d⁻ gets −1,
     split 0.5/0.5 between d(a, n) and d(p, n) where they tie (torch.min); each distance's
     gradient is torch's norm_backward; ∂d(u, v)/∂v = −∂d(u, v)/∂u."""
-    deltas, dists, _, z = _triplet_parts(x, params)
+    deltas, dists, d_neg, z = _triplet_parts(x, params)
     p = float(params.get("p", 2.0))
-    gz = np.where(z >= 0, 1.0, 0.0) * upstream
-    g = {"ap": gz, "an": -gz}
+    gz = np.broadcast_to(np.where(z >= 0, 1.0, 0.0) * upstream, z.shape)
+    g = {"ap": sum_to_shape(gz, dists["ap"].shape)}
+    g_neg = sum_to_shape(-gz, d_neg.shape)
     if "pn" in dists:
         an, pn = dists["an"], dists["pn"]
         # torch.minimum backward: ties get grad/2 each; the larger side gets 0 (NaN: both full).
-        g["an"] = np.where(an == pn, -gz / 2, -gz) * np.where(an > pn, 0.0, 1.0)
-        g["pn"] = np.where(an == pn, -gz / 2, -gz) * np.where(an < pn, 0.0, 1.0)
+        half = np.where(an == pn, g_neg / 2, g_neg)
+        g["an"] = sum_to_shape(half * np.where(an > pn, 0.0, 1.0), an.shape)
+        g["pn"] = sum_to_shape(half * np.where(an < pn, 0.0, 1.0), pn.shape)
+    else:
+        g["an"] = g_neg
     names = {"ap": ("anchor", "positive"), "an": ("anchor", "negative"), "pn": ("positive", "negative")}
     shapes = {k: np.shape(x[k]) for k in ("anchor", "positive", "negative")}
     out = {k: np.zeros(np.atleast_1d(x[k]).shape, dtype=x[k].dtype) for k in shapes}

@@ -175,7 +175,7 @@ def _multilabel_margin_terms(a: np.ndarray, target: np.ndarray):
     for c in np.nonzero(np.any(is_target, axis=0))[0]:
         z = (1 - a[:, c:c + 1]) + a  # ATen's order: 1 − input_target + input[i]
         active = (z > 0) & ~is_target
-        yield c, counts[:, c], active, z
+        yield c, counts[:, c].astype(a.dtype), active, z
 
 
 def multilabel_margin_forward(x: dict, params: dict) -> Forward:
@@ -210,7 +210,7 @@ def multilabel_margin_steps(x: dict, params: dict) -> list[Step]:
     active_terms = np.zeros(a.shape[0], dtype=np.int64)
     for _, k, active, z in _multilabel_margin_terms(a, target):
         hinge = hinge + np.where(k > 0, k * np.sum(np.where(active, z, 0), axis=1), 0)
-        active_terms = active_terms + k * np.sum(active, axis=1)
+        active_terms = active_terms + k.astype(np.int64) * np.sum(active, axis=1)
     return [
         Step("scores", "a", a),
         Step("target list", "class indices, ended by the first −1", target),
@@ -228,7 +228,7 @@ def _validate_multilabel_margin(x: dict, params: dict) -> None:
     n_classes = x["pred"].shape[1]
     not_int = ~np.isfinite(t) | (np.where(np.isfinite(t), t, 0) != np.round(np.where(np.isfinite(t), t, 0)))
     if np.any(not_int):
-        raise InvalidInput("target", f"class lists must hold integers; found {t[not_int][0]!r} "
+        raise InvalidInput("target", f"class lists must hold integers; found {float(t[not_int][0])!r} "
                                      f"at index {_first_index(not_int)}")
     # torch checks every entry, including those after the first −1
     bad = (t < -1) | (t >= n_classes)
@@ -454,7 +454,7 @@ def _validate_binary_labels(x: dict, params: dict) -> None:
     bad = ~((y == -1) | (y == 0) | (y == 1))
     if np.any(bad):
         raise InvalidInput("target", f"labels must be -1 or 1 (0 and 1 also work: 0 is read as -1); "
-                                     f"found {y[bad][0]!r} at index {_first_index(bad)}")
+                                     f"found {float(y[bad][0])!r} at index {_first_index(bad)}")
 
 
 # -- the registry rows ----------------------------------------------------------------------
@@ -471,6 +471,7 @@ SOFT_MARGIN = LossSpec(
     backward=soft_margin_backward,
     steps=soft_margin_steps,
     validate=_validate_soft_margin,
+    input_help={"target": "Labels ±1 (any real is accepted, as torch), broadcast to the prediction's shape."},
     notes="Computed as softplus(−y·a): finite where torch's log(1 + exp(·)) overflows to inf (−y·a > 709).",
 )
 
@@ -488,6 +489,8 @@ MULTILABEL_SOFT_MARGIN = LossSpec(
     backward=multilabel_soft_margin_backward,
     steps=multilabel_soft_margin_steps,
     validate=_validate_multilabel_soft,
+    input_help={"logits": "Raw scores, (N, C) or (C,).",
+                "target": "1 where a label is present, 0 where absent; the shape of --logits."},
     notes="Inputs are (C,) or (N, C). The target (same shape) is not checked to be 0/1, as in torch.",
 )
 
@@ -504,6 +507,9 @@ MULTILABEL_MARGIN = LossSpec(
     backward=multilabel_margin_backward,
     steps=multilabel_margin_steps,
     validate=_validate_multilabel_margin,
+    input_help={"pred": "Scores, (N, C) or (C,).",
+                "target": "Integer class indices per row, ended by the first −1 (the rest is ignored); "
+                          "the shape of --pred."},
     notes="Inputs are (C,) or (N, C); the target has the same shape. The margin is fixed at 1, as in torch. "
           "Terms count only when z > 0 (ATen's strict test). An empty batch gives NaN under 'mean' "
           "(torch 2.13 returns 0).",
@@ -516,13 +522,14 @@ MULTI_MARGIN = LossSpec(
     summary="Multi-class hinge loss between scores and a class index.",
     formula="l_n = (1/C) Σ_{i≠y} w[y]·max(0, margin − a[y] + a[i])^p; mean over samples",
     kinds={"pred": None},
-    params=(P, MARGIN, CLASS_WEIGHT),
+    params=(P, replace(MARGIN, help="Margin between the target score and every other score."), CLASS_WEIGHT),
     target="index",
     class_axis=True,
     forward=multi_margin_forward,
     backward=multi_margin_backward,
     steps=multi_margin_steps,
     validate=_validate_multi_margin,
+    input_help={"pred": "Scores, (N, C) or (C,).", "target": "Class index per sample, (N,) or a single number."},
     notes="Inputs are (C,) or (N, C). Terms count only when z > 0 (ATen's strict test). "
           "An empty batch gives NaN under 'mean' (torch 2.13 returns uninitialised memory).",
 )
@@ -535,12 +542,14 @@ MARGIN_RANKING = LossSpec(
     formula="l = max(0, −y·(x1 − x2) + margin); mean over all elements",
     kinds={"x1": None},
     extra_inputs=("x2",),
-    params=(replace(MARGIN, default=0.0),),
+    params=(replace(MARGIN, default=0.0, help="How far the preferred input must lead: max(0, −y·(x1 − x2) + margin)."),),
     target="same",
     forward=margin_ranking_forward,
     backward=margin_ranking_backward,
     steps=margin_ranking_steps,
     validate=_validate_margin_ranking,
+    input_help={"x1": "First scores.", "x2": "Second scores, the shape of --x1.",
+                "target": "1 where x1 should rank higher, −1 where x2 should; the shape of --x1."},
     notes="--x1, --x2 and --target have one shape (torch also broadcasts same-rank sizes). "
           "The gradient flows where −y·(x1 − x2) + margin >= 0, as torch's clamp_min.",
 )
@@ -552,11 +561,13 @@ HINGE_EMBEDDING = LossSpec(
     summary="Hinge embedding loss: a for similar pairs (y = 1), max(0, margin − a) for dissimilar (y = −1).",
     formula="l = [y ≠ 1]·max(0, margin − a) + [y ≠ −1]·a; mean over all elements",
     kinds={"pred": None},
-    params=(MARGIN,),
+    params=(replace(MARGIN, help="Margin for dissimilar pairs (y = −1): max(0, margin − a)."),),
     target="broadcast",
     forward=hinge_embedding_forward,
     backward=hinge_embedding_backward,
     steps=hinge_embedding_steps,
+    input_help={"pred": "Inputs, usually distances between pairs.",
+                "target": "1 (similar) or −1 (dissimilar), broadcast to the prediction's shape."},
     notes="Targets other than ±1 add both terms, as in torch. The gradient passes at a == margin (clamp_min).",
 )
 
@@ -572,6 +583,7 @@ HINGE = LossSpec(
     backward=hinge_backward,
     steps=hinge_steps,
     validate=_validate_binary_labels,
+    input_help={"pred": "Scores (decision values).", "target": "Labels −1/1 or 0/1 (0 is read as −1)."},
     notes="The gradient −y passes at 1 − y·a == 0, as torch.clamp_min's backward.",
 )
 
@@ -587,6 +599,7 @@ EXPONENTIAL = LossSpec(
     backward=exponential_backward,
     steps=exponential_steps,
     validate=_validate_binary_labels,
+    input_help={"pred": "Scores (decision values).", "target": "Labels −1/1 or 0/1 (0 is read as −1)."},
 )
 
 SPECS = (SOFT_MARGIN, MULTILABEL_SOFT_MARGIN, MULTILABEL_MARGIN, MULTI_MARGIN, MARGIN_RANKING,

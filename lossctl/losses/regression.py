@@ -95,10 +95,6 @@ def _validate_weight(x: dict, params: dict) -> None:
         raise InvalidInput("weight", f"shape {tuple(np.shape(w))} must equal the prediction's shape {pred.shape} (as torch requires)")
 
 
-def _broadcast_shape(x: dict, *names: str) -> tuple[int, ...]:
-    return np.broadcast_shapes(*(np.shape(x[n]) for n in names))
-
-
 # -- mse -----------------------------------------------------------------------------------
 
 def mse_forward(x: dict, params: dict) -> Forward:

@@ -53,6 +53,9 @@ def focal_forward(x: dict, params: dict) -> Forward:
     """Focal loss, as ``torchvision.ops.sigmoid_focal_loss`` (Lin et al. 2017):
         p_t = p·y + (1−p)·(1−y);  l = a_t·(1 − p_t)^γ·ce,  a_t = α·y + (1−α)·(1−y) (α ≥ 0).
     1 − p_t is evaluated as p·(1−y) + (1−p)·y (the same number, without cancellation).
+    torch forms 1 − p_t by subtraction, which is exactly 0 once σ(z) rounds to 1 (|z| ≳ 37):
+    its values there are 0 instead of ~1e-33, and for γ < 1 its gradient is NaN (0·∞);
+    lossctl keeps the exact tiny numbers (differences far below any tolerance otherwise).
     'mean' divides by the number of elements (lossctl's default; torchvision's is 'none').
     """
     y = x["target"]

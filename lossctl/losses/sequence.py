@@ -156,7 +156,16 @@ class _Lattice:
         index = (np.arange(T)[:, None, None] * N + np.arange(N)[None, :, None]) * C + self.ext[None]
         acc = np.bincount(index.ravel(), weights=e.ravel(), minlength=T * N * C).reshape(T, N, C)
         with np.errstate(divide="ignore"):
-            return np.log(acc).astype(self.alpha.dtype, copy=False) + m
+            out = np.log(acc).astype(self.alpha.dtype, copy=False) + m
+        # ATen quirk, reproduced: at the last frame it *assigns* α·β of s = 2L (the final blank) and
+        # then of s = 2L−1 (the last label) to their classes, assuming they differ. When the last
+        # label is the blank's index (torch documents targets must not be, but accepts them), the
+        # second assignment overwrites the first instead of adding to it.
+        for n in range(N):
+            T_n, L_n = int(self.il[n]), int(self.tl[n])
+            if T_n > 0 and L_n > 0 and self.ext[n, 2 * L_n - 1] == self.ext[n, 0]:
+                out[T_n - 1, n, self.ext[n, 0]] = ab[T_n - 1, n, 2 * L_n - 1]
+        return out
 
     def min_frames(self, targets: np.ndarray) -> np.ndarray:
         """The fewest frames an alignment needs: L + the number of adjacent repeats (a blank between)."""
@@ -203,6 +212,8 @@ def ctc_backward(x: dict, params: dict, upstream) -> dict:
     ``--grad`` for ``--log-probs`` is torch's number; ``--logits`` gives the exact logits gradient.
     An infeasible sample (l_n = inf) gets NaN at t < T_n, as torch does; with --zero-infinity
     its whole gradient is 0. ``u_n`` is the upstream factor: 1/(N·max(L_n, 1)) for 'mean'.
+    A target whose last label is the blank's index (torch documents this as invalid but accepts
+    it) gets torch's last-frame bookkeeping too (see ``_Lattice.log_occupancy``).
     """
     lp3, targets, il, tl, batched = _layout(x)
     lattice = _Lattice(lp3, targets, il, tl, int(params.get("blank", 0)))

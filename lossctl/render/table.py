@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 from rich.console import Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -66,7 +67,7 @@ def per_sample(result, grad: bool, rows: int) -> Table:
         t.add_column(h, justify="right")
     n = len(columns[0])
     for i in range(min(n, rows)):
-        t.add_row(*(col[i] for col in columns))
+        t.add_row(*(escape(col[i]) for col in columns))
     if n > rows:
         t.caption = f"{n - rows} more rows not shown (--rows N)"
     return t
@@ -100,7 +101,7 @@ def derivation(result) -> Table:
             cells = [_cell(np.asarray(s.value)[i]) for i in range(result.shown_rows)]
         else:
             cells = [_cell(s.value)] + [""] * max(result.shown_rows - 1, 0)
-        t.add_row(s.label, s.formula, *cells)
+        t.add_row(escape(s.label), escape(s.formula), *(escape(c) for c in cells))
     if result.total_rows > result.shown_rows:
         t.caption = f"{result.total_rows - result.shown_rows} of {result.total_rows} samples not shown (--rows N)"
     return t

@@ -1,0 +1,238 @@
+"""``lossctl info``: entropy, cross-entropy, KL and Jensen–Shannon of distributions; self-information.
+
+The numbers come from :mod:`lossctl.info`; this module reads the sources (with the
+loss commands' reader), picks the output format and renders.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+import typer
+
+from ..errors import ExitCode, UsageError
+from .options import SOURCE_HELP
+
+INFO_FORMATS = ("auto", "table", "json", "plain", "csv")
+
+INFO_HELP = """Information measures of discrete distributions, per row and averaged over rows.
+
+lossctl info --p P [--q Q] [--base e|2|10]
+
+With P alone: the entropy H(P). With Q too: H(P), H(Q), the cross-entropy H(P,Q),
+KL(P‖Q), KL(Q‖P) and the Jensen-Shannon divergence JS(P,Q) (through the mixture
+M = (P+Q)/2, always finite), and the identity H(P,Q) = H(P) + KL(P‖Q) checked per
+row (exit 1 if it fails; the largest |residual| is shown). Conventions as torch.xlogy:
+0·log 0 = 0, and KL(P‖Q) = inf where q = 0 < p.
+
+The classes are the last dimension (--dim to choose another); every other dimension
+indexes rows. Probabilities must be in [0, 1]; a row that does not sum to 1 draws a
+warning (--normalize divides it by its sum, --strict refuses it). --p-logits/--q-logits
+take raw scores, turned into log-probabilities by a stable log-softmax.
+
+lossctl info --event-probs X: the self-information -log p of each event instead.
+
+Output: plain prints one line per measure, 'H(P) 0.6931471805599453' (the means);
+json has per_row values, means and the identity check; csv one line per row."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("info", help=INFO_HELP, short_help="Entropy, cross-entropy, KL and JS divergence of distributions.")(info)
+
+
+def info(
+    p: str | None = typer.Option(None, "--p", help=f"Distribution P, probabilities. {SOURCE_HELP}"),
+    q: str | None = typer.Option(None, "--q", help="Distribution Q, probabilities (same shape as P)."),
+    p_logits: str | None = typer.Option(None, "--p-logits", help="P as logits (log-softmax over the class dimension)."),
+    q_logits: str | None = typer.Option(None, "--q-logits", help="Q as logits (log-softmax over the class dimension)."),
+    event_probs: str | None = typer.Option(None, "--event-probs", help="Probabilities of single events: print -log p of each."),
+    base: str = typer.Option("e", "--base", "-b", help="Logarithm base: e (nats), 2 (bits) or 10 (hartleys)."),
+    dim: int = typer.Option(-1, "--dim", help="The class dimension (default: the last)."),
+    normalize: bool = typer.Option(False, "--normalize", help="Divide each probability row by its sum."),
+    sum_tol: float = typer.Option(1e-6, "--sum-tol", help="Rows whose sum is off 1 by more than this draw a warning."),
+    strict: bool = typer.Option(False, "--strict", help="Refuse rows that do not sum to 1 (exit 3) instead of warning."),
+    stdin_format: str | None = typer.Option(None, "--stdin-format", help="Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml."),
+    format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain, csv."),
+    json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    rows: int = typer.Option(10, "--rows", help="Rows shown in the table's per-row part."),
+) -> int:
+    from .. import info as infolib
+    from .run import _Reader, strict_inputs
+
+    fmt = "json" if json_ else format
+    if fmt not in INFO_FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(INFO_FORMATS)}, got {fmt!r}")
+    if fmt == "auto":
+        fmt = "table" if sys.stdout.isatty() else "plain"
+    if rows < 0:
+        raise UsageError("--rows: must be 0 or more")
+    if not sum_tol >= 0:
+        raise UsageError("--sum-tol: must be 0 or more")
+    base = infolib.parse_base(base)
+    for name, probs_text, logits_text in (("p", p, p_logits), ("q", q, q_logits)):
+        if probs_text is not None and logits_text is not None:
+            raise UsageError(f"--{name} and --{name}-logits: give one of them")
+    reader = _Reader(stdin_format)
+
+    if event_probs is not None:
+        given = [o for o, v in (("--p", p), ("--q", q), ("--p-logits", p_logits), ("--q-logits", q_logits)) if v is not None]
+        if given:
+            raise UsageError(f"--event-probs and {given[0]}: self-information is computed on its own; give one or the other")
+        probs = reader.read("event_probs", event_probs)
+        values = infolib.self_information(probs, base, origin=reader.origins["event_probs"])
+        _render_events(fmt, base, probs, values, rows)
+        return ExitCode.OK
+
+    if p is None and p_logits is None:
+        what = "--q/--q-logits need P as well: " if (q is not None or q_logits is not None) else ""
+        raise UsageError(f"{what}give --p (probabilities) or --p-logits, or --event-probs")
+
+    def load(name: str, text: str | None, logits: bool):
+        if text is None:
+            return None
+        array = reader.read(name, text)
+        kw = {"logits": array} if logits else {"probs": array}
+        return infolib.distribution(**kw, dim=dim, origin=reader.origins[name], sum_tol=sum_tol, normalize=normalize)
+
+    with strict_inputs(strict):
+        P = load("p_logits", p_logits, True) if p is None else load("p", p, False)
+        Q = load("q_logits", q_logits, True) if q is None else load("q", q, False)
+    result = infolib.information(P, Q, base=base)
+    _render(fmt, result, rows)
+    if result.identity_holds is False:
+        _stderr(f"check failed: H(P,Q) = H(P) + KL(P‖Q) does not hold: max |residual| {result.max_abs_residual!r} "
+                f"at row {result.worst_row}")
+        return ExitCode.CHECK_FAILED
+    return ExitCode.OK
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def document(result) -> dict[str, Any]:
+    """The JSON object of ``lossctl info --json``."""
+    from ..render import jsonable, number
+
+    doc: dict[str, Any] = {
+        "base": result.base,
+        "unit": result.unit,
+        "rows": result.rows,
+        "classes": result.classes,
+        "per_row": {k: jsonable(v) for k, v in result.per_row.items()},
+        "mean": {k: number(v) for k, v in result.mean.items()},
+    }
+    if result.identity_holds is not None:
+        doc["identity"] = {
+            "formula": "H(P,Q) = H(P) + KL(P‖Q)",
+            "holds": result.identity_holds,
+            "max_abs_residual": number(result.max_abs_residual),
+        }
+    return doc
+
+
+def _render(fmt: str, result, rows: int) -> None:
+    out = sys.stdout
+    if fmt == "json":
+        from ..render.text import write_json
+
+        write_json(out, document(result))
+    elif fmt == "plain":
+        for label, value in result.mean.items():
+            out.write(f"{label} {value!r}\n")
+    elif fmt == "csv":
+        _write_csv(out, result)
+    else:
+        _table(out, result, rows)
+
+
+def _write_csv(out: TextIO, result) -> None:
+    import csv
+
+    w = csv.writer(out, lineterminator="\n")
+    labels = list(result.per_row)
+    w.writerow(["row", *labels])
+    for i in range(result.rows):
+        w.writerow([i, *(repr(float(result.per_row[k][i])) for k in labels)])
+
+
+def _table(out: TextIO, result, rows: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(file=out, highlight=False)
+    console.print(Text(f"lossctl info: {result.rows} row{'s' if result.rows != 1 else ''}, {result.classes} classes, "
+                       f"{result.unit} (base {result.base})", style="bold"))
+    t = Table()
+    t.add_column("measure", style="bold")
+    t.add_column("mean over rows" if result.rows > 1 else "value", justify="right")
+    for label, value in result.mean.items():
+        t.add_row(label, Text(repr(value), style="green"))
+    console.print(t)
+
+    shown = min(rows, result.rows)
+    if shown and result.rows > 1:
+        more = result.rows - shown
+        r = Table(title="per row", title_justify="left",
+                  caption=f"… {more} more row{'s' if more != 1 else ''} (--rows)" if more else None, caption_justify="left")
+        r.add_column("row", justify="right")
+        for label in result.per_row:
+            r.add_column(label, justify="right", no_wrap=True)
+        for i in range(shown):
+            r.add_row(str(i), *(f"{float(result.per_row[k][i]):.6g}" for k in result.per_row))
+        console.print(r)
+    if result.identity_holds is not None:
+        verdict = Text("holds", style="green") if result.identity_holds else Text("FAILS", style="bold red")
+        console.print(Text.assemble("H(P,Q) = H(P) + KL(P‖Q): ", verdict,
+                                    f", max |residual| {result.max_abs_residual!r} (row {result.worst_row})"))
+
+
+def _render_events(fmt: str, base: str, probs, values, rows: int) -> None:
+    import numpy as np
+
+    from .. import info as infolib
+
+    out = sys.stdout
+    unit = infolib.BASES[base][1]
+    if fmt == "json":
+        from ..render import jsonable
+        from ..render.text import write_json
+
+        write_json(out, {"base": base, "unit": unit, "event_probs": jsonable(np.asarray(probs, dtype=np.float64)),
+                         "self_information": jsonable(values)})
+        return
+    flat_p = np.asarray(probs, dtype=np.float64).reshape(-1)
+    flat_i = np.asarray(values).reshape(-1)
+    if fmt == "plain":
+        for v in flat_i:
+            out.write(f"{float(v)!r}\n")
+        return
+    if fmt == "csv":
+        out.write("event,p,I(p)\n")
+        for k, (pv, iv) in enumerate(zip(flat_p, flat_i)):
+            out.write(f"{k},{float(pv)!r},{float(iv)!r}\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    shown = min(max(rows, 1), flat_i.size)
+    more = flat_i.size - shown
+    console = Console(file=out, highlight=False)
+    console.print(Text(f"lossctl info: self-information -log p of {flat_i.size} event{'s' if flat_i.size != 1 else ''}, "
+                       f"{unit} (base {base})", style="bold"))
+    t = Table(caption=f"… {more} more event{'s' if more != 1 else ''} (--rows)" if more else None, caption_justify="left")
+    t.add_column("event", justify="right")
+    t.add_column("p", justify="right")
+    t.add_column(f"I(p), {unit}", justify="right")
+    for k in range(shown):
+        t.add_row(str(k), repr(float(flat_p[k])), repr(float(flat_i[k])))
+    console.print(t)
+
+
+def _stderr(msg: str) -> None:
+    try:
+        sys.stderr.write(msg + "\n")
+    except (OSError, ValueError):
+        pass

@@ -1,0 +1,191 @@
+"""``-o FILE`` written while a call streams (:mod:`lossctl.stream`): constant memory.
+
+The streaming engine asks for one array at a time (``per_sample``, then
+``grad_<input>``) and writes it block by block, in row order, to a temporary
+``.npy`` next to the output. :meth:`OutputStream.commit` then turns the parts into
+the requested file and renames it into place, so an interrupted run leaves no
+half-written output and nothing is ever written over an existing file that was
+not meant to be replaced:
+
+* ``.npy``: the per-sample part *is* the file (renamed);
+* ``.npz``: the parts are stored (not compressed, as ``np.savez``) in a zip;
+* ``.csv``: the parts are read back a chunk at a time and written as the same rows
+  as :func:`lossctl.render.text.write_csv`.
+
+When the call did not stream (small inputs), ``commit`` falls back to
+:func:`lossctl.io.writers.write_output` on the in-memory result.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError, UsageError
+
+CSV_CHUNK_ROWS = 65536
+
+
+class _Part:
+    """One array as a temporary .npy file, filled block by block."""
+
+    def __init__(self, directory: Path, shape: tuple[int, ...], dtype):
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        fd, name = tempfile.mkstemp(dir=directory, prefix=".lossctl-", suffix=".npy.part")
+        self.path = Path(name)
+        self.file = os.fdopen(fd, "wb")
+        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
+        try:
+            np.lib.format.write_array_header_1_0(self.file, header)
+        except ValueError:  # a header over 64 KiB
+            np.lib.format.write_array_header_2_0(self.file, header)
+        self.offset = self.file.tell()
+        self.rows = 0
+
+    def write(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        self.file.write(memoryview(block).cast("B"))
+        self.rows += block.shape[0] if block.ndim else 1
+
+    def close(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+
+    def chunks(self, rows: int):
+        """The array back, ``rows`` rows at a time (read, not mapped: constant memory)."""
+        row_elems = int(np.prod(self.shape[1:], dtype=np.int64))
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            for i0 in range(0, self.shape[0], rows):
+                i1 = min(i0 + rows, self.shape[0])
+                data = np.fromfile(f, dtype=self.dtype, count=(i1 - i0) * row_elems)
+                yield data.reshape((i1 - i0,) + self.shape[1:])
+
+    def remove(self) -> None:
+        self.close()
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
+
+class OutputStream:
+    """The ``-o`` destination of one call; see the module doc."""
+
+    def __init__(self, path: Path, grad: bool):
+        self.path = Path(path)
+        self.grad = grad
+        self.suffix = self.path.suffix.lower()
+        self.parts: dict[str, _Part] = {}
+        if self.suffix == ".npy" and grad:
+            raise UsageError(f"--output {path}: a .npy file holds one array; use .npz to write the gradient too")
+
+    @property
+    def used(self) -> bool:
+        return bool(self.parts)
+
+    def array(self, name: str, shape: tuple[int, ...], dtype) -> _Part | None:
+        """A writer for ``per_sample`` or ``grad_<input>``; None for what does not go to the file."""
+        if name.startswith("grad_") and not self.grad:
+            return None
+        try:
+            part = _Part(self.path.parent, shape, dtype)
+        except OSError as e:
+            raise InputError(f"--output {self.path}: cannot write: {e.strerror or e}") from None
+        self.parts[name] = part
+        return part
+
+    def reset(self) -> None:
+        """Forget what was streamed (the call is evaluated in memory after all)."""
+        for part in self.parts.values():
+            part.remove()
+        self.parts.clear()
+
+    abort = reset
+
+    def commit(self, result) -> None:
+        """Write the file: from the streamed parts, or from the in-memory ``result``."""
+        if not self.used:
+            from .writers import write_output
+
+            write_output(self.path, result, grad=self.grad)
+            return
+        for part in self.parts.values():
+            part.close()
+        try:
+            if self.suffix == ".npy":
+                os.replace(self.parts.pop("per_sample").path, self.path)
+            elif self.suffix == ".npz":
+                self._zip()
+            else:
+                self._csv()
+        except OSError as e:
+            raise InputError(f"--output {self.path}: cannot write: {e.strerror or e}") from None
+        finally:
+            self.reset()
+
+    def _temp(self) -> tuple[int, str]:
+        return tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+
+    def _zip(self) -> None:
+        fd, tmp = self._temp()
+        os.close(fd)
+        try:
+            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+                for name, part in self.parts.items():
+                    zf.write(part.path, arcname=f"{name}.npy")
+            os.replace(tmp, self.path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def _csv(self) -> None:
+        """The rows of ``render.text.write_csv``: sample, loss, then each gradient's entries
+        flattened per sample (a gradient that does not split into one row per sample is left
+        out, as there)."""
+        values = self.parts["per_sample"]
+        v_row = int(np.prod(values.shape[1:], dtype=np.int64))  # samples per batch row
+        n = values.shape[0] * v_row
+        header = ["sample", "loss"]
+        grads = []
+        for name, part in self.parts.items():
+            if name == "per_sample":
+                continue
+            size = int(np.prod(part.shape, dtype=np.int64))
+            if n == 0 or size % n:
+                continue
+            width = size // n
+            header += [f"{name}_{j}" for j in range(width)] if width > 1 else [name]
+            grads.append((part, width))
+        fd, tmp = self._temp()
+        try:
+            with os.fdopen(fd, "w", newline="") as f:
+                writer = csv.writer(f, lineterminator="\n")
+                writer.writerow(header)
+                streams = [values.chunks(CSV_CHUNK_ROWS)] + [p.chunks(CSV_CHUNK_ROWS) for p, _ in grads]
+                index = 0
+                for chunk in zip(*streams):
+                    vals = chunk[0].reshape(-1)
+                    columns = [range(index, index + vals.size), [repr(v) for v in vals.tolist()]]
+                    for (_, width), g in zip(grads, chunk[1:]):
+                        rows = g.reshape(vals.size, width)
+                        columns += [[repr(v) for v in rows[:, j].tolist()] for j in range(width)]
+                    writer.writerows(zip(*columns))
+                    index += vals.size
+            os.replace(tmp, self.path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,600 @@
+"""Streaming evaluation: any separable loss, one block of rows at a time, on every core.
+
+A loss whose ``LossSpec.batch_axis`` is 0 is *separable*: row n of its per-sample
+values depends only on row n of each batch-aligned input, its reduction is
+``Σ values / Σ denominator``, and its gradient is ``upstream · ∂Σ values`` with the
+scalar ``upstream = 1/D``. So a large call runs over blocks of rows:
+
+1. **values** — each block is ``prepare``d (cast to the compute dtype, validated:
+   class-index ranges, NaN checks, the loss's own validator) and its forward kernel
+   runs on a worker thread; ``Σ values`` and ``Σ denominator`` accumulate in
+   float64 (also for ``--dtype float32``), per-sample values go where they are
+   wanted (an array, or ``-o FILE`` as they stream);
+2. **gradients** — ``upstream = 1/D`` is known now: each block is prepared again,
+   backward and the conversion's vector-Jacobian product run, and the gradient
+   block is stored or written. When the upstream is known before the data (``sum``,
+   ``none``, ``batchmean``, and a ``mean`` whose forward has no denominator
+   weights) both happen in one pass.
+
+Blocks are prepared on the calling thread, in order, so the first invalid row is
+the one reported and warnings are collected once; kernels run on a small thread
+pool (NumPy releases the GIL inside its loops). Blocks of memory-mapped inputs
+(``.npy``) are dropped from the process's resident set once used
+(``madvise(MADV_DONTNEED)``): a file larger than RAM streams in constant memory.
+
+Numerically the result is the in-memory one: the same kernels see the same rows
+(``fused_forward`` kernels give the same numbers bit for bit); only the final sum
+over blocks is ordered differently, and it is accumulated in float64.
+
+Which inputs are cut into blocks: the prediction; every input with its leading
+dimension equal to N and the prediction's number of dimensions (or fewer, for a
+class-index target, an extra input such as gaussian-nll's per-sample ``var``, or a
+loss whose target is not broadcast, e.g. cosine-embedding's (N,) labels); array
+parameters with the prediction's number of dimensions and leading dimension N
+(an element weight). Everything else (class weights, a broadcast target) is given
+whole to every block. A loss that is not separable along axis 0
+(``batch_axis`` None or 1, e.g. CTC's (T, N, C)) is always evaluated in memory,
+as are ``--explain`` and inputs whose layout is not batch-first (``--dim 0``).
+
+Tuning (environment): ``LOSSCTL_STREAM_MIN_BYTES`` (inputs smaller than this are
+evaluated in memory; default 16 MiB), ``LOSSCTL_BLOCK_BYTES`` (prediction bytes per
+block in the compute dtype; default 2 MiB), ``LOSSCTL_THREADS`` (default: up to 2).
+"""
+
+from __future__ import annotations
+
+import math
+import mmap
+import os
+import re
+import warnings
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from .errors import InputWarning, LossctlError
+from .prepare import DTYPES, prepare
+from .registry import TARGET, LossSpec
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def min_bytes() -> int:
+    return _env_int("LOSSCTL_STREAM_MIN_BYTES", 16 << 20)
+
+
+def block_bytes() -> int:
+    return max(1, _env_int("LOSSCTL_BLOCK_BYTES", 2 << 20))
+
+
+def threads() -> int:
+    return max(1, _env_int("LOSSCTL_THREADS", min(2, os.cpu_count() or 1)))
+
+
+class _NotSeparable(Exception):
+    """A kernel's output does not follow the rows (its values are not one row per input row)."""
+
+
+@dataclass
+class Layout:
+    """How a call splits into row blocks."""
+
+    spec: LossSpec
+    kind: str
+    n: int  # rows along the batch axis
+    sliced: dict[str, np.ndarray]  # inputs cut into blocks along axis 0
+    whole: dict[str, Any]  # inputs given whole to every block
+    params_sliced: dict[str, np.ndarray]
+    params: dict[str, Any]  # every parameter (sliced ones replaced per block)
+    row_elems: int  # elements in one row of the prediction
+    nbytes: int  # bytes of the sliced inputs, as given
+
+
+def _as_array(value: Any) -> np.ndarray | None:
+    if isinstance(value, np.ndarray):
+        return value
+    try:
+        a = np.asarray(value)
+    except (ValueError, TypeError):
+        return None
+    return a
+
+
+def plan(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], *,
+         dim: int | None = None, grad: bool = False) -> Layout | None:
+    """The block layout of a call, or None when it does not stream (then ``prepare`` and the
+    in-memory path run, and report any problem with the inputs)."""
+    if spec.batch_axis != 0:
+        return None
+    given = [k for k in spec.prediction_kinds if arrays.get(k) is not None]
+    if len(given) != 1 or given[0] not in spec.kinds:
+        return None
+    kind = given[0]
+    inputs: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        a = _as_array(value)
+        if a is None or a.dtype.kind not in "biuf":
+            return None
+        inputs[name] = a
+    pred = inputs[kind]
+    if pred.ndim == 0 or pred.shape[0] < 2:
+        return None
+    n = pred.shape[0]
+    conversion = spec.kinds[kind]
+    if conversion is not None and conversion.along_classes and pred.ndim < 2:
+        return None  # one class vector (kl --logits on a 1-D input), not a batch
+    leading = set(spec.extra_inputs) | set(spec.aux_inputs)
+    if spec.has_class_axis(kind):
+        if pred.ndim < 2 or (dim is not None and not (-pred.ndim <= dim < pred.ndim and dim % pred.ndim == 1)):
+            return None
+        leading.add(TARGET)
+    else:
+        if dim is not None:
+            return None
+        if spec.target != "broadcast":
+            leading.add(TARGET)
+    if any(a.ndim > pred.ndim for a in inputs.values()):
+        return None  # the prediction broadcasts along a larger target: its gradient sums over rows
+    sliced: dict[str, np.ndarray] = {}
+    whole: dict[str, Any] = {}
+    for name, a in inputs.items():
+        if name == kind or (a.ndim >= 1 and a.shape[0] == n and (a.ndim == pred.ndim or name in leading)):
+            sliced[name] = a
+        elif a.ndim == pred.ndim and a.shape[0] != 1:
+            return None  # a mismatch: the in-memory path reports it
+        else:
+            whole[name] = a
+    if grad and any(name not in sliced for name in (kind, *spec.extra_inputs) if name in inputs):
+        return None
+    params = dict(params)
+    params_sliced: dict[str, np.ndarray] = {}
+    for p in spec.params:
+        value = params.get(p.name)
+        if p.kind != "array" or value is None:
+            continue
+        a = _as_array(value)
+        if a is not None and a.dtype.kind in "biuf" and a.ndim == pred.ndim and a.shape[0] == n:
+            params_sliced[p.name] = a
+    row_elems = int(np.prod(pred.shape[1:], dtype=np.int64))
+    nbytes = sum(int(a.nbytes) for a in sliced.values()) + sum(int(a.nbytes) for a in params_sliced.values())
+    return Layout(spec, kind, n, sliced, whole, params_sliced, params, row_elems, nbytes)
+
+
+def _pick_block_rows(layout: Layout, itemsize: int, block_rows: int | None) -> int:
+    n = layout.n
+    if block_rows:
+        rows = int(block_rows)
+    else:
+        rows = block_bytes() // max(1, layout.row_elems * itemsize)
+    rows = max(1, min(rows, n))
+    # Messages from a block name its shape; they are rewritten to the whole input's shape,
+    # which is unambiguous when the block's row count is no other dimension of any input.
+    dims = set()
+    for name, a in list(layout.sliced.items()) + list(layout.whole.items()) + list(layout.params_sliced.items()):
+        shape = np.shape(a)
+        dims.update(shape[1:] if name in layout.sliced or name in layout.params_sliced else shape)
+    while rows < n and (rows in dims or (n % rows and n % rows in dims)):
+        rows += 1
+    return rows
+
+
+# -- memory-mapped inputs: give each used block's pages back --------------------------------
+
+
+def _mapping(a: np.ndarray) -> tuple[mmap.mmap, int] | None:
+    """(the mmap behind ``a``, the address where it starts) for a view of an ``np.memmap``."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    mm = getattr(root, "_mmap", None)
+    if not isinstance(mm, mmap.mmap) or not hasattr(mm, "madvise"):
+        return None
+    offset = int(getattr(root, "offset", 0))
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    return mm, int(root.ctypes.data) - (offset - start)
+
+
+def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
+    try:
+        from numpy.lib.array_utils import byte_bounds
+    except ImportError:  # NumPy < 2
+        byte_bounds = np.byte_bounds
+    return byte_bounds(a)
+
+
+class _Pages:
+    """Drops the pages of used row blocks of memory-mapped inputs from the resident set."""
+
+    def __init__(self, arrays: list[np.ndarray]):
+        self.maps = []
+        for a in arrays:
+            m = _mapping(a) if isinstance(a, np.ndarray) else None
+            if m is not None:
+                self.maps.append((a, *m))
+                try:
+                    m[0].madvise(mmap.MADV_SEQUENTIAL)
+                except (OSError, ValueError, AttributeError):
+                    pass
+
+    def release(self, i0: int, i1: int) -> None:
+        page = mmap.PAGESIZE
+        for a, mm, base in self.maps:
+            block = a[i0:i1]
+            if block.size == 0:
+                continue
+            lo, hi = _byte_bounds(block)
+            if hi - lo > 2 * block.nbytes + 2 * page:  # scattered rows: nothing compact to release
+                continue
+            start = -(-(lo - base) // page) * page
+            end = (hi - base) // page * page
+            if end > start >= 0:
+                try:
+                    mm.madvise(mmap.MADV_DONTNEED, start, end - start)
+                except (OSError, ValueError):
+                    pass
+
+
+# -- messages from a block, in terms of the whole input ---------------------------------------
+
+_ROW = re.compile(r"\b(row |sample |index \[)(\d+)")
+_COUNTS = re.compile(r"(\d+)( NaN| infinite|(?= of \d+ rows))")
+
+
+class _Messages:
+    def __init__(self, layout: Layout, origins: Mapping[str, str]):
+        self.n = layout.n
+        names = list(layout.sliced) + list(layout.params_sliced)
+        self.origins = tuple(origins.get(k, "--" + k.replace("_", "-")) for k in names)
+        self.warnings: dict[str, list] = {}
+
+    def rewrite(self, msg: str, i0: int, rows: int) -> str:
+        """A block's message about the whole input: row numbers shifted by the block's first
+        row, the block's shape and row count replaced by the input's."""
+        if rows != self.n:
+            msg = re.sub(rf"\({rows}(?=,|\))", f"({self.n}", msg)
+            msg = re.sub(rf"(?<= of ){rows}(?= rows)", str(self.n), msg)
+        if i0 and msg.startswith(self.origins):
+            msg = _ROW.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + i0}", msg)
+        return msg
+
+    def collect(self, w: InputWarning, i0: int, rows: int) -> None:
+        msg = self.rewrite(str(w), i0, rows)
+        problem = self.rewrite(getattr(w, "problem", str(w)), i0, rows)
+        key = re.sub(r"\d+", "#", re.sub(r"\bvalues\b", "value", msg.split(" (", 1)[0]))
+        seen = self.warnings.get(key)
+        if seen is None:
+            self.warnings[key] = [msg, problem]
+            return
+        seen[0] = _add_counts(seen[0], msg)
+        seen[1] = _add_counts(seen[1], problem)
+
+    def emit(self) -> None:
+        for msg, problem in self.warnings.values():
+            warnings.warn(InputWarning(msg, problem), stacklevel=3)
+        self.warnings.clear()
+
+
+def _add_counts(first: str, other: str) -> str:
+    """``3 NaN values (the first at row 5)`` + ``2 NaN values ...`` → ``5 NaN values (the first at row 5)``."""
+    extra = {m.group(2): int(m.group(1)) for m in _COUNTS.finditer(other)}
+    total = [0]
+
+    def add(m):
+        value = int(m.group(1)) + extra.get(m.group(2), 0)
+        total[0] += value
+        return f"{value}{m.group(2)}"
+
+    out = _COUNTS.sub(add, first)
+    if total[0] > 1:
+        out = re.sub(r"(\d+ (?:NaN|infinite)(?: and \d+ (?:NaN|infinite))?) value\b(?!s)", r"\1 values", out)
+    return out
+
+
+# -- the engine ----------------------------------------------------------------------------
+
+
+def _standin(a: np.ndarray) -> np.ndarray:
+    """The converted prediction's place holder while a fused forward skips the conversion:
+    right shape and dtype, no memory (validators of such losses look at shapes only)."""
+    return np.broadcast_to(np.zeros((), dtype=a.dtype), a.shape)
+
+
+class Engine:
+    def __init__(self, layout: Layout, reduction: str, *, dtype: str, dim: int | None,
+                 origins: Mapping[str, str] | None, block_rows: int | None,
+                 progress: Callable[[int, int], None] | None):
+        self.layout = layout
+        self.spec = layout.spec
+        self.kind = layout.kind
+        self.reduction = reduction
+        self.dtype_name = dtype
+        self.ftype = DTYPES.get(dtype, np.float64)
+        self.dim = dim
+        self.origins = dict(origins or {})
+        self.rows = _pick_block_rows(layout, np.dtype(self.ftype).itemsize, block_rows)
+        self.blocks = [(i, min(i + self.rows, layout.n)) for i in range(0, layout.n, self.rows)]
+        self.messages = _Messages(layout, self.origins)
+        self.pages = _Pages(list(layout.sliced.values()) + list(layout.params_sliced.values()))
+        self.progress = progress
+        self.threads = threads()
+        conversion = self.spec.kinds[self.kind]
+        self.fused_spec = None
+        if self.spec.fused_forward is not None:
+            fused_kinds = dict(self.spec.kinds)
+            if conversion is not None:
+                fused_kinds[self.kind] = replace(conversion, forward=_standin)
+            self.fused_spec = replace(self.spec, kinds=fused_kinds)
+
+    # -- blocks ------------------------------------------------------------------------------
+
+    def _block_inputs(self, i0: int, i1: int) -> tuple[dict, dict]:
+        lay = self.layout
+        arrays = {k: a[i0:i1] for k, a in lay.sliced.items()}
+        arrays.update(lay.whole)
+        params = dict(lay.params)
+        params.update({k: a[i0:i1] for k, a in lay.params_sliced.items()})
+        return arrays, params
+
+    def _prepare(self, i0: int, i1: int, fused: bool):
+        arrays, params = self._block_inputs(i0, i1)
+        spec = self.fused_spec if fused else self.spec
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                prep = prepare(spec, arrays, params, dtype=self.dtype_name, dim=self.dim, origins=self.origins)
+            except LossctlError as e:
+                raise type(e)(self.messages.rewrite(str(e), i0, i1 - i0)) from None
+        for w in caught:
+            if isinstance(w.message, InputWarning):
+                self.messages.collect(w.message, i0, i1 - i0)
+            else:
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return prep, arrays
+
+    def _forward(self, prep, raw: dict, fused: bool):
+        spec = self.spec
+        if not fused:
+            return spec.forward(prep.native, prep.params)
+        native_kind = self._native_kind()
+        x = dict(prep.given)
+        x.update({k: v for k, v in prep.native.items() if k not in prep.given and k != native_kind})
+        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]})
+        if fwd is not None:
+            return fwd
+        # Not for this call after all: convert as prepare would have, and take the plain kernel.
+        self.fused_declined = True
+        native = dict(prep.native)
+        conversion = spec.kinds[self.kind]
+        native[native_kind] = conversion.forward(prep.given[self.kind]) if conversion else prep.given[self.kind]
+        return spec.forward(native, prep.params)
+
+    def _native_kind(self) -> str:
+        conversion = self.spec.kinds[self.kind]
+        return conversion.target if conversion is not None else self.kind
+
+    def _values_task(self, prep, raw, rows: int, fused: bool, upstream):
+        """Pass 1 on one block: (Σ values, Σ denominator, values, mean divisor, gradients)."""
+        with np.errstate(all="ignore"):
+            fwd = self._forward(prep, raw, fused)
+            values = np.asarray(fwd.values)
+            if values.ndim == 0 or values.shape[0] != rows:
+                raise _NotSeparable
+            divisor = None
+            if self.reduction == "mean" and fwd.mean_divisor is not None:
+                divisor = np.asarray(fwd.mean_divisor, dtype=values.dtype)
+                total = float(np.sum(values / divisor, dtype=np.float64))
+            else:
+                total = float(np.sum(values, dtype=np.float64))
+            if fwd.denominator is None:
+                den = None
+            else:
+                den = float(np.sum(fwd.denominator, dtype=np.float64))
+            grads = self._grads(prep, upstream, divisor) if upstream is not None else None
+        return total, den, values, fwd.mean_divisor is not None, grads
+
+    def _grad_task(self, prep, upstream):
+        with np.errstate(all="ignore"):
+            divisor = None
+            if self.has_divisor:
+                fwd = self.spec.forward(prep.native, prep.params)
+                divisor = np.asarray(fwd.mean_divisor, dtype=prep.dtype)
+            return self._grads(prep, upstream, divisor)
+
+    def _grads(self, prep, upstream: float, divisor) -> dict[str, np.ndarray]:
+        from .api import _gradients
+
+        up = upstream
+        if divisor is not None and self.reduction == "mean":
+            up = np.asarray(upstream, dtype=prep.dtype) / divisor
+        return _gradients(prep, up)
+
+    def _run(self, make_task, consume, fused: bool, start: int = 0, phase: int = 0, phases: int = 1) -> None:
+        """Prepare each block here, run its task on the pool, consume results in order."""
+        blocks = self.blocks[start:]
+        if not blocks:
+            return
+        total_rows = self.layout.n * phases
+        done = self.blocks[start][0] + phase * self.layout.n
+
+        def finish(item):
+            nonlocal done
+            (i0, i1), result = item
+            consume(i0, i1, result)
+            self.pages.release(i0, i1)
+            done += i1 - i0
+            if self.progress is not None:
+                self.progress(done, total_rows)
+
+        if self.threads <= 1 or len(blocks) == 1:
+            for i0, i1 in blocks:
+                prep, raw = self._prepare(i0, i1, fused)
+                finish(((i0, i1), make_task(prep, raw, i1 - i0)))
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        window: deque = deque()
+        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lossctl") as pool:
+            try:
+                for i0, i1 in blocks:
+                    prep, raw = self._prepare(i0, i1, fused)
+                    window.append(((i0, i1), pool.submit(make_task, prep, raw, i1 - i0)))
+                    while len(window) > self.threads:
+                        (blk, fut) = window.popleft()
+                        finish((blk, fut.result()))
+                while window:
+                    (blk, fut) = window.popleft()
+                    finish((blk, fut.result()))
+            except BaseException:
+                for _, fut in window:
+                    fut.cancel()
+                raise
+
+    # -- the call ----------------------------------------------------------------------------
+
+    def run(self, *, grad: bool, keep_values: bool, sink=None):
+        from .api import Result
+
+        spec, lay, reduction = self.spec, self.layout, self.reduction
+        n = lay.n
+        # Known before the data: the gradient can come in the same pass as the values.
+        upstream_first = None
+        if grad and reduction in ("sum", "none"):
+            upstream_first = _upstream(1.0)
+        elif grad and reduction == "batchmean":
+            upstream_first = _upstream(float(n))
+
+        # Block 0 here: does the fused forward apply? does 'mean' need a pass for D first?
+        i0, i1 = self.blocks[0]
+        fused = self.fused_spec is not None and upstream_first is None
+        self.fused_declined = False
+        prep, raw = self._prepare(i0, i1, fused)
+        prep_standin = fused  # prep.native holds the conversion's stand-in
+        first = self._values_task(prep, raw, i1 - i0, fused, None)
+        fused = fused and not self.fused_declined
+        if grad and upstream_first is None and reduction == "mean" and first[1] is None and not first[3]:
+            # no weights: D is the number of values, so the gradient comes with the values
+            upstream_first = _upstream(float(first[2].size // (i1 - i0) * n))
+            fused = False
+            if prep_standin:
+                prep, raw = self._prepare(i0, i1, False)
+            first = self._values_task(prep, raw, i1 - i0, False, upstream_first)
+        elif upstream_first is not None:
+            with np.errstate(all="ignore"):
+                first = first[:4] + (self._grads(prep, upstream_first, None),)
+
+        values0 = first[2]
+        vshape = (n,) + values0.shape[1:]
+        vdtype = values0.dtype
+        self.has_divisor = first[3]
+        totals: list[float] = []
+        dens: list[float] = []
+        values_out = np.empty(vshape, dtype=vdtype) if keep_values or reduction == "none" else None
+        writer = sink.array("per_sample", vshape, vdtype) if sink is not None else None
+        grads_out: dict[str, np.ndarray] = {}
+        grad_writers: dict[str, Any] = {}
+        single = upstream_first is not None
+        phases = 2 if grad and not single else 1
+
+        def store_grads(i0, i1, grads):
+            for name, g in grads.items():
+                if g.shape[:1] != (i1 - i0,):
+                    raise _NotSeparable
+                if name not in grad_writers:
+                    shape = (n,) + g.shape[1:]
+                    grad_writers[name] = sink.array(f"grad_{name}", shape, g.dtype) if sink is not None else None
+                    if grad_writers[name] is None or keep_values:
+                        grads_out[name] = np.empty(shape, dtype=g.dtype)
+                if grad_writers[name] is not None:
+                    grad_writers[name].write(g)
+                if name in grads_out:
+                    grads_out[name][i0:i1] = g
+
+        def consume_values(i0, i1, result):
+            total, den, values, _, grads = result
+            totals.append(total)
+            if den is not None:
+                dens.append(den)
+            if values_out is not None:
+                values_out[i0:i1] = values
+            if writer is not None:
+                writer.write(values)
+            if grads is not None:
+                store_grads(i0, i1, grads)
+
+        consume_values(i0, i1, first)
+        self.pages.release(i0, i1)
+        if self.progress is not None:
+            self.progress(i1, n * phases)
+        self._run(lambda p, r, rows: self._values_task(p, r, rows, fused, upstream_first),
+                  consume_values, fused, start=1, phase=0, phases=phases)
+        self.messages.emit()
+
+        total = math.fsum(totals)
+        if reduction == "mean":
+            denom = math.fsum(dens) if dens else float(np.prod(vshape, dtype=np.float64))
+        elif reduction == "batchmean":
+            denom = float(n)
+        else:
+            denom = 1.0
+        if grad and not single:
+            upstream = _upstream(denom)
+            self._run(lambda p, r, rows: self._grad_task(p, upstream),
+                      lambda i0, i1, grads: store_grads(i0, i1, grads), False, start=0, phase=1, phases=phases)
+        ftype = np.dtype(vdtype).type
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if reduction == "none":
+                loss = values_out
+            elif reduction == "sum":
+                loss = float(ftype(total))
+            else:
+                loss = float(ftype(total) / ftype(denom))
+        return Result(
+            loss_name=spec.name, reduction=reduction, kind=self.kind, loss=loss, per_sample=values_out,
+            grad=grads_out, denominator=denom, dtype=np.dtype(self.ftype).name,
+        )
+
+
+def _upstream(denom: float) -> float:
+    from .reduction import upstream
+
+    return upstream(denom)
+
+
+def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str, *,
+        dtype: str = "float64", dim: int | None = None, origins: Mapping[str, str] | None = None,
+        grad: bool = True, keep_values: bool = True, sink=None, mode: bool | None = None,
+        block_rows: int | None = None, progress: Callable[[int, int], None] | None = None):
+    """Evaluate a call blockwise; None when it does not stream (the caller evaluates in memory).
+
+    ``mode``: None streams inputs of at least ``LOSSCTL_STREAM_MIN_BYTES``; True streams any
+    streamable call (tests); False never. ``sink``: an ``-o`` writer (``lossctl.io.writers``)
+    that receives the per-sample values and gradients as they stream.
+    """
+    if mode is False or dtype not in DTYPES or reduction not in spec.reductions or spec.batch_axis != 0:
+        return None
+    if mode is None:  # a cheap look first: small calls (check suites, literals) never plan
+        size = sum(int(v.nbytes) for v in arrays.values() if isinstance(v, np.ndarray))
+        if size < min_bytes():
+            return None
+    layout = plan(spec, arrays, params, dim=dim, grad=grad)
+    if layout is None:
+        return None
+    if mode is None and layout.nbytes < min_bytes():
+        return None
+    engine = Engine(layout, reduction, dtype=dtype, dim=dim, origins=origins, block_rows=block_rows,
+                    progress=progress)
+    try:
+        return engine.run(grad=grad, keep_values=keep_values, sink=sink)
+    except _NotSeparable:
+        if sink is not None:
+            sink.reset()
+        return None
