@@ -749,3 +749,14 @@ cases:
     assert after == before.replace("  - name: three\n", f"  - name: three\n    expect: {CE_LOSS!r}\n")
     r = run_cli(["check", suite, "-k", "three"])
     assert r.code == 0
+
+
+def test_update_keeps_crlf_line_ends_and_the_byte_order_mark(run_cli, tmp_path):
+    suite = tmp_path / "crlf.yaml"
+    original = (f"\ufeffcases:\r\n  - name: a   # comment\r\n    loss: ce\r\n    logits: {json.dumps(LOGITS)}\r\n"
+                f"    target: [0, 2]\r\n").encode("utf-8")
+    suite.write_bytes(original)
+    r = run_cli(["check", suite, "--update"])
+    assert r.code == 0
+    assert suite.read_bytes() == original + f"    expect: {CE_LOSS!r}\r\n".encode()
+    assert run_cli(["check", suite]).code == 0
