@@ -88,17 +88,30 @@ def run_cmd(cmd: list[str], **kw) -> subprocess.CompletedProcess:
     return r
 
 
+_RSS_HELPER = """
+import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write(f"\\nMAXRSS_KB {usage.ru_maxrss}\\n")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def peak_rss_mib(cmd: list[str], env=None) -> tuple[float, str]:
-    """Peak resident set of a child process (ru_maxrss from wait4), and its stdout."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
-        _, status, usage = os.wait4(p.pid, 0)
-        p.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if p.returncode != 0:
-            raise RuntimeError(f"{' '.join(cmd[:4])}...: exit {p.returncode}: {err.read().decode()[:500]}")
-        return usage.ru_maxrss / 1024.0, out.read().decode()
+    """Peak resident set of a command, and its stdout.
+
+    Measured from a small helper process (``python -S``) that forks and execs the
+    command: a child forked straight from this (large) process would count this
+    process's pages, which its ``ru_maxrss`` keeps across ``exec``.
+    """
+    exe = shutil.which(cmd[0]) or cmd[0]
+    r = subprocess.run([PY, "-S", "-c", _RSS_HELPER, exe, *cmd[1:]], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:4])}...: exit {r.returncode}: {r.stderr[:500]}")
+    kb = int(r.stderr.rsplit("MAXRSS_KB", 1)[1].split()[0])
+    return kb / 1024.0, r.stdout
 
 
 def machine() -> str:

@@ -42,6 +42,7 @@ def _log_softmax_steps(x: np.ndarray) -> list[Step]:
         Step("exp", "exp(x − m)", e),
         Step("sum", "S = Σ_c exp(x_c − m)", s[:, 0]),
         Step("log-sum-exp", "lse = m + log S", lse[:, 0]),
+        Step("softmax", "p = exp(x − m) / S", softmax(x, axis=1)),
         Step("log-softmax", "log p = x − lse", log_softmax(x, axis=1)),
     ]
 
