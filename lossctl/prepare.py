@@ -74,14 +74,18 @@ def _warn(problem: str, consequence: str) -> None:
     warnings.warn(InputWarning(f"{problem}; {consequence}", problem), stacklevel=3)
 
 
-def _check_finite(origin: str, a: np.ndarray) -> None:
-    """Warn about NaN/inf values (PyTorch computes with them; so does lossctl)."""
+def _check_finite(origin: str, a: np.ndarray, log_scale: bool = False) -> None:
+    """Warn about NaN/inf values (PyTorch computes with them; so does lossctl).
+
+    ``log_scale``: the values are logarithms of probabilities, where -inf is log(0), not a mistake.
+    """
     if a.dtype.kind not in "fc" or a.size == 0:
         return
     with np.errstate(all="ignore"):
-        if np.isfinite(a.sum()):  # one pass, no temporaries: a finite sum means every value is finite
+        total = a.sum()  # one pass, no temporaries: a finite sum means every value is finite
+        if np.isfinite(total) or (log_scale and total == -np.inf and not np.isposinf(a).any()):
             return
-        finite = np.isfinite(a)
+        finite = np.isfinite(a) | (a == -np.inf) if log_scale else np.isfinite(a)
     if finite.all():  # the sum overflowed
         return
     n_nan = int(np.count_nonzero(np.isnan(a)))
@@ -199,7 +203,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
 
     pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
-    _check_finite(_origin(origins, kind), pred)
+    _check_finite(_origin(origins, kind), pred, log_scale=kind == "log_probs")
     given = {kind: pred}
     for name in spec.extra_inputs:
         given[name] = _real_array(_origin(origins, name), arrays[name], ftype)
@@ -222,7 +226,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             with_kind = f" with --{kind.replace('_', '-')}" if spec.class_axis else ""
             raise UsageError(f"{spec.name}{with_kind} has no class dimension; --dim does not apply")
         target = _real_array(target_origin, target, ftype)
-        _check_finite(target_origin, target)
+        _check_finite(target_origin, target, log_scale=bool(params.get("log_target")))
         if spec.target == "same" and target.shape != pred.shape:
             raise InputError(f"{target_origin}: shape {target.shape} does not match the prediction's shape {pred.shape}")
         if spec.target == "broadcast":

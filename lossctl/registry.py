@@ -126,13 +126,15 @@ class LossSpec:
     # (T, N, C), which is not separable along axis 0. None: not separable at all.
     batch_axis: int | None = 0
     # Optional fast forward for the streaming engine (lossctl.stream), straight from a given
-    # prediction kind: fused_forward(kind, x, params, raw) -> Forward, or None when it does not
-    # apply to this call (decided by kind, params and shapes alone, so the same for every block).
-    # ``x`` holds the given (not converted) inputs in the compute dtype, canonical layout, and the
-    # prepared target; ``raw`` the same blocks as the user gave them (e.g. float32 before the
-    # float64 cast). Its values must equal ``forward`` after the conversion (ce --logits: only
-    # log_softmax at the target class, not the whole (N, C) array).
-    fused_forward: Callable[[str, dict, dict, dict], "Forward | None"] | None = None
+    # prediction kind: fused_forward(kind, x, params, raw, per_sample) -> Forward, or None when
+    # it does not apply to this call (decided by kind, params and shapes alone, so the same for
+    # every block). ``x`` holds the given (not converted) inputs in the compute dtype, canonical
+    # layout, and the prepared target; ``raw`` the same blocks as the user gave them (e.g. float32
+    # before the float64 cast); ``per_sample`` False when only the sum of the values is used
+    # (a mean or sum, no per-sample output), so each value may be off in its last ulp or two.
+    # Its values must equal ``forward`` after the conversion (ce --logits: only log_softmax at
+    # the target class, not the whole (N, C) array).
+    fused_forward: Callable[..., "Forward | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
 

@@ -326,6 +326,12 @@ class Engine:
         self.pages = _Pages(list(layout.sliced.values()) + list(layout.params_sliced.values()))
         self.progress = progress
         self.threads = threads()
+        self.precast = [name for name, a in layout.sliced.items()
+                        if a.dtype.kind == "f" and a.dtype != self.ftype
+                        and (name in self.spec.kinds or name in self.spec.extra_inputs or name == TARGET)]
+        self.rings: dict[str, list[np.ndarray]] = {}
+        self.ring_size = self.threads + 3  # blocks alive at once: the window, one being prepared, one consumed
+        self.block_count = 0
         conversion = self.spec.kinds[self.kind]
         self.fused_spec = None
         if self.spec.fused_forward is not None:
@@ -336,16 +342,31 @@ class Engine:
 
     # -- blocks ------------------------------------------------------------------------------
 
-    def _block_inputs(self, i0: int, i1: int) -> tuple[dict, dict]:
+    def _block_inputs(self, i0: int, i1: int) -> tuple[dict, dict, dict]:
+        """(inputs for ``prepare``, parameters, the raw blocks as given)."""
         lay = self.layout
-        arrays = {k: a[i0:i1] for k, a in lay.sliced.items()}
+        raw = {k: a[i0:i1] for k, a in lay.sliced.items()}
+        arrays = dict(raw)
+        # Floating inputs that prepare would cast to the compute dtype are cast here, into a
+        # ring of reused buffers: a fresh multi-MB array per block costs page faults (and, with
+        # threads, malloc trims and refaults) comparable to the arithmetic on it.
+        for name in self.precast:
+            ring = self.rings.setdefault(name, [])
+            slot = self.block_count % self.ring_size
+            shape = raw[name].shape
+            if len(ring) <= slot:
+                ring.append(np.empty((self.rows,) + shape[1:], dtype=self.ftype))
+            buf = ring[slot][:shape[0]]
+            np.copyto(buf, raw[name], casting="unsafe")
+            arrays[name] = buf
+        self.block_count += 1
         arrays.update(lay.whole)
         params = dict(lay.params)
         params.update({k: a[i0:i1] for k, a in lay.params_sliced.items()})
-        return arrays, params
+        return arrays, params, raw
 
     def _prepare(self, i0: int, i1: int, fused: bool):
-        arrays, params = self._block_inputs(i0, i1)
+        arrays, params, raw = self._block_inputs(i0, i1)
         spec = self.fused_spec if fused else self.spec
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -358,7 +379,7 @@ class Engine:
                 self.messages.collect(w.message, i0, i1 - i0)
             else:
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        return prep, arrays
+        return prep, raw
 
     def _forward(self, prep, raw: dict, fused: bool):
         spec = self.spec
@@ -367,7 +388,7 @@ class Engine:
         native_kind = self._native_kind()
         x = dict(prep.given)
         x.update({k: v for k, v in prep.native.items() if k not in prep.given and k != native_kind})
-        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]})
+        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]}, self.per_sample)
         if fwd is not None:
             return fwd
         # Not for this call after all: convert as prepare would have, and take the plain kernel.
@@ -465,6 +486,8 @@ class Engine:
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
         n = lay.n
+        # Are the per-sample values an output, or is only their sum used?
+        self.per_sample = keep_values or sink is not None or reduction == "none"
         # Known before the data: the gradient can come in the same pass as the values.
         upstream_first = None
         if grad and reduction in ("sum", "none"):

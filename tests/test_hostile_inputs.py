@@ -355,6 +355,9 @@ CASES: list[Case] = [
     _c("nan-in-target-strict", [*CE, "logits.npy", "-t", "[[nan,0,1],[0,0,1]]", "--strict"], 3, ["--target", "NaN", "--strict"]),
     _c("nan-in-weight-warns", [*CE, "logits.npy", "-t", "t.npy", "--weight", "[1,nan,1]"], 0, ["--weight [1,nan,1]", "1 NaN value"],
        stdout=BASE_LOSS),
+    _c("log-probs-minus-inf-is-log-0-no-warning", ["nll", "--log-probs", "[[-inf,0],[-0.5,-0.9]]", "-t", "[1,0]"], 0, stdout=0.25),
+    _c("log-probs-plus-inf-warns", ["nll", "--log-probs", "[[-inf,inf],[-0.5,-0.9]]", "-t", "[1,0]"], 0,
+       ["--log-probs", "1 infinite value", "index [0, 1]"], stdout=-math.inf),
     _c("bce-nan-probs-refused-as-torch", ["bce", "--probs", "[nan,0.5]", "-t", "[0,1]"], 3, ["--probs [nan,0.5]", "between 0 and 1", "nan"]),
     _c("complex-npy", [*CE, "c.npy", "-t", "t.npy"], 3, ["--logits c.npy", "complex"], files=npy("c.npy", np.array(LOGITS) + 1j)),
     _c("string-npy", [*CE, "s.npy", "-t", "t.npy"], 3, ["--logits s.npy", "holds text", "not numbers"],
@@ -449,13 +452,16 @@ def _check_streams(case: Case, code: int, out: str, err: str) -> None:
             assert part in errors[0], f"{part!r} not in {errors[0]!r}"
     else:
         assert not [ln for ln in lines if ln.startswith("error: ")], err
+        if not case.stderr:
+            assert err == "", f"no warning expected, got {err!r}"
         warnings = "\n".join(lines)
         for part in case.stderr:
             assert part in warnings, f"{part!r} not in {warnings!r}"
         values = [float(v) for v in out.split()]  # results only: every token a number
         if case.stdout is not None:
             assert len(values) == 1
-            assert (math.isnan(values[0]) and math.isnan(case.stdout)) or math.isclose(values[0], case.stdout, rel_tol=1e-12), values
+            assert (math.isnan(values[0]) and math.isnan(case.stdout)) or values[0] == case.stdout \
+                or math.isclose(values[0], case.stdout, rel_tol=1e-12), values
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -546,6 +552,15 @@ def test_billion_laughs_is_fast_and_small(run_cli, tmp_path, monkeypatch):
     assert r.code == 3, r.stderr
     assert time.perf_counter() - t0 < 10
     assert peak < 50 * 2**20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_text_stream_without_buffer_as_stdin():
+    """An API caller may hand a text stream (no .buffer) as stdin."""
+    from lossctl.io.readers import read_array
+    from lossctl.io.sources import Source
+
+    arr = read_array(Source("stdin", "-"), "--x", stdin=io.StringIO("10,0,-10\n8,8,8\n"))
+    assert arr.tolist() == LOGITS
 
 
 def test_large_literal_within_the_limit_works(run_cli, tmp_path, monkeypatch):

@@ -87,11 +87,17 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     return ExitCode.OK
 
 
+_ARRAY_OPTIONS = {"params", "expect", "expect_per_sample", "expect_grad"}  # sources besides the loss's inputs
+
+
 def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_Reader"]:
     """The loss call (every source read) from a loss command's options, and the reader
     (origins, input paths). Shared with ``lossctl record`` and ``lossctl gradcheck``."""
     reader = _Reader(opts.get("stdin_format"))
     names = array_names(spec)
+    stdin_users = ["--" + k.replace("_", "-") for k, v in opts.items() if v == "-" and (k in names or k in _ARRAY_OPTIONS)]
+    if len(stdin_users) > 1:  # say so before standard input is consumed
+        raise UsageError(f"{stdin_users[1]}: standard input is already read by {stdin_users[0]}")
     call: dict[str, Any] = {"loss": spec.name}
     for key, value in opts.items():
         if key in _OUTPUT_KEYS or value is None:

@@ -236,7 +236,11 @@ def _read_stdin(stream: BinaryIO, origin: str, fmt: str | None) -> np.ndarray:
     try:
         first = stream.read(_CHUNK)
         if isinstance(first, str):  # a text stream without .buffer
-            first = first.encode()
+            text = first + stream.read(max_input_bytes() + 1 - len(first))
+            if len(text) > max_input_bytes():
+                raise InputError(f"{origin}: more than {_size(max_input_bytes())} of data, the most lossctl reads into memory")
+            stream, first = io.BytesIO(text.encode()), b""
+            first = stream.read(_CHUNK)
         if not first:
             raise InputError(f"{origin}: standard input is empty")
         if not first.startswith((NPY_MAGIC,) + ZIP_MAGICS) and fmt not in ("npy", "npz") and b"\x00" in first[:4096] \
@@ -481,11 +485,11 @@ def _safe_yaml(text: str, origin: str) -> Any:
     except RecursionError:
         raise InputError(f"{origin}: invalid YAML: nested too deeply") from None
     if "&" in text:  # anchors: aliases may share nodes, so count what they expand to
-        _check_expanded_size(doc, origin)
+        check_expanded_size(doc, origin)
     return doc
 
 
-def _check_expanded_size(doc: Any, origin: str, limit: int = MAX_DOCUMENT_ELEMENTS) -> None:
+def check_expanded_size(doc: Any, origin: str, limit: int = MAX_DOCUMENT_ELEMENTS) -> None:
     """Refuse a document whose aliases expand to more than ``limit`` values, or that contains itself.
 
     Shared nodes are counted once per reference but visited once (memoised), so

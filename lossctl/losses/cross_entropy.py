@@ -61,11 +61,12 @@ def cross_entropy_forward(x: dict, params: dict) -> Forward:
     return Forward(values, None)
 
 
-def cross_entropy_fused(kind: str, x: dict, params: dict, raw: dict) -> Forward | None:
+def cross_entropy_fused(kind: str, x: dict, params: dict, raw: dict, per_sample: bool = True) -> Forward | None:
     """The streaming engine's ``fused_forward`` for ``ce --logits`` with class indices, no
     smoothing, (N, C) logits: ``l_n = −w[y_n]·log_softmax(z)[n, y_n]`` needs only the row's
-    log-sum-exp and the target logit, not the whole (N, C) log_softmax. The same numbers,
-    bit for bit, as ``cross_entropy_forward`` on ``log_softmax(z)``."""
+    log-sum-exp and the target logit, not the whole (N, C) log_softmax. The same numbers
+    as ``cross_entropy_forward`` on ``log_softmax(z)`` (bit for bit but for the last ulp of
+    the row sums when only the reduction is wanted: ``per_sample`` False)."""
     if kind != "logits" or max(float(params.get("label_smoothing", 0.0)), 0.0) > 0:
         return None
     z, target = x["logits"], x["target"]
@@ -77,7 +78,8 @@ def cross_entropy_fused(kind: str, x: dict, params: dict, raw: dict) -> Forward 
     # float32 logits computed in float64: x − max(x) is exact unless the magnitudes spread too far
     exact = (z.dtype == np.float64 and isinstance(given, np.ndarray) and given.dtype == np.float32
              and float32_shift_is_exact(given))
-    picked = log_softmax_at(z, safe, exact_shift=exact)
+    picked = log_softmax_at(z, safe, exact_shift=exact, accurate=per_sample,
+                            same_values=given if exact else None)
     w = _class_weights(params.get("weight"), z.shape[1], z.dtype)
     w_n = np.where(valid, w[safe], 0.0).astype(z.dtype)
     values = np.where(valid, -w[safe] * picked, 0.0)
