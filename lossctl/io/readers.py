@@ -70,9 +70,10 @@ def max_input_bytes() -> int:
 def _size(n: int) -> str:
     if n < 10 * 1024:
         return f"{n} bytes"
-    if n < 10 * MIB:
+    if n < MIB:
         return f"{n / 1024:.0f} KiB"
-    return f"{n / MIB:.0f} MiB"
+    v = n / MIB
+    return f"{v:.0f} MiB" if v >= 10 or v.is_integer() else f"{v:.1f} MiB"
 
 
 # --------------------------------------------------------------------------- entry points
