@@ -308,6 +308,9 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
     path = Path(path)
     shown = str(path)
     root, data = compose(text, shown)
+    from .io.readers import check_expanded_size
+
+    check_expanded_size(data, shown)  # before any walk over the nodes: a "billion laughs" suite fails fast
     problems = _Problems(shown)
     if data is None:
         raise InputError(f"{shown}: empty suite; expected a mapping with a 'cases' list")

@@ -760,3 +760,15 @@ def test_update_keeps_crlf_line_ends_and_the_byte_order_mark(run_cli, tmp_path):
     assert r.code == 0
     assert suite.read_bytes() == original + f"    expect: {CE_LOSS!r}\r\n".encode()
     assert run_cli(["check", suite]).code == 0
+
+
+def test_billion_laughs_suite_fails_fast(run_cli, tmp_path):
+    levels = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    names = "abcdefghi"
+    for prev, cur in zip(names, names[1:]):
+        levels.append(f"{cur}: &{cur} [" + ",".join([f"*{prev}"] * 9) + "]")
+    suite = tmp_path / "bomb.yaml"
+    suite.write_text("\n".join(levels) + "\ncases:\n  - loss: ce\n    logits: *i\n    target: [0]\n    expect: 1\n")
+    r = run_cli(["check", str(suite)])
+    assert r.code == 3
+    assert "billion laughs" in r.stderr and "Traceback" not in r.stderr
