@@ -45,7 +45,7 @@ def test_penalty_gradients_match_torch_autograd():
     reg = sum(0.5 * 0.3 * torch.sum(t ** 2) + 0.2 * torch.sum(torch.abs(t)) for k, t in tensors.items() if "bias" not in k)
     reg.backward()
     r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.3, l1=0.2, params=params)
-    assert sum(r.penalties.values()) == pytest.approx(float(reg), rel=1e-13)
+    assert sum(r.penalties.values()) == pytest.approx(float(reg.detach()), rel=1e-13)
     for k, t in tensors.items():
         got = r.grad[f"params.{k}"]
         want = t.grad.numpy() if t.grad is not None else np.zeros_like(params[k])

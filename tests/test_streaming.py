@@ -303,3 +303,56 @@ def test_failed_stream_leaves_no_output(tmp_path, monkeypatch, run_cli, rng):
     r = run_cli(["ce", "--logits", "x.npy", "--target", "y.npy", "-o", "o.npz", "--grad"])
     assert r.code == 3 and "(row 250)" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.npy", "y.npy"]
+
+
+# -- the CLI's fast path and the progress bar ------------------------------------------------
+
+
+@pytest.mark.parametrize("argv", [
+    ["ce", "--logits", "[[10,0,-10],[8,8,8]]", "--target", "[0,2]", "--format", "plain"],
+    ["ce", "--logits=[[10,0,-10],[8,8,8]]", "-t", "[0,2]", "--json", "--grad", "--per-sample"],
+    ["cross-entropy", "--logits", "[[1,2],[3,4]]", "--target", "[1,0]", "-r", "sum", "--label-smoothing", "0.1"],
+    ["mse", "--pred", "[1,2,3]", "--target", "[1,2,5]", "--reduction", "none", "-f", "csv"],
+    ["kl", "--log-probs", "[-1.0,-2.0]", "--target", "[0.5,0.5]", "--no-log-target"],
+    ["ce", "--logits", "[[1,2],[3,4]]", "--target", "[0,1]", "--label-smoothing", "abc"],
+    ["ce", "--logits", "[[1,2],[3,4]]", "--target", "[0,1]", "--bogus", "1"],
+    ["ce", "--logits", "[[1,2],[3,4]]", "--target"],
+    ["ce", "--logits", "[[1,2],[3,4]]", "--target", "[0,7]"],
+    ["ce", "--help"],
+    ["nosuchloss", "--x", "1"],
+])
+def test_fast_path_matches_typer(argv, run_cli, monkeypatch):
+    """`lossctl LOSS ...` skips building the Typer app; the result, output and exit code are Typer's."""
+    from lossctl.cli import fast
+
+    quick = run_cli(argv)
+    monkeypatch.setattr(fast, "parse_loss_call", lambda args: None)
+    slow = run_cli(argv)
+    assert (quick.code, quick.stdout, quick.stderr) == (slow.code, slow.stdout, slow.stderr)
+
+
+def test_fast_path_declines_what_it_does_not_know():
+    from lossctl.cli.fast import parse_loss_call
+
+    assert parse_loss_call(["ce", "--logits", "[[1,2]]", "--target", "[0]"]) is not None
+    for argv in (["ce", "--help"], ["ce", "-t[0]"], ["ce", "--", "x"], ["ce", "pos"], ["list"], ["check", "s.yaml"],
+                 ["ce", "--rows", "x"], ["ce", "--logits"], ["--version"], []):
+        assert parse_loss_call(argv) is None, argv
+
+
+def test_progress_bar_only_on_a_terminal():
+    import io
+
+    from lossctl.cli.progress import progress_bar
+
+    with progress_bar(stream=io.StringIO()) as progress:
+        assert progress is None
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    with progress_bar(delay=0.0, stream=Tty()) as progress:
+        assert callable(progress)
+        progress(10, 100)  # draws (on the real stderr's console; transient)
+        progress(100, 100)

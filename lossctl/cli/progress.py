@@ -15,7 +15,8 @@ DELAY = 1.0  # seconds before the bar appears
 
 
 class _Bar:
-    def __init__(self, delay: float):
+    def __init__(self, delay: float, stream):
+        self.stream = stream
         self.start = time.monotonic()
         self.delay = delay
         self.progress = None
@@ -29,7 +30,7 @@ class _Bar:
             from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 
             self.progress = Progress(TextColumn("lossctl"), BarColumn(), TaskProgressColumn(), TimeRemainingColumn(),
-                                     console=Console(file=sys.stderr), transient=True)
+                                     console=Console(file=self.stream), transient=True)
             self.progress.start()
             self.task = self.progress.add_task("rows", total=total)
         self.progress.update(self.task, completed=done, total=total)
@@ -50,7 +51,7 @@ def progress_bar(delay: float = DELAY, stream=None):
     if not tty:
         yield None
         return
-    bar = _Bar(delay)
+    bar = _Bar(delay, stream)
     try:
         yield bar.update
     finally:
