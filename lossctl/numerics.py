@@ -248,58 +248,82 @@ def float32_shift_is_exact(x: np.ndarray) -> bool:
     return bool(hi < lo * 2.0 ** 27)
 
 
-def log_softmax_at(x: np.ndarray, index: np.ndarray, *, exact_shift: bool = False, accurate: bool = True,
-                   same_values: np.ndarray | None = None) -> np.ndarray:
+def log_softmax_at(x: np.ndarray, index: np.ndarray, *, accurate: bool = True,
+                   float32_values: np.ndarray | None = None) -> np.ndarray:
     """``log_softmax(x, axis=1)[n, index[n]]`` for a 2-D ``x`` without forming the (N, C)
-    result: one max, one ``exp`` pass and the sum per row. Bit for bit :func:`log_softmax`'s
-    entries (up to ~n³u² in the sum, far below an ulp) when ``accurate``.
+    result: one max, one ``exp`` pass and the sum per row.
 
-    ``exact_shift``: the caller guarantees ``x − max(x)`` is exact everywhere
-    (:func:`float32_shift_is_exact`), so TwoSum's correction, which is then 0, is skipped.
-    ``accurate=False``: only a sum of the results is wanted (a mean or sum reduction), so the
-    row sums Σ exp(x − m) are plain ``einsum`` sums, good to a few ulp instead of ~0.5 ulp
-    (a mean over them is unaffected beyond ~1e-15) and 2x cheaper than AccSum.
-    ``same_values``: ``x``'s values in a narrower dtype (the float32 input): its argmax is cheaper.
-    Rows with a non-finite maximum take :func:`log_softmax` itself.
+    ``accurate`` (per-sample values are an output): bit for bit :func:`log_softmax`'s entries
+    (the same shift, TwoSum correction and AccSum row sum, up to ~n³u² in the sum).
+
+    ``accurate=False`` (only a mean or sum of the values is wanted): the row sums
+    ``s = Σ_{j≠argmax} exp(x_j − m)`` are computed as ``exp(−m)·Σ_{j≠argmax} exp(x_j)`` with a
+    plain ``einsum`` where the block's values lie in [−700, 700] (no overflow or underflow
+    there): no (N, C) subtraction, no correction, each term within ~2 ulp, so each value is
+    within a few ulp of the accurate one and a mean over many is unaffected (~1e-15).
+    The maximum's own term is still left out, so ``log1p(s)`` keeps confident rows exact.
+
+    ``float32_values``: ``x``'s values as float32 (the input before the float64 cast): its
+    argmax is cheaper, and with :func:`float32_shift_is_exact` the shift ``x − m`` is exact,
+    so TwoSum's correction (then 0) is skipped. Rows with a non-finite maximum take
+    :func:`log_softmax` itself.
     """
     x = np.asarray(x)
     n, c = x.shape
     index = np.asarray(index, dtype=np.intp)
     if n == 0 or c == 0:
         return np.take_along_axis(log_softmax(x, axis=1), index[:, None], axis=1)[:, 0]
-    rows = np.arange(n, dtype=np.intp) * c
-    at_max = rows + np.argmax(x if same_values is None else same_values, axis=1)
-    flat = x.reshape(-1) if x.flags.c_contiguous else None
-    if flat is None:
+    narrow = float32_values is not None and float32_values.dtype == np.float32 and x.dtype == np.float64
+    rows = _row_starts(n, c)
+    at_max = rows + np.argmax(float32_values if narrow else x, axis=1)
+    if not x.flags.c_contiguous:
         x = np.ascontiguousarray(x)
-        flat = x.reshape(-1)
+    flat = x.reshape(-1)
     m = flat[at_max]
-    if not np.all(np.isfinite(m)):
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = np.isfinite(np.add.reduce(m))  # one call; an overflow only sends us the slow way
+    if not finite and not np.all(np.isfinite(m)):
         return np.take_along_axis(log_softmax(x, axis=1), index[:, None], axis=1)[:, 0]
-    m_col = m[:, None]
-    d = np.subtract(x, m_col, out=_scratch(0, x.shape, x.dtype))
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
-        if exact_shift:
-            d.reshape(-1)[at_max] = -np.inf  # exp(-inf) = 0: the maximum's own term left out
-            e = np.exp(d, out=d)
-        else:
-            # TwoSum(x, -m) as in _shifted: d_lo = (x - (d - (d - x))) - (m + (d - x))
-            t = np.subtract(d, x, out=_scratch(1, x.shape, x.dtype))
-            d_lo = np.subtract(d, t, out=_scratch(2, x.shape, x.dtype))
-            np.subtract(x, d_lo, out=d_lo)
-            t += m_col
-            d_lo -= t
-            e = np.exp(d, out=t)
-            d_lo *= e
-            e += d_lo  # exp(d) + exp(d)·d_lo, as _exp_sum
+        probe = float32_values if narrow else x
+        if not accurate and -700.0 <= probe.min() and probe.max() <= 700.0:
+            e = np.exp(x, out=_scratch(0, x.shape, x.dtype))
             e.reshape(-1)[at_max] = 0.0
-        s = _sum_rows(e) if accurate else np.einsum("ij->i", e)
+            s = np.einsum("ij->i", e) * np.exp(-m)
+            # x_y − m without TwoSum's correction (≤ ½ ulp of the value; only a sum is wanted)
+            return (flat[rows + index] - m) - np.log1p(s)
+        else:
+            m_col = m[:, None]
+            d = np.subtract(x, m_col, out=_scratch(0, x.shape, x.dtype))
+            if narrow and float32_shift_is_exact(float32_values):
+                d.reshape(-1)[at_max] = -np.inf  # exp(-inf) = 0: the maximum's own term left out
+                e = np.exp(d, out=d)
+            else:
+                # TwoSum(x, -m) as in _shifted: d_lo = (x - (d - (d - x))) - (m + (d - x))
+                t = np.subtract(d, x, out=_scratch(1, x.shape, x.dtype))
+                d_lo = np.subtract(d, t, out=_scratch(2, x.shape, x.dtype))
+                np.subtract(x, d_lo, out=d_lo)
+                t += m_col
+                d_lo -= t
+                e = np.exp(d, out=t)
+                d_lo *= e
+                e += d_lo  # exp(d) + exp(d)·d_lo, as _exp_sum
+                e.reshape(-1)[at_max] = 0.0
+            s = _sum_rows(e) if accurate else np.einsum("ij->i", e)
     picked = flat[rows + index]
     d_y = picked - m
     with np.errstate(invalid="ignore", divide="ignore"):
         lo_y = (picked - (d_y - (d_y - picked))) - (m + (d_y - picked))
         lo_y = np.where(np.isfinite(lo_y), lo_y, 0.0).astype(x.dtype, copy=False)
         return (d_y - np.log1p(s)) + lo_y
+
+
+def _row_starts(n: int, c: int) -> np.ndarray:
+    """``arange(n) * c`` (flat index of each row's first entry), cached per thread."""
+    cache = getattr(_SCRATCH, "rows", None)
+    if cache is None or cache[0] != c or cache[1].size < n:
+        cache = _SCRATCH.rows = (c, np.arange(max(n, 1), dtype=np.intp) * c)
+    return cache[1][:n]
 
 
 def _sum_rows(e: np.ndarray) -> np.ndarray:

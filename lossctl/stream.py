@@ -16,9 +16,10 @@ scalar ``upstream = 1/D``. So a large call runs over blocks of rows:
    ``none``, ``batchmean``, and a ``mean`` whose forward has no denominator
    weights) both happen in one pass.
 
-Blocks are prepared on the calling thread, in order, so the first invalid row is
-the one reported and warnings are collected once; kernels run on a small thread
-pool (NumPy releases the GIL inside its loops). Blocks of memory-mapped inputs
+Blocks are prepared and computed on a small thread pool (NumPy releases the GIL
+inside its loops) and consumed in order on the calling thread, so the first
+invalid row is the one reported; warnings from the blocks are collected and shown
+once, merged, as the in-memory path shows them. Blocks of memory-mapped inputs
 (``.npy``) are dropped from the process's resident set once used
 (``madvise(MADV_DONTNEED)``): a file larger than RAM streams in constant memory.
 
@@ -38,15 +39,17 @@ as are ``--explain`` and inputs whose layout is not batch-first (``--dim 0``).
 
 Tuning (environment): ``LOSSCTL_STREAM_MIN_BYTES`` (inputs smaller than this are
 evaluated in memory; default 16 MiB), ``LOSSCTL_BLOCK_BYTES`` (prediction bytes per
-block in the compute dtype; default 2 MiB), ``LOSSCTL_THREADS`` (default: up to 2).
+block in the compute dtype; default 4 MiB), ``LOSSCTL_THREADS`` (default: up to 2).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import mmap
 import os
 import re
+import threading
 import warnings
 from collections import deque
 from dataclasses import dataclass, replace
@@ -71,7 +74,7 @@ def min_bytes() -> int:
 
 
 def block_bytes() -> int:
-    return max(1, _env_int("LOSSCTL_BLOCK_BYTES", 2 << 20))
+    return max(1, _env_int("LOSSCTL_BLOCK_BYTES", 4 << 20))
 
 
 def threads() -> int:
@@ -254,7 +257,7 @@ class _Messages:
         self.n = layout.n
         names = list(layout.sliced) + list(layout.params_sliced)
         self.origins = tuple(origins.get(k, "--" + k.replace("_", "-")) for k in names)
-        self.warnings: dict[str, list] = {}
+        self.warnings: list[tuple[int, str, str]] = []  # (first row of the block, message, problem)
 
     def rewrite(self, msg: str, i0: int, rows: int) -> str:
         """A block's message about the whole input: row numbers shifted by the block's first
@@ -267,20 +270,45 @@ class _Messages:
         return msg
 
     def collect(self, w: InputWarning, i0: int, rows: int) -> None:
-        msg = self.rewrite(str(w), i0, rows)
-        problem = self.rewrite(getattr(w, "problem", str(w)), i0, rows)
-        key = re.sub(r"\d+", "#", re.sub(r"\bvalues\b", "value", msg.split(" (", 1)[0]))
-        seen = self.warnings.get(key)
-        if seen is None:
-            self.warnings[key] = [msg, problem]
-            return
-        seen[0] = _add_counts(seen[0], msg)
-        seen[1] = _add_counts(seen[1], problem)
+        """Keep a block's warning (blocks may finish in any order: sorted at ``emit``)."""
+        item = (i0, self.rewrite(str(w), i0, rows), self.rewrite(getattr(w, "problem", str(w)), i0, rows))
+        if item not in self.warnings:  # a block prepared again (its gradient pass) warns again
+            self.warnings.append(item)
 
     def emit(self) -> None:
-        for msg, problem in self.warnings.values():
-            warnings.warn(InputWarning(msg, problem), stacklevel=3)
+        """One warning per kind, as the in-memory path gives it: the first block's message
+        (so the first position), with the counts of every block added up."""
+        merged: dict[str, list[str]] = {}
+        for _, msg, problem in sorted(self.warnings, key=lambda w: w[0]):
+            key = re.sub(r"\d+", "#", re.sub(r"\bvalues\b", "value", msg.split(" (", 1)[0]))
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = [msg, problem]
+            else:
+                seen[0] = _add_counts(seen[0], msg)
+                seen[1] = _add_counts(seen[1], problem)
         self.warnings.clear()
+        for msg, problem in merged.values():
+            warnings.warn(InputWarning(msg, problem), stacklevel=3)
+
+    @contextlib.contextmanager
+    def recording(self, where):
+        """While blocks run (on any thread), an InputWarning from ``prepare`` is kept with the
+        block it came from (``where.block``, thread-local) instead of being shown; ``emit``
+        shows them afterwards, merged, where filters such as ``--strict`` apply."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            shown = warnings.showwarning
+
+            def show(message, category, filename, lineno, file=None, line=None):
+                block = getattr(where, "block", None)
+                if issubclass(category, InputWarning) and block is not None:
+                    self.collect(message if isinstance(message, InputWarning) else category(str(message)), *block)
+                else:
+                    shown(message, category, filename, lineno, file, line)
+
+            warnings.showwarning = show
+            yield
 
 
 def _add_counts(first: str, other: str) -> str:
@@ -331,7 +359,7 @@ class Engine:
                         and (name in self.spec.kinds or name in self.spec.extra_inputs or name == TARGET)]
         self.rings: dict[str, list[np.ndarray]] = {}
         self.ring_size = self.threads + 3  # blocks alive at once: the window, one being prepared, one consumed
-        self.block_count = 0
+        self.where = threading.local()  # the block a thread is preparing (for its warnings)
         conversion = self.spec.kinds[self.kind]
         self.fused_spec = None
         if self.spec.fused_forward is not None:
@@ -352,33 +380,30 @@ class Engine:
         # threads, malloc trims and refaults) comparable to the arithmetic on it.
         for name in self.precast:
             ring = self.rings.setdefault(name, [])
-            slot = self.block_count % self.ring_size
+            slot = (i0 // self.rows) % self.ring_size
             shape = raw[name].shape
             if len(ring) <= slot:
                 ring.append(np.empty((self.rows,) + shape[1:], dtype=self.ftype))
             buf = ring[slot][:shape[0]]
             np.copyto(buf, raw[name], casting="unsafe")
             arrays[name] = buf
-        self.block_count += 1
         arrays.update(lay.whole)
         params = dict(lay.params)
         params.update({k: a[i0:i1] for k, a in lay.params_sliced.items()})
         return arrays, params, raw
 
     def _prepare(self, i0: int, i1: int, fused: bool):
+        """``prepare`` one block (on any thread, inside ``messages.recording``): its errors and
+        warnings are rewritten in terms of the whole input."""
         arrays, params, raw = self._block_inputs(i0, i1)
         spec = self.fused_spec if fused else self.spec
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                prep = prepare(spec, arrays, params, dtype=self.dtype_name, dim=self.dim, origins=self.origins)
-            except LossctlError as e:
-                raise type(e)(self.messages.rewrite(str(e), i0, i1 - i0)) from None
-        for w in caught:
-            if isinstance(w.message, InputWarning):
-                self.messages.collect(w.message, i0, i1 - i0)
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self.where.block = (i0, i1 - i0)
+        try:
+            prep = prepare(spec, arrays, params, dtype=self.dtype_name, dim=self.dim, origins=self.origins)
+        except LossctlError as e:
+            raise type(e)(self.messages.rewrite(str(e), i0, i1 - i0)) from None
+        finally:
+            self.where.block = None
         return prep, raw
 
     def _forward(self, prep, raw: dict, fused: bool):
@@ -439,7 +464,7 @@ class Engine:
         return _gradients(prep, up)
 
     def _run(self, make_task, consume, fused: bool, start: int = 0, phase: int = 0, phases: int = 1) -> None:
-        """Prepare each block here, run its task on the pool, consume results in order."""
+        """Run each block (prepare + task) on the pool; consume the results here, in order."""
         blocks = self.blocks[start:]
         if not blocks:
             return
@@ -455,10 +480,13 @@ class Engine:
             if self.progress is not None:
                 self.progress(done, total_rows)
 
+        def job(i0, i1):  # on a worker: prepare (cast, validate) and compute one block
+            prep, raw = self._prepare(i0, i1, fused)
+            return make_task(prep, raw, i1 - i0)
+
         if self.threads <= 1 or len(blocks) == 1:
             for i0, i1 in blocks:
-                prep, raw = self._prepare(i0, i1, fused)
-                finish(((i0, i1), make_task(prep, raw, i1 - i0)))
+                finish(((i0, i1), job(i0, i1)))
             return
         from concurrent.futures import ThreadPoolExecutor
 
@@ -466,8 +494,7 @@ class Engine:
         with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lossctl") as pool:
             try:
                 for i0, i1 in blocks:
-                    prep, raw = self._prepare(i0, i1, fused)
-                    window.append(((i0, i1), pool.submit(make_task, prep, raw, i1 - i0)))
+                    window.append(((i0, i1), pool.submit(job, i0, i1)))
                     while len(window) > self.threads:
                         (blk, fut) = window.popleft()
                         finish((blk, fut.result()))
@@ -482,6 +509,12 @@ class Engine:
     # -- the call ----------------------------------------------------------------------------
 
     def run(self, *, grad: bool, keep_values: bool, sink=None):
+        with self.messages.recording(self.where):
+            result = self._evaluate(grad=grad, keep_values=keep_values, sink=sink)
+        self.messages.emit()
+        return result
+
+    def _evaluate(self, *, grad: bool, keep_values: bool, sink=None):
         from .api import Result
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
@@ -559,7 +592,6 @@ class Engine:
             self.progress(i1, n * phases)
         self._run(lambda p, r, rows: self._values_task(p, r, rows, fused, upstream_first),
                   consume_values, fused, start=1, phase=0, phases=phases)
-        self.messages.emit()
 
         total = math.fsum(totals)
         if reduction == "mean":
