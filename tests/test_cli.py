@@ -245,3 +245,10 @@ def test_broken_pipe_is_quiet(tmp_path):
         shell=True, capture_output=True, text=True, timeout=120)
     assert p.stdout.strip() == repr(float(np.log(2)))
     assert "Traceback" not in p.stderr and "Broken pipe" not in p.stderr
+
+
+def test_bare_command_prints_the_overview_and_version(run_cli):
+    r = run_cli([])
+    assert r.code == 2 and "Commands:" in r.stdout and "ce" in r.stdout and r.stderr == ""
+    v = run_cli(["--version"])
+    assert v.code == 0 and v.stdout == f"lossctl {lossctl.__version__}\n"

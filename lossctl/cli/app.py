@@ -89,8 +89,16 @@ def _main(args: list[str]) -> int:
         return _failure(e)
     except (BrokenPipeError, KeyboardInterrupt) as e:
         return _failure(e)
+    if args in (["--version"], ["-V"]):
+        from .. import __version__
+
+        sys.stdout.write(f"lossctl {__version__}\n")
+        return int(ExitCode.OK)
     import typer
 
+    if not args:  # the overview, on stdout; still a usage error (no command given)
+        build_app()(args=["--help"], prog_name="lossctl", standalone_mode=False)
+        return int(ExitCode.USAGE)
     try:
         rv = build_app()(args=args, prog_name="lossctl", standalone_mode=False)
         return int(rv or 0)
