@@ -46,7 +46,7 @@ def _param_option(p: Param) -> Opt:
     else:
         decls = (p.option,)
     default = p.default if p.kind != "array" else None
-    help_text = p.help + (f" Default: {p.default}." if p.kind not in ("array", "bool") and p.default is not None else "")
+    help_text = p.help  # Typer shows "[default: ...]" itself
     if p.kind == "array":
         help_text += " An array source, as for inputs."
     return Opt(p.name, decls, _PARAM_TYPES[p.kind], default, help_text, "Parameters")
