@@ -106,14 +106,14 @@ class Case:
     @property
     def kind(self) -> str | None:
         """The prediction kind the case gives (``logits``, ``probs``, ...)."""
-        for k in PREDICTION_KINDS:
+        for k in self.spec.prediction_kinds:
             if self.call.get(k) is not None:
                 return k
         return None
 
     @property
     def array_keys(self) -> tuple[str, ...]:
-        names = set(PREDICTION_KINDS) | set(self.spec.inputs) | {p.name for p in self.spec.params if p.kind == "array"}
+        names = set(self.spec.prediction_kinds) | set(self.spec.inputs) | {p.name for p in self.spec.params if p.kind == "array"}
         return tuple(k for k in self.call if k in names)
 
 
@@ -519,7 +519,7 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
                 problems.add(at, f"{label}: {origin(key)}: {problem}")
             elif converted is not None:
                 case.call[key] = converted
-    given = [k for k in PREDICTION_KINDS if k in case.call]
+    given = [k for k in spec.prediction_kinds if k in case.call]
     if not given:
         options = ", ".join(spec.kinds)
         problems.add(line, f"{label}: missing the prediction: give one of {options}")

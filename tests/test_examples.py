@@ -341,3 +341,45 @@ def test_readme_command_runs(run_cli, monkeypatch, command):
     r = run_cli(argv[1:])
     assert r.code == 0, f"{command}: exit {r.code}: {r.stderr}"
     assert r.stdout.strip(), command
+
+
+# -- examples/families: one pinned case per family, recorded with `lossctl record` ----------
+
+FAMILIES = EXAMPLES / "families" / "families.yaml"
+
+
+def _families_cases():
+    from lossctl.suite import load_suite
+
+    return load_suite(FAMILIES).cases
+
+
+@pytest.mark.parametrize("case", _families_cases(), ids=lambda c: c.name)
+def test_families_suite_values_agree_with_torch(case):
+    """The values `lossctl record` pinned are PyTorch's (via tests/torch_reference.py), not just lossctl's."""
+    pytest.importorskip("torch")
+    import importlib.util
+
+    from lossctl.suite import SourceCache, materialize
+
+    spec = importlib.util.spec_from_file_location("_torch_reference", Path(__file__).parent / "torch_reference.py")
+    ref = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ref)
+    cache = SourceCache(FAMILIES.parent)
+    call = {k: (materialize(v, k, cache).tolist() if k in case.array_keys else v) for k, v in case.call.items()}
+    want = ref.reference(call)
+    for key, quantity in case.expect.items():
+        got = np.asarray(materialize(quantity.value, key, cache), dtype=float)
+        if key == "loss":
+            expected = want["loss"]
+        elif key == "per_sample":
+            expected = want["per_sample"]
+        else:
+            expected = want["grad"][key.split(".", 1)[1]]
+        np.testing.assert_allclose(got, np.asarray(expected, dtype=float), rtol=1e-10, atol=1e-13, err_msg=key)
+
+
+def test_families_cover_every_family():
+    names = {c.spec.name for c in _families_cases()}
+    for family_member in ("mse", "multi-margin", "margin-ranking", "triplet-margin", "cosine-embedding", "ctc", "focal", "sce", "zero-one", "hinge", "kl"):
+        assert family_member in names
