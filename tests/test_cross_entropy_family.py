@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lossctl
+from finite_differences import central_difference
 from lossctl.errors import InputError, UsageError
 
 SEED_LOGITS = [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]
@@ -228,27 +229,13 @@ def _materialise(case: dict, rng) -> dict:
     return {k: pool.get(v, v) if isinstance(v, str) and k != "loss" else v for k, v in case.items()}
 
 
-def _central_difference(call: dict, name: str, h: float = 1e-6) -> np.ndarray:
-    base = np.array(call[name], dtype=np.float64)
-    grad = np.zeros_like(base)
-    for idx in np.ndindex(base.shape):
-        step = h * max(1.0, abs(base[idx]))
-        up, down = base.copy(), base.copy()
-        up[idx] += step
-        down[idx] -= step
-        f_up = float(np.sum(lossctl.compute({**call, name: up}, grad=False).loss))
-        f_down = float(np.sum(lossctl.compute({**call, name: down}, grad=False).loss))
-        grad[idx] = (f_up - f_down) / (2 * step)
-    return grad
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))
 def test_gradient_matches_central_differences(case_id, reduction, rng):
     call = {**_materialise(FAMILY_CASES[case_id], rng), "reduction": reduction}
     r = lossctl.compute(call)
     (name, g), = r.grad.items()
-    np.testing.assert_allclose(g, _central_difference(call, name), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(g, central_difference(call, name), rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import lossctl
+from finite_differences import central_difference
 from lossctl.errors import InputError, UsageError
 
 VALUE_RTOL = 1e-10
@@ -399,20 +400,6 @@ CASE_IDS = [
 ]
 
 
-def _central_difference(call: dict, name: str, h: float = 1e-6) -> np.ndarray:
-    base = np.array(call[name], dtype=np.float64)
-    grad = np.zeros_like(base)
-    for idx in np.ndindex(base.shape):
-        step = h * max(1.0, abs(base[idx]))
-        up, down = base.copy(), base.copy()
-        up[idx] += step
-        down[idx] -= step
-        f_up = float(np.sum(lossctl.compute({**call, name: up}, grad=False).loss))
-        f_down = float(np.sum(lossctl.compute({**call, name: down}, grad=False).loss))
-        grad[idx] = (f_up - f_down) / (2 * step)
-    return grad
-
-
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("case_id", CASE_IDS)
 def test_gradient_matches_central_differences(case_id, reduction, rng):
@@ -421,7 +408,7 @@ def test_gradient_matches_central_differences(case_id, reduction, rng):
     assert r.grad, "a gradient"
     for name, g in r.grad.items():
         assert g.shape == np.shape(call[name])
-        np.testing.assert_allclose(g, _central_difference(call, name), rtol=1e-6, atol=1e-8, err_msg=name)
+        np.testing.assert_allclose(g, central_difference(call, name), rtol=1e-6, atol=1e-8, err_msg=name)
 
 
 @pytest.mark.parametrize("case_id", CASE_IDS)

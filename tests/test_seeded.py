@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 import lossctl
+from finite_differences import central_difference
 from lossctl.errors import InputError, UsageError
 
 VALUE_RTOL = 1e-10
@@ -287,19 +288,6 @@ def test_zero_one_errors(call, error, message):
 
 # -- finite differences, reductions, --explain ---------------------------------------------------
 
-def _numeric_grad(call: dict, name: str, h: float = 1e-6) -> np.ndarray:
-    base = np.asarray(call[name], dtype=float)
-    g = np.zeros_like(base)
-    for idx in np.ndindex(base.shape):
-        vals = []
-        for step in (h, -h):
-            moved = base.copy()
-            moved[idx] += step
-            vals.append(float(np.sum(lossctl.compute({**call, name: moved}, grad=False).loss)))
-        g[idx] = (vals[0] - vals[1]) / (2 * h)
-    return g
-
-
 def _random_call(loss: str, kind: str, rng) -> dict:
     if loss == "focal":
         x = rng.normal(size=(3, 4)) * 2
@@ -322,7 +310,7 @@ def test_gradient_matches_central_differences(loss, kind, reduction, rng):
     call = _random_call(loss, kind, rng)
     call["reduction"] = reduction
     r = run(**call)
-    numeric = _numeric_grad(call, kind)
+    numeric = central_difference(call, kind)
     np.testing.assert_allclose(r.grad[kind], numeric, rtol=1e-6, atol=1e-8)
     if loss != "zero-one":
         assert np.any(np.abs(r.grad[kind]) > 1e-3)

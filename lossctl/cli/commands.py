@@ -347,15 +347,9 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     if not to_text:
         raise UsageError(f"record {spec.name}: missing --to SUITE.yaml (the suite to add the case to)")
     to = Path(to_text)
-    fmt = "json" if opts["json"] else opts["format"]
-    from ..render import FORMATS
+    from .run import output_format
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
-    if opts["rows"] < 0:
-        raise UsageError("--rows: must be 0 or more")
+    fmt = output_format(opts)
     if name is not None and not name.strip():
         raise UsageError("--name: empty")
 

@@ -19,7 +19,8 @@ _OUTPUT_KEYS = {"stdin_format", "format", "json", "per_sample", "grad", "explain
                 "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "strict"}
 
 
-def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
+def output_format(opts: dict[str, Any]) -> str:
+    """The concrete format of a loss command's output (``auto`` resolved); checks ``--rows`` too."""
     fmt = "json" if opts["json"] else opts["format"]
     if fmt not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -27,6 +28,11 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         fmt = "table" if sys.stdout.isatty() else "plain"
     if opts["rows"] < 0:
         raise UsageError("--rows: must be 0 or more")
+    return fmt
+
+
+def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
+    fmt = output_format(opts)
 
     call, reader = read_call(spec, opts)
 
