@@ -296,3 +296,10 @@ def test_permutation_equivariance(rng):
 def test_invalid_calls_name_the_problem(call, error, match):
     with pytest.raises(error, match=match):
         lossctl.compute(call)
+
+
+def test_probs_with_zero_non_target_entries_have_a_finite_gradient():
+    """torch's log backward gives 0·(1/0) = NaN there; the derivative of the loss is 0 (README)."""
+    r = lossctl.compute(loss="nll", probs=[[0.0, 0.5, 0.5]], target=[1])
+    assert r.loss == pytest.approx(np.log(2), rel=1e-15)
+    np.testing.assert_array_equal(r.grad["probs"], [[0.0, -2.0, 0.0]])
