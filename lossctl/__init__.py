@@ -2,7 +2,7 @@
 
     >>> import lossctl
     >>> lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
-    0.5493288448141934
+    0.5493288448141933
 """
 
 from __future__ import annotations

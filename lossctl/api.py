@@ -78,7 +78,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
 
     >>> r = compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
     >>> r.loss
-    0.5493288448141934
+    0.5493288448141933
     """
     call = dict(case or {})
     call.update(kwargs)
