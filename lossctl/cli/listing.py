@@ -51,7 +51,7 @@ def render_list(fmt: str) -> None:
 
     t = Table(title="lossctl losses", title_justify="left")
     for h in ("name", "aliases", "mirrors", "inputs", "parameters"):
-        t.add_column(h)
+        t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(r["name"], ", ".join(r["aliases"]), r["mirrors"],
                   " ".join("--" + i.replace("_", "-") for i in r["inputs"]),

@@ -215,9 +215,10 @@ def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: 
 
     console = Console(file=out)
     console.print(table.summary(result))
-    if per_sample or result.reduction == "none":
+    with_samples = per_sample or result.reduction == "none"
+    if with_samples:
         console.print(table.per_sample(result, grad=grad, rows=max(rows, 10)))
-    if grad:
+    if grad and not with_samples:  # the per-sample table already holds the gradient's rows
         console.print(table.gradients(result))
     if explain:
         console.print(table.derivation(result))

@@ -18,6 +18,9 @@ from . import fmt_float
 from .text import per_sample_columns
 
 MAX_CELL_VALUES = 6
+# Per-sample and gradient tables show 8 significant digits so that several columns fit a
+# terminal; --format plain/json/csv give every digit.
+TABLE_DIGITS = 8
 
 
 def _cell(value: Any) -> str:
@@ -67,7 +70,7 @@ def per_sample(result, grad: bool, rows: int) -> Table:
         t.add_column(h, justify="right")
     n = len(columns[0])
     for i in range(min(n, rows)):
-        t.add_row(*(escape(col[i]) for col in columns))
+        t.add_row(escape(columns[0][i]), *(_short(float(col[i]), TABLE_DIGITS) for col in columns[1:]))
     if n > rows:
         t.caption = f"{n - rows} more rows not shown (--rows N)"
     return t
@@ -83,7 +86,7 @@ def gradients(result) -> Group:
         for j in range(rows.shape[1]):
             t.add_column(str(j), justify="right")
         for i, row in enumerate(rows[:20]):
-            t.add_row(str(i), *(fmt_float(v) for v in row))
+            t.add_row(str(i), *(_short(v, TABLE_DIGITS) for v in row))
         if rows.shape[0] > 20:
             t.caption = f"{rows.shape[0] - 20} more rows not shown"
         tables.append(t)
