@@ -358,6 +358,7 @@ class Engine:
                         if a.dtype.kind == "f" and a.dtype != self.ftype
                         and (name in self.spec.kinds or name in self.spec.extra_inputs or name == TARGET)]
         self.rings: dict[str, list[np.ndarray]] = {}
+        self.ring_lock = threading.Lock()
         self.ring_size = self.threads + 3  # blocks alive at once: the window, one being prepared, one consumed
         self.where = threading.local()  # the block a thread is preparing (for its warnings)
         conversion = self.spec.kinds[self.kind]
@@ -379,11 +380,13 @@ class Engine:
         # ring of reused buffers: a fresh multi-MB array per block costs page faults (and, with
         # threads, malloc trims and refaults) comparable to the arithmetic on it.
         for name in self.precast:
-            ring = self.rings.setdefault(name, [])
-            slot = (i0 // self.rows) % self.ring_size
             shape = raw[name].shape
-            if len(ring) <= slot:
-                ring.append(np.empty((self.rows,) + shape[1:], dtype=self.ftype))
+            with self.ring_lock:  # two threads may reach a new ring at once: allocate it whole, once
+                ring = self.rings.get(name)
+                if ring is None:
+                    ring = self.rings[name] = [np.empty((self.rows,) + shape[1:], dtype=self.ftype)
+                                               for _ in range(self.ring_size)]
+            slot = (i0 // self.rows) % self.ring_size
             buf = ring[slot][:shape[0]]
             np.copyto(buf, raw[name], casting="unsafe")
             arrays[name] = buf
