@@ -122,15 +122,17 @@ def _validate_bce(x: dict, params: dict) -> None:
     _validate_broadcast("weight", params.get("weight"), pred.shape)
     _validate_broadcast("pos_weight", params.get("pos_weight"), pred.shape)
     if "probs" in x:
-        _check_unit_interval("probs", pred)
-        _check_unit_interval("target", x["target"])
+        check_unit_interval("probs", pred)
+        check_unit_interval("target", x["target"])
 
 
-def _check_unit_interval(name: str, a: np.ndarray) -> None:
+def check_unit_interval(name: str, a: np.ndarray) -> None:
+    """Probabilities and BCE targets must lie in [0, 1] (NaN included), as torch's BCE checks."""
     bad = ~((a >= 0) & (a <= 1))
     if np.any(bad):
-        where = tuple(int(i) for i in np.argwhere(bad)[0])
-        raise InvalidInput(name, f"values must be between 0 and 1; found {a[where]!r} at index {list(where)}")
+        where = [int(i) for i in np.argwhere(bad)[0]] if a.ndim else []
+        raise InvalidInput(name, f"values must be between 0 and 1; found {float(a[tuple(where)])!r}"
+                           + (f" at index {where}" if where else ""))
 
 
 BCE = LossSpec(

@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import InvalidInput
 from ..numerics import log_softmax, sigmoid, softmax, softplus
 from ..registry import Forward, LossSpec, Param, Step
-from .binary import BCE_BACKWARD_EPS, BCE_LOG_CLAMP
+from .binary import BCE_BACKWARD_EPS, BCE_LOG_CLAMP, check_unit_interval
 
 # -- focal ---------------------------------------------------------------------------------
 
@@ -122,17 +122,10 @@ def focal_steps(x: dict, params: dict) -> list[Step]:
     return steps
 
 
-def _in_unit_interval(name: str, a: np.ndarray) -> None:
-    bad = ~((a >= 0) & (a <= 1))
-    if np.any(bad):
-        where = [int(i) for i in np.argwhere(bad)[0]] if a.ndim else []
-        raise InvalidInput(name, f"values must be between 0 and 1; found {float(a[tuple(where)])!r}" + (f" at index {where}" if where else ""))
-
-
 def _validate_focal(x: dict, params: dict) -> None:
     if "probs" in x:  # torch's binary_cross_entropy checks both (2.13)
-        _in_unit_interval("probs", x["probs"])
-        _in_unit_interval("target", x["target"])
+        check_unit_interval("probs", x["probs"])
+        check_unit_interval("target", x["target"])
 
 
 FOCAL = LossSpec(
