@@ -63,11 +63,14 @@ class Result:
     penalties: dict[str, float] = field(default_factory=dict)
 
 
-def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, explain: bool = False,
+def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, explain: bool = False,
             rows: int = 3, origins: Mapping[str, str] | None = None, keep_arrays: bool = True,
             sink: Any = None, stream: bool | None = None, block_rows: int | None = None,
             progress: Any = None, **kwargs: Any) -> Result:
     """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
+
+    Only the loss and its per-sample values are computed unless ``grad=True`` asks for the
+    gradients too (``Result.grad`` is empty otherwise).
 
     Large inputs of a separable loss are evaluated blockwise on all cores (:mod:`lossctl.stream`):
     ``stream`` None decides by size, True forces it where the loss allows, False never;

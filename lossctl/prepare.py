@@ -188,8 +188,11 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
 
 def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any],
             *, dtype: str = "float64", dim: int | None = None,
-            origins: Mapping[str, str] | None = None) -> Prepared:
-    """Validate ``arrays`` (input name → array-like) and ``params`` for ``spec``; see the module doc."""
+            origins: Mapping[str, str] | None = None, unchecked: tuple[str, ...] = ()) -> Prepared:
+    """Validate ``arrays`` (input name → array-like) and ``params`` for ``spec``; see the module doc.
+
+    ``unchecked``: inputs whose values the caller checks itself (a compiled kernel reading the
+    prediction as given); they are not scanned for NaN/inf here."""
     origins = dict(origins or {})
     if dtype not in DTYPES:
         raise UsageError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
@@ -203,7 +206,8 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
 
     pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
-    _check_finite(_origin(origins, kind), pred, log_scale=kind == "log_probs")
+    if kind not in unchecked:
+        _check_finite(_origin(origins, kind), pred, log_scale=kind == "log_probs")
     given = {kind: pred}
     for name in spec.extra_inputs:
         given[name] = _real_array(_origin(origins, name), arrays[name], ftype)

@@ -135,6 +135,11 @@ class LossSpec:
     # Its values must equal ``forward`` after the conversion (ce --logits: only log_softmax at
     # the target class, not the whole (N, C) array).
     fused_forward: Callable[..., "Forward | None"] | None = None
+    # Optional compiled forward for the streaming engine (lossctl.kernels):
+    # compiled_forward(kind, raw, x, params, out) -> kernels.Block, or None when it does not
+    # apply. ``raw`` is the prediction block as given (any float width, or bfloat16 bits), never
+    # cast; ``x`` the prepared target and extra inputs; ``out`` a float64 buffer for the values.
+    compiled_forward: Callable[..., Any] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
 

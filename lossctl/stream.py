@@ -103,6 +103,8 @@ class Layout:
 def _as_array(value: Any) -> np.ndarray | None:
     if isinstance(value, np.ndarray):
         return value
+    if hasattr(value, "encoding") and hasattr(value, "bits"):  # raw bits (bfloat16): sliced, widened per block
+        return value
     try:
         a = np.asarray(value)
     except (ValueError, TypeError):
@@ -348,6 +350,7 @@ class Engine:
         self.ftype = DTYPES.get(dtype, np.float64)
         self.dim = dim
         self.origins = dict(origins or {})
+        self.block_rows = block_rows
         self.rows = _pick_block_rows(layout, np.dtype(self.ftype).itemsize, block_rows)
         self.blocks = [(i, min(i + self.rows, layout.n)) for i in range(0, layout.n, self.rows)]
         self.messages = _Messages(layout, self.origins)
@@ -368,6 +371,14 @@ class Engine:
             if conversion is not None:
                 fused_kinds[self.kind] = replace(conversion, forward=_standin)
             self.fused_spec = replace(self.spec, kinds=fused_kinds)
+        # A compiled kernel (lossctl.kernels) reads the prediction as given: no cast, no conversion.
+        self.compiled_spec = None
+        if self.spec.compiled_forward is not None and dtype == "float64":
+            from .kernels import compiled, input_format
+
+            if compiled() is not None and input_format(layout.sliced[self.kind]) is not None:
+                self.compiled_spec = replace(self.spec, kinds={
+                    k: None if c is None else replace(c, forward=_standin) for k, c in self.spec.kinds.items()})
 
     # -- blocks ------------------------------------------------------------------------------
 
@@ -426,6 +437,56 @@ class Engine:
         native[native_kind] = conversion.forward(prep.given[self.kind]) if conversion else prep.given[self.kind]
         return spec.forward(native, prep.params)
 
+    def _compiled_first(self):
+        """Block 0 through the compiled kernel, in the (larger) blocks it takes; None (and the
+        NumPy blocks back) when the kernel declines this call."""
+        saved = self.rows, self.blocks, self.precast
+        self.rows = _pick_block_rows(self.layout, 2, self.block_rows)  # 4x the rows: fewer calls
+        self.blocks = [(i, min(i + self.rows, self.layout.n)) for i in range(0, self.layout.n, self.rows)]
+        self.precast = [name for name in self.precast if name != self.kind]
+        first = self._compiled_task(*self.blocks[0])
+        if first is None:
+            self.rows, self.blocks, self.precast = saved
+        return first
+
+    def _compiled_task(self, i0: int, i1: int):
+        """One block through the loss's compiled kernel: (Σ values, Σ denominator, values, False,
+        None) as ``_values_task`` gives them, or None when the kernel does not take this call.
+        Inputs are validated by ``prepare`` as always, except the prediction's values: the kernel
+        flags NaN/inf in them, and only then are they checked (and warned about) here."""
+        from .kernels import widened
+        from .prepare import _check_finite
+
+        arrays, params, raw = self._block_inputs(i0, i1)
+        pred, rows = raw[self.kind], i1 - i0
+        arrays[self.kind] = np.broadcast_to(np.zeros((), dtype=np.float64), pred.shape)
+        self.where.block = (i0, rows)
+        try:
+            prep = prepare(self.compiled_spec, arrays, params, dtype=self.dtype_name, dim=self.dim,
+                           origins=self.origins, unchecked=(self.kind,))
+            with np.errstate(all="ignore"):
+                block = self.spec.compiled_forward(self.kind, pred, prep.native, prep.params,
+                                                   self._values_buffer(i0, rows))
+            if block is not None and block.nonfinite:
+                _check_finite(self.origins.get(self.kind, "--" + self.kind.replace("_", "-")), widened(pred),
+                              log_scale=self.kind == "log_probs")
+        except LossctlError as e:
+            raise type(e)(self.messages.rewrite(str(e), i0, rows)) from None
+        finally:
+            self.where.block = None
+        if block is None:
+            return None
+        den = None if block.denominator is None else block.denominator[0] + block.denominator[1]
+        return block.total[0] + block.total[1], den, block.values, False, None
+
+    def _values_buffer(self, i0: int, rows: int) -> np.ndarray:
+        """A reused float64 buffer for one block's values (a ring, as for the casts)."""
+        with self.ring_lock:
+            ring = self.rings.get("\0values")
+            if ring is None:
+                ring = self.rings["\0values"] = [np.empty(self.rows) for _ in range(self.ring_size)]
+        return ring[(i0 // self.rows) % self.ring_size][:rows]
+
     def _native_kind(self) -> str:
         conversion = self.spec.kinds[self.kind]
         return conversion.target if conversion is not None else self.kind
@@ -466,7 +527,8 @@ class Engine:
             up = np.asarray(upstream, dtype=prep.dtype) / divisor
         return _gradients(prep, up)
 
-    def _run(self, make_task, consume, fused: bool, start: int = 0, phase: int = 0, phases: int = 1) -> None:
+    def _run(self, make_task, consume, fused: bool, start: int = 0, phase: int = 0, phases: int = 1,
+             compiled: bool = False) -> None:
         """Run each block (prepare + task) on the pool; consume the results here, in order."""
         blocks = self.blocks[start:]
         if not blocks:
@@ -484,6 +546,8 @@ class Engine:
                 self.progress(done, total_rows)
 
         def job(i0, i1):  # on a worker: prepare (cast, validate) and compute one block
+            if compiled:
+                return self._compiled_task(i0, i1)
             prep, raw = self._prepare(i0, i1, fused)
             return make_task(prep, raw, i1 - i0)
 
@@ -531,15 +595,22 @@ class Engine:
         elif grad and reduction == "batchmean":
             upstream_first = _upstream(float(n))
 
-        # Block 0 here: does the fused forward apply? does 'mean' need a pass for D first?
+        # Block 0 here: does a compiled kernel (values only) or the fused forward apply? does
+        # 'mean' need a pass for D first?
+        first = self._compiled_first() if not grad and self.compiled_spec is not None else None
+        compiled = first is not None
         i0, i1 = self.blocks[0]
-        fused = self.fused_spec is not None and upstream_first is None
-        self.fused_declined = False
-        prep, raw = self._prepare(i0, i1, fused)
-        prep_standin = fused  # prep.native holds the conversion's stand-in
-        first = self._values_task(prep, raw, i1 - i0, fused, None)
-        fused = fused and not self.fused_declined
-        if grad and upstream_first is None and reduction == "mean" and first[1] is None and not first[3]:
+        fused = False
+        if not compiled:
+            fused = self.fused_spec is not None and upstream_first is None
+            self.fused_declined = False
+            prep, raw = self._prepare(i0, i1, fused)
+            prep_standin = fused  # prep.native holds the conversion's stand-in
+            first = self._values_task(prep, raw, i1 - i0, fused, None)
+            fused = fused and not self.fused_declined
+        if compiled:
+            pass
+        elif grad and upstream_first is None and reduction == "mean" and first[1] is None and not first[3]:
             # no weights: D is the number of values, so the gradient comes with the values
             upstream_first = _upstream(float(first[2].size // (i1 - i0) * n))
             fused = False
@@ -594,7 +665,7 @@ class Engine:
         if self.progress is not None:
             self.progress(i1, n * phases)
         self._run(lambda p, r, rows: self._values_task(p, r, rows, fused, upstream_first),
-                  consume_values, fused, start=1, phase=0, phases=phases)
+                  consume_values, fused, start=1, phase=0, phases=phases, compiled=compiled)
 
         total = math.fsum(totals)
         if reduction == "mean":

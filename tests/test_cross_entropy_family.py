@@ -19,7 +19,7 @@ CUBE = [[[1.0, 2.0], [3.0, 5.0]], [[4.0, 7.0], [4.0, 6.0]]]
 
 
 def loss(**call):
-    return lossctl.compute(call).loss
+    return lossctl.compute(call, grad=True).loss
 
 
 # -- the seeds' worked examples ------------------------------------------------
@@ -54,7 +54,7 @@ def test_ce_equals_nll_of_log_softmax_and_kl_batchmean_of_one_hot():
 # -- cross-entropy conventions ------------------------------------------------
 
 def test_ce_weighted_mean_divides_by_sum_of_target_weights():
-    r = lossctl.compute(loss="ce", logits=CUBE, target=[[0, 0], [1, 1]], weight=[1, 9], reduction="none")
+    r = lossctl.compute(loss="ce", logits=CUBE, target=[[0, 0], [1, 1]], weight=[1, 9], reduction="none", grad=True)
     per = np.asarray(r.loss)
     w = np.array([[1, 1], [9, 9]])
     assert loss(loss="ce", logits=CUBE, target=[[0, 0], [1, 1]], weight=[1, 9]) == pytest.approx(per.sum() / w.sum(), rel=1e-14)
@@ -62,21 +62,21 @@ def test_ce_weighted_mean_divides_by_sum_of_target_weights():
 
 
 def test_ce_all_ignored_mean_is_nan_with_zero_gradient():
-    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]], target=[-100, -100])
+    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0, 3.0], [0.0, 0.0, 1.0]], target=[-100, -100], grad=True)
     assert np.isnan(r.loss)
     np.testing.assert_array_equal(r.grad["logits"], np.zeros((2, 3)))
-    assert lossctl.compute(loss="ce", logits=[[1.0, 2.0, 3.0]], target=[-100], reduction="sum").loss == 0.0
+    assert lossctl.compute(loss="ce", logits=[[1.0, 2.0, 3.0]], target=[-100], reduction="sum", grad=True).loss == 0.0
 
 
 def test_ce_zero_weight_sum_gives_nan_gradient_on_counted_rows_only():
-    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0], [0.5, 0.0]], target=[0, -100], weight=[0.0, 1.0])
+    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0], [0.5, 0.0]], target=[0, -100], weight=[0.0, 1.0], grad=True)
     assert np.isnan(r.loss)
     assert np.all(np.isnan(r.grad["logits"][0]))
     np.testing.assert_array_equal(r.grad["logits"][1], [0.0, 0.0])
 
 
 def test_ce_ignore_index_may_be_a_valid_class():
-    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[1, 0], ignore_index=1)
+    r = lossctl.compute(loss="ce", logits=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]], target=[1, 0], ignore_index=1, grad=True)
     assert r.loss == pytest.approx(3.0658839037574293, rel=1e-14)
     np.testing.assert_array_equal(r.grad["logits"][0], [0.0, 0.0, 0.0])
 
@@ -85,8 +85,8 @@ def test_ce_label_smoothing_without_weight_equals_smoothed_probability_target():
     x = np.array([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
     eps = 0.1
     t = (1 - eps) * np.eye(3)[[1, 2]] + eps / 3
-    a = lossctl.compute(loss="ce", logits=x, target=[1, 2], label_smoothing=eps)
-    b = lossctl.compute(loss="ce", logits=x, target=t)
+    a = lossctl.compute(loss="ce", logits=x, target=[1, 2], label_smoothing=eps, grad=True)
+    b = lossctl.compute(loss="ce", logits=x, target=t, grad=True)
     assert a.loss == pytest.approx(0.4234596772660204, rel=1e-13)
     assert a.loss == pytest.approx(b.loss, rel=1e-13)
     np.testing.assert_allclose(a.grad["logits"], b.grad["logits"], rtol=1e-12, atol=1e-15)
@@ -94,12 +94,12 @@ def test_ce_label_smoothing_without_weight_equals_smoothed_probability_target():
 
 def test_ce_probability_target_mean_ignores_weights_in_denominator():
     r = lossctl.compute(loss="ce", logits=[[1.0, 2.0, 0.5], [0.0, -1.0, 3.0], [2.0, 2.0, 2.0]],
-                        target=[[0.2, 0.7, 0.1], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], weight=[0.5, 2.0, 1.0], label_smoothing=0.2)
+                        target=[[0.2, 0.7, 0.1], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]], weight=[0.5, 2.0, 1.0], label_smoothing=0.2, grad=True)
     assert r.loss == pytest.approx(1.0308155388411229, rel=1e-13)
 
 
 def test_ce_unbatched_gives_scalar_even_for_none():
-    r = lossctl.compute(loss="ce", logits=[1.0, 2.0, 3.0], target=2, reduction="none")
+    r = lossctl.compute(loss="ce", logits=[1.0, 2.0, 3.0], target=2, reduction="none", grad=True)
     assert np.ndim(r.loss) == 0
     assert float(r.loss) == pytest.approx(0.4076059644443804, rel=1e-14)
     assert r.grad["logits"].shape == (3,)
@@ -109,8 +109,8 @@ def test_ce_kdim_matches_flattened_positions():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(2, 4, 3, 5))
     t = rng.integers(0, 4, size=(2, 3, 5))
-    kdim = lossctl.compute(loss="ce", logits=x, target=t)
-    flat = lossctl.compute(loss="ce", logits=np.moveaxis(x, 1, -1).reshape(-1, 4), target=t.reshape(-1))
+    kdim = lossctl.compute(loss="ce", logits=x, target=t, grad=True)
+    flat = lossctl.compute(loss="ce", logits=np.moveaxis(x, 1, -1).reshape(-1, 4), target=t.reshape(-1), grad=True)
     assert kdim.loss == pytest.approx(flat.loss, rel=1e-13)
     np.testing.assert_allclose(np.moveaxis(kdim.grad["logits"], 1, -1).reshape(-1, 4), flat.grad["logits"], rtol=1e-12)
 
@@ -119,8 +119,8 @@ def test_dim_option_moves_the_class_dimension():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(3, 5, 4))  # (N, L, C): classes last
     t = rng.integers(0, 4, size=(3, 5))
-    moved = lossctl.compute(loss="ce", logits=x, target=t, dim=-1)
-    ref = lossctl.compute(loss="ce", logits=np.moveaxis(x, -1, 1), target=t)
+    moved = lossctl.compute(loss="ce", logits=x, target=t, dim=-1, grad=True)
+    ref = lossctl.compute(loss="ce", logits=np.moveaxis(x, -1, 1), target=t, grad=True)
     assert moved.loss == pytest.approx(ref.loss, rel=1e-14)
     np.testing.assert_allclose(moved.grad["logits"], np.moveaxis(ref.grad["logits"], 1, -1), rtol=1e-13)
 
@@ -130,9 +130,9 @@ def test_ce_probs_and_log_probs_are_the_nll_of_log_p():
     x = rng.normal(size=(4, 3))
     p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
     t = np.array([0, 2, 1, 1])
-    by_logits = lossctl.compute(loss="ce", logits=x, target=t)
-    by_probs = lossctl.compute(loss="ce", probs=p, target=t)
-    by_log = lossctl.compute(loss="ce", log_probs=np.log(p), target=t)
+    by_logits = lossctl.compute(loss="ce", logits=x, target=t, grad=True)
+    by_probs = lossctl.compute(loss="ce", probs=p, target=t, grad=True)
+    by_log = lossctl.compute(loss="ce", log_probs=np.log(p), target=t, grad=True)
     assert by_probs.loss == pytest.approx(by_logits.loss, rel=1e-13)
     assert by_log.loss == pytest.approx(by_logits.loss, rel=1e-13)
     # d/dp of −mean log p_y is −1/(N·p_y) at the target, 0 elsewhere
@@ -142,7 +142,7 @@ def test_ce_probs_and_log_probs_are_the_nll_of_log_p():
 
 
 def test_ce_extreme_logits_stay_finite():
-    r = lossctl.compute(loss="ce", logits=[[1e300, -1e300, 0.0], [-1e300, 1e300, 1e300]], target=[1, 2])
+    r = lossctl.compute(loss="ce", logits=[[1e300, -1e300, 0.0], [-1e300, 1e300, 1e300]], target=[1, 2], grad=True)
     assert np.isfinite(r.loss) and r.loss == pytest.approx(1e300 + np.log(2) / 2, rel=1e-15)
     assert np.all(np.isfinite(r.grad["logits"]))
 
@@ -151,19 +151,19 @@ def test_ce_extreme_logits_stay_finite():
 
 def test_bce_clamps_log_at_minus_100_and_torch_backward_eps():
     r = lossctl.compute(loss="bce", probs=[[0.0, 1.0, 0.25], [1.0, 0.0, 0.5]], target=[[1.0, 0.0, 0.5], [1.0, 0.0, 0.0]],
-                        weight=[2.0, 1.0, 0.5], reduction="none")
+                        weight=[2.0, 1.0, 0.5], reduction="none", grad=True)
     np.testing.assert_allclose(r.loss, [[200.0, 100.0, 0.4184941083929179], [0.0, 0.0, 0.34657359027997264]], rtol=1e-14)
     np.testing.assert_allclose(r.grad["probs"], [[-2000000007991.6057, 1000000003995.8029, -0.6666666666666666], [0.0, 0.0, 1.0]], rtol=1e-14)
 
 
 def test_bce_weight_broadcasts_and_mean_divides_by_numel():
-    r = lossctl.compute(loss="bce", probs=[[0.3, 0.2], [0.6, 0.9]], target=[[1.0, 0.0], [0.0, 1.0]], weight=[[1.0], [2.0]])
+    r = lossctl.compute(loss="bce", probs=[[0.3, 0.2], [0.6, 0.9]], target=[[1.0, 0.0], [0.0, 1.0]], weight=[[1.0], [2.0]], grad=True)
     assert r.loss == pytest.approx(0.8676047126760271, rel=1e-14)
 
 
 def test_bce_logits_pos_weight_broadcasts_along_last_dim():
     r = lossctl.compute(loss="bce-logits", logits=[[1.0, -2.0, 0.5], [0.0, 3.0, -1.0]], target=[[1.0, 0.0, 1.0], [0.0, 1.0, 0.5]],
-                        weight=[[1.0], [2.0]], pos_weight=[2.0, 3.0, 0.5])
+                        weight=[[1.0], [2.0]], pos_weight=[2.0, 3.0, 0.5], grad=True)
     assert r.loss == pytest.approx(0.6063668133348581, rel=1e-13)
     np.testing.assert_allclose(r.grad["logits"], [[-0.08964714045666504, 0.019867153670352924, -0.03146172239984545],
                                                    [0.16666666666666666, -0.0474258731775666, -0.016097977990834556]], rtol=1e-12)
@@ -172,7 +172,7 @@ def test_bce_logits_pos_weight_broadcasts_along_last_dim():
 def test_bce_logits_is_more_accurate_than_torch_for_very_negative_logits():
     # torch: (1−y)·x − logsigmoid(x) = 9.237055564881302e-14 at x=−30, y=0 (cancellation);
     # exact: log1p(exp(−30)) = 9.357622968840175e-14
-    r = lossctl.compute(loss="bce-logits", logits=[-200.0, 200.0, 0.0, -30.0], target=[1.0, 0.0, 0.5, 0.0], reduction="none")
+    r = lossctl.compute(loss="bce-logits", logits=[-200.0, 200.0, 0.0, -30.0], target=[1.0, 0.0, 0.5, 0.0], reduction="none", grad=True)
     np.testing.assert_allclose(r.loss, [200.0, 200.0, np.log(2), np.log1p(np.exp(-30.0))], rtol=1e-15)
 
 
@@ -189,7 +189,7 @@ def test_kl_reductions(reduction, expected):
 
 
 def test_kl_zero_target_contributes_exactly_zero():
-    r = lossctl.compute(loss="kl", log_probs=KL_INPUT, target=KL_TARGET, reduction="none")
+    r = lossctl.compute(loss="kl", log_probs=KL_INPUT, target=KL_TARGET, reduction="none", grad=True)
     assert r.loss[0, 2] == 0.0
 
 
@@ -200,7 +200,7 @@ def test_kl_log_target():
 
 def test_batchmean_only_for_kl():
     with pytest.raises(UsageError, match="batchmean"):
-        lossctl.compute(loss="ce", logits=SEED_LOGITS, target=[0, 2], reduction="batchmean")
+        lossctl.compute(loss="ce", logits=SEED_LOGITS, target=[0, 2], reduction="batchmean", grad=True)
 
 
 # -- every loss of the family: generic properties ------------------------------
@@ -233,7 +233,7 @@ def _materialise(case: dict, rng) -> dict:
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))
 def test_gradient_matches_central_differences(case_id, reduction, rng):
     call = {**_materialise(FAMILY_CASES[case_id], rng), "reduction": reduction}
-    r = lossctl.compute(call)
+    r = lossctl.compute(call, grad=True)
     (name, g), = r.grad.items()
     np.testing.assert_allclose(g, central_difference(call, name), rtol=1e-5, atol=1e-7)
 
@@ -241,16 +241,16 @@ def test_gradient_matches_central_differences(case_id, reduction, rng):
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))
 def test_reduction_consistency(case_id, rng):
     call = _materialise(FAMILY_CASES[case_id], rng)
-    none = np.asarray(lossctl.compute({**call, "reduction": "none"}).loss)
-    assert lossctl.compute({**call, "reduction": "sum"}).loss == pytest.approx(none.sum(), rel=1e-13)
+    none = np.asarray(lossctl.compute({**call, "reduction": "none"}, grad=True).loss)
+    assert lossctl.compute({**call, "reduction": "sum"}, grad=True).loss == pytest.approx(none.sum(), rel=1e-13)
     if "weight" not in call and not np.any(np.asarray(call.get("target")) == -100):
-        assert lossctl.compute({**call, "reduction": "mean"}).loss == pytest.approx(none.mean(), rel=1e-13)
+        assert lossctl.compute({**call, "reduction": "mean"}, grad=True).loss == pytest.approx(none.mean(), rel=1e-13)
 
 
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))
 def test_explain_ends_with_the_loss(case_id, rng):
     call = _materialise(FAMILY_CASES[case_id], rng)
-    r = lossctl.compute(call, explain=True, rows=5)
+    r = lossctl.compute(call, explain=True, rows=5, grad=True)
     assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-13)
     per_sample_steps = [s for s in r.steps if s.label == "loss"]
     assert per_sample_steps, "a per-sample 'loss' step"
@@ -261,8 +261,8 @@ def test_explain_ends_with_the_loss(case_id, rng):
 @pytest.mark.parametrize("case_id", list(FAMILY_CASES))
 def test_float32_agrees_with_float64(case_id, rng):
     call = _materialise(FAMILY_CASES[case_id], rng)
-    r64 = lossctl.compute(call)
-    r32 = lossctl.compute({**call, "dtype": "float32"})
+    r64 = lossctl.compute(call, grad=True)
+    r32 = lossctl.compute({**call, "dtype": "float32"}, grad=True)
     assert r32.dtype == "float32"
     assert r32.loss == pytest.approx(r64.loss, rel=1e-5)
     for k in r64.grad:
@@ -273,8 +273,8 @@ def test_float32_agrees_with_float64(case_id, rng):
 def test_permutation_equivariance(rng):
     call = _materialise(FAMILY_CASES["ce-smooth-weight-ignore"], rng)
     perm = np.array([3, 0, 4, 2, 1])
-    a = lossctl.compute({**call, "reduction": "none"})
-    b = lossctl.compute({**call, "logits": call["logits"][perm], "target": call["target"][perm], "reduction": "none"})
+    a = lossctl.compute({**call, "reduction": "none"}, grad=True)
+    b = lossctl.compute({**call, "logits": call["logits"][perm], "target": call["target"][perm], "reduction": "none"}, grad=True)
     np.testing.assert_allclose(np.asarray(b.loss), np.asarray(a.loss)[perm], rtol=1e-14)
 
 
@@ -295,11 +295,11 @@ def test_permutation_equivariance(rng):
 ])
 def test_invalid_calls_name_the_problem(call, error, match):
     with pytest.raises(error, match=match):
-        lossctl.compute(call)
+        lossctl.compute(call, grad=True)
 
 
 def test_probs_with_zero_non_target_entries_have_a_finite_gradient():
     """torch's log backward gives 0·(1/0) = NaN there; the derivative of the loss is 0 (README)."""
-    r = lossctl.compute(loss="nll", probs=[[0.0, 0.5, 0.5]], target=[1])
+    r = lossctl.compute(loss="nll", probs=[[0.0, 0.5, 0.5]], target=[1], grad=True)
     assert r.loss == pytest.approx(np.log(2), rel=1e-15)
     np.testing.assert_array_equal(r.grad["probs"], [[0.0, -2.0, 0.0]])

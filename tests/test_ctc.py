@@ -51,7 +51,7 @@ def close(actual, expected, rtol=GRAD_RTOL, atol=GRAD_ATOL):
 
 
 def ctc(**kw):
-    return lossctl.compute(loss="ctc", **kw)
+    return lossctl.compute(loss="ctc", **kw, grad=True)
 
 
 def brute_force_nll(lp_tc: np.ndarray, target: list[int], blank: int = 0) -> float:

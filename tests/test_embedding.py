@@ -42,7 +42,7 @@ COS1 = dict(
 
 
 def cos(**kw):
-    return lossctl.compute(loss="cosine-embedding", **kw)
+    return lossctl.compute(loss="cosine-embedding", **kw, grad=True)
 
 
 def test_cosine_golden_cos1():
@@ -230,7 +230,7 @@ TRI = dict(
 
 
 def tri(**kw):
-    return lossctl.compute(loss="triplet-margin", **kw)
+    return lossctl.compute(loss="triplet-margin", **kw, grad=True)
 
 
 def test_triplet_golden_tri1_eps_is_added_to_the_difference():

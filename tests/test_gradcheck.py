@@ -73,7 +73,7 @@ def test_other_reductions(reduction):
     assert report.passed and report.reduction == reduction
     # the numeric gradient of the sum is not the mean's: it matches the analytic one, which is
     (check,) = report.inputs
-    assert np.allclose(check.numeric, lossctl.compute(call).grad["logits"], atol=1e-8)
+    assert np.allclose(check.numeric, lossctl.compute(call, grad=True).grad["logits"], atol=1e-8)
 
 
 def test_extra_inputs_and_regularisation_are_checked():

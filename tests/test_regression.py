@@ -26,7 +26,7 @@ GRAD_RTOL, GRAD_ATOL = 1e-9, 1e-12
 
 
 def run(**call):
-    return lossctl.compute(call)
+    return lossctl.compute(call, grad=True)
 
 
 def close(actual, expected, rtol=1e-13, atol=0.0):
@@ -98,7 +98,7 @@ def test_smooth_l1_at_beta_takes_the_linear_branch_with_unit_gradient():
     r = run(loss="smooth-l1", pred=[0.5, -0.5, 0.25], target=[0.0, 0.0, 0.0], beta=0.5, reduction="none")
     close(r.loss, [0.25, 0.25, 0.0625])
     close(r.grad["pred"], [1.0, -1.0, 0.5])
-    explained = lossctl.compute(dict(loss="smooth-l1", pred=[0.5, 0.25], target=[0.0, 0.0], beta=0.5), explain=True)
+    explained = lossctl.compute(dict(loss="smooth-l1", pred=[0.5, 0.25], target=[0.0, 0.0], beta=0.5), explain=True, grad=True)
     branch = next(s for s in explained.steps if s.label == "quadratic branch")
     close(branch.value, [0.0, 1.0])
 
@@ -323,7 +323,7 @@ def test_reductions_are_consistent(template, rng):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_explain_last_step_is_the_loss(template, reduction, rng):
     call = _materialise(template, rng)
-    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100)
+    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100, grad=True)
     if reduction == "none":
         loss_step = [s for s in r.steps if s.label == "loss"][-1]
         close(loss_step.value, np.asarray(r.loss).reshape(-1), rtol=1e-14)
@@ -335,7 +335,7 @@ def test_explain_last_step_is_the_loss(template, reduction, rng):
 
 def test_explain_with_broadcast_target_and_homoscedastic_var():
     r = lossctl.compute(dict(loss="gaussian-nll", pred=[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], target=[1.0, 1.0, 1.0],
-                             var=[1.0, 2.0], reduction="none"), explain=True, rows=6)
+                             var=[1.0, 2.0], reduction="none"), explain=True, rows=6, grad=True)
     var_step = next(s for s in r.steps if s.label == "variance")
     close(var_step.value, [1.0, 1.0, 1.0, 2.0, 2.0, 2.0], rtol=0)
     close(r.steps[-2].value, np.asarray(r.loss).reshape(-1), rtol=1e-14)

@@ -20,11 +20,11 @@ def _params():
 
 def test_penalties_follow_the_seed_formula_and_skip_biases():
     params = _params()
-    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.01, l1=0.001, params=params)
+    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.01, l1=0.001, params=params, grad=True)
     weights = [params["fc1.weight"], params["fc2.weight"]]
     l2 = 0.5 * 0.01 * sum(float(np.sum(w ** 2)) for w in weights)
     l1 = 0.001 * sum(float(np.sum(np.abs(w))) for w in weights)
-    assert r.data_loss == lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2]).loss
+    assert r.data_loss == lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], grad=True).loss
     assert r.penalties == {"l2": pytest.approx(l2, rel=1e-14), "l1": pytest.approx(l1, rel=1e-14)}
     assert r.loss == pytest.approx(r.data_loss + l2 + l1, rel=1e-14)
     np.testing.assert_allclose(r.grad["params.fc1.weight"], 0.01 * params["fc1.weight"] + 0.001 * np.sign(params["fc1.weight"]))
@@ -34,7 +34,7 @@ def test_penalties_follow_the_seed_formula_and_skip_biases():
 
 def test_exclude_empty_penalises_everything():
     params = _params()
-    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=1.0, params=params, exclude_params="")
+    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=1.0, params=params, exclude_params="", grad=True)
     assert r.penalties["l2"] == pytest.approx(0.5 * sum(float(np.sum(w ** 2)) for w in params.values()), rel=1e-14)
 
 
@@ -44,7 +44,7 @@ def test_penalty_gradients_match_torch_autograd():
     tensors = {k: torch.tensor(v, dtype=torch.float64, requires_grad=True) for k, v in params.items()}
     reg = sum(0.5 * 0.3 * torch.sum(t ** 2) + 0.2 * torch.sum(torch.abs(t)) for k, t in tensors.items() if "bias" not in k)
     reg.backward()
-    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.3, l1=0.2, params=params)
+    r = lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.3, l1=0.2, params=params, grad=True)
     assert sum(r.penalties.values()) == pytest.approx(float(reg.detach()), rel=1e-13)
     for k, t in tensors.items():
         got = r.grad[f"params.{k}"]
@@ -54,9 +54,9 @@ def test_penalty_gradients_match_torch_autograd():
 
 def test_regularisation_needs_params_and_a_reduction():
     with pytest.raises(UsageError, match="--params"):
-        lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1)
+        lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1, grad=True)
     with pytest.raises(UsageError, match="reduced loss"):
-        lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1, params=[1.0], reduction="none")
+        lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1, params=[1.0], reduction="none", grad=True)
 
 
 def test_cli_npz_params_show_each_part(run_cli, tmp_path):

@@ -31,7 +31,7 @@ SCE_LOGITS = [[2.0, 1.0, 0.1], [0.5, 2.5, -1.0]]  # examples/sce/logits.tsv
 
 
 def run(**call):
-    return lossctl.compute(call)
+    return lossctl.compute(call, grad=True)
 
 
 def close(actual, expected, rtol=1e-13, atol=0.0):
@@ -173,8 +173,8 @@ def test_sce_seed_ratios_float64():
 
 def test_sce_seed_ratio_float32_is_the_blogs():
     yc, pc = float(np.float32(1 - 1e-4)), 0.8
-    ce = lossctl.compute(dict(loss="bce", probs=[pc], target=[yc], dtype="float32")).loss
-    rce = lossctl.compute(dict(loss="bce", probs=[yc], target=[pc], dtype="float32")).loss
+    ce = lossctl.compute(dict(loss="bce", probs=[pc], target=[yc], dtype="float32"), grad=True).loss
+    rce = lossctl.compute(dict(loss="bce", probs=[yc], target=[pc], dtype="float32"), grad=True).loss
     assert rce == pytest.approx(1.842114806175232, rel=1e-6)
     assert round(rce / ce, 4) == 8.2502
 
@@ -332,7 +332,7 @@ def test_reductions_are_consistent(loss, kind, rng):
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_explain_last_step_is_the_loss(loss, kind, reduction, rng):
     call = _random_call(loss, kind, rng)
-    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100)
+    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100, grad=True)
     per = [s for s in r.steps if s.label == "loss"][-1]
     close(per.value, np.asarray(r.per_sample).reshape(-1), rtol=1e-14)
     if reduction != "none":
@@ -340,11 +340,11 @@ def test_explain_last_step_is_the_loss(loss, kind, reduction, rng):
 
 
 def test_explain_shows_the_seed_walk():
-    r = lossctl.compute(dict(loss="sce", logits=SCE_LOGITS, target=[0, 1]), explain=True)
+    r = lossctl.compute(dict(loss="sce", logits=SCE_LOGITS, target=[0, 1]), explain=True, grad=True)
     labels = [s.label for s in r.steps]
     for label in ("softmax", "cross-entropy", "clamped probabilities", "reverse cross-entropy", "loss"):
         assert label in labels
-    r = lossctl.compute(dict(loss="focal", probs=EASY, target=Y_TRUE, alpha=0.75), explain=True)
+    r = lossctl.compute(dict(loss="focal", probs=EASY, target=Y_TRUE, alpha=0.75), explain=True, grad=True)
     mod = next(s for s in r.steps if s.label == "modulating factor")
     close(mod.value, [0.01, 0.01], rtol=1e-13)
 

@@ -172,8 +172,8 @@ def test_large_ce_uses_the_fused_kernel_and_agrees(rng):
 def test_float32_compute_accumulates_in_float64(rng):
     x = rng.standard_normal((3001, 10)).astype(np.float32)
     y = rng.integers(0, 10, 3001)
-    ref = lossctl.compute({"loss": "ce", "logits": x, "target": y}, dtype="float32", stream=False)
-    got = lossctl.compute({"loss": "ce", "logits": x, "target": y}, dtype="float32", stream=True, block_rows=100)
+    ref = lossctl.compute({"loss": "ce", "logits": x, "target": y}, dtype="float32", stream=False, grad=True)
+    got = lossctl.compute({"loss": "ce", "logits": x, "target": y}, dtype="float32", stream=True, block_rows=100, grad=True)
     assert got.dtype == ref.dtype == "float32"
     assert got.loss == pytest.approx(ref.loss, rel=1e-6)
     np.testing.assert_array_equal(got.per_sample, ref.per_sample)
@@ -186,8 +186,8 @@ def test_memory_mapped_input_streams(tmp_path, rng):
     y = rng.integers(0, 13, 2000)
     np.save(tmp_path / "x.npy", x)
     xm = np.load(tmp_path / "x.npy", mmap_mode="r")
-    ref = lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=False)
-    got = lossctl.compute({"loss": "ce", "logits": xm, "target": y}, stream=True, block_rows=128)
+    ref = lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=False, grad=True)
+    got = lossctl.compute({"loss": "ce", "logits": xm, "target": y}, stream=True, block_rows=128, grad=True)
     assert got.loss == pytest.approx(ref.loss, rel=RTOL)
 
 
@@ -196,7 +196,7 @@ def test_small_inputs_stay_in_memory(monkeypatch):
         raise AssertionError("a small call was planned for streaming")
 
     monkeypatch.setattr(stream, "plan", refuse)
-    r = lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
+    r = lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}, grad=True)
     assert r.loss == pytest.approx(0.5493288448141933, rel=1e-15)
 
 
@@ -206,7 +206,7 @@ def test_keep_arrays_false_drops_per_sample(rng):
     r = lossctl.compute({"loss": "ce", "logits": x, "target": y}, grad=False, stream=True, block_rows=50,
                         keep_arrays=False)
     assert r.per_sample is None and r.grad == {}
-    assert r.loss == pytest.approx(lossctl.compute({"loss": "ce", "logits": x, "target": y}).loss, rel=RTOL)
+    assert r.loss == pytest.approx(lossctl.compute({"loss": "ce", "logits": x, "target": y}, grad=True).loss, rel=RTOL)
 
 
 # -- errors and warnings from a block are about the whole input ----------------------------------
@@ -218,7 +218,7 @@ def test_class_index_error_names_the_row_of_the_whole_input(rng):
     y[57] = 7
     for mode in (False, True):
         with pytest.raises(lossctl.InputError) as e:
-            lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=mode, block_rows=10)
+            lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=mode, block_rows=10, grad=True)
         assert str(e.value).endswith("class index 7 is out of range for 3 classes (row 57)"), str(e.value)
 
 
@@ -228,7 +228,7 @@ def test_shape_error_names_the_whole_shapes(rng):
     for mode in (False, True):
         with pytest.raises(lossctl.InputError) as e:
             lossctl.compute({"loss": "bce", "probs": np.clip(x, 0, 1), "target": np.clip(x, 0, 1),
-                             "weight": np.ones((2, 3))}, stream=mode, block_rows=10)
+                             "weight": np.ones((2, 3))}, stream=mode, block_rows=10, grad=True)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
 
@@ -239,7 +239,7 @@ def test_value_error_position_is_shifted_to_the_whole_input(rng):
     msgs = []
     for mode in (False, True):
         with pytest.raises(lossctl.InputError) as e:
-            lossctl.compute({"loss": "bce", "probs": p, "target": np.round(p.clip(0, 1))}, stream=mode, block_rows=10)
+            lossctl.compute({"loss": "bce", "probs": p, "target": np.round(p.clip(0, 1))}, stream=mode, block_rows=10, grad=True)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1] and "63" in msgs[0]
 
@@ -252,7 +252,7 @@ def test_nan_warning_counts_every_block(rng):
     for mode in (False, True):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=mode, block_rows=10)
+            lossctl.compute({"loss": "ce", "logits": x, "target": y}, stream=mode, block_rows=10, grad=True)
         messages.append([str(w.message) for w in caught if isinstance(w.message, lossctl.errors.InputWarning)])
     assert messages[0] == messages[1] and len(messages[0]) == 1
 

@@ -14,7 +14,7 @@ import lossctl
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGITS = [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]
-CE = lossctl.compute({"loss": "ce", "logits": LOGITS, "target": [0, 2]})
+CE = lossctl.compute({"loss": "ce", "logits": LOGITS, "target": [0, 2]}, grad=True)
 CE_LOSS = CE.loss  # 0.5493288448141933
 
 

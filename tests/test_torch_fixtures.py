@@ -108,7 +108,7 @@ def test_every_fixture_loss_is_registered():
 
 @pytest.mark.parametrize("case", list(_params()))
 def test_matches_torch(case):
-    res = lossctl.compute(lossctl_input(case))
+    res = lossctl.compute(lossctl_input(case), grad=True)
     check_result(res, case["expect"])
 
 

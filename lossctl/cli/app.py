@@ -92,7 +92,9 @@ def _main(args: list[str]) -> int:
     if args in (["--version"], ["-V"]):
         from .. import __version__
 
-        sys.stdout.write(f"lossctl {__version__}\n")
+        from ..kernels import describe
+
+        sys.stdout.write(f"lossctl {__version__}\nkernels: {describe()}\n")
         return int(ExitCode.OK)
     import typer
 

@@ -70,6 +70,16 @@ def bce_backward(x: dict, params: dict, upstream: float) -> dict:
     return {"probs": np.broadcast_to(g, p.shape).astype(p.dtype)}
 
 
+def bce_logits_compiled(kind: str, raw, x: dict, params: dict, out=None):
+    """The streaming engine's ``compiled_forward`` for bce-logits:
+    ``l = w·[pw·y·softplus(−z) + (1−y)·softplus(z)]`` elementwise, z read as given."""
+    if kind != "logits":
+        return None
+    from ..kernels import bce_logits
+
+    return bce_logits(raw, x["target"], params.get("weight"), params.get("pos_weight"))
+
+
 def bce_steps(x: dict, params: dict) -> list[Step]:
     """x: one element per row: probs or logits (rows,), target (rows,)."""
     y = x["target"]
@@ -164,6 +174,7 @@ BCE_LOGITS = LossSpec(
     backward=bce_backward,
     steps=bce_steps,
     validate=_validate_bce,
+    compiled_forward=bce_logits_compiled,
 )
 
 SPECS = (BCE, BCE_LOGITS)

@@ -87,6 +87,18 @@ def cross_entropy_fused(kind: str, x: dict, params: dict, raw: dict, per_sample:
     return Forward(values.astype(z.dtype, copy=False), w_n)
 
 
+def cross_entropy_compiled(kind: str, raw, x: dict, params: dict, out=None):
+    """The streaming engine's ``compiled_forward``: ``l_n = −w[y_n]·log_softmax(z_n)[y_n]`` on
+    logits, ``−w[y_n]·lp[n, y_n]`` on log-probabilities, for (N, C) inputs with class indices
+    and no smoothing, read as given and widened to float64 in the compiled kernel."""
+    if kind not in ("logits", "log_probs") or max(float(params.get("label_smoothing", 0.0)), 0.0) > 0:
+        return None
+    from ..kernels import ce_rows
+
+    return ce_rows(raw, x["target"], params.get("weight"), params.get("ignore_index", -100),
+                   log_probs=kind == "log_probs", out=out)
+
+
 def cross_entropy_backward(x: dict, params: dict, upstream: float) -> dict:
     """∂/∂lp of upstream·Σ l: index mode −(1−ε)·w[y]·δ_y − (ε/C)·w (non-ignored rows only);
     probability mode −w·t'."""
@@ -173,6 +185,7 @@ CE = LossSpec(
     steps=cross_entropy_steps,
     validate=_validate_ce,
     fused_forward=cross_entropy_fused,
+    compiled_forward=cross_entropy_compiled,
     notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
 )
 
@@ -190,6 +203,7 @@ NLL = LossSpec(
     backward=cross_entropy_backward,
     steps=cross_entropy_steps,
     validate=_validate_class_weight,
+    compiled_forward=cross_entropy_compiled,
     notes="The input is not checked to be log-probabilities (torch does not either): any real numbers work.",
 )
 

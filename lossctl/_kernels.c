@@ -1,0 +1,695 @@
+/* Fused one-pass row kernels for lossctl's streaming engine (see lossctl/kernels.py).
+ *
+ * Each call takes one block of rows as the user gave it (float64, float32, float16, or
+ * bfloat16 bits), widens every entry to float64 as it is read (no separate cast pass),
+ * and writes the float64 per-sample values and the block's partial sums (Σ values and
+ * Σ denominator weights as double-double pairs). The GIL is released for the whole block.
+ *
+ * Arithmetic (float64 throughout, no -ffast-math):
+ *   cross-entropy on logits, per row:  m = max x,  d_j + d_lo_j = x_j − m exactly (TwoSum),
+ *     s = Σ_{j≠argmax} exp(d_j)·(1 + d_lo_j)  (compensated sum),  log p_y = (d_y − log1p(s)) + d_lo_y;
+ *   exp: k = round(d/ln 2), r = d − k·ln2 (Cody–Waite, exact high part), Taylor degree 13 on
+ *     |r| ≤ ln2/2 (truncation < 0.05 ulp), scaled by 2^k in one rounding (two steps below 2^-1022);
+ *   log1p: fdlibm's s_log1p (reduction to [√2/2, √2), correction term for 1 + x, degree-14 minimax).
+ * Arrays arrive through the buffer protocol (C-contiguous), so the module needs no NumPy headers
+ * at build time and is tied to no NumPy ABI.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LOSSCTL_NO_CLONES)
+/* One build, three instruction sets; the loader picks the best the CPU has (GNU ifunc). */
+#define CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLONES
+#endif
+/* Inlined into each clone, so they are compiled for its instruction set. */
+#define INLINE static inline __attribute__((always_inline))
+
+typedef double v8d __attribute__((vector_size(64)));
+typedef int64_t v8l __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+
+#if defined(__clang__)
+#define SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
+#define SHUF2(a, b, ...) __builtin_shufflevector(a, b, __VA_ARGS__)
+#else
+#define SHUF(v, ...) __builtin_shuffle(v, (v8l){__VA_ARGS__})
+#define SHUF2(a, b, ...) __builtin_shuffle(a, b, (v8l){__VA_ARGS__})
+#endif
+
+enum { F64 = 0, F32 = 1, F16 = 2, BF16 = 3 };
+static const int ITEMSIZE[4] = {8, 4, 2, 2};
+
+/* ---------------------------------------------------------------------------------------- */
+/* widening loads                                                                           */
+
+INLINE double half_to_double(uint16_t h) {
+    uint64_t e = (h >> 10) & 0x1f, mant = h & 0x3ff, sign = (uint64_t)(h & 0x8000) << 48;
+    double v;
+    uint64_t bits;
+    if (e == 0x1f) {
+        bits = sign | 0x7ff0000000000000ULL | (mant << 42);
+        memcpy(&v, &bits, 8);
+        return v;
+    }
+    if (e == 0) {
+        v = (double)mant * 0x1p-24; /* subnormal half: exact */
+        return sign ? -v : v;
+    }
+    bits = sign | ((e - 15 + 1023) << 52) | (mant << 42);
+    memcpy(&v, &bits, 8);
+    return v;
+}
+
+INLINE double load1(const char *base, Py_ssize_t i, int fmt) {
+    switch (fmt) {
+    case F64: { double v; memcpy(&v, base + 8 * i, 8); return v; }
+    case F32: { float v; memcpy(&v, base + 4 * i, 4); return (double)v; }
+    case F16: { uint16_t h; memcpy(&h, base + 2 * i, 2); return half_to_double(h); }
+    default: {
+        uint16_t h; memcpy(&h, base + 2 * i, 2);
+        uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return (double)f;
+    }
+    }
+}
+
+INLINE v8d vselect(v8l mask, v8d a, v8d b) { /* mask ? a : b */
+    return (v8d)(((v8l)a & mask) | ((v8l)b & ~mask));
+}
+
+INLINE v8d load8(const char *base, Py_ssize_t i, int fmt) {
+    v8d out;
+    if (fmt == F64) {
+        memcpy(&out, base + 8 * i, 64);
+    } else if (fmt == F32) {
+        v8f f; memcpy(&f, base + 4 * i, 32);
+        out = __builtin_convertvector(f, v8d);
+    } else if (fmt == BF16) {
+        v8h h; memcpy(&h, base + 2 * i, 16);
+        v8u b = __builtin_convertvector(h, v8u) << 16;
+        out = __builtin_convertvector((v8f)b, v8d);
+    } else {
+        /* half → float: the 15 magnitude bits moved under a float's exponent field give
+           2^(e−127)·1.m (or 0.m·2^−126 for e = 0), and one exact multiplication by 2^112
+           rebiases both normal and subnormal halves; e = 31 is ±inf/NaN. */
+        v8h h; memcpy(&h, base + 2 * i, 16);
+        v8u w = __builtin_convertvector(h, v8u);
+        v8f v = (v8f)((w & 0x7fff) << 13) * 0x1p112f;
+        v8u special = (v8u)((w & 0x7c00) == 0x7c00);
+        v8u infnan = 0x7f800000u | ((w & 0x3ff) << 13);
+        v8u bits = ((v8u)v & ~special) | (infnan & special) | ((w & 0x8000) << 16);
+        out = __builtin_convertvector((v8f)bits, v8d);
+    }
+    return out;
+}
+
+/* A partial chunk (fewer than 8 entries left), padded with ``pad``. */
+INLINE v8d load_tail(const char *base, Py_ssize_t i, Py_ssize_t count, int fmt, double pad) {
+    double tmp[8];
+    for (int l = 0; l < 8; l++) tmp[l] = l < count ? load1(base, i + l, fmt) : pad;
+    v8d out;
+    memcpy(&out, tmp, 64);
+    return out;
+}
+
+INLINE v8d vsplat(double x) { return (v8d){x, x, x, x, x, x, x, x}; }
+INLINE v8l lsplat(int64_t x) { return (v8l){x, x, x, x, x, x, x, x}; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* exp for d ≤ 0 and log1p for x ≥ 0, eight lanes                                          */
+
+#define LN2_HI 6.93147180369123816490e-01 /* 32 significant bits: k·LN2_HI is exact */
+#define LN2_LO 1.90821492927058770002e-10
+#define INV_LN2 1.44269504088896338700e+00
+#define SHIFTER 0x1.8p52
+
+/* exp(d) for d ≤ 0 (d may be −inf). ``wide``: d may lie below −708 (subnormal or zero
+   results); otherwise every d is in [−708, 0] and the scaling is one exponent add. */
+INLINE v8d vexp_neg(v8d d, int wide) {
+    if (wide) d = vselect(d < vsplat(-746.0), vsplat(-746.0), d);
+    v8d t = d * INV_LN2 + SHIFTER;
+    v8d kf = t - SHIFTER;
+    v8l k = (v8l)t - (v8l)vsplat(SHIFTER);
+    v8d r = d - kf * LN2_HI;
+    r = r - kf * LN2_LO;
+    v8d q = vsplat(1.0 / 6227020800.0);
+    q = q * r + 1.0 / 479001600.0;
+    q = q * r + 1.0 / 39916800.0;
+    q = q * r + 1.0 / 3628800.0;
+    q = q * r + 1.0 / 362880.0;
+    q = q * r + 1.0 / 40320.0;
+    q = q * r + 1.0 / 5040.0;
+    q = q * r + 1.0 / 720.0;
+    q = q * r + 1.0 / 120.0;
+    q = q * r + 1.0 / 24.0;
+    q = q * r + 1.0 / 6.0;
+    q = q * r + 0.5;
+    q = q * r + 1.0;
+    v8d p = r * q + 1.0; /* exp(r), in [0.70, 1.42] */
+    if (!wide) return (v8d)((v8l)p + (k << 52));
+    v8l k1 = k >> 1, k2 = k - k1; /* p·2^k1 is exact; the product with 2^k2 rounds once */
+    v8d s1 = (v8d)((k1 + 1023) << 52), s2 = (v8d)((k2 + 1023) << 52);
+    return (p * s1) * s2;
+}
+
+#define LP1 6.666666666666735130e-01
+#define LP2 3.999999999940941908e-01
+#define LP3 2.857142874366239149e-01
+#define LP4 2.222219843214978396e-01
+#define LP5 1.818357216161805012e-01
+#define LP6 1.531383769920937332e-01
+#define LP7 1.479819860511658591e-01
+
+/* log1p(x) for finite x ≥ 0 (fdlibm's s_log1p, eight lanes). */
+INLINE v8d vlog1p_pos(v8d x) {
+    v8d u = x + 1.0;
+    v8l ub = (v8l)u;
+    v8l k = (ub >> 52) - 1023;
+    /* 1 + x = u + c exactly; c/u is log's correction for the rounding of u */
+    v8d c = vselect(k > 0, 1.0 - (u - x), x - (u - 1.0)) / u;
+    v8l mant = ub & 0x000fffffffffffffLL;
+    v8l big = mant > 0x6a09e667f3bccLL; /* u/2^k ≥ √2: halve once more */
+    k = k + (big & 1);
+    v8l fb = mant | ((lsplat(0x3fe0000000000000LL) & big) | (lsplat(0x3ff0000000000000LL) & ~big));
+    v8d f = (v8d)fb - 1.0; /* u/2^k − 1, exact */
+    v8l small = (k == 0); /* 1 + x < √2: x itself is f, exactly, and there is no correction */
+    f = vselect(small, x, f);
+    c = vselect(small, vsplat(0.0), c);
+    v8d kf = __builtin_convertvector(k, v8d);
+    v8d hfsq = 0.5 * f * f;
+    v8d s = f / (2.0 + f);
+    v8d z = s * s;
+    v8d R = z * (LP1 + z * (LP2 + z * (LP3 + z * (LP4 + z * (LP5 + z * (LP6 + z * LP7))))));
+    return kf * LN2_HI - ((hfsq - (s * (hfsq + R) + (kf * LN2_LO + c))) - f);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* compensated (double-double) accumulation                                                 */
+
+typedef struct { double hi, lo; } dd;
+
+INLINE void dd_add(dd *a, double x) {
+    double s = a->hi + x, bb = s - a->hi;
+    a->lo += (a->hi - (s - bb)) + (x - bb);
+    a->hi = s;
+}
+
+INLINE void vtwosum(v8d *acc, v8d *comp, v8d e) {
+    v8d s = *acc + e, bb = s - *acc;
+    *comp += (*acc - (s - bb)) + (e - bb);
+    *acc = s;
+}
+
+/* Σ of eight (hi, lo) lanes, as one double: a TwoSum tree over the lanes, all errors kept. */
+INLINE double lanes_sum(v8d acc, v8d comp) {
+    v8d b = SHUF(acc, 4, 5, 6, 7, 0, 1, 2, 3);
+    comp += SHUF(comp, 4, 5, 6, 7, 0, 1, 2, 3);
+    vtwosum(&acc, &comp, b);
+    b = SHUF(acc, 2, 3, 0, 1, 6, 7, 4, 5);
+    comp += SHUF(comp, 2, 3, 0, 1, 6, 7, 4, 5);
+    vtwosum(&acc, &comp, b);
+    b = SHUF(acc, 1, 0, 3, 2, 5, 4, 7, 6);
+    comp += SHUF(comp, 1, 0, 3, 2, 5, 4, 7, 6);
+    vtwosum(&acc, &comp, b);
+    return acc[0] + comp[0];
+}
+
+INLINE v8d vmax_all(v8d v) { /* every lane: the maximum of v's lanes (NaN-free input) */
+    v8d o = SHUF(v, 4, 5, 6, 7, 0, 1, 2, 3);
+    v = vselect(o > v, o, v);
+    o = SHUF(v, 2, 3, 0, 1, 6, 7, 4, 5);
+    v = vselect(o > v, o, v);
+    o = SHUF(v, 1, 0, 3, 2, 5, 4, 7, 6);
+    return vselect(o > v, o, v);
+}
+
+INLINE v8d vmin_all(v8d v) {
+    return -vmax_all(-v);
+}
+
+INLINE int is_finite(double x) { return x - x == 0.0; }
+
+/* ---------------------------------------------------------------------------------------- */
+/* cross-entropy / nll rows                                                                 */
+
+enum { ROW_OK = 0, ROW_NAN = 1 };
+
+typedef struct {
+    Py_ssize_t bad_rows;    /* rows holding NaN or +inf */
+    Py_ssize_t neginf_rows; /* rows holding -inf */
+} scan_counts;
+
+/* Classify a row with a non-finite entry (rare): counts, and whether its log-softmax is NaN
+   (a NaN or +inf entry, or every entry -inf, as PyTorch and lossctl.numerics give it). */
+static int classify_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, scan_counts *cnt) {
+    int nan_or_pos = 0, neg = 0, all_neg = 1;
+    for (Py_ssize_t j = 0; j < c; j++) {
+        double v = load1(x, i0 + j, fmt);
+        if (v != v || v == INFINITY) nan_or_pos = 1;
+        else if (v == -INFINITY) neg = 1;
+        else all_neg = 0;
+        if (v != -INFINITY) all_neg = 0;
+    }
+    cnt->bad_rows += nan_or_pos;
+    cnt->neginf_rows += neg;
+    return (nan_or_pos || all_neg) ? ROW_NAN : ROW_OK;
+}
+
+/* One row of c ≥ 8 logits: s = Σ_{j≠argmax} exp(x_j − m) (compensated), m; status.
+   The last chunk is the row's last eight entries (overlapping the one before: its repeated
+   lanes change no maximum, and are left out of the sum). */
+INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, double *s_out, double *m_out,
+                           scan_counts *cnt, double *row) {
+    /* half formats: widened once, in pass 1, into ``row`` (c doubles), which pass 2 reads */
+    const int keep = fmt == F16 || fmt == BF16;
+    const Py_ssize_t last = c - 8, full = c / 8 * 8;
+    const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7};
+    v8d vmax = vsplat(-INFINITY), vmin = vsplat(INFINITY), nf = vsplat(0.0), vidx = vsplat(0.0);
+    for (Py_ssize_t j = 0; j < c; j += 8) {
+        Py_ssize_t at = j < full ? j : last;
+        v8d v = load8(x, i0 + at, fmt);
+        if (keep) memcpy(row + at, &v, 64);
+        v8l gt = v > vmax;
+        vmax = vselect(gt, v, vmax);
+        vidx = vselect(gt, lane + (double)at, vidx);
+        vmin = vselect(v < vmin, v, vmin);
+        nf += v - v;
+    }
+    v8d vm = vmax_all(vmax);
+    double m = vm[0];
+    double mn = vmin_all(vmin)[0];
+    double jm = vmin_all(vselect(vmax == vm, vidx, vsplat(INFINITY)))[0]; /* the first maximum */
+    v8d nfr = nf + SHUF(nf, 4, 5, 6, 7, 0, 1, 2, 3);
+    nfr += SHUF(nfr, 2, 3, 0, 1, 6, 7, 4, 5);
+    nfr += SHUF(nfr, 1, 0, 3, 2, 5, 4, 7, 6);
+    if (nfr[0] != 0.0 && classify_row(x, i0, c, fmt, cnt) == ROW_NAN) {
+        *m_out = m;
+        *s_out = NAN;
+        return ROW_NAN;
+    }
+    const v8d vjm = vsplat(jm);
+    v8d acc = vsplat(0.0), comp = vsplat(0.0);
+    const int wide = !(mn - m >= -708.0);
+    for (Py_ssize_t j = 0; j < c; j += 8) {
+        Py_ssize_t at = j < full ? j : last;
+        v8d v = keep ? load8((const char *)row, at, F64) : load8(x, i0 + at, fmt);
+        v8d pos = lane + (double)at;
+        v8d d = v - vm;
+        v8d t = d - v;
+        v8d dlo = (v - (d - t)) - (vm + t); /* TwoSum(x, −m): d + dlo = x − m exactly */
+        if (wide) dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0)); /* d = −inf: no correction */
+        v8d e = vexp_neg(d, wide);
+        e = e + e * dlo;
+        if (at <= jm && jm < at + 8) /* the maximum's own exp(0) = 1 is left out (log1p keeps it) */
+            e = (v8d)((v8l)e & ~(pos == vjm));
+        if (j >= full) e = (v8d)((v8l)e & ~(pos < (double)full));
+        vtwosum(&acc, &comp, e);
+    }
+    *m_out = m;
+    *s_out = lanes_sum(acc, comp);
+    return ROW_OK;
+}
+
+/* Eight rows of c < 8 logits at once, one lane per row (rows beyond ``count`` are padding). */
+INLINE void logits_rows_narrow(const char *x, Py_ssize_t row0, Py_ssize_t count, Py_ssize_t c, int fmt,
+                                      double *s_out, double *m_out, int *status, scan_counts *cnt) {
+    v8d col[8] = {0};
+    if (c == 2 && count == 8) { /* sixteen entries in a row: deinterleave the two columns */
+        v8d a = load8(x, row0 * 2, fmt), b = load8(x, row0 * 2 + 8, fmt);
+        col[0] = SHUF2(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
+        col[1] = SHUF2(a, b, 1, 3, 5, 7, 9, 11, 13, 15);
+    } else {
+        for (Py_ssize_t j = 0; j < c; j++) {
+            col[j] = vsplat(0.0);
+            for (int r = 0; r < count; r++) col[j][r] = load1(x, (row0 + r) * c + j, fmt);
+        }
+    }
+    v8d vmax = col[0], vmin = col[0], nf = col[0] - col[0], vidx = vsplat(0.0);
+    for (Py_ssize_t j = 1; j < c; j++) {
+        v8l gt = col[j] > vmax;
+        vmax = vselect(gt, col[j], vmax);
+        vidx = vselect(gt, vsplat((double)j), vidx);
+        vmin = vselect(col[j] < vmin, col[j], vmin);
+        nf += col[j] - col[j];
+    }
+    int any_bad = 0, any_wide = 0;
+    for (int r = 0; r < 8; r++) {
+        status[r] = ROW_OK;
+        if (r < count && nf[r] != 0.0) {
+            status[r] = classify_row(x, (row0 + r) * c, c, fmt, cnt);
+            any_bad |= status[r] == ROW_NAN;
+        }
+        if (!(vmin[r] - vmax[r] >= -708.0)) any_wide = 1;
+    }
+    if (any_bad) { /* a NaN row's lane would poison nothing else, but keep its m finite-free */
+        for (int r = 0; r < 8; r++)
+            if (status[r] == ROW_NAN) vmax[r] = 0.0;
+    }
+    v8d acc = vsplat(0.0), comp = vsplat(0.0);
+    for (Py_ssize_t j = 0; j < c; j++) {
+        v8d v = col[j];
+        v8d d = v - vmax;
+        v8d t = d - v;
+        v8d dlo = (v - (d - t)) - (vmax + t);
+        v8d e;
+        if (any_wide) {
+            dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0));
+            e = vexp_neg(d, 1);
+        } else {
+            e = vexp_neg(d, 0);
+        }
+        e = e + e * dlo;
+        e = (v8d)((v8l)e & ~(vidx == (double)j));
+        vtwosum(&acc, &comp, e);
+    }
+    for (int r = 0; r < count; r++) {
+        m_out[r] = vmax[r];
+        s_out[r] = status[r] == ROW_NAN ? NAN : acc[r] + comp[r];
+    }
+}
+
+/* log1p over an array of s ≥ 0 (NaN entries pass through), eight at a time. */
+INLINE void log1p_array(double *s, Py_ssize_t n) {
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8d v;
+        memcpy(&v, s + i, 64);
+        v8l nan = v != v;
+        v8d r = vlog1p_pos(vselect(nan, vsplat(0.0), v));
+        r = vselect(nan, v, r);
+        memcpy(s + i, &r, 64);
+    }
+    if (i < n) {
+        double tmp[8];
+        for (int l = 0; l < 8; l++) tmp[l] = i + l < n ? s[i + l] : 0.0;
+        v8d v;
+        memcpy(&v, tmp, 64);
+        v8l nan = v != v;
+        v8d r = vlog1p_pos(vselect(nan, vsplat(0.0), v));
+        r = vselect(nan, v, r);
+        for (int l = 0; i + l < n; l++) s[i + l] = r[l];
+    }
+}
+
+/* log_probs rows: only the non-finite scan (the value is −w·x_y). */
+INLINE void scan_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, scan_counts *cnt) {
+    const Py_ssize_t full = c / 8 * 8;
+    v8d nf = vsplat(0.0);
+    for (Py_ssize_t j = 0; j < full; j += 8) {
+        v8d v = load8(x, i0 + j, fmt);
+        nf += v - v;
+    }
+    double nfs = 0.0;
+    for (int l = 0; l < 8; l++) nfs += nf[l];
+    for (Py_ssize_t j = full; j < c; j++) {
+        double v = load1(x, i0 + j, fmt);
+        nfs += v - v;
+    }
+    if (nfs != 0.0) classify_row(x, i0, c, fmt, cnt);
+}
+
+/* Σ a (compensated, eight lanes), as a (hi, lo) pair: hi + lo is the sum to ~2⁻¹⁰⁶ relative. */
+INLINE dd array_sum(const double *a, Py_ssize_t n) {
+    v8d acc = vsplat(0.0), comp = vsplat(0.0);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8d v;
+        memcpy(&v, a + i, 64);
+        vtwosum(&acc, &comp, v);
+    }
+    dd t = {0.0, 0.0};
+    for (int l = 0; l < 8; l++) dd_add(&t, acc[l]);
+    for (int l = 0; l < 8; l++) dd_add(&t, comp[l]);
+    for (; i < n; i++) dd_add(&t, a[i]);
+    double hi = t.hi + t.lo;
+    t.lo = t.lo - (hi - t.hi);
+    t.hi = hi;
+    return t;
+}
+
+typedef struct {
+    dd total, den;
+    scan_counts cnt;
+} block_sums;
+
+/* The whole block. ``s`` and ``m`` are scratch of n doubles each. */
+INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target,
+                         const double *weight, int64_t ignore, int log_probs, double *out, double *s, double *m,
+                         block_sums *res) {
+    scan_counts cnt = {0, 0};
+    if (log_probs) {
+        for (Py_ssize_t i = 0; i < n; i++) scan_row(x, i * c, c, fmt, &cnt);
+    } else if (c >= 8) {
+        for (Py_ssize_t i = 0; i < n; i++) logits_row_wide(x, i * c, c, fmt, &s[i], &m[i], &cnt, m + n);
+    } else {
+        int status[8];
+        for (Py_ssize_t i = 0; i < n; i += 8)
+            logits_rows_narrow(x, i, n - i < 8 ? n - i : 8, c, fmt, &s[i], &m[i], status, &cnt);
+    }
+    if (!log_probs) log1p_array(s, n);
+    double *wn = s; /* log1p(s) is used up row by row: the same scratch takes w[y_n] */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t y = target[i];
+        double v, w;
+        if (y == ignore) {
+            v = 0.0;
+            w = 0.0;
+        } else {
+            double xy = load1(x, i * c + y, fmt), picked;
+            if (log_probs) {
+                picked = xy;
+            } else {
+                double mi = m[i], L = s[i];
+                double dy = xy - mi, t = dy - xy;
+                double lo = (xy - (dy - t)) - (mi + t);
+                if (!is_finite(lo)) lo = 0.0;
+                picked = (dy - L) + lo;
+            }
+            w = weight ? weight[y] : 1.0;
+            v = -w * picked;
+        }
+        out[i] = v;
+        wn[i] = w;
+    }
+    res->total = array_sum(out, n);
+    res->den = array_sum(wn, n);
+    res->cnt = cnt;
+}
+
+/* One specialisation per input format (the format is a constant inside each). */
+CLONES
+static void ce_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight,
+                     int64_t ignore, int log_probs, double *out, double *s, double *m, block_sums *res) {
+    switch (fmt) {
+    case F64: ce_block_fmt(x, F64, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
+    case F32: ce_block_fmt(x, F32, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
+    case F16: ce_block_fmt(x, F16, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
+    default: ce_block_fmt(x, BF16, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* binary cross-entropy with logits, elementwise                                            */
+
+/* softplus(z) and softplus(−z) from one exp and one log1p: max(±z, 0) + log1p(exp(−|z|)). */
+INLINE void bce_block_fmt(const char *z, int fmt, Py_ssize_t n, const double *y, const double *w,
+                          Py_ssize_t w_period, const double *pw, Py_ssize_t pw_period, double *out, block_sums *res) {
+    dd total = {0.0, 0.0};
+    scan_counts cnt = {0, 0};
+    const Py_ssize_t full = n / 8 * 8;
+    for (Py_ssize_t i = 0; i < n; i += 8) {
+        Py_ssize_t count = i < full ? 8 : n - i;
+        v8d v = i < full ? load8(z, i, fmt) : load_tail(z, i, count, fmt, 0.0);
+        v8d absz = (v8d)((v8l)v & 0x7fffffffffffffffLL);
+        v8l nan = v != v;
+        v8d e = vexp_neg(-vselect(nan, vsplat(0.0), absz), 1);
+        v8d l = vlog1p_pos(e);
+        double lw[8];
+        memcpy(lw, &l, 64);
+        for (Py_ssize_t k = 0; k < count; k++) {
+            Py_ssize_t idx = i + k;
+            double zz = v[k];
+            double yy = y[idx];
+            double sp_pos, sp_neg; /* softplus(z), softplus(−z) */
+            if (zz != zz) {
+                sp_pos = sp_neg = zz;
+                cnt.bad_rows++;
+            } else {
+                sp_pos = (zz > 0 ? zz : 0.0) + lw[k];
+                sp_neg = (-zz > 0 ? -zz : 0.0) + lw[k];
+                if (zz == INFINITY) cnt.bad_rows++;
+                else if (zz == -INFINITY) cnt.neginf_rows++;
+            }
+            double pwy = pw ? pw[idx % pw_period] * yy : yy;
+            double ww = w ? w[idx % w_period] : 1.0;
+            double val = ww * (pwy * sp_neg + (1.0 - yy) * sp_pos);
+            out[idx] = val;
+            dd_add(&total, val);
+        }
+    }
+    res->total = total;
+    res->den.hi = (double)n;
+    res->den.lo = 0.0;
+    res->cnt = cnt;
+}
+
+CLONES
+static void bce_block(const char *z, int fmt, Py_ssize_t n, const double *y, const double *w, Py_ssize_t w_period,
+                      const double *pw, Py_ssize_t pw_period, double *out, block_sums *res) {
+    switch (fmt) {
+    case F64: bce_block_fmt(z, F64, n, y, w, w_period, pw, pw_period, out, res); break;
+    case F32: bce_block_fmt(z, F32, n, y, w, w_period, pw, pw_period, out, res); break;
+    case F16: bce_block_fmt(z, F16, n, y, w, w_period, pw, pw_period, out, res); break;
+    default: bce_block_fmt(z, BF16, n, y, w, w_period, pw, pw_period, out, res); break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Python bindings                                                                          */
+
+static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t min_bytes, const char *what) {
+    if (PyObject_GetBuffer(obj, view, (writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) | PyBUF_C_CONTIGUOUS) < 0)
+        return -1;
+    if (view->len < min_bytes) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes, need %zd", what, view->len, min_bytes);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *sums_tuple(const block_sums *r) {
+    return Py_BuildValue("(dddd nn)", r->total.hi, r->total.lo, r->den.hi, r->den.lo, r->cnt.bad_rows,
+                         r->cnt.neginf_rows);
+}
+
+PyDoc_STRVAR(ce_doc,
+"ce_rows(x, fmt, n, c, target, weight, ignore_index, log_probs, out)\n--\n\n"
+"Cross-entropy (log_probs=0: x are logits) or NLL (log_probs=1) of n rows of c classes.\n"
+"x: C-contiguous (n, c) in format fmt (0 float64, 1 float32, 2 float16, 3 bfloat16 bits);\n"
+"target: n int64 class indices, already checked to be in range or ignore_index;\n"
+"weight: c float64 class weights or None; out: n float64, receives l_n = -w[y]·log p_y\n"
+"(0 where y = ignore_index). Returns (Σ l hi, lo, Σ w[y] hi, lo, rows with NaN/+inf,\n"
+"rows with -inf).");
+
+static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
+    PyObject *xo, *to, *wo, *oo;
+    int fmt, log_probs;
+    Py_ssize_t n, c;
+    long long ignore;
+    if (!PyArg_ParseTuple(args, "OinnOOLpO", &xo, &fmt, &n, &c, &to, &wo, &ignore, &log_probs, &oo)) return NULL;
+    if (fmt < 0 || fmt > 3 || n < 0 || c < 1) {
+        PyErr_SetString(PyExc_ValueError, "bad format or shape");
+        return NULL;
+    }
+    Py_buffer xb, tb, wb, ob;
+    int have_w = wo != Py_None;
+    if (get_buffer(xo, &xb, 0, n * c * ITEMSIZE[fmt], "x") < 0) return NULL;
+    if (get_buffer(to, &tb, 0, n * 8, "target") < 0) { PyBuffer_Release(&xb); return NULL; }
+    if (have_w && get_buffer(wo, &wb, 0, c * 8, "weight") < 0) {
+        PyBuffer_Release(&xb); PyBuffer_Release(&tb); return NULL;
+    }
+    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) {
+        PyBuffer_Release(&xb); PyBuffer_Release(&tb); if (have_w) PyBuffer_Release(&wb); return NULL;
+    }
+    const int64_t *t = (const int64_t *)tb.buf;
+    int ok = 1;
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (t[i] != ignore && (t[i] < 0 || t[i] >= c)) { ok = 0; break; }
+    double *scratch = NULL;
+    if (ok && n > 0) {
+        scratch = (double *)malloc(sizeof(double) * (size_t)(2 * n + c + 8)); /* s, m, one row */
+        if (!scratch) ok = -1;
+    }
+    block_sums res;
+    memset(&res, 0, sizeof res);
+    if (ok == 1) {
+        Py_BEGIN_ALLOW_THREADS
+        ce_block((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
+                 (double *)ob.buf, scratch, scratch ? scratch + n : NULL, &res);
+        Py_END_ALLOW_THREADS
+    }
+    free(scratch);
+    PyBuffer_Release(&xb); PyBuffer_Release(&tb); PyBuffer_Release(&ob);
+    if (have_w) PyBuffer_Release(&wb);
+    if (ok == 0) { PyErr_SetString(PyExc_ValueError, "class index out of range"); return NULL; }
+    if (ok < 0) return PyErr_NoMemory();
+    return sums_tuple(&res);
+}
+
+PyDoc_STRVAR(bce_doc,
+"bce_logits(z, fmt, n, y, weight, pos_weight, out)\n--\n\n"
+"Binary cross-entropy with logits of n elements: l = w·[pw·y·softplus(−z) + (1−y)·softplus(z)].\n"
+"z: n entries in format fmt; y: n float64; weight: float64, None, or a buffer whose length\n"
+"divides n (element i takes weight[i % len]); pos_weight likewise; out: n float64.\n"
+"Returns (Σ l hi, lo, n, 0, NaN/+inf count, -inf count).");
+
+static PyObject *py_bce_logits(PyObject *self, PyObject *args) {
+    PyObject *zo, *yo, *wo, *po, *oo;
+    int fmt;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OinOOOO", &zo, &fmt, &n, &yo, &wo, &po, &oo)) return NULL;
+    if (fmt < 0 || fmt > 3 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "bad format or size");
+        return NULL;
+    }
+    Py_buffer zb, yb, wb, pb, ob;
+    int have_w = wo != Py_None, have_p = po != Py_None;
+    if (get_buffer(zo, &zb, 0, n * ITEMSIZE[fmt], "z") < 0) return NULL;
+    if (get_buffer(yo, &yb, 0, n * 8, "y") < 0) { PyBuffer_Release(&zb); return NULL; }
+    if (have_w && get_buffer(wo, &wb, 0, 8, "weight") < 0) { PyBuffer_Release(&zb); PyBuffer_Release(&yb); return NULL; }
+    if (have_p && get_buffer(po, &pb, 0, 8, "pos_weight") < 0) {
+        PyBuffer_Release(&zb); PyBuffer_Release(&yb); if (have_w) PyBuffer_Release(&wb); return NULL;
+    }
+    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) {
+        PyBuffer_Release(&zb); PyBuffer_Release(&yb); if (have_w) PyBuffer_Release(&wb); if (have_p) PyBuffer_Release(&pb);
+        return NULL;
+    }
+    Py_ssize_t wp = have_w ? wb.len / 8 : 1, pp = have_p ? pb.len / 8 : 1;
+    block_sums res;
+    memset(&res, 0, sizeof res);
+    int ok = (!have_w || n % wp == 0 || n == 0) && (!have_p || n % pp == 0 || n == 0);
+    if (ok) {
+        Py_BEGIN_ALLOW_THREADS
+        bce_block((const char *)zb.buf, fmt, n, (const double *)yb.buf, have_w ? (const double *)wb.buf : NULL, wp,
+                  have_p ? (const double *)pb.buf : NULL, pp, (double *)ob.buf, &res);
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&zb); PyBuffer_Release(&yb); PyBuffer_Release(&ob);
+    if (have_w) PyBuffer_Release(&wb);
+    if (have_p) PyBuffer_Release(&pb);
+    if (!ok) { PyErr_SetString(PyExc_ValueError, "weight length does not divide n"); return NULL; }
+    return sums_tuple(&res);
+}
+
+static PyObject *py_isa(PyObject *self, PyObject *noargs) {
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LOSSCTL_NO_CLONES)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return PyUnicode_FromString("x86-64-v4 (AVX-512)");
+    if (__builtin_cpu_supports("x86-64-v3")) return PyUnicode_FromString("x86-64-v3 (AVX2)");
+    return PyUnicode_FromString("x86-64 (SSE2)");
+#else
+    return PyUnicode_FromString("portable C");
+#endif
+}
+
+static PyMethodDef methods[] = {
+    {"ce_rows", py_ce_rows, METH_VARARGS, ce_doc},
+    {"bce_logits", py_bce_logits, METH_VARARGS, bce_doc},
+    {"isa", py_isa, METH_NOARGS, "The instruction set the kernels run with on this CPU."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef moduledef = {
+    PyModuleDef_HEAD_INIT, "lossctl._kernels", "lossctl's compiled fused row kernels (see lossctl.kernels).", -1,
+    methods,
+};
+
+PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&moduledef); }

@@ -1,0 +1,344 @@
+"""The compiled kernels (``lossctl._kernels``) against mpmath, the NumPy kernels and torch.
+
+The kernel-level tests call the extension directly, so they run (and must pass) also under
+``LOSSCTL_PURE=1``, where lossctl itself uses the NumPy kernels; the engine-level tests check
+whichever kernels the environment selects, and that the selection is the one asked for.
+A missing extension is a failure here (build it with a C compiler: ``pip install -e .``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import mpmath as mp
+import numpy as np
+import pytest
+from test_numerics import ROWS, ref_rows, row_allowed_ulp, ulp_error
+
+import lossctl
+from lossctl import kernels
+from lossctl.losses.binary import _bce_logits_values
+from lossctl.numerics import log_softmax
+
+ROOT = Path(__file__).resolve().parent.parent
+FORMATS = ("float64", "float32", "float16", "bfloat16")
+
+
+@pytest.fixture(scope="module")
+def K():
+    try:
+        return importlib.import_module("lossctl._kernels")
+    except ImportError as e:  # pragma: no cover - a failure, with the way out
+        pytest.fail(f"the C extension is not built ({e}): `pip install -e .` with a C compiler")
+
+
+def as_format(x: np.ndarray, fmt: str) -> tuple[np.ndarray, int, np.ndarray]:
+    """(buffer in ``fmt``, format code, its exact float64 values)."""
+    if fmt == "bfloat16":
+        bits = (np.asarray(x, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)  # truncation: any bits do
+        values = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+        return bits, 3, values
+    a = np.ascontiguousarray(x, dtype=fmt)
+    return a, kernels.FORMATS[fmt], a.astype(np.float64)
+
+
+def ce_kernel(K, x, fmt, target, weight=None, ignore=-100, log_probs=False):
+    buf, code, values = as_format(x, fmt)
+    n, c = buf.shape
+    out = np.empty(n)
+    sums = K.ce_rows(buf, code, n, c, np.asarray(target, dtype=np.int64), weight, ignore, log_probs, out)
+    return out, sums, values
+
+
+def ce_reference(values, target, weight=None, ignore=-100, log_probs=False):
+    """The NumPy kernels: cross_entropy_forward on log_softmax (or on the log-probabilities)."""
+    with np.errstate(all="ignore"):
+        lp = values if log_probs else log_softmax(values, axis=1)
+        valid = target != ignore
+        safe = np.where(valid, target, 0)
+        w = np.ones(values.shape[1]) if weight is None else weight
+        return np.where(valid, -w[safe] * lp[np.arange(len(target)), safe], 0.0), np.where(valid, w[safe], 0.0)
+
+
+def assert_close_ulp(got, want, ulps=4):
+    got, want = np.asarray(got), np.asarray(want)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    np.testing.assert_array_equal(np.isinf(got) * np.sign(got), np.isinf(want) * np.sign(want))
+    finite = np.isfinite(want)
+    err = np.abs(got[finite] - want[finite])
+    tol = ulps * np.spacing(np.abs(want[finite])) + ulps * 5e-324
+    bad = err > tol
+    assert not bad.any(), f"{int(bad.sum())} values off by more than {ulps} ulp: got {got[finite][bad][:3]}, want {want[finite][bad][:3]}"
+
+
+# -- accuracy: the adversarial rows of test_numerics, against mpmath at 50 digits ----------------
+
+
+def _exact_rows(fmt):
+    for name, row in ROWS.items():
+        buf, _, values = as_format(np.asarray([row]), fmt)
+        values = values[0]
+        if np.isfinite(values.max()):
+            yield name, values
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_adversarial_rows_within_4_ulp_of_mpmath(K, fmt):
+    """Every class of every adversarial row (as the format holds it) as the target, the row read
+    in that format in a block of nine copies (row groups of eight and a tail), within 4 ulp
+    of −log_softmax at 50 digits."""
+    checked = 0
+    for name, row in _exact_rows(fmt):
+        _, exact_lsm, _ = ref_rows(row)
+        c = len(row)
+        buf, code, values = as_format(np.tile(row, (9, 1)), fmt)
+        assert np.array_equal(values[0], row)
+        for y in range(c):
+            out = np.empty(9)
+            K.ce_rows(buf, code, 9, c, np.full(9, y, dtype=np.int64), None, -100, False, out)
+            exact = -exact_lsm[y]
+            for v in out:
+                err = ulp_error(v, exact)
+                assert err <= row_allowed_ulp(exact, c), f"{fmt} {name} y={y}: got {v!r}, exact {mp.nstr(exact, 20)}, {err:.3g} ulp"
+            checked += 1
+    assert checked > 100
+
+
+def test_nonfinite_rows_as_numpy(K):
+    """NaN, +inf, all −inf rows, −inf targets and overflowing shifts give NumPy's (and torch's) NaN/inf."""
+    inf, nan = np.inf, np.nan
+    rows = [[0.0, -inf, 3.5], [nan, 1.0, 2.0], [inf, 1.0, 2.0], [-inf, -inf, -inf], [1e300, -1e300, 0.0],
+            [745.0, 0.0, 0.0], [-1.7e308, 1.7e308, 0.0], [inf, inf, 0.0], [-inf, 0.0, nan]]
+    for width in (3, 12, 27):  # narrow path, wide path, wide path with an overlapping last chunk
+        x = np.asarray([np.resize(r, width) for r in rows])
+        for y in range(3):
+            t = np.full(len(rows), y)
+            out, sums, _ = ce_kernel(K, x, "float64", t)
+            want, _ = ce_reference(x, t)
+            assert_close_ulp(out, want)
+            assert sums[4] == 4 and sums[5] == 3  # rows with NaN/+inf; rows with −inf
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("c", [1, 2, 3, 5, 7, 8, 9, 15, 16, 17, 100, 1000])
+def test_random_blocks_match_numpy(K, fmt, c, rng):
+    n = 53
+    x = rng.standard_normal((n, c)) * rng.choice([0.1, 3.0, 30.0, 300.0], size=(n, 1))
+    t = rng.integers(0, c, n)
+    t[::7] = -100
+    for weight in (None, rng.uniform(0.1, 3.0, c)):
+        out, sums, values = ce_kernel(K, x, fmt, t, weight)
+        want, w_n = ce_reference(values, t, weight)
+        assert_close_ulp(out, want)
+        assert math.isclose(sums[0] + sums[1], math.fsum(want), rel_tol=1e-14)
+        assert sums[2] + sums[3] == math.fsum(w_n)
+        # log-probabilities (nll): the gather only
+        lp = log_softmax(values, axis=1)
+        out, sums, _ = ce_kernel(K, lp, "float64", t, weight, log_probs=True)
+        want, _ = ce_reference(lp, t, weight, log_probs=True)
+        np.testing.assert_array_equal(out, want)
+
+
+def test_half_formats_read_exactly(K, rng):
+    """float16 and bfloat16 bits (incl. subnormals, ±inf, NaN) give the values of their float64 widening."""
+    x16 = rng.standard_normal((40, 37)).astype(np.float16)
+    x16.reshape(-1)[:6] = [np.float16(6e-8), np.float16(-3e-6), np.inf, -np.inf, np.nan, np.float16(65504)]
+    bits = rng.integers(0, 1 << 16, size=(40, 37), dtype=np.uint16)  # every kind of bfloat16 value
+    t = rng.integers(0, 37, 40)
+    for buf, code, wide in ((x16, 2, x16.astype(np.float64)),
+                            (bits, 3, (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64))):
+        out, want = np.empty(40), np.empty(40)
+        K.ce_rows(buf, code, 40, 37, t, None, -100, False, out)
+        K.ce_rows(wide, 0, 40, 37, t, None, -100, False, want)
+        np.testing.assert_array_equal(out, want)
+
+
+def test_bce_logits_matches_numpy_and_mpmath(K, rng):
+    z = np.concatenate([rng.standard_normal(1000) * 10, [0.0, -0.0, 5e-324, -5e-324, 1e-300, 30.0, -30.0, 36.7, 709.0,
+                                                       -745.0, 800.0, -800.0, 1e300, -1e300, np.inf, -np.inf, np.nan]])
+    y = rng.random(z.size)
+    y[-17:] = [0, 1, 0.5, 1, 0, 0, 1, 0.3, 0, 1, 0, 1, 0.25, 1, 0, 1, 0.5]
+    for w, pw in ((None, None), (np.asarray([2.5]), None), (None, np.asarray([3.0])), (rng.random(z.size), None)):
+        out = np.empty(z.size)
+        sums = K.bce_logits(z, 0, z.size, y, w, pw, out)
+        want = _bce_logits_values(z, y, 1.0 if w is None else w, pw)
+        assert_close_ulp(out, want)
+        assert sums[4] == 2 and sums[5] == 1
+    out = np.empty(z.size)
+    K.bce_logits(z, 0, z.size, y, None, None, out)
+    sp = lambda v: mp.log1p(mp.exp(v)) if v < 0 else v + mp.log1p(mp.exp(-v))  # noqa: E731
+    with mp.workdps(50):
+        for zi, yi, got in zip(z[-17:-3], y[-17:-3], out[-17:-3]):
+            zz, yy = mp.mpf(float(zi)), mp.mpf(float(yi))
+            exact = yy * sp(-zz) + (1 - yy) * sp(zz)
+            assert ulp_error(got, exact) <= 4, (zi, yi, got)
+
+
+def test_gil_is_released(K):
+    """Python code runs on another thread while a kernel computes."""
+    x = np.random.default_rng(1).standard_normal((4000, 2000))
+    t = np.zeros(4000, dtype=np.int64)
+    out = np.empty(4000)
+    done = threading.Event()
+    count = 0
+
+    def work():
+        K.ce_rows(x, 0, 4000, 2000, t, None, -100, False, out)
+        done.set()
+
+    th = threading.Thread(target=work)
+    th.start()
+    time.sleep(0.001)
+    while not done.is_set():
+        count += 1
+    th.join()
+    assert count > 1000
+
+
+def test_torch_float64_agrees():
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    rng = np.random.default_rng(5)
+    for c in (2, 10, 300):
+        x = (rng.standard_normal((3000, c)) * 4).astype(np.float32)
+        t = rng.integers(0, c, 3000)
+        w = rng.uniform(0.5, 2, c)
+        r = lossctl.compute(loss="ce", logits=x, target=t, weight=w, reduction="none", stream=True)
+        ref = F.cross_entropy(torch.from_numpy(x).double(), torch.from_numpy(t), weight=torch.from_numpy(w),
+                              reduction="none").numpy()
+        np.testing.assert_allclose(r.per_sample, ref, rtol=4e-15, atol=4e-16)
+        m = lossctl.compute(loss="ce", logits=x, target=t, weight=w, stream=True).loss
+        ref_m = F.cross_entropy(torch.from_numpy(x).double(), torch.from_numpy(t), weight=torch.from_numpy(w)).item()
+        assert abs(m - ref_m) <= 4e-15 * abs(ref_m)
+
+
+# -- the engine: which kernels, and the same results either way ------------------------------------
+
+
+@pytest.fixture
+def spy(monkeypatch):
+    calls = []
+    for name in ("ce_rows", "bce_logits"):
+        real = getattr(kernels, name)
+
+        def wrapped(*a, _real=real, **k):
+            out = _real(*a, **k)
+            calls.append(out is not None)
+            return out
+
+        monkeypatch.setattr(kernels, name, wrapped)
+    return calls
+
+
+def _calls(rng):
+    x = (rng.standard_normal((997, 33)) * 3).astype(np.float32)
+    t = rng.integers(0, 33, 997)
+    z = rng.standard_normal((997, 4)).astype(np.float16)
+    yield {"loss": "ce", "logits": x, "target": t}
+    yield {"loss": "ce", "logits": x.astype(np.float16), "target": t, "weight": rng.random(33), "ignore_index": 3}
+    yield {"loss": "nll", "log_probs": log_softmax(x.astype(np.float64), axis=1), "target": t, "reduction": "sum"}
+    yield {"loss": "ce", "log_probs": log_softmax(x.astype(np.float64), axis=1).astype(np.float32), "target": t}
+    yield {"loss": "bce-logits", "logits": z, "target": rng.random((997, 4)), "pos_weight": rng.random(4) + 0.5}
+    yield {"loss": "bce-logits", "logits": z, "target": rng.random((997, 4)), "weight": rng.random((997, 4)),
+           "reduction": "none"}
+
+
+def test_engine_uses_the_selected_kernels_with_the_same_results(spy, rng):
+    for call in _calls(rng):
+        spy.clear()
+        mem = lossctl.compute(call, stream=False)
+        streamed = lossctl.compute(call, stream=True, block_rows=100)
+        assert spy == ([] if kernels.pure() else [True] * 10), call["loss"]
+        assert_close_ulp(streamed.per_sample, mem.per_sample)
+        assert math.isclose(float(np.sum(streamed.loss)), float(np.sum(mem.loss)), rel_tol=1e-13)
+        assert streamed.grad == {} and mem.grad == {}
+        g = lossctl.compute(call, stream=True, block_rows=100, grad=True)  # gradients: the NumPy kernels
+        assert set(g.grad) == {"logits" if "logits" in call else "log_probs"}
+
+
+def test_engine_warnings_and_errors_name_the_whole_input(rng):
+    x = rng.standard_normal((500, 20))
+    x[301, 4] = np.nan
+    x[420, 0] = np.inf
+    t = rng.integers(0, 20, 500)
+    got = {}
+    for stream in (False, True):
+        with warnings.catch_warnings(record=True) as w:
+            warnings.simplefilter("always")
+            r = lossctl.compute(loss="ce", logits=x, target=t, stream=stream, block_rows=64)
+        got[stream] = ([str(m.message) for m in w], r.per_sample)
+    assert got[True][0] == got[False][0] and "index [301, 4]" in got[True][0][0]
+    np.testing.assert_array_equal(got[True][1], got[False][1])
+    t[333] = 20
+    for stream in (False, True):
+        with pytest.raises(lossctl.errors.InputError, match=r"class index 20 is out of range for 20 classes \(row 333\)"):
+            lossctl.compute(loss="ce", logits=x, target=t, stream=stream, block_rows=64)
+
+
+def test_bfloat16_bits_from_a_reader(spy, rng):
+    """bfloat16 bits (as the safetensors reader hands them over) stream through the kernel unwidened."""
+
+    class Bits:  # the shape of lossctl.io's encoded arrays: raw bits and their encoding
+        encoding = "bfloat16"
+
+        def __init__(self, bits):
+            self.bits = bits
+
+        shape = property(lambda self: self.bits.shape)
+        ndim = property(lambda self: self.bits.ndim)
+        size = property(lambda self: self.bits.size)
+        nbytes = property(lambda self: self.bits.nbytes)
+        dtype = np.dtype(np.float32)
+
+        def __len__(self):
+            return len(self.bits)
+
+        def __getitem__(self, i):
+            return Bits(self.bits[i])
+
+        def __array__(self, dtype=None, copy=None):
+            a = (self.bits.astype(np.uint32) << 16).view(np.float32)
+            return a if dtype is None else a.astype(dtype)
+
+    bits = (rng.standard_normal((400, 50)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    t = rng.integers(0, 50, 400)
+    r = lossctl.compute(loss="ce", logits=Bits(bits), target=t, stream=True, block_rows=64)
+    want = lossctl.compute(loss="ce", logits=np.asarray(Bits(bits)), target=t, stream=False)
+    assert_close_ulp(r.per_sample, want.per_sample)
+    assert spy == ([] if kernels.pure() else [True] * 7)
+
+
+def test_version_says_which_kernels():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    for pure, expect in (("1", "kernels: NumPy (LOSSCTL_PURE is set)"), ("", "kernels: compiled C")):
+        env["LOSSCTL_PURE"] = pure
+        out = subprocess.run([sys.executable, "-m", "lossctl", "--version"], capture_output=True, text=True,
+                             env=env, check=True).stdout
+        assert expect in out
+
+
+def test_extension_loads_lazily():
+    code = ("import sys; from lossctl.cli.app import main; main(['ce', '--logits', '[[1,2],[3,4]]', '--target', "
+            "'[0,1]', '--format', 'plain']); print('lossctl._kernels' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONPATH=str(ROOT))).stdout
+    assert out.split()[-1] == "False"
+
+
+def test_install_without_a_compiler_falls_back(tmp_path):
+    """The build step warns and succeeds when the compiler fails (lossctl then runs NumPy kernels)."""
+    env = dict(os.environ, CC="false", LDSHARED="false")
+    r = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-temp", str(tmp_path / "t"),
+                        "--build-lib", str(tmp_path / "lib")], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "lossctl's C extension was not built" in r.stderr
+    assert not list((tmp_path / "lib").rglob("_kernels*"))
