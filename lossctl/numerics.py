@@ -315,7 +315,11 @@ def log_softmax_at(x: np.ndarray, index: np.ndarray, *, accurate: bool = True,
     with np.errstate(invalid="ignore", divide="ignore"):
         lo_y = (picked - (d_y - (d_y - picked))) - (m + (d_y - picked))
         lo_y = np.where(np.isfinite(lo_y), lo_y, 0.0).astype(x.dtype, copy=False)
-        return (d_y - np.log1p(s)) + lo_y
+        out = (d_y - np.log1p(s)) + lo_y
+    bad = np.isnan(s)  # a −inf entry (or a shift overflowing to −inf) makes TwoSum's correction NaN
+    if bad.any():
+        out[bad] = np.take_along_axis(log_softmax(x[bad], axis=1), index[bad, None], axis=1)[:, 0]
+    return out
 
 
 def _row_starts(n: int, c: int) -> np.ndarray:

@@ -117,39 +117,39 @@ def _list_json() -> str:
 # -- sub-gradient conventions: clamp_min (>= 0) versus ATen's strict z > 0 ------------------
 
 def test_hinge_passes_the_gradient_at_the_kink_like_clamp_min():
-    r = compute(loss="hinge", pred=[1.0, -1.0, 0.5, 2.0], target=[1, -1, 1, 0], reduction="none", grad=True)
+    r = compute(loss="hinge", pred=[1.0, -1.0, 0.5, 2.0], target=[1, -1, 1, 0], reduction="none")
     np.testing.assert_array_equal(r.loss, [0.0, 0.0, 0.5, 3.0])
     np.testing.assert_array_equal(r.grad["pred"], [-1.0, 1.0, -1.0, 1.0])  # 1 − y·a == 0 for the first two
-    r = compute(loss="hinge", pred=[1.0 + 1e-15, 2.0], target=[1, 1], reduction="none", grad=True)
+    r = compute(loss="hinge", pred=[1.0 + 1e-15, 2.0], target=[1, 1], reduction="none")
     np.testing.assert_array_equal(r.grad["pred"], [0.0, 0.0])  # just past the kink: nothing
 
 
 def test_margin_ranking_gradient_at_zero_argument():
-    r = compute(loss="margin-ranking", x1=[1.0, 2.0, 0.0], x2=[1.0, 1.5, 0.25], target=[1, 1, -1], reduction="sum", grad=True)
+    r = compute(loss="margin-ranking", x1=[1.0, 2.0, 0.0], x2=[1.0, 1.5, 0.25], target=[1, 1, -1], reduction="sum")
     assert r.loss == 0.0
     np.testing.assert_array_equal(r.grad["x1"], [-1.0, 0.0, 0.0])
     np.testing.assert_array_equal(r.grad["x2"], [1.0, 0.0, 0.0])
 
 
 def test_hinge_embedding_gradient_at_the_margin():
-    r = compute(loss="hinge-embedding", pred=[1.0, 2.0, 0.5], target=[-1, -1, -1], reduction="none", grad=True)
+    r = compute(loss="hinge-embedding", pred=[1.0, 2.0, 0.5], target=[-1, -1, -1], reduction="none")
     np.testing.assert_array_equal(r.loss, [0.0, 0.0, 0.5])
     np.testing.assert_array_equal(r.grad["pred"], [-1.0, 0.0, -1.0])
 
 
 def test_multi_margin_is_strict_at_zero():
     # z = 1 − 2 + 1 = 0 for class 0 and z = 1 − 2 + 0 < 0 for class 1: no term, no gradient
-    r = compute(loss="multi-margin", pred=[[1.0, 0.0, 2.0]], target=[2], reduction="none", grad=True)
+    r = compute(loss="multi-margin", pred=[[1.0, 0.0, 2.0]], target=[2], reduction="none")
     np.testing.assert_array_equal(r.loss, [0.0])
     np.testing.assert_array_equal(r.grad["pred"], [[0.0, 0.0, 0.0]])
     # the same scores with a margin a hair larger count the term
-    r = compute(loss="multi-margin", pred=[[1.0, 0.0, 2.0]], target=[2], margin=1.0 + 2 ** -20, reduction="sum", grad=True)
+    r = compute(loss="multi-margin", pred=[[1.0, 0.0, 2.0]], target=[2], margin=1.0 + 2 ** -20, reduction="sum")
     assert r.grad["pred"][0, 0] == pytest.approx(1 / 3, rel=1e-15)
 
 
 def test_multilabel_margin_is_strict_at_zero():
     # target {0}: z = 1 − 1 + 0 = 0 for class 1 (not counted), z = 1 − 1 + 2 = 2 for class 2
-    r = compute(loss="multilabel-margin", pred=[[1.0, 0.0, 2.0]], target=[[0, -1, 2]], reduction="sum", grad=True)
+    r = compute(loss="multilabel-margin", pred=[[1.0, 0.0, 2.0]], target=[[0, -1, 2]], reduction="sum")
     assert r.loss == pytest.approx(2 / 3, rel=1e-15)
     np.testing.assert_allclose(r.grad["pred"], [[-1 / 3, 0.0, 1 / 3]], rtol=1e-15)
 
@@ -157,14 +157,14 @@ def test_multilabel_margin_is_strict_at_zero():
 # -- loss-specific behaviour -----------------------------------------------------------------
 
 def test_multilabel_margin_lists_end_at_the_first_minus_one_and_repeat_counts():
-    base = compute(loss="multilabel-margin", pred=MM_X[:1], target=[[3, 0, -1, 1]], reduction="none", grad=True)
-    same = compute(loss="multilabel-margin", pred=MM_X[:1], target=[[3, 0, -1, 2]], reduction="none", grad=True)
+    base = compute(loss="multilabel-margin", pred=MM_X[:1], target=[[3, 0, -1, 1]], reduction="none")
+    same = compute(loss="multilabel-margin", pred=MM_X[:1], target=[[3, 0, -1, 2]], reduction="none")
     np.testing.assert_array_equal(base.loss, same.loss)  # what follows the −1 is ignored
-    once = compute(loss="multilabel-margin", pred=[MM_X[1]], target=[[2, -1, 0, 0]], reduction="sum", grad=True)
-    thrice = compute(loss="multilabel-margin", pred=[MM_X[1]], target=[[2, 2, 2, -1]], reduction="sum", grad=True)
+    once = compute(loss="multilabel-margin", pred=[MM_X[1]], target=[[2, -1, 0, 0]], reduction="sum")
+    thrice = compute(loss="multilabel-margin", pred=[MM_X[1]], target=[[2, 2, 2, -1]], reduction="sum")
     assert thrice.loss == pytest.approx(3 * once.loss, rel=1e-15)
     np.testing.assert_allclose(thrice.grad["pred"], 3 * once.grad["pred"], rtol=1e-15)
-    empty = compute(loss="multilabel-margin", pred=[[0.1, 0.2, 0.4]], target=[[-1, 0, 1]], reduction="none", grad=True)
+    empty = compute(loss="multilabel-margin", pred=[[0.1, 0.2, 0.4]], target=[[-1, 0, 1]], reduction="none")
     np.testing.assert_array_equal(empty.loss, [0.0])
     np.testing.assert_array_equal(empty.grad["pred"], np.zeros((1, 3)))
 
@@ -178,15 +178,15 @@ def test_multilabel_margin_matches_its_definition_on_random_rows(rng):
         target = listed + ([-1] if k < c else []) + list(rng.integers(-1, c, size=max(0, c - k - 1)))
         ys = set(listed)
         expected = sum(max(0.0, 1 - a[j] + a[i]) for j in listed for i in range(c) if i not in ys) / c
-        r = compute(loss="multilabel-margin", pred=a, target=target, reduction="none", grad=True)
+        r = compute(loss="multilabel-margin", pred=a, target=target, reduction="none")
         assert np.ndim(r.loss) == 0
         assert float(r.loss) == pytest.approx(expected, rel=1e-13, abs=1e-15)
 
 
 def test_nan_scores_are_skipped_by_the_strict_kernels_as_in_torch():
     nan = float("nan")
-    mm = compute(loss="multi-margin", pred=[[0.1, nan, 0.4, 0.8]], target=[3], grad=True)
-    mlm = compute(loss="multilabel-margin", pred=[[0.1, nan, 0.4, 0.8]], target=[[3, -1, 0, 0]], grad=True)
+    mm = compute(loss="multi-margin", pred=[[0.1, nan, 0.4, 0.8]], target=[3])
+    mlm = compute(loss="multilabel-margin", pred=[[0.1, nan, 0.4, 0.8]], target=[[3, -1, 0, 0]])
     for r in (mm, mlm):  # torch 2.13: 0.225 and [0.25, 0, 0.25, -0.5] for both
         assert r.loss == pytest.approx(0.225, rel=1e-14)
         np.testing.assert_allclose(r.grad["pred"], [[0.25, 0.0, 0.25, -0.5]], rtol=1e-14)
@@ -195,7 +195,7 @@ def test_nan_scores_are_skipped_by_the_strict_kernels_as_in_torch():
 def test_multi_margin_weight_is_indexed_by_target_after_the_power():
     a = np.array(MM_X)
     w = np.array([1.0, 2.0, 3.0, 4.0])
-    r = compute(loss="multi-margin", pred=a, target=[3, 0], p=2, margin=2.0, weight=w, reduction="none", grad=True)
+    r = compute(loss="multi-margin", pred=a, target=[3, 0], p=2, margin=2.0, weight=w, reduction="none")
     for n, y in enumerate([3, 0]):
         terms = [max(0.0, 2.0 - a[n, y] + a[n, i]) ** 2 for i in range(4) if i != y]
         assert r.loss[n] == pytest.approx(w[y] * sum(terms) / 4, rel=1e-14)
@@ -203,19 +203,19 @@ def test_multi_margin_weight_is_indexed_by_target_after_the_power():
 
 def test_multi_margin_sum_still_divides_each_sample_by_c():
     a = np.array(MM_X)
-    per = compute(loss="multi-margin", pred=a, target=[3, 0], reduction="none", grad=True).loss
+    per = compute(loss="multi-margin", pred=a, target=[3, 0], reduction="none").loss
     by_hand = [sum(max(0.0, 1 - a[n, y] + a[n, i]) for i in range(4) if i != y) / 4 for n, y in enumerate([3, 0])]
     np.testing.assert_allclose(per, by_hand, rtol=1e-14)
-    assert compute(loss="multi-margin", pred=a, target=[3, 0], reduction="sum", grad=True).loss == pytest.approx(sum(by_hand))
+    assert compute(loss="multi-margin", pred=a, target=[3, 0], reduction="sum").loss == pytest.approx(sum(by_hand))
 
 
 def test_multi_margin_class_dimension_and_unbatched_input():
     a = np.array(MM_X)
-    r = compute(loss="multi-margin", pred=a, target=[3, 0], reduction="none", grad=True)
-    t = compute(loss="multi-margin", pred=a.T, target=[3, 0], dim=0, reduction="none", grad=True)
+    r = compute(loss="multi-margin", pred=a, target=[3, 0], reduction="none")
+    t = compute(loss="multi-margin", pred=a.T, target=[3, 0], dim=0, reduction="none")
     np.testing.assert_array_equal(t.loss, r.loss)
     np.testing.assert_array_equal(t.grad["pred"], r.grad["pred"].T)
-    u = compute(loss="multi-margin", pred=a[1], target=0, reduction="none", grad=True)
+    u = compute(loss="multi-margin", pred=a[1], target=0, reduction="none")
     assert np.shape(u.loss) == () and float(u.loss) == r.loss[1]
     assert u.grad["pred"].shape == (4,)
 
@@ -224,7 +224,7 @@ def test_multilabel_soft_margin_divides_by_c_not_by_the_weights():
     z = np.array([[0.5, -1.0, 2.0], [0.0, 1.0, -2.0]])
     t = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0]])
     w = np.array([1.0, 2.0, 0.5])
-    r = compute(loss="multilabel-soft-margin", logits=z, target=t, weight=w, reduction="none", grad=True)
+    r = compute(loss="multilabel-soft-margin", logits=z, target=t, weight=w, reduction="none")
     sig = 1 / (1 + np.exp(-z))
     per_class = -(t * np.log(sig) + (1 - t) * np.log(1 - sig))
     np.testing.assert_allclose(r.loss, (w * per_class).sum(axis=1) / 3, rtol=1e-14)
@@ -233,21 +233,21 @@ def test_multilabel_soft_margin_divides_by_c_not_by_the_weights():
 def test_unweighted_multilabel_soft_margin_mean_equals_bce_with_logits(rng):
     z = rng.normal(size=(6, 4)) * 3
     t = rng.integers(0, 2, size=(6, 4)).astype(float)
-    a = compute(loss="multilabel-soft-margin", logits=z, target=t, grad=True)
-    b = compute(loss="bce-logits", logits=z, target=t, grad=True)
+    a = compute(loss="multilabel-soft-margin", logits=z, target=t)
+    b = compute(loss="bce-logits", logits=z, target=t)
     assert a.loss == pytest.approx(b.loss, rel=1e-14)
     np.testing.assert_allclose(a.grad["logits"], b.grad["logits"], rtol=1e-13)
 
 
 def test_multilabel_soft_margin_stays_finite_for_huge_logits():
-    r = compute(loss="multilabel-soft-margin", logits=[[1e4, -1e4, 0.0]], target=[[0, 1, 1]], reduction="none", grad=True)
+    r = compute(loss="multilabel-soft-margin", logits=[[1e4, -1e4, 0.0]], target=[[0, 1, 1]], reduction="none")
     np.testing.assert_allclose(r.loss, [(2e4 + np.log(2)) / 3], rtol=1e-15)
     np.testing.assert_allclose(r.grad["logits"], [[1 / 3, -1 / 3, -1 / 6]], rtol=1e-15)
 
 
 def test_soft_margin_is_finite_where_torch_overflows():
     # torch 2.13 evaluates log(1 + exp(1000)) = inf with a NaN gradient; softplus gives the exact values
-    r = compute(loss="soft-margin", pred=[-1000.0, 1000.0, 30.0], target=[1, -1, 1], reduction="none", grad=True)
+    r = compute(loss="soft-margin", pred=[-1000.0, 1000.0, 30.0], target=[1, -1, 1], reduction="none")
     np.testing.assert_array_equal(r.loss[:2], [1000.0, 1000.0])
     np.testing.assert_array_equal(r.grad["pred"][:2], [-1.0, 1.0])
     assert r.loss[2] == pytest.approx(np.exp(-30.0), rel=1e-14)  # log1p(e^-30), no cancellation
@@ -259,19 +259,19 @@ def test_hinge_and_exponential_read_zero_labels_as_minus_one(rng):
     y01 = rng.integers(0, 2, size=(3, 4)).astype(float)
     ypm = 2 * y01 - 1
     for name in ("hinge", "exponential"):
-        r01 = compute(loss=name, pred=a, target=y01, reduction="none", grad=True)
-        rpm = compute(loss=name, pred=a, target=ypm, reduction="none", grad=True)
+        r01 = compute(loss=name, pred=a, target=y01, reduction="none")
+        rpm = compute(loss=name, pred=a, target=ypm, reduction="none")
         np.testing.assert_array_equal(r01.loss, rpm.loss)
         np.testing.assert_array_equal(r01.grad["pred"], rpm.grad["pred"])
-    np.testing.assert_allclose(compute(loss="hinge", pred=a, target=ypm, reduction="none", grad=True).loss,
+    np.testing.assert_allclose(compute(loss="hinge", pred=a, target=ypm, reduction="none").loss,
                                np.maximum(0, 1 - ypm * a), rtol=1e-15)
-    e = compute(loss="exponential", pred=a, target=ypm, reduction="none", grad=True)
+    e = compute(loss="exponential", pred=a, target=ypm, reduction="none")
     np.testing.assert_allclose(e.loss, np.exp(-ypm * a), rtol=1e-15)
     np.testing.assert_allclose(e.grad["pred"], -ypm * e.loss, rtol=1e-15)
 
 
 def test_hinge_embedding_other_targets_add_both_terms():
-    r = compute(loss="hinge-embedding", pred=[0.3, 0.3, 0.3, 1.5], target=[1, -1, 0, 2], reduction="none", grad=True)
+    r = compute(loss="hinge-embedding", pred=[0.3, 0.3, 0.3, 1.5], target=[1, -1, 0, 2], reduction="none")
     np.testing.assert_allclose(r.loss, [0.3, 0.7, 1.0, 1.5], rtol=1e-15)
     np.testing.assert_array_equal(r.grad["pred"], [1.0, -1.0, 0.0, 1.0])
 
@@ -279,8 +279,8 @@ def test_hinge_embedding_other_targets_add_both_terms():
 def test_margin_ranking_is_antisymmetric_in_its_inputs(rng):
     x1, x2 = rng.normal(size=7), rng.normal(size=7)
     y = rng.choice([-1.0, 1.0], size=7)
-    a = compute(loss="margin-ranking", x1=x1, x2=x2, target=y, margin=0.3, reduction="none", grad=True)
-    b = compute(loss="margin-ranking", x1=x2, x2=x1, target=-y, margin=0.3, reduction="none", grad=True)
+    a = compute(loss="margin-ranking", x1=x1, x2=x2, target=y, margin=0.3, reduction="none")
+    b = compute(loss="margin-ranking", x1=x2, x2=x1, target=-y, margin=0.3, reduction="none")
     np.testing.assert_array_equal(a.loss, b.loss)
     np.testing.assert_array_equal(a.grad["x1"], b.grad["x2"])
     np.testing.assert_array_equal(a.grad["x2"], b.grad["x1"])
