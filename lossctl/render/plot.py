@@ -43,7 +43,10 @@ def plot_histogram(path: Path, h, title: str, log: bool) -> None:
     if h.nonfinite:
         ax.annotate(f"{h.nonfinite} not finite (not drawn)", xy=(1, 1), xycoords="axes fraction",
                     ha="right", va="bottom", fontsize=8)
-    fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path))
+    from matplotlib import rc_context
+
+    with rc_context({"svg.hashsalt": "lossctl"}):  # fixed element ids: the same inputs give the same bytes
+        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path))
 
 
 def _metadata(path: Path) -> dict:
