@@ -352,7 +352,7 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     tokens = int(counts.sum())
     nll_seq = np.array([math.fsum(r) for r in nll.reshape(lay.batch, lay.length)], dtype=np.float64)
     total = math.fsum(nll_seq)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         seq_mean = nll_seq / counts
         if norm.kind == "sequences":
             loss = float(np.float64(math.fsum(seq_mean[counts > 0])) / np.float64(denom))
