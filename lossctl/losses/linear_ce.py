@@ -62,7 +62,7 @@ class _Call:
 
 
 def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
-    h = np.asarray(x["hidden"])
+    h = online_softmax.narrow_view(x["hidden"]) if hasattr(x["hidden"], "shape") else np.asarray(x["hidden"])
     w_head = x["lm_head"]
     if not hasattr(w_head, "shape"):
         w_head = np.asarray(w_head, dtype=np.float64)
@@ -75,10 +75,10 @@ def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
     if h.ndim != 2 or h.shape[1] != d:
         raise InvalidInput("hidden", f"expected (N, {d}) hidden states (D = {d}, the lm-head's second dimension), "
                                      f"got shape {tuple(np.shape(x['hidden']))}")
-    h = online_softmax.widen(h, dtype, slot=40).copy() if h.dtype != dtype else h
+    h = np.array(h, dtype=dtype)  # a copy: narrow_view's buffer is reused for the lm-head blocks
     bias = x.get("lm_head_bias")
     if bias is not None:
-        bias = np.asarray(online_softmax.narrow_view(np.asarray(bias))).astype(dtype)
+        bias = online_softmax.narrow_view(bias).astype(dtype)
         if bias.shape != (v,):
             raise InvalidInput("lm_head_bias", f"expected shape ({v},), got {bias.shape}")
     n = h.shape[0]
@@ -125,7 +125,7 @@ def _blocks(call: _Call, dtype, vocab_block: int | None, block_bytes: int):
 
 def _logits(call: _Call, c0: int, c1: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     """(z = H·W[c0:c1]ᵀ + b[c0:c1], the widened W block)."""
-    wb = online_softmax.widen(np.asarray(call.w_head[c0:c1]), dtype, slot=41)
+    wb = online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
     z = np.matmul(call.h, wb.T, out=online_softmax.scratch(42, (call.h.shape[0], c1 - c0), dtype))
     if call.bias is not None:
         z += call.bias[c0:c1]

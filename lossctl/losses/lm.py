@@ -214,8 +214,7 @@ def _block_rows(vocab_cols: int, itemsize: int, block_bytes: int) -> int:
 
 def _picked(rows_block, index: np.ndarray, dtype) -> np.ndarray:
     """L[r, y_r] for each row of a block, widened."""
-    raw = np.asarray(rows_block[np.arange(len(index)), index])
-    return online_softmax.narrow_view(raw).astype(dtype)
+    return online_softmax.narrow_view(rows_block[np.arange(len(index)), index]).astype(dtype)
 
 
 def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, grad_scale: np.ndarray | None = None,
@@ -249,7 +248,7 @@ def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, gr
         target = lay.target[r0:r1]
         m = s = None
         for c0 in range(0, v, vb):
-            bm, bs = online_softmax.ROW_KERNEL(np.asarray(block[:, c0:c0 + vb]), dtype, per_sample)
+            bm, bs = online_softmax.ROW_KERNEL(block[:, c0:c0 + vb], dtype, per_sample)
             m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
         lse = online_softmax.logsumexp_from(m, s)
         with np.errstate(invalid="ignore"):
@@ -259,7 +258,7 @@ def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, gr
             local = np.arange(r1 - r0)
             for c0 in range(0, v, vb):
                 c1 = min(c0 + vb, v)
-                z = online_softmax.widen(np.asarray(block[:, c0:c1]), dtype)
+                z = online_softmax.widen(block[:, c0:c1], dtype)
                 with np.errstate(invalid="ignore", over="ignore"):
                     g = np.subtract(z, lse[:, None], out=online_softmax.scratch(30, z.shape, dtype))
                     np.exp(g, out=g)
@@ -403,7 +402,7 @@ def derivation(lay: TokenLayout, nll: np.ndarray, result: LMResult, norm: Normal
     if first.size:
         r = int(first[0])
         b, t = divmod(r, lay.length)
-        z = online_softmax.widen(np.asarray(lay.rows[r:r + 1]), np.dtype(dtype), slot=31)[0].copy()
+        z = online_softmax.widen(lay.rows[r:r + 1], np.dtype(dtype), slot=31)[0].copy()
         y = int(lay.target[r])
         m = float(z.max())
         lse = float(online_softmax.logsumexp_from(*online_softmax.block_stats(z[None, :], dtype, True))[0])

@@ -45,17 +45,26 @@ def is_bfloat16(dtype) -> bool:
     return np.dtype(dtype).name == "bfloat16"
 
 
-def narrow_view(block: np.ndarray) -> np.ndarray:
+def narrow_view(block) -> np.ndarray:
     """The block as a NumPy float array without widening to the compute dtype: bfloat16 bits
-    become float32 exactly (the upper half of a float32), float16/32/64 are returned as they are."""
-    if is_bfloat16(block.dtype):
-        out = scratch(20, block.shape, np.uint32)
-        np.left_shift(block.view(np.uint16), 16, out=out, dtype=np.uint32)
+    become float32 exactly (the upper half of a float32), float16/32/64 are returned as they are.
+
+    ``block`` is a NumPy array (bfloat16 as a ``bfloat16`` dtype) or an encoded array of raw
+    bits: an object with ``bits`` and ``encoding`` (e.g. a memory-mapped safetensors BF16
+    tensor); other encodings decode through their own ``__array__``.
+    """
+    encoding = getattr(block, "encoding", None)
+    if encoding is not None and encoding != "bfloat16":
+        return np.asarray(block)
+    if encoding == "bfloat16" or is_bfloat16(block.dtype):
+        bits = block.bits if encoding is not None else block.view(np.uint16)
+        out = scratch(20, bits.shape, np.uint32)
+        np.left_shift(bits, 16, out=out, dtype=np.uint32)
         return out.view(np.float32)
-    return block
+    return np.asarray(block)
 
 
-def widen(block: np.ndarray, dtype, slot: int = 21) -> np.ndarray:
+def widen(block, dtype, slot: int = 21) -> np.ndarray:
     """``block`` in the compute dtype (exactly: every narrower float widens without rounding),
     in a reused buffer unless it already is that dtype."""
     block = narrow_view(block)
