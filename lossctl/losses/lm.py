@@ -224,13 +224,13 @@ def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, gr
 
     ``grad_scale`` (B·T,): with it, ``grad_out[r0:r1] = scale·(softmax − onehot)`` is written for
     each block (rows that do not count get 0). ``vocab_block``: columns per block (default:
-    the whole vocabulary up to 65,536, else blocks of 32,768). ``on_block(r0, r1)`` runs after
+    the whole vocabulary up to 131,072, else blocks of 32,768). ``on_block(r0, r1)`` runs after
     each block is done (e.g. to drop its pages from memory). Threads run blocks concurrently
     (NumPy releases the GIL); results are consumed in order.
     """
     dtype = np.dtype(dtype)
     n, v = lay.rows.shape
-    vb = vocab_block or (v if v <= 65536 else 32768)
+    vb = vocab_block or (v if v <= 131072 else 32768)
     vb = max(1, min(vb, v))
     rows_per_block = _block_rows(vb, dtype.itemsize, block_bytes)
     if vb < v:  # keep all of a row's vocabulary blocks in one job
