@@ -77,11 +77,13 @@ def accumulate(values, state: np.ndarray | None = None) -> np.ndarray:
 
 
 def merge(*states: np.ndarray) -> np.ndarray:
-    """The state of the union of the multisets summed by ``states`` (a new array)."""
+    """The state of the union of the multisets summed by ``states`` (a new array). Each state's
+    bins must stay below 2^62 in magnitude (a normalised state's are below 2^33)."""
     out = zeros()
     for s in states:
-        out += normalize(np.array(s, dtype=np.int64))
-    return normalize(out)
+        out += s
+        normalize(out)
+    return out
 
 
 def normalize(state: np.ndarray) -> np.ndarray:

@@ -417,7 +417,9 @@ class Engine:
         native_kind = self._native_kind()
         x = dict(prep.given)
         x.update({k: v for k, v in prep.native.items() if k not in prep.given and k != native_kind})
-        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]}, self.per_sample)
+        # Always the per-sample values bit for bit (``per_sample=True``), also when only their sum
+        # is wanted: the reduction is their exact sum, the same for every path and block size.
+        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]}, True)
         if fwd is not None:
             return fwd
         # Not for this call after all: convert as prepare would have, and take the plain kernel.
