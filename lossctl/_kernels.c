@@ -2,8 +2,8 @@
  *
  * Each call takes one block of rows as the user gave it (float64, float32, float16, or
  * bfloat16 bits), widens every entry to float64 as it is read (no separate cast pass),
- * and writes the float64 per-sample values and the block's partial sums (Σ values and
- * Σ denominator weights as double-double pairs). The GIL is released for the whole block.
+ * and writes the float64 per-sample values and adds them (and the denominator weights) exactly
+ * into lossctl.exactsum accumulator states. The GIL is released for the whole block.
  *
  * Arithmetic (float64 throughout, no -ffast-math):
  *   cross-entropy on logits, per row:  m = max x,  d_j + d_lo_j = x_j − m exactly (TwoSum),
@@ -192,14 +192,6 @@ INLINE v8d vlog1p_pos(v8d x) {
 
 /* ---------------------------------------------------------------------------------------- */
 /* compensated (double-double) accumulation                                                 */
-
-typedef struct { double hi, lo; } dd;
-
-INLINE void dd_add(dd *a, double x) {
-    double s = a->hi + x, bb = s - a->hi;
-    a->lo += (a->hi - (s - bb)) + (x - bb);
-    a->hi = s;
-}
 
 INLINE void vtwosum(v8d *acc, v8d *comp, v8d e) {
     v8d s = *acc + e, bb = s - *acc;
@@ -415,27 +407,47 @@ INLINE void scan_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, scan_c
     if (nfs != 0.0) classify_row(x, i0, c, fmt, cnt);
 }
 
-/* Σ a (compensated, eight lanes), as a (hi, lo) pair: hi + lo is the sum to ~2⁻¹⁰⁶ relative. */
-INLINE dd array_sum(const double *a, Py_ssize_t n) {
-    v8d acc = vsplat(0.0), comp = vsplat(0.0);
-    Py_ssize_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        v8d v;
-        memcpy(&v, a + i, 64);
-        vtwosum(&acc, &comp, v);
+/* lossctl.exactsum's accumulator state: bins 0..67 hold the finite sum as Σ_k bin[k]·2^(32k−1074),
+   then the counts of NaN, +inf, −inf, terms, and of values that are not −0.0. */
+enum { NBINS = 68, ST_NAN = 68, ST_POS_INF = 69, ST_NEG_INF = 70, ST_TERMS = 71, ST_NOT_NEG_ZERO = 72, STATE_SIZE = 73 };
+
+/* Add one float64 exactly: its integer significand m·2^shift (units of 2^−1074), cut into the
+   32-bit chunks of bins k, k+1, k+2 (each addition below 2^32: a block may add 2^30 values). */
+INLINE void exact_add(int64_t *st, double v) {
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    uint64_t e = (b >> 52) & 0x7ff, f = b & 0xfffffffffffffULL;
+    if (e == 0x7ff) {
+        st[f ? ST_NAN : (b >> 63) ? ST_NEG_INF : ST_POS_INF]++;
+        return;
     }
-    dd t = {0.0, 0.0};
-    for (int l = 0; l < 8; l++) dd_add(&t, acc[l]);
-    for (int l = 0; l < 8; l++) dd_add(&t, comp[l]);
-    for (; i < n; i++) dd_add(&t, a[i]);
-    double hi = t.hi + t.lo;
-    t.lo = t.lo - (hi - t.hi);
-    t.hi = hi;
-    return t;
+    st[ST_NOT_NEG_ZERO] += (b != 0x8000000000000000ULL);
+    uint64_t m = e ? (f | (1ULL << 52)) : f;
+    unsigned shift = e ? (unsigned)e - 1 : 0, k = shift >> 5;
+    unsigned __int128 w = (unsigned __int128)m << (shift & 31);
+    int64_t sg = 1 - 2 * (int64_t)(b >> 63);
+    st[k] += sg * (int64_t)(uint64_t)(w & 0xffffffffu);
+    st[k + 1] += sg * (int64_t)(uint64_t)((w >> 32) & 0xffffffffu);
+    st[k + 2] += sg * (int64_t)(uint64_t)(w >> 64);
+}
+
+/* Σ a into ``st`` exactly (two interleaved partial states: consecutive values of one magnitude
+   do not wait on each other's bin updates). */
+INLINE void exact_array(int64_t *st, const double *a, Py_ssize_t n) {
+    int64_t other[STATE_SIZE];
+    memset(other, 0, sizeof other);
+    Py_ssize_t i = 0;
+    for (; i + 2 <= n; i += 2) {
+        exact_add(st, a[i]);
+        exact_add(other, a[i + 1]);
+    }
+    if (i < n) exact_add(st, a[i]);
+    for (int k = 0; k < STATE_SIZE; k++) st[k] += other[k];
+    st[ST_TERMS] += n;
 }
 
 typedef struct {
-    dd total, den;
+    int64_t *total, *den; /* exact-sum states (may be NULL) */
     scan_counts cnt;
 } block_sums;
 
@@ -478,8 +490,8 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
         out[i] = v;
         wn[i] = w;
     }
-    res->total = array_sum(out, n);
-    res->den = array_sum(wn, n);
+    if (res->total) exact_array(res->total, out, n);
+    if (res->den) exact_array(res->den, wn, n);
     res->cnt = cnt;
 }
 
@@ -501,7 +513,6 @@ static void ce_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const i
 /* softplus(z) and softplus(−z) from one exp and one log1p: max(±z, 0) + log1p(exp(−|z|)). */
 INLINE void bce_block_fmt(const char *z, int fmt, Py_ssize_t n, const double *y, const double *w,
                           Py_ssize_t w_period, const double *pw, Py_ssize_t pw_period, double *out, block_sums *res) {
-    dd total = {0.0, 0.0};
     scan_counts cnt = {0, 0};
     const Py_ssize_t full = n / 8 * 8;
     for (Py_ssize_t i = 0; i < n; i += 8) {
@@ -531,12 +542,9 @@ INLINE void bce_block_fmt(const char *z, int fmt, Py_ssize_t n, const double *y,
             double ww = w ? w[idx % w_period] : 1.0;
             double val = ww * (pwy * sp_neg + (1.0 - yy) * sp_pos);
             out[idx] = val;
-            dd_add(&total, val);
         }
     }
-    res->total = total;
-    res->den.hi = (double)n;
-    res->den.lo = 0.0;
+    if (res->total) exact_array(res->total, out, n);
     res->cnt = cnt;
 }
 
@@ -565,40 +573,49 @@ static int get_buffer(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t m
     return 0;
 }
 
-static PyObject *sums_tuple(const block_sums *r) {
-    return Py_BuildValue("(dddd nn)", r->total.hi, r->total.lo, r->den.hi, r->den.lo, r->cnt.bad_rows,
-                         r->cnt.neginf_rows);
+static PyObject *counts_tuple(const block_sums *r) {
+    return Py_BuildValue("(nn)", r->cnt.bad_rows, r->cnt.neginf_rows);
+}
+
+/* An optional writable int64 state buffer (None: not wanted). */
+static int get_state(PyObject *obj, Py_buffer *view, int64_t **out) {
+    *out = NULL;
+    if (obj == Py_None) return 0;
+    if (get_buffer(obj, view, 1, STATE_SIZE * 8, "state") < 0) return -1;
+    *out = (int64_t *)view->buf;
+    return 1;
 }
 
 PyDoc_STRVAR(ce_doc,
-"ce_rows(x, fmt, n, c, target, weight, ignore_index, log_probs, out)\n--\n\n"
+"ce_rows(x, fmt, n, c, target, weight, ignore_index, log_probs, out, total, den)\n--\n\n"
 "Cross-entropy (log_probs=0: x are logits) or NLL (log_probs=1) of n rows of c classes.\n"
 "x: C-contiguous (n, c) in format fmt (0 float64, 1 float32, 2 float16, 3 bfloat16 bits);\n"
-"target: n int64 class indices, already checked to be in range or ignore_index;\n"
-"weight: c float64 class weights or None; out: n float64, receives l_n = -w[y]·log p_y\n"
-"(0 where y = ignore_index). Returns (Σ l hi, lo, Σ w[y] hi, lo, rows with NaN/+inf,\n"
-"rows with -inf).");
+"target: n int64 class indices (in range, or ignore_index); weight: c float64 class weights\n"
+"or None; out: n float64, receives l_n = -w[y]·log p_y (0 where y = ignore_index).\n"
+"total, den: lossctl.exactsum states (int64[73], or None) that Σ l_n and Σ w[y_n] are added\n"
+"into exactly (not normalised). Returns (rows with NaN/+inf, rows with -inf).");
 
 static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
-    PyObject *xo, *to, *wo, *oo;
+    PyObject *xo, *to, *wo, *oo, *so, *do_;
     int fmt, log_probs;
     Py_ssize_t n, c;
     long long ignore;
-    if (!PyArg_ParseTuple(args, "OinnOOLpO", &xo, &fmt, &n, &c, &to, &wo, &ignore, &log_probs, &oo)) return NULL;
+    if (!PyArg_ParseTuple(args, "OinnOOLpOOO", &xo, &fmt, &n, &c, &to, &wo, &ignore, &log_probs, &oo, &so, &do_))
+        return NULL;
     if (fmt < 0 || fmt > 3 || n < 0 || c < 1) {
         PyErr_SetString(PyExc_ValueError, "bad format or shape");
         return NULL;
     }
-    Py_buffer xb, tb, wb, ob;
-    int have_w = wo != Py_None;
+    Py_buffer xb, tb, wb, ob, sb, db;
+    int have_w = wo != Py_None, have_s = 0, have_d = 0;
+    block_sums res;
+    memset(&res, 0, sizeof res);
     if (get_buffer(xo, &xb, 0, n * c * ITEMSIZE[fmt], "x") < 0) return NULL;
-    if (get_buffer(to, &tb, 0, n * 8, "target") < 0) { PyBuffer_Release(&xb); return NULL; }
-    if (have_w && get_buffer(wo, &wb, 0, c * 8, "weight") < 0) {
-        PyBuffer_Release(&xb); PyBuffer_Release(&tb); return NULL;
-    }
-    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) {
-        PyBuffer_Release(&xb); PyBuffer_Release(&tb); if (have_w) PyBuffer_Release(&wb); return NULL;
-    }
+    if (get_buffer(to, &tb, 0, n * 8, "target") < 0) goto fail_x;
+    if (have_w && get_buffer(wo, &wb, 0, c * 8, "weight") < 0) goto fail_t;
+    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) goto fail_w;
+    if ((have_s = get_state(so, &sb, &res.total)) < 0) goto fail_o;
+    if ((have_d = get_state(do_, &db, &res.den)) < 0) goto fail_s;
     const int64_t *t = (const int64_t *)tb.buf;
     int ok = 1;
     for (Py_ssize_t i = 0; i < n; i++)
@@ -608,53 +625,62 @@ static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
         scratch = (double *)malloc(sizeof(double) * (size_t)(2 * n + c + 8)); /* s, m, one row */
         if (!scratch) ok = -1;
     }
-    block_sums res;
-    memset(&res, 0, sizeof res);
-    if (ok == 1) {
+    if (ok == 1 && n > 0) {
         Py_BEGIN_ALLOW_THREADS
         ce_block((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
-                 (double *)ob.buf, scratch, scratch ? scratch + n : NULL, &res);
+                 (double *)ob.buf, scratch, scratch + n, &res);
         Py_END_ALLOW_THREADS
     }
     free(scratch);
-    PyBuffer_Release(&xb); PyBuffer_Release(&tb); PyBuffer_Release(&ob);
+    if (have_d) PyBuffer_Release(&db);
+    if (have_s) PyBuffer_Release(&sb);
+    PyBuffer_Release(&ob);
     if (have_w) PyBuffer_Release(&wb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&xb);
     if (ok == 0) { PyErr_SetString(PyExc_ValueError, "class index out of range"); return NULL; }
     if (ok < 0) return PyErr_NoMemory();
-    return sums_tuple(&res);
+    return counts_tuple(&res);
+fail_s:
+    if (have_s) PyBuffer_Release(&sb);
+fail_o:
+    PyBuffer_Release(&ob);
+fail_w:
+    if (have_w) PyBuffer_Release(&wb);
+fail_t:
+    PyBuffer_Release(&tb);
+fail_x:
+    PyBuffer_Release(&xb);
+    return NULL;
 }
 
 PyDoc_STRVAR(bce_doc,
-"bce_logits(z, fmt, n, y, weight, pos_weight, out)\n--\n\n"
+"bce_logits(z, fmt, n, y, weight, pos_weight, out, total)\n--\n\n"
 "Binary cross-entropy with logits of n elements: l = w·[pw·y·softplus(−z) + (1−y)·softplus(z)].\n"
 "z: n entries in format fmt; y: n float64; weight: float64, None, or a buffer whose length\n"
-"divides n (element i takes weight[i % len]); pos_weight likewise; out: n float64.\n"
-"Returns (Σ l hi, lo, n, 0, NaN/+inf count, -inf count).");
+"divides n (element i takes weight[i % len]); pos_weight likewise; out: n float64;\n"
+"total: an exactsum state or None. Returns (NaN/+inf count, -inf count).");
 
 static PyObject *py_bce_logits(PyObject *self, PyObject *args) {
-    PyObject *zo, *yo, *wo, *po, *oo;
+    PyObject *zo, *yo, *wo, *po, *oo, *so;
     int fmt;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OinOOOO", &zo, &fmt, &n, &yo, &wo, &po, &oo)) return NULL;
+    if (!PyArg_ParseTuple(args, "OinOOOOO", &zo, &fmt, &n, &yo, &wo, &po, &oo, &so)) return NULL;
     if (fmt < 0 || fmt > 3 || n < 0) {
         PyErr_SetString(PyExc_ValueError, "bad format or size");
         return NULL;
     }
-    Py_buffer zb, yb, wb, pb, ob;
-    int have_w = wo != Py_None, have_p = po != Py_None;
-    if (get_buffer(zo, &zb, 0, n * ITEMSIZE[fmt], "z") < 0) return NULL;
-    if (get_buffer(yo, &yb, 0, n * 8, "y") < 0) { PyBuffer_Release(&zb); return NULL; }
-    if (have_w && get_buffer(wo, &wb, 0, 8, "weight") < 0) { PyBuffer_Release(&zb); PyBuffer_Release(&yb); return NULL; }
-    if (have_p && get_buffer(po, &pb, 0, 8, "pos_weight") < 0) {
-        PyBuffer_Release(&zb); PyBuffer_Release(&yb); if (have_w) PyBuffer_Release(&wb); return NULL;
-    }
-    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) {
-        PyBuffer_Release(&zb); PyBuffer_Release(&yb); if (have_w) PyBuffer_Release(&wb); if (have_p) PyBuffer_Release(&pb);
-        return NULL;
-    }
-    Py_ssize_t wp = have_w ? wb.len / 8 : 1, pp = have_p ? pb.len / 8 : 1;
+    Py_buffer zb, yb, wb, pb, ob, sb;
+    int have_w = wo != Py_None, have_p = po != Py_None, have_s = 0;
     block_sums res;
     memset(&res, 0, sizeof res);
+    if (get_buffer(zo, &zb, 0, n * ITEMSIZE[fmt], "z") < 0) return NULL;
+    if (get_buffer(yo, &yb, 0, n * 8, "y") < 0) goto fail_z;
+    if (have_w && get_buffer(wo, &wb, 0, 8, "weight") < 0) goto fail_y;
+    if (have_p && get_buffer(po, &pb, 0, 8, "pos_weight") < 0) goto fail_w;
+    if (get_buffer(oo, &ob, 1, n * 8, "out") < 0) goto fail_p;
+    if ((have_s = get_state(so, &sb, &res.total)) < 0) goto fail_o;
+    Py_ssize_t wp = have_w ? wb.len / 8 : 1, pp = have_p ? pb.len / 8 : 1;
     int ok = (!have_w || n % wp == 0 || n == 0) && (!have_p || n % pp == 0 || n == 0);
     if (ok) {
         Py_BEGIN_ALLOW_THREADS
@@ -662,11 +688,25 @@ static PyObject *py_bce_logits(PyObject *self, PyObject *args) {
                   have_p ? (const double *)pb.buf : NULL, pp, (double *)ob.buf, &res);
         Py_END_ALLOW_THREADS
     }
-    PyBuffer_Release(&zb); PyBuffer_Release(&yb); PyBuffer_Release(&ob);
-    if (have_w) PyBuffer_Release(&wb);
+    if (have_s) PyBuffer_Release(&sb);
+    PyBuffer_Release(&ob);
     if (have_p) PyBuffer_Release(&pb);
+    if (have_w) PyBuffer_Release(&wb);
+    PyBuffer_Release(&yb);
+    PyBuffer_Release(&zb);
     if (!ok) { PyErr_SetString(PyExc_ValueError, "weight length does not divide n"); return NULL; }
-    return sums_tuple(&res);
+    return counts_tuple(&res);
+fail_o:
+    PyBuffer_Release(&ob);
+fail_p:
+    if (have_p) PyBuffer_Release(&pb);
+fail_w:
+    if (have_w) PyBuffer_Release(&wb);
+fail_y:
+    PyBuffer_Release(&yb);
+fail_z:
+    PyBuffer_Release(&zb);
+    return NULL;
 }
 
 static PyObject *py_isa(PyObject *self, PyObject *noargs) {

@@ -7,6 +7,7 @@ prepare → forward → reduce → backward (+ conversion chain rule) → steps.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -115,8 +116,10 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
 
 
 def _large(arrays: Mapping[str, Any]) -> bool:
-    """Whether a call might stream (lossctl.stream decides; small calls skip even the import)."""
-    return sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray)) >= 1 << 20
+    """Whether a call might stream (lossctl.stream decides; small calls skip even the import,
+    unless ``LOSSCTL_STREAM_MIN_BYTES`` is set: then the engine applies it, however small)."""
+    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray))
+    return size >= 1 << 20 or (size > 0 and "LOSSCTL_STREAM_MIN_BYTES" in os.environ)
 
 
 def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:
@@ -148,7 +151,7 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
     spec = prep.spec
     with np.errstate(all="ignore"):
         fwd = spec.forward(prep.native, prep.params)
-        values = np.asarray(fwd.values)
+        values = _compiled_values(prep, np.asarray(fwd.values))
         denom = _reduction.denominator(reduction, values, fwd.denominator, prep.batch_size)
         # 'mean' of per-value divided losses (CTC: l_n / max(L_n, 1)); the upstream becomes per value.
         divisor = None if reduction != "mean" or fwd.mean_divisor is None else np.asarray(fwd.mean_divisor, dtype=values.dtype)
@@ -169,6 +172,21 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
         result.steps, result.shown_rows, result.total_rows = derivation(prep, reduction, values, denom, reduced, rows,
                                                                         mean_divisor=divisor)
     return result
+
+
+def _compiled_values(prep: Prepared, values: np.ndarray) -> np.ndarray:
+    """The per-sample values from the loss's compiled kernel when it has one and it is in use
+    (:mod:`lossctl.kernels`), else ``values``: large calls stream through that kernel, and a
+    call gives the same values whichever way it is evaluated."""
+    spec = prep.spec
+    if spec.compiled_forward is None or prep.dtype is not np.float64:
+        return values
+    from .kernels import compiled
+
+    if compiled() is None:
+        return values
+    block = spec.compiled_forward(prep.kind, prep.given[prep.kind], prep.native, prep.params, None)
+    return values if block is None or block.values.size != values.size else block.values.reshape(values.shape)
 
 
 def _gradients(prep: Prepared, upstream: float) -> dict[str, np.ndarray]:

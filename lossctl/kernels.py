@@ -7,15 +7,18 @@ from a safetensors file), and gets back, from one pass over the block:
 * the per-sample values, float64: ``l_n = −w[y_n]·log_softmax(x_n)[y_n]`` for ``ce`` on
   logits, ``−w[y_n]·x_n[y_n]`` for ``nll``/``ce`` on log-probabilities (0 where
   ``y_n = ignore_index``), ``w·[pw·y·softplus(−z) + (1−y)·softplus(z)]`` for ``bce-logits``;
-* the partial sums Σ l and Σ w[y] (compensated, each a ``(hi, lo)`` pair);
+* Σ l and Σ w[y] added exactly into :mod:`lossctl.exactsum` accumulator states, so a reduced
+  loss is the correctly rounded sum of the per-sample values however the rows are blocked;
 * whether the block holds NaN or infinite values (then the block is checked again the NumPy
   way, so the warning names the same count and first position as without the extension).
 
 Every entry is widened to float64 as it is read and all arithmetic is float64 (the same
 TwoSum-corrected shift, compensated row sum and ``log1p`` as :mod:`lossctl.numerics`), so the
 values are those of the NumPy kernels to within a few ulp, with the same NaN/inf results.
-Gradients always come from the NumPy kernels: a call that asks for a gradient evaluates
-its values there too, in the same pass as the gradient.
+Whenever the extension is in use, these losses take their per-sample values from it on every
+path (in memory, streamed, with or without gradients), so a call gives the same values and
+the same reduced loss bit for bit however it is evaluated. Gradients always come from the
+NumPy kernels.
 
 The extension is loaded on first use, never at start-up. ``LOSSCTL_PURE=1`` in the
 environment disables it (the NumPy kernels run everywhere); so does a failed build.
@@ -28,6 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from . import exactsum
 
 _STATE: dict[str, Any] = {}
 
@@ -97,8 +102,8 @@ class Block:
     """What a compiled kernel gives for one block of rows."""
 
     values: np.ndarray  # float64 per-sample values, one row per input row
-    total: tuple[float, float]  # Σ values as (hi, lo)
-    denominator: tuple[float, float] | None  # Σ w[y] as (hi, lo); None: the count of values
+    total: np.ndarray  # exactsum state of Σ values
+    denominator: np.ndarray | None  # exactsum state of Σ w[y]; None: the mean divides by the count
     nonfinite: bool  # NaN/±inf entries in the prediction (the caller checks them the NumPy way)
 
 
@@ -123,9 +128,10 @@ def ce_rows(raw: Any, target: np.ndarray, weight: np.ndarray | None, ignore_inde
             return None
     if out is None:
         out = np.empty(n, dtype=np.float64)
-    hi, lo, dhi, dlo, bad, neginf = mod.ce_rows(x, code, n, c, t, w, int(ignore_index), bool(log_probs), out)
+    total, den = exactsum.zeros(), exactsum.zeros()
+    bad, neginf = mod.ce_rows(x, code, n, c, t, w, int(ignore_index), bool(log_probs), out, total, den)
     flagged = bad > 0 or (neginf > 0 and not log_probs)
-    return Block(out, (hi, lo), (dhi, dlo), flagged)
+    return Block(out, exactsum.normalize(total), exactsum.normalize(den), flagged)
 
 
 def _period(p: Any, shape: tuple[int, ...]) -> np.ndarray | None | bool:
@@ -157,5 +163,6 @@ def bce_logits(raw: Any, target: np.ndarray, weight: Any, pos_weight: Any) -> Bl
         return None
     y = np.ascontiguousarray(target)
     out = np.empty(z.shape, dtype=np.float64)
-    hi, lo, _, _, bad, neginf = mod.bce_logits(z, code, z.size, y, w, pw, out)
-    return Block(out, (hi, lo), None, bad > 0 or neginf > 0)
+    total = exactsum.zeros()
+    bad, neginf = mod.bce_logits(z, code, z.size, y, w, pw, out, total)
+    return Block(out, exactsum.normalize(total), None, bad > 0 or neginf > 0)
