@@ -58,7 +58,7 @@ def close(actual, expected, rtol=GRAD_RTOL, atol=GRAD_ATOL):
 
 
 def ctc(**kw):
-    return lossctl.compute(loss="ctc", **kw, grad=True)
+    return lossctl.compute(loss="ctc", **{"grad": True, **kw})
 
 
 def brute_force_nll(lp_tc: np.ndarray, target: list[int], blank: int = 0) -> float:

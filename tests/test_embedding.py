@@ -53,7 +53,7 @@ COS1 = dict(
 
 
 def cos(**kw):
-    return lossctl.compute(loss="cosine-embedding", **kw, grad=True)
+    return lossctl.compute(loss="cosine-embedding", **{"grad": True, **kw})
 
 
 def test_cosine_golden_cos1():
@@ -186,7 +186,7 @@ TRI = dict(
 
 
 def tri(**kw):
-    return lossctl.compute(loss="triplet-margin", **kw, grad=True)
+    return lossctl.compute(loss="triplet-margin", **{"grad": True, **kw})
 
 
 def test_triplet_golden_tri1_eps_is_added_to_the_difference():
