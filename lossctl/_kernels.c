@@ -431,9 +431,9 @@ INLINE void exact_add(int64_t *st, double v) {
     st[k + 2] += sg * (int64_t)(uint64_t)(w >> 64);
 }
 
-/* Σ a into ``st`` exactly (two interleaved partial states: consecutive values of one magnitude
-   do not wait on each other's bin updates). */
-INLINE void exact_array(int64_t *st, const double *a, Py_ssize_t n) {
+/* Σ a into ``st`` exactly, value by value (two interleaved partial states: consecutive values of
+   one magnitude do not wait on each other's bin updates). */
+INLINE void exact_array_each(int64_t *st, const double *a, Py_ssize_t n) {
     int64_t other[STATE_SIZE];
     memset(other, 0, sizeof other);
     Py_ssize_t i = 0;
@@ -444,6 +444,86 @@ INLINE void exact_array(int64_t *st, const double *a, Py_ssize_t n) {
     if (i < n) exact_add(st, a[i]);
     for (int k = 0; k < STATE_SIZE; k++) st[k] += other[k];
     st[ST_TERMS] += n;
+}
+
+/* Σ a into ``st`` exactly, with ``r`` (n doubles) as scratch. Rump–Ogita–Oishi extraction:
+   with σ = 2^s ≥ 2·n·max|r|, q = (σ + r) − σ is r rounded to a multiple of 2^(s−52), Σ q is exact
+   in any order (|Σ q| ≤ σ/2) and r − q is exact; each sweep peels ~52 − log2 2n bits off every
+   value; after four, the few values with bits left go in one by one. */
+INLINE void exact_array(int64_t *st, const double *a, Py_ssize_t n, double *r) {
+    v8d vbig = vsplat(0.0);
+    v8l vnf = lsplat(0), vnz = lsplat(0);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) { /* finite values to r, max |r|; any non-finite, any not −0.0 */
+        v8d v;
+        memcpy(&v, a + i, 64);
+        v8l fin = v - v == 0.0;
+        vnf |= ~fin;
+        vnz |= (v8l)v != (int64_t)0x8000000000000000ULL;
+        v8d f = (v8d)((v8l)v & fin);
+        memcpy(r + i, &f, 64);
+        v8d af = (v8d)((v8l)f & 0x7fffffffffffffffLL);
+        vbig = vselect(vbig < af, af, vbig);
+    }
+    double big = 0.0;
+    int64_t nf = 0, nz = 0;
+    for (int l = 0; l < 8; l++) {
+        big = vbig[l] > big ? vbig[l] : big;
+        nf |= vnf[l];
+        nz |= vnz[l];
+    }
+    for (; i < n; i++) {
+        uint64_t b;
+        memcpy(&b, a + i, 8);
+        nz |= b != 0x8000000000000000ULL;
+        nf |= !is_finite(a[i]);
+        r[i] = is_finite(a[i]) ? a[i] : 0.0;
+        big = fabs(r[i]) > big ? fabs(r[i]) : big;
+    }
+    if (nf)
+        for (i = 0; i < n; i++)
+            if (!is_finite(a[i])) exact_add(st, a[i]); /* NaN/±inf: counted */
+    nz = nz != 0;
+    st[ST_NOT_NEG_ZERO] += nz;
+    st[ST_TERMS] += n;
+    int width = 1;
+    while (((Py_ssize_t)1 << (width - 1)) < n) width++; /* 2^width ≥ 2n */
+    for (int sweep = 0; sweep < 4 && big != 0.0; sweep++) {
+        int e;
+        frexp(big, &e);
+        int sx = e + width < -1021 ? -1021 : e + width;
+        if (sx > 1023) break;
+        const double sigma = ldexp(1.0, sx);
+        const v8d vs = vsplat(sigma);
+        v8d acc = vsplat(0.0), vmax = vsplat(0.0);
+        double tail = 0.0, tmax = 0.0;
+        for (i = 0; i + 8 <= n; i += 8) {
+            v8d v;
+            memcpy(&v, r + i, 64);
+            v8d q = (v + vs) - vs;
+            v = v - q;
+            memcpy(r + i, &v, 64);
+            acc += q;
+            v8d av = (v8d)((v8l)v & 0x7fffffffffffffffLL);
+            vmax = vselect(vmax < av, av, vmax);
+        }
+        for (; i < n; i++) {
+            double q = (r[i] + sigma) - sigma;
+            r[i] -= q;
+            tail += q;
+            tmax = fabs(r[i]) > tmax ? fabs(r[i]) : tmax;
+        }
+        double t = tail;
+        for (int l = 0; l < 8; l++) t += acc[l]; /* multiples of 2^(s−52), |Σ| ≤ σ/2: exact */
+        if (t != 0.0) exact_add(st, t);
+        big = tmax;
+        for (int l = 0; l < 8; l++) big = vmax[l] > big ? vmax[l] : big;
+    }
+    if (big != 0.0)
+        for (i = 0; i < n; i++)
+            if (r[i] != 0.0) exact_add(st, r[i]);
+    /* exact_add counted each extracted sum and remainder as a value that is not −0.0: harmless
+       (there was one, or nothing was extracted) */
 }
 
 typedef struct {
@@ -490,8 +570,15 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
         out[i] = v;
         wn[i] = w;
     }
-    if (res->total) exact_array(res->total, out, n);
-    if (res->den) exact_array(res->den, wn, n);
+    if (res->total) exact_array(res->total, out, n, m); /* m: free scratch by now */
+    if (res->den && weight) {
+        exact_array(res->den, wn, n, m);
+    } else if (res->den && n > 0) { /* every w[y_n] is 1 or 0 (ignored): their sum is the count of 1s */
+        Py_ssize_t valid = 0;
+        for (Py_ssize_t i = 0; i < n; i++) valid += target[i] != ignore;
+        exact_add(res->den, (double)valid);
+        res->den[ST_TERMS] += n;
+    }
     res->cnt = cnt;
 }
 
@@ -544,7 +631,7 @@ INLINE void bce_block_fmt(const char *z, int fmt, Py_ssize_t n, const double *y,
             out[idx] = val;
         }
     }
-    if (res->total) exact_array(res->total, out, n);
+    if (res->total) exact_array_each(res->total, out, n);
     res->cnt = cnt;
 }
 

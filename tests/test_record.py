@@ -12,7 +12,7 @@ import yaml
 import lossctl
 
 LOGITS = [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]
-CE = lossctl.compute({"loss": "ce", "logits": LOGITS, "target": [0, 2]})
+CE = lossctl.compute({"loss": "ce", "logits": LOGITS, "target": [0, 2]}, grad=True)
 
 
 @pytest.fixture

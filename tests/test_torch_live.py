@@ -51,5 +51,5 @@ def _params():
 @pytest.mark.parametrize("case", list(_params()))
 def test_live_matches_torch(case):
     expect = ref.reference(fx.lossctl_input(case))
-    res = lossctl.compute(fx.lossctl_input(case))
+    res = lossctl.compute(fx.lossctl_input(case), grad=True)
     fx.check_result(res, expect)
