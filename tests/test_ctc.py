@@ -15,7 +15,7 @@ import pytest
 import lossctl
 from finite_differences import central_difference_of
 from lossctl.errors import InputError, UsageError
-from lossctl.numerics import log_softmax
+from lossctl.core.numerics import log_softmax
 
 VALUE_RTOL = 1e-10
 GRAD_RTOL = 1e-9

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from lossctl import info as infolib
+from lossctl.core import information as infolib
 from lossctl.errors import InputError, InputWarning, UsageError
-from lossctl.info import distribution, information, self_information
+from lossctl.core.information import distribution, information, self_information
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
@@ -175,7 +175,7 @@ def test_base_2_on_the_cli(run_cli):
 
 
 def test_logits_give_the_same_measures_as_their_softmax(rng):
-    from lossctl.numerics import softmax
+    from lossctl.core.numerics import softmax
 
     lp, lq = rng.normal(0, 3, (50, 6)), rng.normal(0, 3, (50, 6))
     from_logits = information(distribution(logits=lp), distribution(logits=lq))
@@ -187,7 +187,7 @@ def test_logits_give_the_same_measures_as_their_softmax(rng):
 
 
 def test_logits_on_the_cli_equal_probabilities(run_cli, tmp_path, rng):
-    from lossctl.numerics import softmax
+    from lossctl.core.numerics import softmax
 
     logits = rng.normal(0, 2, (4, 3))
     np.save(tmp_path / "logits.npy", logits)

@@ -57,7 +57,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import InputWarning, LossctlError
+from ..errors import InputWarning, LossctlError
 from .prepare import DTYPES, prepare
 from .registry import TARGET, LossSpec
 
@@ -459,7 +459,7 @@ class Engine:
             return self._grads(prep, upstream, divisor)
 
     def _grads(self, prep, upstream: float, divisor) -> dict[str, np.ndarray]:
-        from .api import _gradients
+        from .evaluate import gradients as _gradients
 
         up = upstream
         if divisor is not None and self.reduction == "mean":
@@ -518,7 +518,7 @@ class Engine:
         return result
 
     def _evaluate(self, *, grad: bool, keep_values: bool, sink=None):
-        from .api import Result
+        from .evaluate import Result
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
         n = lay.n
