@@ -32,7 +32,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
             progress: Any = None, **kwargs: Any) -> Result:
     """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
 
-    Large inputs of a separable loss are evaluated blockwise on all cores (:mod:`lossctl.stream`):
+    Large inputs of a separable loss are evaluated blockwise on all cores (:mod:`lossctl.core.stream`):
     ``stream`` None decides by size, True forces it where the loss allows, False never;
     ``block_rows`` sets the block size; ``keep_arrays=False`` lets a streamed call drop the
     per-sample values (``Result.per_sample`` is then None) and the gradients that go to ``sink``
@@ -75,7 +75,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
 
 
 def _large(arrays: Mapping[str, Any]) -> bool:
-    """Whether a call might stream (lossctl.stream decides; small calls skip even the import)."""
+    """Whether a call might stream (lossctl.core.stream decides; small calls skip even the import)."""
     return sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray)) >= 1 << 20
 
 

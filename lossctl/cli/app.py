@@ -11,7 +11,7 @@ from ..errors import ExitCode, LossctlError
 
 # The Typer app is built on first use (``build_app()``, or ``lossctl.cli.app.app``): importing
 # typer and synthesising every loss command costs more than the rest of a small call, and
-# ``lossctl LOSS --opt value ...`` does not need it (lossctl.cli.fast parses that directly).
+# ``lossctl LOSS --opt value ...`` does not need it (lossctl.cli.argv_parser parses that directly).
 _APP = None
 
 

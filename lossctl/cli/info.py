@@ -1,6 +1,6 @@
 """``lossctl info``: entropy, cross-entropy, KL and Jensen–Shannon of distributions; self-information.
 
-The numbers come from :mod:`lossctl.info`; this module reads the sources (with the
+The numbers come from :mod:`lossctl.core.information`; this module reads the sources (with the
 loss commands' reader), picks the output format and renders.
 """
 

@@ -17,7 +17,7 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     """A function whose synthesized signature Typer reads as the command's options.
 
     ``extra`` options are added after the loss's own, ``omit`` names options to leave out,
-    and ``body(spec, options) -> exit code`` replaces :func:`lossctl.cli.run.run_loss`
+    and ``body(spec, options) -> exit code`` replaces :func:`lossctl.cli.loss.run_loss`
     (``lossctl record`` and ``lossctl gradcheck`` are loss commands with another body).
     """
     opts = [o for o in spec_options(spec) if o.name not in omit] + list(extra)

@@ -85,7 +85,7 @@ class Conversion:
     vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
     steps: Callable[[np.ndarray], list[Step]] | None = None
     # The conversion mixes the entries of a class vector (log_softmax), not one element at a
-    # time: a 1-D input is then one sample, not a batch (lossctl.stream does not split it).
+    # time: a 1-D input is then one sample, not a batch (lossctl.core.stream does not split it).
     along_classes: bool = False
 
 
@@ -121,7 +121,7 @@ class LossSpec:
     # The prediction's axis along which samples lie: 0 for nearly every loss; 1 for CTC's
     # (T, N, C), which is not separable along axis 0. None: not separable at all.
     batch_axis: int | None = 0
-    # Optional fast forward for the streaming engine (lossctl.stream), straight from a given
+    # Optional fast forward for the streaming engine (lossctl.core.stream), straight from a given
     # prediction kind: fused_forward(kind, x, params, raw, per_sample) -> Forward, or None when
     # it does not apply to this call (decided by kind, params and shapes alone, so the same for
     # every block). ``x`` holds the given (not converted) inputs in the compute dtype, canonical
