@@ -20,8 +20,8 @@ import pytest
 
 import lossctl
 from finite_differences import central_difference
-from lossctl import stream
-from lossctl.registry import PREDICTION_KINDS, LossSpec
+from lossctl.core import stream
+from lossctl.core.registry import PREDICTION_KINDS, LossSpec
 from torch_reference import ORACLES, Oracle
 
 REDUCTIONS = ("mean", "sum", "none")
