@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 import lossctl
-import lossctl.api
+import lossctl.losses
 import torch_reference
-from lossctl.losses import ALL_SPECS
-from lossctl.registry import Forward, LossSpec, Registry, Step
+from lossctl.core.call import RESERVED_NAMES
+from lossctl.core.registry import Forward, LossSpec, Registry, Step
 from test_common import CHECKS, check_central_differences, common_cases, example
 from torch_reference import ORACLES, Oracle
 
@@ -64,8 +64,8 @@ def toy_registry(monkeypatch):
     import lossctl.cli.app
 
     before = lossctl.registry_names()
-    registry = Registry(ALL_SPECS + (TOY,))
-    monkeypatch.setattr(lossctl.api, "_REGISTRY", registry)
+    registry = Registry(lossctl.losses.ALL_SPECS + (TOY,), reserved=RESERVED_NAMES)
+    monkeypatch.setattr(lossctl.losses, "_REGISTRY", registry)
     monkeypatch.setattr(lossctl.cli.app, "_APP", None)  # rebuilt with the toy's command on first use
     monkeypatch.setitem(ORACLES, TOY.name, TOY_ORACLE)
     yield registry
