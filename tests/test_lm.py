@@ -31,6 +31,12 @@ def decode_bf16(bits) -> np.ndarray:
 
 
 def lm_inputs(case: dict) -> tuple[dict, dict]:
+    if "source" in case:  # a dump on disk, read as the CLI reads it (bfloat16 stays encoded)
+        from lossctl.io.readers import read_path
+
+        path = Path(__file__).parents[1] / case["source"]
+        x = {k: read_path(path, k, f"--{k}", lazy=True) for k in ("logits", "labels", "attention_mask", "bytes")}
+        return x, {k: case[k] for k in ("shift",) if k in case}
     logits = decode_bf16(case["logits_bf16_bits"]) if "logits_bf16_bits" in case else np.asarray(case["logits"])
     x = {"logits": logits, "labels": np.asarray(case["labels"])}
     for key in ("attention_mask", "bytes"):
