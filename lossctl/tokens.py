@@ -108,6 +108,8 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
                              grad_out=grad_out, threads=threads or default_threads(),
                              on_block=_release_pages(rows) if rows is not None else None)
     except InvalidInput as e:
+        if e.name == "normalize":  # an option's value, not an input's
+            raise UsageError(f"--normalize: {e.message}") from None
         origin = _origin(origins, e.name) if e.name in LM_INPUTS else f"--{e.name.replace('_', '-')}"
         raise InputError(f"{origin}: {e.message}") from None
 
@@ -133,3 +135,14 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     except InvalidInput as e:
         origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else f"--{e.name.replace('_', '-')}"
         raise InputError(f"{origin}: {e.message}") from None
+
+
+def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
+                     origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+    """:func:`linear_ce` as a :class:`lossctl.api.Result` (loss_name ``linear-ce``, input ``hidden``),
+    so that it renders and checks as every loss does."""
+    from .api import Result
+
+    r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
+    return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
+                  grad=r.grad, denominator=r.denominator, dtype=r.dtype)

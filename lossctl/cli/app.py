@@ -65,10 +65,12 @@ def _register_commands(app) -> None:
     from .commands import register
     from .diff import register as register_diff
     from .info_command import register as register_info
+    from .lm import register as register_lm
 
     register(app)
     register_info(app)
     register_diff(app)
+    register_lm(app)
 
 
 def main(argv: list[str] | None = None) -> int:
