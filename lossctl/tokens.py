@@ -8,7 +8,7 @@ input are dropped from the resident set as soon as their block is done.
 
 >>> r = lm({"logits": [[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], "labels": [[0, 1]]})
 >>> r.tokens, round(r.perplexity, 6)
-(2, 1.485133)
+(2, 1.485119)
 """
 
 from __future__ import annotations
