@@ -350,7 +350,7 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
                     on_block=on_block)
     tokens = int(counts.sum())
     nll_seq = np.array([math.fsum(r) for r in nll.reshape(lay.batch, lay.length)], dtype=np.float64)
-    total = math.fsum(nll_seq)
+    total = math.fsum(nll.tolist())  # correctly rounded: the same for any blocks or sequences
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         seq_mean = nll_seq / counts
         if norm.kind == "sequences":
