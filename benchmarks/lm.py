@@ -141,12 +141,12 @@ if which == "torch":
     import torch, torch.nn.functional as F
 else:
     import lossctl.tokens as tokens
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the interpreter and its imports
 rng = np.random.default_rng(0)
 h = rng.standard_normal((n, d), dtype=np.float32)
-w = rng.standard_normal((v, d), dtype=np.float32) * 0.05
+w = rng.standard_normal((v, d), dtype=np.float32)
+w *= 0.05  # in place: no temporary to raise the high-water mark
 y = rng.integers(0, v, n)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
 if which == "torch":
     ht, wt = torch.from_numpy(h).requires_grad_(grad), torch.from_numpy(w).requires_grad_(grad)
@@ -182,11 +182,10 @@ def bench_linear_ce(t: Table, n: int, d: int, v: int, runs: int) -> None:
         t.add(f"3. linear-ce {n:,} x {d:,} -> {v:,} f32, {what}: time", f"{ta:.2f} s",
               f"F.linear_cross_entropy f32 {tb:.2f} s", ta / tb, "<= 1.20", ta / tb <= 1.2,
               note=f"lossctl {ours[0][0]!r}, torch {theirs[0][0]!r}")
-        extra_ours, extra_theirs = med(ours, 2), med(theirs, 2)
-        limit_ok = (inputs + extra_ours) <= 1.3 * inputs
-        t.add(f"3. linear-ce {what}: peak memory (inputs + extra)",
-              f"{(inputs + extra_ours) / 2**20:.0f} MiB", f"torch {(inputs + extra_theirs) / 2**20:.0f} MiB; inputs {inputs / 2**20:.0f} MiB",
-              (inputs + extra_ours) / inputs, "<= 1.30", limit_ok if not grad else None,
+        peak_ours, peak_theirs = med(ours, 2), med(theirs, 2)  # above the interpreter: inputs + the call's memory
+        t.add(f"3. linear-ce {what}: peak memory above the interpreter",
+              f"{peak_ours / 2**20:.0f} MiB", f"torch {peak_theirs / 2**20:.0f} MiB; inputs {inputs / 2**20:.0f} MiB",
+              peak_ours / inputs, "<= 1.30", peak_ours <= 1.3 * inputs if not grad else None,
               note="with gradients the lm-head's gradient alone is as large as the lm-head: no limit applies" if grad else "")
 
 
