@@ -147,10 +147,10 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
              grad_block_bytes: int = 64 << 20) -> LinearCEResult:
     """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
 
-    Without ``grad``: one pass over blocks of the vocabulary (``block_bytes`` of logits at a
-    time, all tokens). With ``grad``: one pass over blocks of tokens whose whole rows of
-    logits take at most ``grad_block_bytes`` (the gradient needs each row's log-sum-exp
-    before any of its terms): three matrix products in all, as autograd's.
+    One pass over blocks of the vocabulary (``block_bytes`` of logits at a time, all tokens),
+    and with ``grad`` a second one once every row's log-sum-exp is known (four products). When
+    blocks of at least 512 whole rows of logits fit ``grad_block_bytes``, values and gradients
+    come in one pass over token blocks instead (three products, as autograd's).
 
     >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
     >>> round(r.loss, 6)
@@ -171,10 +171,17 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
     with np.errstate(divide="ignore"):
         upstream = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
     grads: dict[str, np.ndarray] = {}
-    if grad:
+    rows_per_block = max(1, grad_block_bytes // max(1, v * dtype.itemsize))
+    if grad and rows_per_block >= min(n, 512):
+        # large blocks of whole rows: values and gradients in one pass, three products
         stats, grads = _token_pass(call, dtype, upstream, w_sum, vocab_block, grad_block_bytes)
     else:
-        stats = _vocab_pass(call, dtype, _blocks(call, dtype, vocab_block, block_bytes))
+        # small token blocks would make inefficient products: all tokens, vocabulary blocks,
+        # a second pass for the gradients once every row's log-sum-exp is known
+        blocks = _blocks(call, dtype, vocab_block, block_bytes)
+        stats = _vocab_pass(call, dtype, blocks)
+        if grad:
+            grads = _backward(call, blocks, stats.lse, upstream, w_sum, stats.tsum, dtype)
     values = _values(call, stats, w_n, w_sum, dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = math.fsum(values.astype(np.float64)) if np.all(np.isfinite(values)) else float(np.sum(values, dtype=np.float64))
@@ -301,3 +308,42 @@ def _token_pass(call: _Call, dtype, upstream: float, w_sum: float, vocab_block: 
     if g_b is not None:
         out["lm_head_bias"] = g_b
     return st, out
+
+
+def _backward(call: _Call, blocks, lse, upstream: float, w_sum: float, tsum, dtype) -> dict[str, np.ndarray]:
+    n, d = call.h.shape
+    v = call.w_head.shape[0]
+    rows = np.arange(n)
+    g_h = np.zeros((n, d), dtype=dtype)
+    g_w = np.empty((v, d), dtype=dtype)
+    g_b = np.empty(v, dtype=dtype) if call.bias is not None else None
+    with np.errstate(invalid="ignore", over="ignore"):
+        if call.index:
+            w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype))
+            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
+            a = np.where(call.valid, upstream * (1 - call.eps) * w_n, 0.0).astype(dtype)
+            e = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
+            p_coef = (a + e * w_sum)[:, None]
+        else:
+            p_coef = (upstream * tsum)[:, None]
+        for c0, c1 in blocks:
+            z, wb = _logits(call, c0, c1, dtype)
+            g = np.subtract(z, lse[:, None], out=z)
+            np.exp(g, out=g)
+            g *= p_coef
+            if call.index:
+                inside = call.valid & (call.target >= c0) & (call.target < c1)
+                g[rows[inside], call.target[inside] - c0] -= a[inside]
+                if call.eps > 0:
+                    wc = call.weight[c0:c1] if call.weight is not None else np.ones(c1 - c0, dtype=dtype)
+                    g -= e[:, None] * wc
+            else:
+                g -= upstream * _target_block(call, c0, c1, dtype)
+            g_h += g @ wb
+            np.matmul(g.T, call.h, out=g_w[c0:c1])
+            if g_b is not None:
+                g_b[c0:c1] = np.einsum("ij->j", g)
+    out = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": g_w}
+    if g_b is not None:
+        out["lm_head_bias"] = g_b
+    return out
