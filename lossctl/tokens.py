@@ -80,7 +80,7 @@ def _release_pages(rows: Any):
     bits = getattr(rows, "bits", rows)
     if not isinstance(bits, np.ndarray):
         return None
-    from .stream import _Pages
+    from .core.stream import _Pages
 
     pages = _Pages([bits])
     return pages.release if pages.maps else None
@@ -92,7 +92,7 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
     """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
     ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`."""
     from .losses import lm as core
-    from .stream import threads as default_threads
+    from .core.stream import threads as default_threads
 
     call = {**(call or {}), **kwargs}
     x, params = _split(call, LM_INPUTS, LM_PARAMS, "lm", LABEL_ALIASES)
@@ -141,7 +141,7 @@ def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = F
                      origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
     """:func:`linear_ce` as a :class:`lossctl.api.Result` (loss_name ``linear-ce``, input ``hidden``),
     so that it renders and checks as every loss does."""
-    from .api import Result
+    from .core.evaluate import Result
 
     r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
     return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
