@@ -25,9 +25,9 @@ import pytest
 from test_numerics import ROWS, ref_rows, row_allowed_ulp, ulp_error
 
 import lossctl
-from lossctl import exactsum, kernels
+from lossctl.core import exactsum, kernels
 from lossctl.losses.binary import _bce_logits_values
-from lossctl.numerics import log_softmax
+from lossctl.core.numerics import log_softmax
 
 ROOT = Path(__file__).resolve().parent.parent
 FORMATS = ("float64", "float32", "float16", "bfloat16")
@@ -366,7 +366,7 @@ def test_extension_loads_lazily_and_cheaply():
     assert out.split()[-1] == "False"
     costs = []
     for _ in range(3):
-        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import lossctl.kernels, lossctl._kernels"],
+        err = subprocess.run([sys.executable, "-X", "importtime", "-c", "import lossctl.core.kernels, lossctl._kernels"],
                              capture_output=True, text=True, check=True, env=env).stderr
         line = next(ln for ln in err.splitlines() if ln.rstrip().endswith("| lossctl._kernels"))
         costs.append(int(line.split("|")[0].split(":")[1]))  # microseconds, its own import alone

@@ -102,7 +102,7 @@ def test_every_margin_loss_is_registered_with_its_contract_inputs():
 
 
 def _list_json() -> str:
-    from lossctl.cli.listing import registry_rows
+    from lossctl.cli.list import registry_rows
 
     return json.dumps(registry_rows())
 

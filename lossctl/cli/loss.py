@@ -7,16 +7,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..checks import check_result
+from ..core.call import BY_NAME, COMPUTE_GROUPS, array_keys
+from ..core.expectations import check_result
+from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, UsageError
 from ..io.readers import read_array, read_named_arrays
 from ..io.sources import parse_source
-from ..registry import PREDICTION_KINDS, LossSpec
 from ..render import FORMATS
 
-# Options that are not part of the computation itself.
-_OUTPUT_KEYS = {"stdin_format", "format", "json", "per_sample", "grad", "explain", "rows", "output", "force",
-                "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "strict"}
+
+def not_computed(key: str) -> bool:
+    """Whether ``key`` is a shared key that does not go to compute() (output, checks, execution)."""
+    return key in BY_NAME and BY_NAME[key].group not in COMPUTE_GROUPS
 
 
 def output_format(opts: dict[str, Any]) -> str:
@@ -35,7 +37,6 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     fmt = output_format(opts)
 
     call, reader = read_call(spec, opts)
-
     output = Path(opts["output"]) if opts["output"] else None
     sink = None
     if output is not None:
@@ -45,17 +46,24 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         check_output_path(output, reader.paths, opts["force"])
         sink = OutputStream(output, grad=opts["grad"])  # large inputs stream into it
 
+    page = Path(opts["html"]) if opts.get("html") else None
+    if page is not None:
+        from ..io.writers import PAGE_SUFFIXES, check_output_path
+
+        check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
+
     from ..api import compute
     from .progress import progress_bar
 
-    want_grad = opts["grad"] or opts["expect_grad"] is not None
+    # The page shows the derivation, the per-sample values and the gradients whatever is printed.
+    want_grad = opts["grad"] or opts["expect_grad"] is not None or page is not None
     # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
     keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
-        or opts["expect_grad"] is not None
+        or opts["expect_grad"] is not None or page is not None
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
-            result = compute(call, grad=want_grad, explain=opts["explain"], rows=opts["rows"], origins=reader.origins,
-                             keep_arrays=keep, sink=sink, progress=progress)
+            result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
+                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress)
     except BaseException:
         if sink is not None:
             sink.abort()
@@ -87,26 +95,29 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         except BaseException:
             sink.abort()
             raise
-    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"])
+    if page is not None:
+        _write_page(page, spec, call, result, reader, opts)
+    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad,
+            explain=opts["explain"], rows=opts["rows"])
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
 
 
-_ARRAY_OPTIONS = {"params", "expect", "expect_per_sample", "expect_grad"}  # sources besides the loss's inputs
+_ARRAY_OPTIONS = {k for k, key in BY_NAME.items() if key.kind in ("source", "named_sources")}  # sources besides the loss's
 
 
 def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_Reader"]:
     """The loss call (every source read) from a loss command's options, and the reader
     (origins, input paths). Shared with ``lossctl record`` and ``lossctl gradcheck``."""
     reader = _Reader(opts.get("stdin_format"))
-    names = array_names(spec)
+    names = set(array_keys(spec))
     stdin_users = ["--" + k.replace("_", "-") for k, v in opts.items() if v == "-" and (k in names or k in _ARRAY_OPTIONS)]
     if len(stdin_users) > 1:  # say so before standard input is consumed
         raise UsageError(f"{stdin_users[1]}: standard input is already read by {stdin_users[0]}")
     call: dict[str, Any] = {"loss": spec.name}
     for key, value in opts.items():
-        if key in _OUTPUT_KEYS or value is None:
+        if not_computed(key) or value is None:
             continue
         if key == "params":
             call[key] = reader.read_named(key, value)
@@ -115,6 +126,46 @@ def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_R
         else:
             call[key] = reader.read(key, value) if key in names else value
     return call, reader
+
+
+def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader: "_Reader",
+                opts: dict[str, Any]) -> None:
+    """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
+    from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
+    from ..render.html import LossPage, SourceInfo, loss_page
+    from ..triage import histogram, top_samples
+
+    check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
+    sources = []
+    for key in array_keys(spec):
+        value = call.get(key)
+        if value is None or key not in reader.origins:
+            continue
+        origin = opts[key] if isinstance(opts.get(key), str) else reader.origins[key].split(" ", 1)[-1]
+        sources.append(SourceInfo(key, origin, tuple(getattr(value, "shape", ())),
+                                  str(getattr(value, "dtype", type(value).__name__))))
+    parameters = {p.name: call.get(p.name, p.default) for p in spec.params if p.kind != "array"}
+    top = [(s.index, s.loss) for s in top_samples(call, result, opts.get("top") or 5)]
+    hist = histogram(result.per_sample)
+    info = LossPage(spec.name, spec.mirrors, spec.summary, spec.formula, convention=call.get("convention", "torch"),
+                    sources=sources, parameters=parameters, rows=max(opts["rows"], 10),
+                    command=_command_line(spec, opts), top=top,
+                    histogram=(hist.edges, hist.counts) if hist.counts else None)
+    write_page(page, loss_page(result, info))
+
+
+def _command_line(spec: LossSpec, opts: dict[str, Any]) -> str:
+    """The call as a command line: the options given, defaults left out."""
+    import shlex
+
+    defaults = {k: key.default for k, key in BY_NAME.items()} | {p.name: p.default for p in spec.params}
+    words = ["lossctl", spec.name]
+    for key, value in opts.items():
+        if value is None or value is False or (key in defaults and defaults[key] == value):
+            continue
+        option = "--" + key.replace("_", "-")
+        words += [option] if value is True else [option, str(value)]
+    return shlex.join(words)
 
 
 class strict_inputs:
@@ -138,11 +189,6 @@ class strict_inputs:
             if isinstance(exc, InputWarning):
                 raise InputError(f"{exc.problem} (refused by --strict)") from None
         return False
-
-
-def array_names(spec: LossSpec) -> set[str]:
-    """Options of ``spec``'s command whose value is an array source."""
-    return set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
 
 
 def _parse_expect(text: str, reader: "_Reader"):

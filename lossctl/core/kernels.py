@@ -51,7 +51,7 @@ def compiled():
         return None
     if "module" not in _STATE:
         try:
-            from . import _kernels
+            from .. import _kernels
         except ImportError as e:  # not built (no compiler at install time) or not loadable
             _kernels = None
             _STATE["error"] = str(e)

@@ -25,7 +25,7 @@ once, merged, as the in-memory path shows them. Blocks of memory-mapped inputs
 
 Numerically the result is the in-memory one, bit for bit: the same kernels see the
 same rows (``fused_forward`` kernels give the same numbers bit for bit), and each block's
-``Σ values`` and ``Σ denominator`` are exact-sum states (:mod:`lossctl.exactsum`) merged
+``Σ values`` and ``Σ denominator`` are exact-sum states (:mod:`lossctl.core.exactsum`) merged
 exactly and rounded once, as the in-memory reduction rounds its one exact sum.
 
 Which inputs are cut into blocks: the prediction; every input with its leading
@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import exactsum
-from .errors import InputWarning, LossctlError
+from ..errors import InputWarning, LossctlError
 from .prepare import DTYPES, prepare
 from .registry import TARGET, LossSpec
 
@@ -372,7 +372,7 @@ class Engine:
             if conversion is not None:
                 fused_kinds[self.kind] = replace(conversion, forward=_standin)
             self.fused_spec = replace(self.spec, kinds=fused_kinds)
-        # A compiled kernel (lossctl.kernels) reads the prediction as given: no cast, no conversion.
+        # A compiled kernel (lossctl.core.kernels) reads the prediction as given: no cast, no conversion.
         self.compiled_spec = None
         if self.spec.compiled_forward is not None and dtype == "float64":
             from .kernels import compiled, input_format
@@ -502,7 +502,7 @@ class Engine:
             if values.ndim == 0 or values.shape[0] != rows:
                 raise _NotSeparable
             block = None
-            if self.compiled_spec is not None:  # the values every path gives (lossctl.kernels)
+            if self.compiled_spec is not None:  # the values every path gives (lossctl.core.kernels)
                 block = self.spec.compiled_forward(self.kind, raw[self.kind], prep.native, prep.params, None)
             divisor = None
             if block is not None and fwd.mean_divisor is None:
@@ -526,7 +526,7 @@ class Engine:
             return self._grads(prep, upstream, divisor)
 
     def _grads(self, prep, upstream: float, divisor) -> dict[str, np.ndarray]:
-        from .api import _gradients
+        from .evaluate import gradients as _gradients
 
         up = upstream
         if divisor is not None and self.reduction == "mean":
@@ -588,7 +588,7 @@ class Engine:
         return result
 
     def _evaluate(self, *, grad: bool, keep_values: bool, sink=None):
-        from .api import Result
+        from .evaluate import Result
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
         n = lay.n
