@@ -545,7 +545,10 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
         for (Py_ssize_t i = 0; i < n; i += 8)
             logits_rows_narrow(x, i, n - i < 8 ? n - i : 8, c, fmt, &s[i], &m[i], status, &cnt);
     }
-    if (!log_probs) log1p_array(s, n);
+    /* libm's log1p (NumPy's too): correctly rounded in practice, where the eight-lane fdlibm
+       version is off by an ulp now and then; once per row, it costs little but for tiny rows */
+    if (!log_probs)
+        for (Py_ssize_t i = 0; i < n; i++) s[i] = log1p(s[i]);
     double *wn = s; /* log1p(s) is used up row by row: the same scratch takes w[y_n] */
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t y = target[i];
@@ -607,10 +610,10 @@ INLINE void bce_block_fmt(const char *z, int fmt, Py_ssize_t n, const double *y,
         v8d v = i < full ? load8(z, i, fmt) : load_tail(z, i, count, fmt, 0.0);
         v8d absz = (v8d)((v8l)v & 0x7fffffffffffffffLL);
         v8l nan = v != v;
-        v8d e = vexp_neg(-vselect(nan, vsplat(0.0), absz), 1);
-        v8d l = vlog1p_pos(e);
-        double lw[8];
-        memcpy(lw, &l, 64);
+        double lw[8]; /* log1p(exp(−|z|)) with libm's exp and log1p, as NumPy computes it */
+        for (int k = 0; k < 8; k++) lw[k] = log1p(exp(-fabs(v[k])));
+        (void)absz;
+        (void)nan;
         for (Py_ssize_t k = 0; k < count; k++) {
             Py_ssize_t idx = i + k;
             double zz = v[k];

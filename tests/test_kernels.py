@@ -208,8 +208,9 @@ def test_gil_is_released(K):
     assert count > 1000
 
 
-def test_torch_float64_agrees():
+def test_torch_float64_agrees(monkeypatch):
     torch = pytest.importorskip("torch")
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")  # streamed as a large call is: the selected kernels
     import torch.nn.functional as F
 
     rng = np.random.default_rng(5)
@@ -217,13 +218,13 @@ def test_torch_float64_agrees():
         x = (rng.standard_normal((3000, c)) * 4).astype(np.float32)
         t = rng.integers(0, c, 3000)
         w = rng.uniform(0.5, 2, c)
-        r = lossctl.compute(loss="ce", logits=x, target=t, weight=w, reduction="none", stream=True)
+        r = lossctl.compute(loss="ce", logits=x, target=t, weight=w, reduction="none")
         ref = F.cross_entropy(torch.from_numpy(x).double(), torch.from_numpy(t), weight=torch.from_numpy(w),
                               reduction="none").numpy()
         # torch forms lse − x_y, which cancels for small losses: its absolute error is a few
         # ulp of the logits, lossctl's a few ulp of the loss
         np.testing.assert_allclose(r.per_sample, ref, rtol=4e-15, atol=8 * np.spacing(np.abs(x).max()))
-        m = lossctl.compute(loss="ce", logits=x, target=t, weight=w, stream=True).loss
+        m = lossctl.compute(loss="ce", logits=x, target=t, weight=w).loss
         ref_m = F.cross_entropy(torch.from_numpy(x).double(), torch.from_numpy(t), weight=torch.from_numpy(w)).item()
         assert abs(m - ref_m) <= 4e-15 * abs(ref_m)
 
@@ -269,26 +270,28 @@ def _calls(rng):
            "reduction": "none"}
 
 
-def test_engine_uses_the_selected_kernels_with_the_same_results(spy, rng):
-    """In memory, streamed, with and without gradients: the selected kernels' values, and
-    one reduced loss bit for bit (with the extension, every path takes its values)."""
+def test_engine_uses_the_selected_kernels_with_the_same_results(spy, rng, monkeypatch):
+    """A call that streams because it is large takes the selected kernels (with and without
+    gradients: the values are the kernel's either way); in memory and forced streaming keep
+    the NumPy kernels, bit for bit alike; the two agree to a few ulp."""
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")  # every call here is "large"
     used = not kernels.pure()
     for call in _calls(rng):
         spy.clear()
         mem = lossctl.compute(call, stream=False)
-        assert spy == ([True] if used else []), call["loss"]
-        spy.clear()
-        streamed = lossctl.compute(call, stream=True, block_rows=100)
+        forced = lossctl.compute(call, stream=True, block_rows=100)
+        assert spy == [], call["loss"]
+        np.testing.assert_array_equal(forced.per_sample, mem.per_sample)
+        assert float(np.sum(forced.loss)) == float(np.sum(mem.loss))
+        large = lossctl.compute(call, block_rows=100)
         assert spy == ([True] * 10 if used else []), call["loss"]
-        np.testing.assert_array_equal(streamed.per_sample, mem.per_sample)
-        np.testing.assert_array_equal(streamed.loss, mem.loss)
-        assert streamed.grad == {} and mem.grad == {}
-        g = lossctl.compute(call, stream=True, block_rows=100, grad=True)  # gradients: the NumPy kernels
+        assert_close_ulp(large.per_sample, mem.per_sample)
+        assert math.isclose(float(np.sum(large.loss)), float(np.sum(mem.loss)), rel_tol=1e-14)
+        assert large.grad == {} and mem.grad == {}
+        g = lossctl.compute(call, block_rows=100, grad=True)  # gradients: the NumPy kernels
         assert set(g.grad) == {"logits" if "logits" in call else "log_probs"}
-        np.testing.assert_array_equal(g.per_sample, mem.per_sample)
-        with kernels_selected(False):
-            ref = lossctl.compute(call, stream=False)
-        assert_close_ulp(mem.per_sample, ref.per_sample)
+        np.testing.assert_array_equal(g.per_sample, large.per_sample)
+        np.testing.assert_array_equal(g.loss, large.loss)
 
 
 def test_engine_warnings_and_errors_name_the_whole_input(rng, monkeypatch):
@@ -297,8 +300,8 @@ def test_engine_warnings_and_errors_name_the_whole_input(rng, monkeypatch):
     x[450, 1] = -np.inf
     t = rng.integers(0, 20, 500)
     got = {}
-    for stream, pure in ((False, "1"), (True, "1"), (True, "")):  # in memory; streamed, NumPy; streamed, selected
-        monkeypatch.setenv("LOSSCTL_PURE", pure or os.environ.get("LOSSCTL_PURE", ""))
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    for stream in (False, True, None):  # in memory; forced streaming (NumPy); large (the selected kernels)
         for nonfinite in (np.where(np.isinf(x), 0.0, x), np.where(np.isnan(x), 0.0, x)):  # two NaN blocks; one -inf
             with warnings.catch_warnings(record=True) as w:
                 warnings.simplefilter("always")
@@ -306,17 +309,17 @@ def test_engine_warnings_and_errors_name_the_whole_input(rng, monkeypatch):
             got.setdefault(stream, []).append(([str(m.message) for m in w], r.per_sample))
     assert "2 NaN values (the first at index [301, 4]: nan)" in got[False][0][0][0]
     assert "1 infinite value (the first at index [450, 1]: -inf)" in got[False][1][0][0]
-    for memory, streamed, selected in zip(got[False], got[True][:2], got[True][2:]):
+    for memory, streamed, selected in zip(got[False], got[True], got[None]):
         assert memory[0] == streamed[0] == selected[0]
         np.testing.assert_array_equal(memory[1], streamed[1])  # a -inf entry: not NaN in the NumPy row kernel
-        np.testing.assert_array_equal(memory[1], selected[1])
+        assert_close_ulp(selected[1], memory[1])
     t[333] = 20
-    for stream in (False, True):
+    for stream in (False, True, None):
         with pytest.raises(lossctl.errors.InputError, match=r"class index 20 is out of range for 20 classes \(row 333\)"):
             lossctl.compute(loss="ce", logits=x, target=t, stream=stream, block_rows=64)
 
 
-def test_bfloat16_bits_from_a_reader(spy, rng):
+def test_bfloat16_bits_from_a_reader(spy, rng, monkeypatch):
     """bfloat16 bits (as the safetensors reader hands them over) stream through the kernel unwidened."""
 
     class Bits:  # the shape of lossctl.io's encoded arrays: raw bits and their encoding
@@ -343,10 +346,11 @@ def test_bfloat16_bits_from_a_reader(spy, rng):
 
     bits = (rng.standard_normal((400, 50)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
     t = rng.integers(0, 50, 400)
-    r = lossctl.compute(loss="ce", logits=Bits(bits), target=t, stream=True, block_rows=64)
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    r = lossctl.compute(loss="ce", logits=Bits(bits), target=t, block_rows=64)
+    assert spy == ([] if kernels.pure() else [True] * 7)
     want = lossctl.compute(loss="ce", logits=np.asarray(Bits(bits)), target=t, stream=False)
     assert_close_ulp(r.per_sample, want.per_sample)
-    assert spy[-7:] == ([] if kernels.pure() else [True] * 7)
 
 
 def test_version_says_which_kernels():

@@ -39,27 +39,12 @@ class Result:
 
 
 
-def compiled_values(prep: Prepared, values: np.ndarray) -> np.ndarray:
-    """The per-sample values from the loss's compiled kernel when it has one and it is in use
-    (:mod:`lossctl.core.kernels`), else ``values``: large calls stream through that kernel, and
-    a call gives the same values whichever way it is evaluated."""
-    spec = prep.spec
-    if spec.compiled_forward is None or prep.dtype is not np.float64:
-        return values
-    from .kernels import compiled
-
-    if compiled() is None:
-        return values
-    block = spec.compiled_forward(prep.kind, prep.given[prep.kind], prep.native, prep.params, None)
-    return values if block is None or block.values.size != values.size else block.values.reshape(values.shape)
-
-
 def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool = False, rows: int = 3) -> Result:
     """Forward, reduction, gradient and derivation for prepared inputs."""
     spec = prep.spec
     with np.errstate(all="ignore"):
         fwd = spec.forward(prep.native, prep.params)
-        values = compiled_values(prep, np.asarray(fwd.values))
+        values = np.asarray(fwd.values)
         denom = _reduction.denominator(reduction, values, fwd.denominator, prep.batch_size)
         # 'mean' of per-value divided losses (CTC: l_n / max(L_n, 1)); the upstream becomes per value.
         divisor = None if reduction != "mean" or fwd.mean_divisor is None else np.asarray(fwd.mean_divisor, dtype=values.dtype)

@@ -342,7 +342,7 @@ def _standin(a: np.ndarray) -> np.ndarray:
 class Engine:
     def __init__(self, layout: Layout, reduction: str, *, dtype: str, dim: int | None,
                  origins: Mapping[str, str] | None, block_rows: int | None,
-                 progress: Callable[[int, int], None] | None):
+                 progress: Callable[[int, int], None] | None, use_compiled: bool = False):
         self.layout = layout
         self.spec = layout.spec
         self.kind = layout.kind
@@ -374,7 +374,7 @@ class Engine:
             self.fused_spec = replace(self.spec, kinds=fused_kinds)
         # A compiled kernel (lossctl.core.kernels) reads the prediction as given: no cast, no conversion.
         self.compiled_spec = None
-        if self.spec.compiled_forward is not None and dtype == "float64":
+        if use_compiled and self.spec.compiled_forward is not None and dtype == "float64":
             from .kernels import compiled, input_format
 
             if compiled() is not None and input_format(layout.sliced[self.kind]) is not None:
@@ -726,8 +726,10 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         return None
     if mode is None and layout.nbytes < min_bytes():
         return None
+    # The compiled kernels (lossctl.core.kernels) serve the calls that stream because they are
+    # large; a forced stream (``mode`` True) keeps the NumPy kernels, bit for bit the in-memory ones.
     engine = Engine(layout, reduction, dtype=dtype, dim=dim, origins=origins, block_rows=block_rows,
-                    progress=progress)
+                    progress=progress, use_compiled=mode is None)
     try:
         return engine.run(grad=grad, keep_values=keep_values, sink=sink)
     except _NotSeparable:
