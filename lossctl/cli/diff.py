@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
 
 
 def diff(
-    a: str = typer.Argument(..., help="The array(s) under test: a source in any input form."),
-    b: str = typer.Argument(..., help="The reference array(s), in any input form."),
+    a: str = typer.Argument(..., metavar="A", help="The array(s) under test: a source in any input form."),
+    b: str = typer.Argument(..., metavar="B", help="The reference array(s), in any input form."),
     rtol: float = typer.Option(1e-7, "--rtol", help="Relative tolerance, as numpy.isclose."),
     atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance, as numpy.isclose."),
     top: int = typer.Option(5, "--top", help="How many worst positions to list per array."),
