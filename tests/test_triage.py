@@ -1,4 +1,4 @@
-"""lossctl.triage: the K largest losses, their histogram, and why a loss is not finite."""
+"""lossctl.core.triage: the K largest losses, their histogram, and why a loss is not finite."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import lossctl
-from lossctl.triage import histogram, rank_order, top_samples, why_not_finite
+from lossctl.core.triage import histogram, rank_order, top_samples, why_not_finite
 
 
 def _compute(call):

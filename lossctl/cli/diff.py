@@ -1,4 +1,4 @@
-"""``lossctl diff A B``: compare two dumps array by array (statistics in :mod:`lossctl.diff`)."""
+"""``lossctl diff A B``: compare two dumps array by array (statistics in :mod:`lossctl.core.diff`)."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def diff(
     format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
 ) -> int:
-    from ..diff import compare_named
+    from ..core.diff import compare_named
     from ..render.diff import problems
 
     fmt = "json" if json_ else format

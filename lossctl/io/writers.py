@@ -20,25 +20,28 @@ from ..errors import InputError, UsageError
 OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
 
 
-def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
+def check_output_path(path: Path, inputs: Iterable[Path], force: bool, *, option: str = "--output",
+                      suffixes: Iterable[str] = OUTPUT_SUFFIXES) -> None:
     """Refuse an output that is an input (the same file under any name: symlink, hard link,
     ``./x``), a directory or a non-regular file, an existing file without ``force``, or a
     missing directory. ``force`` never allows writing over an input."""
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz or .csv")
+    suffixes = tuple(suffixes)
+    if suffix not in suffixes:
+        raise UsageError(f"{option} {path}: unknown file type {suffix or '(none)'!r}; use "
+                         f"{', '.join(suffixes[:-1])} or {suffixes[-1]}")
     resolved = path.resolve()
     for p in inputs:
         if p.resolve() == resolved or _same_file(p, path):
-            raise UsageError(f"--output {path}: is one of the inputs; lossctl never writes over an input file, not even with --force")
+            raise UsageError(f"{option} {path}: is one of the inputs; lossctl never writes over an input file, not even with --force")
     if path.is_dir():
-        raise UsageError(f"--output {path}: is a directory; name a file")
+        raise UsageError(f"{option} {path}: is a directory; name a file")
     if path.exists() and not path.is_file():
-        raise UsageError(f"--output {path}: exists and is not a regular file")
+        raise UsageError(f"{option} {path}: exists and is not a regular file")
     if path.exists() and not force:
-        raise UsageError(f"--output {path}: exists; pass --force to replace it")
+        raise UsageError(f"{option} {path}: exists; pass --force to replace it")
     if not path.parent.exists():
-        raise UsageError(f"--output {path}: directory {path.parent} does not exist")
+        raise UsageError(f"{option} {path}: directory {path.parent} does not exist")
 
 
 def _same_file(a: Path, b: Path) -> bool:

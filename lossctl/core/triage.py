@@ -177,7 +177,7 @@ def _reduction_cause(values, result) -> str:
 
 
 def _spec(call: Mapping[str, Any]):
-    from .api import registry
+    from ..api import registry
 
     return registry().get(str(call["loss"]))
 
@@ -203,7 +203,7 @@ def _sub_call(call: Mapping[str, Any], spec, index: tuple[int, ...], shape: tupl
 
 
 def _explain_sample(call, result, index, shape, value) -> list[str]:
-    from .api import compute
+    from ..api import compute
 
     spec = _spec(call)
     causes = _input_causes(call, spec, result.kind, index, shape)
