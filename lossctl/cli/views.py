@@ -85,7 +85,7 @@ def report_not_finite(call: dict[str, Any], result) -> None:
         return
     lines = not_finite_lines(report, result.loss_name)
     try:
-        sys.stderr.write("".join(("warning: " if i == 0 else "") + line + "\n" for i, line in enumerate(lines)))
+        sys.stderr.write("".join(f"warning: {line}\n" for line in lines))
     except (OSError, ValueError):
         pass
 

@@ -19,6 +19,7 @@ Pure NumPy on a loss call (the mapping :func:`lossctl.compute` takes) and its
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -158,7 +159,10 @@ def why_not_finite(call: Mapping[str, Any], result, limit: int = EXPLAINED_SAMPL
         index = tuple(int(i) for i in np.unravel_index(int(flat), values.shape)) if values.ndim else ()
         value = float(values[index])
         samples.append(NotFinite(index, value, _explain_sample(call, result, index, values.shape, value)))
-    if bad.size == 0 and result.reduction == "mean" and float(result.denominator) == 0.0:
+    if bad.size == 0 and values is not None and values.size == 0:
+        samples.append(NotFinite(None, float(np.asarray(loss, dtype=np.float64)), [
+            "there are no samples: the mean of nothing is 0/0"]))
+    elif bad.size == 0 and result.reduction == "mean" and float(result.denominator) == 0.0:
         samples.append(NotFinite(None, float(np.asarray(loss, dtype=np.float64)), [
             "the mean divides by D = 0: every target is ignored (or the counted targets' weights sum to 0), "
             "so Σ l / D = 0/0"]))
@@ -212,7 +216,8 @@ def _explain_sample(call, result, index, shape, value) -> list[str]:
         return causes or [f"{_fmt(value)} (the derivation of this sample is too large to walk)"]
     sub, row = cut
     sub = {k: v for k, v in sub.items() if k not in ("l1", "l2", "params", "exclude_params")}
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the inputs' warnings were given when the loss was computed
         try:
             walked = compute(sub, grad=False, explain=True, rows=row + 1, stream=False)
         except Exception:  # the walk is a courtesy: the value itself was already computed
@@ -222,7 +227,9 @@ def _explain_sample(call, result, index, shape, value) -> list[str]:
     if walk and result.dtype == "float32" and any("overflow" in c for c in walk):
         wide = dict(sub, dtype="float64")
         try:
-            again = compute(wide, grad=False, explain=False, stream=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = compute(wide, grad=False, explain=False, stream=False)
             v64 = np.asarray(again.per_sample, dtype=np.float64).reshape(-1)[row]
             if np.isfinite(v64):
                 walk = [c.replace("overflow", f"overflow in float32 (float64 gives {_fmt(v64)}, "
