@@ -223,9 +223,10 @@ def cli_argv(spec: LossSpec, call: dict) -> list[str]:
             p = spec.param(key)
             if p.kind == "bool":
                 if bool(value) != bool(p.default):
-                    argv.append(p.option if value else f"--no-{p.option[2:]}")
+                    option = "--" + p.name.replace("_", "-")
+                    argv.append(option if value else f"--no-{option[2:]}")
                 continue
-            argv += [p.option, _json(value) if p.kind == "array" else str(value)]
+            argv += ["--" + p.name.replace("_", "-"), _json(value) if p.kind == "array" else str(value)]
         else:
             argv += ["--" + key.replace("_", "-"), _json(value)]
     return argv
