@@ -83,7 +83,9 @@ def report_not_finite(call: dict[str, Any], result) -> None:
     report = why_not_finite(call, result)
     if report is None:
         return
-    lines = not_finite_lines(report, result.loss_name)
+    from .options import spell
+
+    lines = [spell(line) for line in not_finite_lines(report, result.loss_name)]
     try:
         sys.stderr.write("".join(f"warning: {line}\n" for line in lines))
     except (OSError, ValueError):

@@ -1,7 +1,7 @@
 """Looking at per-sample losses: the K largest, their histogram, and why a value is not finite.
 
 Pure NumPy on a loss call (the mapping :func:`lossctl.compute` takes) and its
-:class:`~lossctl.api.Result`; rendering is the caller's.
+:class:`~lossctl.core.evaluate.Result`; rendering is the caller's.
 
 * :func:`top_samples`: the ``k`` largest per-sample losses (NaN first, then ``+inf``, then by
   value; ties to the earlier sample), each with its index in the per-sample array (the
@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
+
+from ..errors import ref
 
 #: Bins of :func:`histogram` (fewer when there are fewer samples).
 HISTOGRAM_BINS = 20
@@ -181,7 +183,7 @@ def _reduction_cause(values, result) -> str:
 
 
 def _spec(call: Mapping[str, Any]):
-    from ..api import registry
+    from ..losses import registry
 
     return registry().get(str(call["loss"]))
 
@@ -264,7 +266,7 @@ def _input_causes(call, spec, kind, index, shape) -> list[str]:
     if spec.has_class_axis(kind) and pred.ndim:
         dim = call.get("dim")
         class_dim = (1 if pred.ndim >= 2 else 0) if dim is None else dim % pred.ndim
-    option = "--" + kind.replace("_", "-")
+    option = ref(kind)
     if class_dim is not None and pred.ndim == len(shape) + 1:
         row = np.moveaxis(pred, class_dim, -1)[index]
         target = call.get("target")
@@ -303,9 +305,9 @@ def _input_causes(call, spec, kind, index, shape) -> list[str]:
     if target is not None:
         tv = _at(np.asarray(target, dtype=np.float64), index, shape)
         if tv is not None and not np.isfinite(tv):
-            causes.append(f"--target is {_fmt(tv)} here")
+            causes.append(f"{ref('target')} is {_fmt(tv)} here")
         if at is not None and tv is not None and np.isinf(at) and np.isinf(tv) and np.sign(at) == np.sign(tv):
-            causes = [f"inf − inf: {option} and --target are both {_fmt(at)} here"]
+            causes = [f"inf − inf: {option} and {ref('target')} are both {_fmt(at)} here"]
     return causes
 
 
