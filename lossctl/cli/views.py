@@ -38,7 +38,7 @@ def check_options(opts: dict[str, Any], fmt: str, input_paths) -> None:
         from ..io.writers import check_output_path
         from ..render.plot import PLOT_FORMATS
 
-        check_output_path(Path(opts["plot"]), input_paths, opts.get("force", False), option="--plot",
+        check_output_path(Path(opts["plot"]), input_paths, opts.get("force", False), key="plot",
                           suffixes=PLOT_FORMATS)
 
 
