@@ -62,11 +62,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     want_grad = opts["grad"] or opts["expect_grad"] is not None or page is not None
     # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
     keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
-<<<<<<< HEAD
-        or opts["expect_grad"] is not None or views.wanted(opts)
-=======
-        or opts["expect_grad"] is not None or page is not None
->>>>>>> main
+        or opts["expect_grad"] is not None or page is not None or views.wanted(opts)
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
             result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
@@ -102,18 +98,13 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         except BaseException:
             sink.abort()
             raise
-<<<<<<< HEAD
+    if page is not None:
+        _write_page(page, spec, call, result, reader, opts)
     shown = views.compute_views(call, result, opts) if views.wanted(opts) else None
     _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"],
             views=shown)
     if not _finite(result):
         views.report_not_finite(_with_per_sample(call, result, keep), result)
-=======
-    if page is not None:
-        _write_page(page, spec, call, result, reader, opts)
-    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad,
-            explain=opts["explain"], rows=opts["rows"])
->>>>>>> main
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
