@@ -234,9 +234,8 @@ def _explain_sample(call, result, index, shape, value) -> list[str]:
                 again = compute(wide, grad=False, explain=False, stream=False)
             v64 = np.asarray(again.per_sample, dtype=np.float64).reshape(-1)[row]
             if np.isfinite(v64):
-                walk = [c.replace("overflow", f"overflow in float32 (float64 gives {_fmt(v64)}, "
-                                               f"above float32's largest {float(np.finfo(np.float32).max):.8g})", 1)
-                        for c in walk]
+                walk = [c + f": an overflow in float32 (float64 gives {_fmt(v64)}, above float32's largest "
+                        f"{float(np.finfo(np.float32).max):.8g})" if c.startswith("overflow") else c for c in walk]
         except Exception:
             pass
     return _merge(causes, walk) or [_fmt(value)]
