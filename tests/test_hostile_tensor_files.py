@@ -8,8 +8,11 @@ marker file that would exist had anything been executed.
 
 from __future__ import annotations
 
+import io
 import json
+import pickle
 import tracemalloc
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +113,163 @@ SAFETENSORS_CASES: list[Case] = [
 ]
 
 
-CASES = SAFETENSORS_CASES
+# --------------------------------------------------------------------------- PyTorch zip builders
+#
+# data.pkl is assembled from opcodes, so that each case says exactly what the pickle claims
+# (torch.save cannot write a lying file, and the tests must run without torch).
+
+
+def P(value) -> bytes:
+    """The opcodes that push ``value`` (plain data) on the unpickler's stack."""
+    return pickle.dumps(value, protocol=2)[2:-1]
+
+
+def G(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def tensor_ops(storage_type="DoubleStorage", key="0", offset=0, size=(2, 3), stride=(3, 1), numel=6) -> bytes:
+    storage = b"(" + P("storage") + G("torch", storage_type) + P(key) + P("cpu") + P(numel) + b"tQ"
+    return (G("torch._utils", "_rebuild_tensor_v2") + b"(" + storage + P(offset) + P(tuple(size)) + P(tuple(stride))
+            + b"\x89" + G("collections", "OrderedDict") + b")R" + b"tR")
+
+
+def dict_pickle(**items: bytes) -> bytes:
+    return b"\x80\x02}(" + b"".join(P(k) + v for k, v in items.items()) + b"u."
+
+
+def pt(name: str, pkl: bytes | None = None, storages: dict | None = None, *, compress_storage=False,
+       pkl_compress=False, prefix="archive/", extra: dict | None = None, cut: int = 0, byteorder="little") -> callable:
+    """A torch.save-like zip: PREFIX/data.pkl, PREFIX/data/KEY, PREFIX/byteorder."""
+    def build(d: Path) -> None:
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+            zf.writestr(zipfile.ZipInfo(prefix + "data.pkl"), pkl if pkl is not None else dict_pickle(logits=tensor_ops()),
+                        compress_type=zipfile.ZIP_DEFLATED if pkl_compress else zipfile.ZIP_STORED)
+            zf.writestr(prefix + "byteorder", byteorder)
+            zf.writestr(prefix + "version", "3\n")
+            for key, data in (storages if storages is not None else {"0": GOOD_DATA}).items():
+                zf.writestr(zipfile.ZipInfo(prefix + f"data/{key}"), data,
+                            compress_type=zipfile.ZIP_DEFLATED if compress_storage else zipfile.ZIP_STORED)
+            for member, data in (extra or {}).items():
+                zf.writestr(prefix + member, data)
+        content = buf.getvalue()
+        (d / name).write_bytes(content[:len(content) - cut] if cut else content)
+    return build
+
+
+def pt_payload(name: str, module: str, func: str, args) -> callable:
+    """A zip whose data.pkl calls ``module.func(*args)`` (os.system, builtins.open, ...)."""
+    def build(d: Path) -> None:
+        pkl = b"\x80\x02" + G(module, func) + P(tuple(a.replace("@", str(d)) for a in args)) + b"R."
+        pt(name, pkl=pkl)(d)
+    return build
+
+
+def pt_reduce_payload(name: str) -> callable:
+    """The marker object of test_hostile_inputs, pickled the ordinary way, as data.pkl."""
+    def build(d: Path) -> None:
+        from test_hostile_inputs import _OpenOnUnpickle
+
+        pt(name, pkl=pickle.dumps({"logits": _OpenOnUnpickle(str(d / MARKER))}, protocol=2))(d)
+    return build
+
+
+def legacy_pt(d: Path) -> None:
+    from test_hostile_inputs import _OpenOnUnpickle
+
+    (d / "old.pt").write_bytes(pickle.dumps(_OpenOnUnpickle(str(d / MARKER)), protocol=2))
+
+
+PT = "m.pt"
+LOGITS_CSV_BYTES = b"10,0,-10\n8,8,8\n"
+_BOMB = b"\x80\x02" + P([0.0] * 10) + b"." + b"\x00" * 50_000_000
+
+PT_CASES: list[Case] = [
+    _c("pt-good", [*CE, PT, "-t", "t.npy"], 0, stdout=BASE_LOSS, files=pt(PT)),
+    _c("pt-good-.pth-prefix-other", [*CE, "m.pth:logits", "-t", "t.npy"], 0, stdout=BASE_LOSS, files=pt("m.pth", prefix="m/")),
+    _c("pt-good-.bin", [*CE, "m.bin", "-t", "t.npy"], 0, stdout=BASE_LOSS, files=pt("m.bin")),
+    _c("pt-os-system", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "os.system", "nothing was executed"],
+       files=pt_payload(PT, "os", "system", ["touch @/" + MARKER]), marker=True),
+    _c("pt-posix-system", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "posix.system"],
+       files=pt_payload(PT, "posix", "system", ["touch @/" + MARKER]), marker=True),
+    _c("pt-builtins-open", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "builtins.open"],
+       files=pt_payload(PT, "builtins", "open", ["@/" + MARKER, "w"]), marker=True),
+    _c("pt-builtins-eval", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "builtins.eval"],
+       files=pt_payload(PT, "builtins", "eval", ["open('@/" + MARKER + "', 'w')"]), marker=True),
+    _c("pt-reduce-object", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "io.open"],
+       files=pt_reduce_payload(PT), marker=True),
+    _c("pt-torch-load-global", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "torch.load"],
+       files=pt_payload(PT, "torch", "load", ["@/x.pt"])),
+    _c("pt-rebuild-sparse", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "_rebuild_sparse_tensor"],
+       files=pt_payload(PT, "torch._utils", "_rebuild_sparse_tensor", [])),
+    _c("pt-unknown-persistent-id", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "persistent reference"],
+       files=pt(PT, pkl=b"\x80\x02" + P(("evil", 1)) + b"Q.")),
+    _c("pt-legacy-pickle", [*CE, "old.pt", "-t", "t.npy"], 3, ["--logits old.pt", "legacy PyTorch file", "re-save"],
+       files=legacy_pt, marker=True),
+    _c("pt-legacy-tar", [*CE, "old.pt", "-t", "t.npy"], 3, ["--logits old.pt", "legacy PyTorch tar"],
+       files=lambda d: _tar(d / "old.pt")),
+    _c("pt-empty", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "empty"], files=text(PT, b"")),
+    _c("pt-not-a-zip", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "not a zip archive"], files=text(PT, LOGITS_CSV_BYTES)),
+    _c("pt-truncated-zip", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "damaged zip"], files=pt(PT, cut=60)),
+    _c("pt-no-data-pkl", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "no data.pkl"],
+       files=lambda d: zipfile.ZipFile(d / PT, "w").writestr("archive/other", "x")),
+    _c("pt-torchscript", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "TorchScript"],
+       files=pt(PT, extra={"code/__torch__.py": "def f(): pass", "constants.pkl": b"\x80\x02)."})),
+    _c("pt-big-endian", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "byte order"],
+       files=pt(PT, byteorder="big")),
+    _c("pt-missing-storage", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "storage archive/data/0 is missing"],
+       files=pt(PT, storages={})),
+    _c("pt-compressed-storage", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "compressed"],
+       files=pt(PT, compress_storage=True)),
+    _c("pt-data-pkl-zip-bomb", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "data.pkl", "zip bomb"],
+       files=pt(PT, pkl=_BOMB, pkl_compress=True)),
+    _c("pt-data-pkl-truncated", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "data.pkl is damaged"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops())[:-20])),
+    _c("pt-data-pkl-garbage", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "data.pkl is damaged"],
+       files=pt(PT, pkl=bytes(range(256)))),
+    _c("pt-data-pkl-bad-reduce-args", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "data.pkl is damaged"],
+       files=pt(PT, pkl=b"\x80\x02" + G("collections", "OrderedDict") + P((1, 2, 3)) + b"R.")),
+    _c("pt-storage-too-short", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "reach element 5", "storage of 3"],
+       files=pt(PT, storages={"0": GOOD_DATA[:24]})),
+    _c("pt-offset-out-of-range", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "offset 4"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(offset=4)))),
+    _c("pt-stride-out-of-range", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "stride (1000, 1)"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(stride=(1000, 1))))),
+    _c("pt-size-claims-1e24", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "(1000000000000, 1000000000000)"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(size=(10**12, 10**12))))),
+    _c("pt-negative-stride", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "non-negative integers"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(stride=(-3, 1))))),
+    _c("pt-size-stride-lengths-differ", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "matching lengths"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(stride=(3,))))),
+    _c("pt-float-size", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "non-negative integers"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(size=(2.0, 3))))),
+    _c("pt-complex", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "complex numbers are not supported"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(storage_type="ComplexDoubleStorage", size=(3,), stride=(1,))))),
+    _c("pt-unknown-storage-type", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "refused", "torch.EvilStorage"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(storage_type="EvilStorage")))),
+    _c("pt-missing-key", [*CE, f"{PT}:a.b", "-t", "t.npy"], 3, [f"--logits {PT}:a.b", "no key 'a.b'", "tensors: logits"],
+       files=pt(PT)),
+    _c("pt-key-not-a-tensor", [*CE, f"{PT}:name", "-t", "t.npy"], 3, [f"--logits {PT}:name", "'name' is str, not a tensor"],
+       files=pt(PT, pkl=dict_pickle(logits=tensor_ops(), name=P("x")))),
+    _c("pt-no-tensors", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "0 tensors"], files=pt(PT, pkl=dict_pickle(a=P(1)))),
+    _c("pt-several-no-key", [*CE, PT, "-t", "t.npy"], 3, [f"--logits {PT}", "2 tensors (a, b.c)", "FILE.pt:KEY"],
+       files=pt(PT, pkl=b"\x80\x02}(" + P("a") + tensor_ops() + P("b") + b"}(" + P("c") + tensor_ops() + b"uu.")),
+]
+
+
+def _tar(path: Path) -> None:
+    import tarfile
+
+    with tarfile.open(path, "w") as tf:
+        info = tarfile.TarInfo("sys_info")
+        data = b"\x80\x02}."
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+
+
+CASES = SAFETENSORS_CASES + PT_CASES
+assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -133,3 +292,29 @@ def test_hostile_tensor_file(case: Case, run_cli, tmp_path, monkeypatch, file_ha
     assert file_hashes(tmp_path) == before, "an input file changed, or a file was created or deleted"
     if case.marker:
         assert not (tmp_path / MARKER).exists(), "the payload ran"
+
+
+def test_catalogue_size():
+    assert len(SAFETENSORS_CASES) >= 25 and len(PT_CASES) >= 30
+
+
+def test_pt_payloads_are_live(tmp_path, monkeypatch):
+    """Control: the payloads create the marker when unpickled without restriction, so the cases
+    above prove that lossctl never runs them."""
+    monkeypatch.chdir(tmp_path)
+    for build in (pt_payload(PT, "builtins", "open", ["@/" + MARKER, "w"]), pt_reduce_payload(PT)):
+        build(tmp_path)
+        with zipfile.ZipFile(tmp_path / PT) as zf:
+            pickle.loads(zf.read("archive/data.pkl"))
+        assert (tmp_path / MARKER).exists()
+        (tmp_path / MARKER).unlink()
+    legacy_pt(tmp_path)
+    pickle.loads((tmp_path / "old.pt").read_bytes())
+    assert (tmp_path / MARKER).exists()
+
+
+def test_pt_reduce_payload_runs_under_torch_load_without_weights_only(tmp_path):
+    torch = pytest.importorskip("torch")
+    pt_reduce_payload(PT)(tmp_path)
+    torch.load(tmp_path / PT, weights_only=False)
+    assert (tmp_path / MARKER).exists()

@@ -190,3 +190,87 @@ def test_safetensors_writer_is_read_by_the_reference(tmp_path):
         assert back[k].dtype == np.asarray(v).dtype and same(back[k], v), k
     for k, v in arrays.items():
         assert same(read(f"{tmp_path / 'w.safetensors'}:{k}"), v)
+
+
+# --------------------------------------------------------------------------- PyTorch zip (.pt / .pth / .bin)
+
+
+PT_NAMES = SAFETENSORS_NAMES + ["strided", "transposed"]
+
+
+@pytest.mark.parametrize("name", PT_NAMES)
+def test_pt_fixture_matches_torch_values(name):
+    got = read(f"{FIXTURES / 'dtypes.pt'}:{name}")
+    assert isinstance(got, np.ndarray)
+    assert same(got, EXPECTED[name])
+    if name.startswith(("i", "u")):
+        assert got.dtype == EXPECTED[name].dtype
+
+
+def test_pt_nested_keys_and_lists():
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.model.head"), EXPECTED["logits"])
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.list.0"), EXPECTED["f32"])
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.list.1"), EXPECTED["i64"])
+
+
+def test_pt_views_are_memory_mapped_strided_views():
+    strided = read(f"{FIXTURES / 'dtypes.pt'}:strided")
+    assert not strided.flags.writeable and not strided.flags.c_contiguous
+    root = strided
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    assert isinstance(root, np.memmap)
+    lazy = read(f"{FIXTURES / 'dtypes.pt'}:logits", lazy=True)
+    assert isinstance(lazy, EncodedArray) and same(lazy.widen(np.float64), EXPECTED["logits"])
+
+
+def test_pt_live_state_dict_with_dotted_keys(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2)).to(torch.bfloat16)
+    sd = model.state_dict()
+    torch.save({"model": sd, "epoch": 7, "step": 1.5, "names": ["a", "b"]}, tmp_path / "ck.pth")
+    for k, v in sd.items():
+        assert same(read(f"{tmp_path / 'ck.pth'}:model.{k}"), v.double().numpy()), k
+    assert read(f"{tmp_path / 'ck.pth'}:epoch") == 7
+    torch.save(sd, tmp_path / "sd.bin")
+    assert same(read(f"{tmp_path / 'sd.bin'}:2.weight"), sd["2.weight"].double().numpy())
+
+
+@pytest.mark.parametrize("tdtype", ["float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+                                    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"])
+def test_pt_live_against_torch(tmp_path, tdtype):
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, tdtype)
+    rng = np.random.default_rng(11)
+    base = torch.from_numpy(rng.standard_normal((6, 9, 4)) * 30)
+    if dt == torch.bool:
+        base = base > 0
+    elif not dt.is_floating_point:
+        base = base.abs().round()
+    t = base.to(dt)
+    views = {"whole": t, "slice": t[1:5, ::2], "perm": t.permute(2, 0, 1), "row": t[3], "param": torch.nn.Parameter(
+        t.double(), requires_grad=False).to(dt) if dt.is_floating_point else t[0]}
+    torch.save(views, tmp_path / "v.pt")
+    for k, v in views.items():
+        ref = v.double().numpy() if dt.is_floating_point else v.numpy()
+        assert same(read(f"{tmp_path / 'v.pt'}:{k}"), ref), k
+
+
+def test_pt_single_tensor_and_cli_on_bfloat16(tmp_path, run_cli):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(5)
+    logits = (torch.randn(7, 13, generator=g) * 3).to(torch.bfloat16)
+    target = torch.randint(0, 13, (7,), generator=g)
+    torch.save(logits, tmp_path / "l.pt")
+    torch.save({"labels": target}, tmp_path / "y.pt")
+    r = run_cli(["ce", "--logits", tmp_path / "l.pt", "--target", tmp_path / "y.pt"])
+    assert r.code == 0, r.stderr
+    ref = torch.nn.functional.cross_entropy(logits.double(), target).item()
+    assert float(r.stdout) == pytest.approx(ref, rel=1e-14)
+
+
+def test_pt_several_tensors_need_a_key(run_cli):
+    r = run_cli(["ce", "--logits", FIXTURES / "dtypes.pt", "--target", "[0]"])
+    assert r.code == 3
+    assert "dtypes.pt" in r.stderr and "name one as FILE.pt:KEY" in r.stderr and "23 tensors (f64, f32" in r.stderr
