@@ -24,7 +24,7 @@ memory-mapped input is read once in constant memory (the kept worst positions ar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator, Mapping
 
 import numpy as np
 
@@ -295,10 +295,10 @@ def _block_max_ulp(xa: np.ndarray, xb: np.ndarray, coarse: np.dtype) -> np.uint6
 
 
 def compare_named(a: Mapping[str, np.ndarray], b: Mapping[str, np.ndarray], *, rtol: float = 1e-7,
-                  atol: float = 1e-9, equal_nan: bool = False, top: int = 5, block: int = BLOCK_ELEMENTS,
-                  names: Iterable[str] | None = None) -> DiffReport:
+                  atol: float = 1e-9, equal_nan: bool = False, top: int = 5,
+                  block: int = BLOCK_ELEMENTS) -> DiffReport:
     """Every name both mappings hold, compared (in ``a``'s order), and the names only one holds."""
-    shared = [k for k in a if k in b] if names is None else list(names)
+    shared = [k for k in a if k in b]
     arrays = [compare_arrays(a[k], b[k], name=k, rtol=rtol, atol=atol, equal_nan=equal_nan, top=top, block=block)
               for k in shared]
     return DiffReport(arrays, [k for k in a if k not in b], [k for k in b if k not in a], rtol, atol, equal_nan)
