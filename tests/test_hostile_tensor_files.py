@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_hostile_inputs import BASE_LOSS, LOGITS, MARKER, Case, _c, _check_streams, base_files, several, text
+from test_hostile_inputs import BASE_LOSS, LOGITS, MARKER, TARGET, Case, _c, _check_streams, base_files, several, text
 
 CE = ("ce", "--logits")
 
@@ -268,7 +268,120 @@ def _tar(path: Path) -> None:
         tf.addfile(info, io.BytesIO(data))
 
 
-CASES = SAFETENSORS_CASES + PT_CASES
+# --------------------------------------------------------------------------- parquet / arrow / HDF5 builders
+
+
+def parquet(name: str, cut: int = 0, **columns) -> callable:
+    def build(d: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(columns), d / name)
+        if cut:
+            data = (d / name).read_bytes()
+            (d / name).write_bytes(data[:len(data) - cut])
+    return build
+
+
+def arrow_file(name: str, cut: int = 0, **columns) -> callable:
+    def build(d: Path) -> None:
+        import pyarrow as pa
+
+        table = pa.table(columns)
+        with pa.OSFile(str(d / name), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table)
+        if cut:
+            data = (d / name).read_bytes()
+            (d / name).write_bytes(data[:len(data) - cut])
+    return build
+
+
+def h5(name: str, cut: int = 0, **datasets) -> callable:
+    def build(d: Path) -> None:
+        import h5py
+
+        with h5py.File(d / name, "w") as f:
+            for key, value in datasets.items():
+                if callable(value):
+                    value(f, key)
+                else:
+                    f[key.replace("__", "/")] = value
+        if cut:
+            data = (d / name).read_bytes()
+            (d / name).write_bytes(data[:len(data) - cut])
+    return build
+
+
+def parquet_lazy(name: str, make) -> callable:
+    def build(d: Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.table(make(pa)), d / name)
+    return build
+
+
+def _external_link(f, key):
+    import h5py
+
+    f[key] = h5py.ExternalLink("/etc/other.h5", "/x")
+
+
+def _big_chunked(f, key):
+    f.create_dataset(key, data=np.zeros((300_000,)), compression="gzip", chunks=(10_000,))
+
+
+def _strings(f, key):
+    f[key] = np.array([b"a", b"b"])
+
+
+ARROW_H5_CASES: list[Case] = [
+    _c("parquet-good", [*CE, "p.parquet:l", "-t", "p.parquet:y"], 0, stdout=BASE_LOSS,
+       files=parquet_lazy("p.parquet", lambda pa: {"l": pa.array(LOGITS, type=pa.list_(pa.float64())), "y": TARGET})),
+    _c("parquet-truncated", [*CE, "p.parquet", "-t", "t.npy"], 3, ["--logits p.parquet", "not a valid .parquet file"],
+       files=parquet("p.parquet", cut=30, a=[1.0, 2.0])),
+    _c("parquet-garbage", [*CE, "p.parquet", "-t", "t.npy"], 3, ["--logits p.parquet", "not a valid .parquet file"],
+       files=text("p.parquet", bytes(range(256)) * 8)),
+    _c("parquet-empty", [*CE, "p.parquet", "-t", "t.npy"], 3, ["--logits p.parquet", "not a valid .parquet file"],
+       files=text("p.parquet", b"")),
+    _c("parquet-missing-column", [*CE, "p.parquet:z", "-t", "t.npy"], 3, ["--logits p.parquet:z", "no column 'z'", "columns: a"],
+       files=parquet("p.parquet", a=[1.0, 2.0])),
+    _c("parquet-nulls", [*CE, "p.parquet:a", "-t", "t.npy"], 3, ["--logits p.parquet:a", "a null value", "flat index 1"],
+       files=parquet("p.parquet", a=[1.0, None, 3.0])),
+    _c("parquet-text-column", [*CE, "p.parquet:a", "-t", "t.npy"], 3, ["--logits p.parquet:a", "holds string", "not numbers"],
+       files=parquet("p.parquet", a=["x", "y"])),
+    _c("parquet-ragged-lists", [*CE, "p.parquet:a", "-t", "t.npy"], 3, ["--logits p.parquet:a", "lists of different lengths (2 to 3)"],
+       files=parquet_lazy("p.parquet", lambda pa: {"a": pa.array([[1.0, 2.0], [1.0, 2.0, 3.0]])})),
+    _c("parquet-null-inside-a-list", [*CE, "p.parquet:a", "-t", "t.npy"], 3, ["--logits p.parquet:a", "null"],
+       files=parquet_lazy("p.parquet", lambda pa: {"a": pa.array([[1.0, None], [1.0, 2.0]])})),
+    _c("parquet-larger-than-the-cap", [*CE, "p.parquet:a", "-t", "t.npy"], 3, ["--logits p.parquet:a", "declares", "LOSSCTL_MAX_INPUT_BYTES"],
+       files=parquet_lazy("p.parquet", lambda pa: {"a": np.arange(300_000, dtype=np.float64)})),
+    _c("arrow-truncated", [*CE, "a.arrow", "-t", "t.npy"], 3, ["--logits a.arrow", "not a valid .arrow file"],
+       files=arrow_file("a.arrow", cut=40, a=[1.0, 2.0])),
+    _c("arrow-garbage", [*CE, "a.arrow", "-t", "t.npy"], 3, ["--logits a.arrow", "not a valid .arrow file"],
+       files=text("a.arrow", bytes(range(256)) * 8)),
+    _c("feather-is-parquet", [*CE, "a.feather", "-t", "t.npy"], 3, ["--logits a.feather", "not a valid .feather file"],
+       files=lambda d: (parquet("a.parquet", a=[1.0])(d), (d / "a.parquet").rename(d / "a.feather"))),
+    _c("h5-good", [*CE, "d.h5:/g/l", "-t", "d.h5:g/y"], 0, stdout=BASE_LOSS,
+       files=h5("d.h5", g__l=np.array(LOGITS), g__y=np.array(TARGET))),
+    _c("h5-truncated", [*CE, "d.h5", "-t", "t.npy"], 3, ["--logits d.h5"], files=h5("d.h5", cut=200, x=np.array(LOGITS))),
+    _c("h5-garbage", [*CE, "d.h5", "-t", "t.npy"], 3, ["--logits d.h5", "not a valid HDF5 file"],
+       files=text("d.h5", bytes(range(256)) * 8)),
+    _c("h5-several-no-key", [*CE, "d.h5", "-t", "t.npy"], 3, ["--logits d.h5", "2 datasets (/a, /b)", "FILE.h5:/group/dataset"],
+       files=h5("d.h5", a=np.ones(2), b=np.ones(2))),
+    _c("h5-missing-key", [*CE, "d.h5:/nope", "-t", "t.npy"], 3, ["--logits d.h5:/nope", "no dataset '/nope'", "datasets: /a"],
+       files=h5("d.h5", a=np.ones(2))),
+    _c("h5-group", [*CE, "d.h5:/g", "-t", "t.npy"], 3, ["--logits d.h5:/g", "a group, not a dataset", "/g/l"],
+       files=h5("d.h5", g__l=np.ones(2))),
+    _c("h5-external-link", [*CE, "d.h5:/ext", "-t", "t.npy"], 3, ["--logits d.h5:/ext", "link to another file", "refused"],
+       files=h5("d.h5", ext=_external_link)),
+    _c("h5-strings", [*CE, "d.h5:/s", "-t", "t.npy"], 3, ["--logits d.h5:/s", "not numbers"], files=h5("d.h5", s=_strings)),
+    _c("h5-chunked-larger-than-the-cap", [*CE, "d.h5:/z", "-t", "t.npy"], 3, ["--logits d.h5:/z", "chunked or compressed",
+                                                                             "LOSSCTL_MAX_INPUT_BYTES"],
+       files=h5("d.h5", z=_big_chunked)),
+]
+
+CASES = SAFETENSORS_CASES + PT_CASES + ARROW_H5_CASES
 assert len({c.id for c in CASES}) == len(CASES), "duplicate case ids"
 
 

@@ -274,3 +274,137 @@ def test_pt_several_tensors_need_a_key(run_cli):
     r = run_cli(["ce", "--logits", FIXTURES / "dtypes.pt", "--target", "[0]"])
     assert r.code == 3
     assert "dtypes.pt" in r.stderr and "name one as FILE.pt:KEY" in r.stderr and "23 tensors (f64, f32" in r.stderr
+
+
+# --------------------------------------------------------------------------- parquet / arrow / feather
+
+
+def _arrow_table():
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((5, 4))
+    return pa, pa.table({
+        "label": pa.array([0, 3, 1, 2, 3], type=pa.int64()),
+        "weight": pa.array(rng.random(5), type=pa.float64()),
+        "half": pa.array(rng.random(5).astype(np.float16), type=pa.float16()),
+        "flag": pa.array([True, False, True, True, False]),
+        "logits": pa.array(list(logits), type=pa.list_(pa.float64())),
+        "fixed": pa.array(list(logits.astype(np.float32)), type=pa.list_(pa.float32(), 4)),
+        "large": pa.array(list(logits), type=pa.large_list(pa.float64())),
+        "cube": pa.array([[[1.0, 2.0], [3.0, 4.0]]] * 5, type=pa.list_(pa.list_(pa.float64()))),
+    })
+
+
+def _write_arrow(pa, table, path: Path) -> None:
+    suffix = path.suffix
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path, row_group_size=2)  # several row groups: chunked columns
+    elif suffix == ".feather":
+        import pyarrow.feather as pf
+
+        pf.write_feather(table, path, chunksize=2)
+    elif path.stem.endswith("stream"):
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=2)
+    else:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=2)
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.feather", "t.arrow", "t-stream.arrow"])
+def test_arrow_formats_read_every_column_as_pyarrow_gives_it(tmp_path, name):
+    pa, table = _arrow_table()
+    _write_arrow(pa, table, tmp_path / name)
+    for column in table.column_names:
+        got = read(f"{tmp_path / name}:{column}")
+        ref = np.array(table.column(column).to_pylist())
+        assert same(got, ref), column
+        assert got.shape == ref.shape
+    assert read(f"{tmp_path / name}:half").dtype == np.float16
+    assert read(f"{tmp_path / name}:fixed").dtype == np.float32
+    assert read(f"{tmp_path / name}:cube").shape == (5, 2, 2)
+
+
+def test_arrow_table_without_key(tmp_path):
+    pa, table = _arrow_table()
+    _write_arrow(pa, table.select(["label", "weight"]), tmp_path / "two.parquet")
+    ref = np.stack([table.column("label").to_numpy(), table.column("weight").to_numpy()], axis=1)
+    assert same(read(str(tmp_path / "two.parquet")), ref)
+    _write_arrow(pa, table.select(["logits"]), tmp_path / "one.feather")
+    assert same(read(str(tmp_path / "one.feather")), np.array(table.column("logits").to_pylist()))
+
+
+def test_cli_on_parquet_logits_and_labels(tmp_path, run_cli):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"logits": pa.array(LOGITS, type=pa.list_(pa.float64())), "y": TARGET}), tmp_path / "b.parquet")
+    r = run_cli(["ce", "--logits", f"{tmp_path / 'b.parquet'}:logits", "--target", f"{tmp_path / 'b.parquet'}:y"])
+    assert r.code == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(BASE_LOSS, rel=1e-15)
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def test_hdf5_datasets(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5))
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["batch/logits"] = x
+        f.create_dataset("batch/packed", data=x.astype(np.float32), compression="gzip", chunks=(2, 5))
+        f.create_dataset("big_endian", data=np.arange(4, dtype=">i4"))
+        f["batch/labels"] = np.array([0, 1, 4, 2, 3, 0])
+    logits = read(f"{tmp_path / 'd.h5'}:/batch/logits")
+    assert isinstance(logits, np.memmap) and same(logits, x)
+    assert same(read(f"{tmp_path / 'd.h5'}:batch/logits"), x)
+    packed = read(f"{tmp_path / 'd.h5'}:/batch/packed")
+    assert packed.dtype == np.float32 and same(packed, x.astype(np.float32))
+    assert same(read(f"{tmp_path / 'd.h5'}:/big_endian"), [0, 1, 2, 3])
+    with h5py.File(tmp_path / "one.hdf5", "w") as f:
+        f["only"] = x
+    assert same(read(str(tmp_path / "one.hdf5")), x)
+
+
+def test_cli_on_hdf5(tmp_path, run_cli):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["l"] = np.array(LOGITS)
+        f["y"] = np.array(TARGET)
+    r = run_cli(["ce", "--logits", f"{tmp_path / 'b.h5'}:/l", "--target", f"{tmp_path / 'b.h5'}:/y"])
+    assert r.code == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(BASE_LOSS, rel=1e-15)
+
+
+# --------------------------------------------------------------------------- optional packages missing
+
+
+@pytest.mark.parametrize("module, suffix, extra", [("pyarrow", ".parquet", "arrow"), ("pyarrow", ".feather", "arrow"),
+                                                   ("pyarrow", ".arrow", "arrow"), ("h5py", ".h5", "hdf5"),
+                                                   ("h5py", ".hdf5", "hdf5")])
+def test_missing_optional_package_is_a_usage_error_naming_the_extra(tmp_path, run_cli, monkeypatch, module, suffix, extra):
+    (tmp_path / f"x{suffix}").write_bytes(b"whatever")
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["ce", "--logits", f"x{suffix}", "--target", "[0]"])
+    assert r.code == 2, r.stderr
+    assert f"pip install 'lossctl[{extra}]'" in r.stderr and f"x{suffix}" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_pyarrow_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pyarrow'] = None\n")
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{Path(__file__).resolve().parents[1]}"}
+    r = subprocess.run([sys.executable, "-m", "lossctl", "ce", "--logits", "x.parquet", "--target", "[0]"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'lossctl[arrow]'" in r.stderr
