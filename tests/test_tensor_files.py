@@ -408,3 +408,43 @@ def test_missing_pyarrow_in_a_fresh_process(tmp_path):
                        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "pip install 'lossctl[arrow]'" in r.stderr
+
+
+# --------------------------------------------------------------------------- -o FILE.safetensors
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_output_safetensors_in_memory_and_streamed(tmp_path, monkeypatch, run_cli, stream):
+    st = pytest.importorskip("safetensors.numpy")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(9)
+    np.save("x.npy", rng.standard_normal((501, 7)).astype(np.float32))
+    np.save("y.npy", rng.integers(0, 7, 501))
+    if stream:
+        monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+        monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "600")
+    else:
+        monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", str(1 << 40))
+    for out in ("o.safetensors", "o.npz"):
+        r = run_cli(["ce", "--logits", "x.npy", "--target", "y.npy", "--grad", "-o", out, "--format", "plain"])
+        assert r.code == 0, r.stderr
+    got = st.load_file("o.safetensors")  # the reference reader
+    ref = np.load("o.npz")
+    assert sorted(got) == sorted(ref.files) == ["grad_logits", "per_sample"]
+    for k in ref.files:
+        assert got[k].dtype == ref[k].dtype and np.array_equal(got[k], ref[k]), k
+    assert same(read("o.safetensors:per_sample"), ref["per_sample"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary parts left behind"
+
+
+def test_output_safetensors_streamed_equals_in_memory_byte_for_byte(tmp_path, monkeypatch, run_cli):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(10)
+    np.save("x.npy", rng.standard_normal((300, 5)))
+    np.save("y.npy", rng.standard_normal((300, 5)))
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", str(1 << 40))
+    assert run_cli(["mse", "--pred", "x.npy", "--target", "y.npy", "--grad", "-o", "a.safetensors"]).code == 0
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "400")
+    assert run_cli(["mse", "--pred", "x.npy", "--target", "y.npy", "--grad", "-o", "b.safetensors"]).code == 0
+    assert Path("a.safetensors").read_bytes() == Path("b.safetensors").read_bytes()

@@ -53,7 +53,7 @@ COMMON_OPTIONS: tuple[Opt, ...] = (
     Opt("grad", ("--grad",), bool, False, "Also show d(loss)/d(prediction), as PyTorch's autograd gives it.", "Output"),
     Opt("explain", ("--explain",), bool, False, "Also show the step-by-step derivation.", "Output"),
     Opt("rows", ("--rows",), int, 3, "Samples shown by --explain and in per-sample tables.", "Output"),
-    Opt("output", ("--output", "-o"), str | None, None, "Write per-sample values (and with --grad the gradient) to .npy, .npz or .csv.", "Output"),
+    Opt("output", ("--output", "-o"), str | None, None, "Write per-sample values (and with --grad the gradient) to .npy, .npz, .csv or .safetensors.", "Output"),
     Opt("force", ("--force",), bool, False, "Allow --output to replace an existing file.", "Output"),
     Opt("expect", ("--expect",), str | None, None, "Expected loss value; exit 1 if it differs.", "Checks"),
     Opt("expect_per_sample", ("--expect-per-sample",), str | None, None, "Expected per-sample values (an array source).", "Checks"),

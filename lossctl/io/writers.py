@@ -1,4 +1,4 @@
-"""``-o/--output``: per-sample values (and gradients) to ``.npy``, ``.npz`` or ``.csv``.
+"""``-o/--output``: per-sample values (and gradients) to ``.npy``, ``.npz``, ``.csv`` or ``.safetensors``.
 
 Never writes over an input file; refuses an existing file unless ``force``;
 writes to a temporary file in the same directory and renames it into place,
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError
 
-OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
+OUTPUT_SUFFIXES = (".npy", ".npz", ".csv", ".safetensors")
 
 
 def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
@@ -26,7 +26,7 @@ def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
     missing directory. ``force`` never allows writing over an input."""
     suffix = path.suffix.lower()
     if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz or .csv")
+        raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz, .csv or .safetensors")
     resolved = path.resolve()
     for p in inputs:
         if p.resolve() == resolved or _same_file(p, path):
@@ -61,6 +61,11 @@ def write_output(path: Path, result, grad: bool) -> None:
         data = buf.getvalue()
     elif suffix == ".npz":
         np.savez(buf, **arrays)
+        data = buf.getvalue()
+    elif suffix == ".safetensors":
+        from .safetensors import write
+
+        write(buf, arrays)
         data = buf.getvalue()
     else:
         from ..render.text import write_csv
