@@ -450,3 +450,32 @@ def test_output_safetensors_streamed_equals_in_memory_byte_for_byte(tmp_path, mo
     monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "400")
     assert run_cli(["mse", "--pred", "x.npy", "--target", "y.npy", "--grad", "-o", "b.safetensors"]).code == 0
     assert Path("a.safetensors").read_bytes() == Path("b.safetensors").read_bytes()
+
+
+# --------------------------------------------------------------------------- several tensors at once (--params)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_params_from_a_state_dict(tmp_path, run_cli, monkeypatch, suffix):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    sd = {k: v.detach() for k, v in torch.nn.Linear(3, 4).state_dict().items()}
+    sd["emb.weight"] = torch.randn(5, 2).to(torch.bfloat16)
+    monkeypatch.chdir(tmp_path)
+    if suffix == ".pt":
+        torch.save(sd, "w.pt")
+    else:
+        save_file(sd, "w.safetensors")
+    from lossctl.io.readers import read_named_arrays
+
+    got = read_named_arrays(parse_source(f"w{suffix}"), "--params")
+    assert sorted(got) == sorted(sd)
+    for k, v in sd.items():
+        assert same(got[k], v.double().numpy()), k
+    r = run_cli(["ce", "--logits", json.dumps(LOGITS), "--target", json.dumps(TARGET), "--l2", "0.5",
+                 "--params", f"w{suffix}", "--exclude-params", "", "--format", "json"])
+    assert r.code == 0, r.stderr
+    penalty = 0.5 * 0.5 * sum(float((v.double() ** 2).sum()) for v in sd.values())
+    assert json.loads(r.stdout)["loss"] == pytest.approx(BASE_LOSS + penalty, rel=1e-12)

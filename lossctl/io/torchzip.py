@@ -371,6 +371,18 @@ def _plain(value: Any, origin: str, key: str) -> np.ndarray:
     raise InputError(f"{origin}: '{key}' is {type(value).__name__}, not a tensor")
 
 
+def read_all(path: Path, origin: str) -> dict[str, np.ndarray]:
+    """Every tensor of the file, by dotted path (bfloat16/float8 widened to float32)."""
+    from .readers import open_regular
+
+    with open_regular(path, origin) as f:
+        archive = TorchArchive(f, origin)
+        try:
+            return {name: archive.materialize(ref, name, lazy=False) for name, ref in tensor_paths(archive.obj)}
+        finally:
+            archive.close()
+
+
 def read_file(path: Path, key: str | None, origin: str, *, lazy: bool = False) -> Any:
     from .readers import open_regular
 
