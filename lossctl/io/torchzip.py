@@ -55,6 +55,8 @@ _LEGACY_STORAGES = {
     "QUInt8Storage": "quint8", "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4",
 }
 MAX_DIMS = 64
+#: data.pkl describes the tensors, it does not hold them: real ones are kilobytes to a few MB
+MAX_PICKLE_BYTES = 256 << 20
 
 
 # --------------------------------------------------------------------------- stand-ins
@@ -171,7 +173,7 @@ class TorchArchive:
         order = self._member_bytes("byteorder", required=False, limit=16)
         if order is not None and order.strip() != b"little":
             raise _bad(origin, f"byte order {order.strip()[:16]!r}; lossctl reads little-endian files")
-        self.obj = self._unpickle(self._member_bytes("data.pkl", required=True))
+        self.obj = self._unpickle(self._member_bytes("data.pkl", required=True, limit=MAX_PICKLE_BYTES))
 
     def _info(self, name: str) -> zipfile.ZipInfo | None:
         try:
@@ -187,7 +189,7 @@ class TorchArchive:
             if required:
                 raise _bad(self.origin, f"the member {self.prefix}{name} is missing")
             return None
-        cap = limit or max_input_bytes()
+        cap = min(limit, max_input_bytes()) if limit else max_input_bytes()
         if info.file_size > cap:
             raise _bad(self.origin, f"the member {self.prefix}{name} claims {info.file_size:,} bytes "
                                     f"(more than {cap:,}; a zip bomb?)")
@@ -203,6 +205,7 @@ class TorchArchive:
         return data
 
     def _unpickle(self, data: bytes) -> Any:
+        _check_opcodes(data, self.origin)
         try:
             return _Unpickler(io.BytesIO(data)).load()
         except _Refused as e:
@@ -270,6 +273,22 @@ class TorchArchive:
         self.zf.close()
 
 
+def _check_opcodes(data: bytes, origin: str) -> None:
+    """Walk the pickle's opcodes without running them: every length it claims must be there
+    (the unpickler would reserve a claimed length before finding the data missing)."""
+    import pickletools
+
+    try:
+        for op, _arg, _pos in pickletools.genops(data):
+            if op.name in ("NEXT_BUFFER", "READONLY_BUFFER"):
+                raise _bad(origin, f"data.pkl uses out-of-band buffers ({op.name}), which torch.save never writes")
+    except InputError:
+        raise
+    except Exception as e:  # ValueError: truncated or unknown opcode
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise _bad(origin, f"data.pkl is damaged ({msg[:120]})") from None
+
+
 def _describe_not_zip(head: bytes, f: BinaryIO) -> str:
     if not head:
         return "not a valid PyTorch file: the file is empty"
@@ -286,17 +305,21 @@ def _describe_not_zip(head: bytes, f: BinaryIO) -> str:
 
 
 def tensor_paths(obj: Any, prefix: str = "") -> list[tuple[str, TensorRef]]:
-    """``(dotted path, tensor)`` of every tensor in ``obj`` (dicts, lists, tuples)."""
+    """``(dotted path, tensor)`` of every tensor in ``obj`` (dicts, lists, tuples). A container
+    met again (shared, or containing itself) is walked once."""
     out: list[tuple[str, TensorRef]] = []
+    seen: set[int] = set()
     stack = [(prefix, obj)]
     while stack:
         path, node = stack.pop()
         if isinstance(node, TensorRef):
             out.append((path, node))
-        elif isinstance(node, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(list(node.items())))
-        elif isinstance(node, (list, tuple)):
-            stack.extend((f"{path}.{i}" if path else str(i), v) for i, v in reversed(list(enumerate(node))))
+            continue
+        if not isinstance(node, (dict, list, tuple)) or id(node) in seen:
+            continue
+        seen.add(id(node))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in reversed(list(items)))
     return out
 
 
