@@ -660,6 +660,8 @@ ORACLES: dict[str, Oracle] = {
         "central_differences/log_probs": _CTC_LOG_PROBS,
         "mean_is_sum_over_denominator": "'mean' divides each loss by its clamped target length before averaging "
                                         "(Forward.mean_divisor), so it is not sum / denominator",
+        "permutation": "samples lie along axis 1 of (T, N, C) while the targets and lengths lie along axis 0; "
+                       "the check permutes what the streaming engine splits, and it does not split CTC",
     }),
     "focal": Oracle(_focal, _ex_focal),
     "sce": Oracle(_sce, _ex_sce),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
-from ..numerics import sum_to_shape, xlogy
-from ..registry import LOG_TARGET, Forward, LossSpec, Step
+from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
+from ..core.numerics import sum_to_shape, xlogy
+from ..core.registry import LOG_TARGET, Forward, LossSpec, Step
 
 
 def kl_forward(x: dict, params: dict) -> Forward:

@@ -24,8 +24,8 @@ import math
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import sum_to_shape
-from ..registry import Forward, LossSpec, Param, Step
+from ..core.numerics import sum_to_shape
+from ..core.registry import Forward, LossSpec, Param, Step
 
 # -- parameters (help or default differ from the shared ones, so they live here) ----------
 
