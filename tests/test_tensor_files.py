@@ -479,3 +479,36 @@ def test_params_from_a_state_dict(tmp_path, run_cli, monkeypatch, suffix):
     assert r.code == 0, r.stderr
     penalty = 0.5 * 0.5 * sum(float((v.double() ** 2).sum()) for v in sd.values())
     assert json.loads(r.stdout)["loss"] == pytest.approx(BASE_LOSS + penalty, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- bfloat16 widened block by block
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bfloat16_logits_stream_block_by_block(tmp_path, monkeypatch, run_cli, dtype):
+    """A streamed call widens each block of an encoded tensor into its buffer: the whole tensor is
+    never decoded (tracemalloc's peak stays under the size of its float32 copy), and the loss is
+    torch's float64 loss on the same bfloat16 values."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(12)
+    logits = (torch.randn(4000, 500, generator=g) * 3).to(torch.bfloat16)  # 4 MB of bf16, 8 MB as float32
+    target = torch.randint(0, 500, (4000,), generator=g)
+    save_file({"logits": logits}, str(tmp_path / "l.safetensors"))
+    np.save(tmp_path / "y.npy", target.numpy())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", str(256 << 10))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        r = run_cli(["ce", "--logits", "l.safetensors", "--target", "y.npy", "--dtype", dtype, "--format", "plain"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.code == 0, r.stderr
+    ref = torch.nn.functional.cross_entropy(logits.double(), target).item()
+    assert float(r.stdout) == pytest.approx(ref, rel=1e-12 if dtype == "float64" else 1e-6)
+    assert peak < 6_000_000, f"peak {peak:,} bytes: the tensor was decoded whole"
