@@ -78,7 +78,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
 def _large(arrays: Mapping[str, Any]) -> bool:
     """Whether a call might stream (lossctl.core.stream decides; small calls skip even the import,
     unless ``LOSSCTL_STREAM_MIN_BYTES`` is set: then the engine applies it, however small)."""
-    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray))
+    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray) or hasattr(a, "widen"))
     return size >= 1 << 20 or (size > 0 and "LOSSCTL_STREAM_MIN_BYTES" in os.environ)
 
 

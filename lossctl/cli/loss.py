@@ -208,7 +208,7 @@ class _Reader:
         self._stdin_used_by: str | None = None
 
     def read(self, name: str, text: str):
-        return read_array(*self._source(name, text), stdin_format=self.stdin_format)
+        return read_array(*self._source(name, text), stdin_format=self.stdin_format, lazy=True)  # bf16 widens per block
 
     def read_named(self, name: str, text: str):
         return read_named_arrays(*self._source(name, text), stdin_format=self.stdin_format)

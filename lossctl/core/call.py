@@ -120,7 +120,7 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("explain", "bool", "Output", "Also show the step-by-step derivation.", False, suite=False),
     Key("rows", "int", "Output", f"Samples shown by {ref('explain')} and in per-sample tables.", 3, suite=False),
     Key("output", "text", "Output",
-        f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz or .csv.", suite=False, short="-o"),
+        f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz, .csv or .safetensors.", suite=False, short="-o"),
     Key("html", "text", "Output",
         "Also write the call as one self-contained HTML page: the inputs, the value, the derivation with its "
         "formulas typeset, the reduction, per-sample values and gradients.", suite=False),
