@@ -14,7 +14,7 @@ import numpy as np
 
 from .core.call import compute_keys
 from .core.evaluate import Result, evaluate
-from .core.prepare import prepare
+from .core.prepare import DTYPES, prepare
 from .core.registry import PREDICTION_KINDS
 from .errors import UsageError, ref
 from .losses import registry
@@ -61,7 +61,12 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
     result = None
-    if not explain and (stream or (stream is None and _large(arrays))):
+    if not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
+        token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
+        if token is not None:
+            result = Result(loss_name=spec.name, reduction=reduction, kind="logits", dtype=call.get("dtype", "float64"),
+                            **token)
+    if result is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 
         result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype", "float64"), dim=call.get("dim"),
