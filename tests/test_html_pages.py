@@ -350,3 +350,17 @@ def test_cli_pages_in_chromium(run_cli, tmp_path):
     png = screenshot(report, tmp_path / "report.png", height=700)
     _nonblank(png)
     _keep_screenshot(png, "check-report.png")
+
+
+def test_lm_writes_a_page(run_cli, tmp_path):
+    batch = Path(__file__).resolve().parents[1] / "examples" / "lm" / "batch.safetensors"
+    page = tmp_path / "lm.html"
+    res = run_cli(["lm", "--logits", f"{batch}:logits", "-t", f"{batch}:labels", "--attention-mask",
+                   f"{batch}:attention_mask", "--shift", "--html", page])
+    assert res.code == 0, res.stderr
+    loss = res.stdout.strip()
+    body = assert_self_contained(page.read_text(encoding="utf-8")).all_text()
+    assert loss in body and "perplexity" in body and "Per sequence" in body and "bfloat16" in body
+    assert "--shift" in body
+    res = run_cli(["lm", "--logits", f"{batch}:logits", "-t", f"{batch}:labels", "--html", page])
+    assert res.code == 2 and "--force" in res.stderr

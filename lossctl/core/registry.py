@@ -136,6 +136,10 @@ class LossSpec:
     # apply. ``raw`` is the prediction block as given (any float width, or bfloat16 bits), never
     # cast; ``x`` the prepared target and extra inputs; ``out`` a float64 buffer for the values.
     compiled_forward: Callable[..., Any] | None = None
+    # Optional whole-call path for token batches (vocabulary last, streamed over blocks of rows
+    # and of the vocabulary): token_path(arrays, params, reduction, dtype, dim, grad) -> a mapping
+    # {loss, per_sample, grad, denominator} or None when it does not apply to this call.
+    token_path: Callable[..., "Mapping[str, Any] | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
 

@@ -539,3 +539,55 @@ def diff_arrays(report: Any) -> list[DiffArray]:
             histogram = ([float(k) for k in d.hist_edges], d.hist_counts)
         out.append(DiffArray(name, "pass" if d.passed else "fail", stats, worst, histogram))
     return out
+
+
+# --------------------------------------------------------------------------- a language-model batch
+
+
+def lm_page(result: Any, sources: Sequence[SourceInfo], parameters: dict[str, Any], *, command: str = "",
+            rows: int = 10) -> str:
+    """The page of ``lossctl lm``: the batch, the headline numbers with their denominator, one
+    token's derivation, the per-sequence table."""
+    from .lm import metrics, sequence_rows
+
+    call = section("The call", "call")
+    call.append(key_values([("command", "lm"), ("normalize", result.normalize), ("dtype", result.dtype)]))
+    if sources:
+        call.append(_scroll(table(("input", "source", "shape", "dtype"),
+                                  ((s.key, s.origin, "×".join(map(str, s.shape)) or "scalar", s.dtype) for s in sources),
+                                  caption="Inputs")))
+    if parameters:
+        call.append(table(("parameter", "value"), ((k, _parameter_text(v)) for k, v in parameters.items()),
+                          caption="Parameters"))
+    if command:
+        call.append(_el("pre", command, {"class": "mono", "id": "command"}))
+
+    value = section("Value", "value")
+    _sub(value, "p", fmt_float(result.loss), {"class": "value", "id": "loss-value"})
+    value.append(key_values([(k.replace("_", " "), fmt_float(v) if isinstance(v, float) else str(v))
+                             for k, v in metrics(result).items()]))
+    _sub(value, "p", f"The loss is the NLL summed over the counted tokens divided by {fmt_float(result.denominator)} "
+                     f"(normalize: {result.normalize}).", {"class": "muted"})
+    if result.note:
+        _sub(value, "p", result.note, {"class": "fail"})
+    sections = [call, value]
+    if result.steps:
+        body = [[s.label, _el("div", None, {"class": "formula"}, formula_element(s.formula)),
+                 "—" if s.value is None else cell_text(s.value)] for s in result.steps]
+        sections.append(section("Derivation", "derivation", _scroll(table(
+            ("step", "formula", "value"), body, caption="One token's NLL, then the masking, the count and the mean.",
+            numeric=[False, False, True]))))
+    sequences = sequence_rows(result)
+    if sequences:
+        columns = list(sequences[0])
+        body = [[str(i)] + [number_text(row[c]) for c in columns] for i, row in enumerate(sequences[:rows])]
+        caption = (f"First {len(body)} of {len(sequences)} sequences." if len(sequences) > rows
+                   else f"All {len(sequences)} sequences.")
+        per = section("Per sequence", "per-sequence", _scroll(table(
+            ["sequence"] + [c.replace("_", " ") for c in columns], body, caption=caption,
+            numeric=[False] + [True] * len(columns))))
+        _sub(per, "p", f"Mean of the sequences' perplexities (not the corpus perplexity above): "
+                       f"{fmt_float(result.mean_sequence_perplexity)}.")
+        sections.append(per)
+    return page(f"lossctl lm = {fmt_float(result.loss)}", *sections,
+                lede="Token-level cross-entropy of a language-model batch.", footer=_footer(command))
