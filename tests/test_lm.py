@@ -245,7 +245,7 @@ def test_ce_dim_last_is_the_lm_kernel(reduction):
 
     case = next(c for c in LM_CASES if c["name"] == "plain")
     x, _ = lm_inputs(case)
-    r = lossctl.compute({"loss": "ce", "logits": x["logits"], "target": x["labels"], "dim": -1, "reduction": reduction})
+    r = lossctl.compute({"loss": "ce", "logits": x["logits"], "target": x["labels"], "dim": -1, "reduction": reduction}, grad=True)
     token = lm.evaluate(x, {"normalize": "tokens" if reduction == "mean" else "global:1"}, grad=True, per_sample=True)
     np.testing.assert_array_equal(r.per_sample, token.per_token)
     np.testing.assert_array_equal(r.grad["logits"], token.grad)

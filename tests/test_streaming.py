@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import lossctl
+from lossctl.core import kernels
 from lossctl.core import stream
 from lossctl.core.registry import PREDICTION_KINDS
 
@@ -281,13 +282,19 @@ def test_output_file_streams_equal_in_memory(tmp_path, monkeypatch, run_cli, rng
     got = run_cli([loss, *args, "-o", f"out{suffix}", *grad, "--format", "plain"])
     assert ref.code == got.code == 0, (ref.stderr, got.stderr)
     assert float(got.stdout) == pytest.approx(float(ref.stdout), rel=RTOL)
+    # a large call of ce/bce-logits takes the compiled kernels: values within a few ulp
+    compiled = lossctl.registry().get(loss).compiled_forward is not None and kernels.compiled() is not None
+    same = (lambda a, b: np.testing.assert_allclose(a, b, rtol=4 * np.finfo(float).eps, atol=0)) if compiled \
+        else np.testing.assert_array_equal
     if suffix == ".npy":
-        np.testing.assert_array_equal(np.load("out.npy"), np.load("ref.npy"))
+        same(np.load("out.npy"), np.load("ref.npy"))
     elif suffix == ".npz":
         a, b = np.load("out.npz"), np.load("ref.npz")
         assert sorted(a.files) == sorted(b.files)
         for k in b.files:
-            np.testing.assert_array_equal(a[k], b[k])
+            same(a[k], b[k])
+    elif compiled:
+        same(np.loadtxt("out.csv", delimiter=",", skiprows=1, ndmin=2), np.loadtxt("ref.csv", delimiter=",", skiprows=1, ndmin=2))
     else:
         assert Path("out.csv").read_text() == Path("ref.csv").read_text()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary parts left behind"
