@@ -20,7 +20,7 @@ from .registry import PREDICTION_KINDS, Registry, Step
 _REGISTRY: Registry | None = None
 
 # Keys of a call that are neither inputs nor loss parameters.
-CALL_KEYS = ("loss", "reduction", "dtype", "dim")
+CALL_KEYS = ("loss", "reduction", "dtype", "dim", "convention", "sample_weight")
 # Regularisation keys: penalties on model parameters added to any loss.
 REGULARISATION_KEYS = ("l1", "l2", "params", "exclude_params")
 
@@ -61,6 +61,8 @@ class Result:
     dtype: str = "float64"
     data_loss: Any = None  # with --l1/--l2: the loss before the penalties (``loss`` is the objective)
     penalties: dict[str, float] = field(default_factory=dict)
+    convention: str = "torch"  # the framework whose numbers these are (--convention)
+    recorded: list | None = None  # another framework's derivation over the whole batch (lossctl.tape.Recorded)
 
 
 def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, explain: bool = False,
@@ -86,25 +88,40 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
         raise UsageError("missing the loss name ('loss')")
     spec = registry().get(str(call["loss"]))
     reduction = call.get("reduction", "mean")
-    if reduction not in spec.reductions:
-        raise UsageError(f"--reduction: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
     input_names = set(PREDICTION_KINDS) | set(spec.inputs)
     arrays = {k: v for k, v in call.items() if k in input_names}
     params = {}
-    for p in spec.params:
+    for p in (*spec.params, *spec.extra_params):
         params[p.name] = call.get(p.name, p.default)
-    unknown = sorted(set(call) - input_names - set(spec.param_names) - set(CALL_KEYS) - set(REGULARISATION_KEYS))
+    unknown = sorted(set(call) - input_names - set(spec.param_names) - {p.name for p in spec.extra_params}
+                     - set(CALL_KEYS) - set(REGULARISATION_KEYS))
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+    conv = spec.convention(call.get("convention") or spec.home)
+    kind = next((k for k in spec.prediction_kinds if arrays.get(k) is not None), None)
+    from .frameworks import check_call
+
+    check_call(spec, conv, call, kind)
+    if conv.kernel is not None:
+        from .frameworks import run as run_convention
+
+        result = run_convention(spec, conv, call, arrays, params, reduction, grad=grad, explain=explain, rows=rows,
+                                origins=origins)
+        if any(call.get(k) is not None for k in ("l1", "l2")):
+            _regularise(result, call, grad)
+        return result
+    if reduction not in spec.reductions:
+        raise UsageError(f"--reduction: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
+    params = {p.name: params[p.name] for p in spec.params}
     result = None
     if not explain and (stream or (stream is None and _large(arrays))):
         from .stream import run as run_streaming
 
-        result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype", "float64"), dim=call.get("dim"),
+        result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
                                origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, mode=stream,
                                block_rows=block_rows, progress=progress)
     if result is None:
-        prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
+        prep = prepare(spec, arrays, params, dtype=call.get("dtype") or "float64", dim=call.get("dim"), origins=origins)
         result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
     if any(call.get(k) is not None for k in ("l1", "l2")):
         _regularise(result, call, grad)

@@ -93,6 +93,53 @@ class Conversion:
     along_classes: bool = False
 
 
+FRAMEWORKS = ("torch", "keras", "optax", "sklearn")
+FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras", "optax": "optax", "sklearn": "scikit-learn"}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one framework defines a loss: its kernel, the kinds and parameters it takes, how it reduces.
+
+    ``kernel(tape, x, params) -> Var`` gives the framework's per-sample values (after its own
+    inner reduction, e.g. Keras's mean over the last axis) from traced inputs in lossctl's
+    canonical layout, recording its derivation on the tape (:mod:`lossctl.tape`). ``kernel``
+    None means the loss's own (PyTorch) kernels. ``difference`` is one line: what this
+    framework does differently (the README's loss × framework table).
+    """
+
+    framework: str  # one of FRAMEWORKS
+    mirrors: str  # the framework's own spelling: "keras.losses.BinaryCrossentropy"
+    difference: str
+    kernel: Callable[..., Any] | None = None
+    kinds: tuple[str, ...] = ()  # prediction kinds the framework takes (empty: the loss's own)
+    params: tuple[str, ...] = ()  # names of the loss's parameters the framework has
+    extra_params: tuple[Param, ...] = ()  # parameters only this framework has (added to the loss's options)
+    # Shape of the per-sample values: Keras reduces the last axis of an elementwise loss first
+    # (a 1-D input counts as (N, 1): one sample per element); class losses reduce the class axis.
+    validate: Callable[[dict, dict], None] | None = None
+    reductions: tuple[str, ...] = ("mean", "sum", "none")
+
+    @property
+    def differentiates(self) -> bool:
+        """Keras and optax differentiate their losses; scikit-learn's metrics have no gradient."""
+        return self.framework in ("torch", "keras", "optax")
+
+    @property
+    def sample_weight(self) -> bool:
+        return self.framework in ("keras", "sklearn")
+
+    @property
+    def float32(self) -> bool:
+        """Keras casts both inputs to floatx() = float32 unless the loss is built with dtype="float64"."""
+        return self.framework == "keras"
+
+
+def torch_convention(mirrors: str, difference: str = "the reference: lossctl's own kernels") -> Convention:
+    """The PyTorch convention of a loss whose own kernels are PyTorch's."""
+    return Convention("torch", mirrors, difference)
+
+
 @dataclass(frozen=True)
 class LossSpec:
     name: str
@@ -137,6 +184,38 @@ class LossSpec:
     fused_forward: Callable[..., "Forward | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
+    # Each framework that has this loss, by name; the torch entry (kernel None) is the spec's own
+    # kernels. Losses torch lacks default to their home framework's convention.
+    conventions: Mapping[str, Convention] = field(default_factory=dict)
+    home: str = "torch"
+
+    @property
+    def convention_names(self) -> tuple[str, ...]:
+        """The frameworks that have this loss, in FRAMEWORKS order (torch alone when none is declared)."""
+        return tuple(f for f in FRAMEWORKS if f in self.conventions) or ("torch",)
+
+    def convention(self, framework: str) -> Convention:
+        if framework not in FRAMEWORKS:
+            raise UsageError(f"--convention: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+        if framework not in self.conventions:
+            if framework == "torch" and not self.conventions:
+                return torch_convention(self.mirrors)
+            have = ", ".join(self.convention_names)
+            raise UsageError(f"{self.name}: {FRAMEWORK_NAMES[framework]} has no such loss "
+                             f"(--convention {framework}); the conventions that have it: {have}")
+        return self.conventions[framework]
+
+    @property
+    def extra_params(self) -> tuple[Param, ...]:
+        """Parameters that only some convention has (keras's label smoothing on bce, ...), once each."""
+        seen = set(self.param_names)
+        out = []
+        for conv in self.conventions.values():
+            for p in conv.extra_params:
+                if p.name not in seen:
+                    seen.add(p.name)
+                    out.append(p)
+        return tuple(out)
 
     @property
     def inputs(self) -> tuple[str, ...]:

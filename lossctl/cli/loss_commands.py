@@ -26,7 +26,7 @@ def spec_options(spec: LossSpec) -> list[Opt]:
     opts.append(Opt("reduction", ("--reduction", "-r"), str, "mean", f"Reduction: {', '.join(spec.reductions)}.", "Parameters"))
     if spec.class_axis:
         opts.append(Opt("dim", ("--dim",), int | None, None, "The class dimension (default 1, or 0 for a 1-D input), as PyTorch.", "Parameters"))
-    opts += [_param_option(p) for p in spec.params]
+    opts += [_param_option(p) for p in (*spec.params, *spec.extra_params)]
     opts += list(COMMON_OPTIONS)
     return opts
 

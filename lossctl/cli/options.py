@@ -41,7 +41,9 @@ def input_option(name: str, hidden: bool = False) -> Opt:
 
 COMMON_OPTIONS: tuple[Opt, ...] = (
     Opt("stdin_format", ("--stdin-format",), str | None, None, "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", "Inputs"),
-    Opt("dtype", ("--dtype",), str, "float64", "Compute in float64 (default) or float32.", "Parameters"),
+    Opt("dtype", ("--dtype",), str | None, None, "Compute in float64 (default; float32 under --convention keras, as Keras does) or float32.", "Parameters"),
+    Opt("convention", ("--convention",), str | None, None, "Whose numbers: torch, keras, optax or sklearn (default: torch, or the loss's home framework).", "Parameters"),
+    Opt("sample_weight", ("--sample-weight",), str | None, None, "Per-sample weights (Keras and scikit-learn conventions). An array source.", "Parameters"),
     Opt("strict", ("--strict",), bool, False, "Refuse inputs that only draw a warning (NaN or inf values, target probabilities that do not sum to 1): exit 3 instead.", "Inputs"),
     Opt("l2", ("--l2",), float | None, None, "Add the L2 penalty 0.5·α·Σw² over --params (α = this value).", "Regularisation"),
     Opt("l1", ("--l1",), float | None, None, "Add the L1 penalty β·Σ|w| over --params (β = this value).", "Regularisation"),

@@ -35,6 +35,12 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     fmt = output_format(opts)
 
     call, reader = read_call(spec, opts)
+    if opts["grad"] or opts["expect_grad"] is not None:
+        conv = spec.convention(call.get("convention") or spec.home)
+        if not conv.differentiates:
+            from ..frameworks import framework_label
+
+            raise UsageError(f"--grad: {framework_label(conv)} has no gradient (scikit-learn's metrics are not differentiated)")
 
     output = Path(opts["output"]) if opts["output"] else None
     sink = None
@@ -142,7 +148,8 @@ class strict_inputs:
 
 def array_names(spec: LossSpec) -> set[str]:
     """Options of ``spec``'s command whose value is an array source."""
-    return set(PREDICTION_KINDS) | set(spec.inputs) | {p.name for p in spec.params if p.kind == "array"}
+    return set(PREDICTION_KINDS) | set(spec.inputs) | {"sample_weight"} \
+        | {p.name for p in (*spec.params, *spec.extra_params) if p.kind == "array"}
 
 
 def _parse_expect(text: str, reader: "_Reader"):

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..numerics import sigmoid, softplus
+from .ported import BCE_CONVENTIONS, BCE_LOGITS_CONVENTIONS
 from ..registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Step
 
 # ATen's EPSILON in binary_cross_entropy_backward is float(1e-12), a float32
@@ -149,6 +150,7 @@ BCE = LossSpec(
     steps=bce_steps,
     validate=_validate_bce,
     notes="--logits uses the with-logits form (stable, no clamp), as binary_cross_entropy_with_logits.",
+    conventions=BCE_CONVENTIONS,
 )
 
 BCE_LOGITS = LossSpec(
@@ -164,6 +166,7 @@ BCE_LOGITS = LossSpec(
     backward=bce_backward,
     steps=bce_steps,
     validate=_validate_bce,
+    conventions=BCE_LOGITS_CONVENTIONS,
 )
 
 SPECS = (BCE, BCE_LOGITS)

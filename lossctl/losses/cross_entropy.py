@@ -12,6 +12,7 @@ import numpy as np
 from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..errors import InvalidInput
 from ..numerics import log_softmax_at
+from .ported import CE_CONVENTIONS
 from ..registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Step
 
 
@@ -174,6 +175,7 @@ CE = LossSpec(
     validate=_validate_ce,
     fused_forward=cross_entropy_fused,
     notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
+    conventions=CE_CONVENTIONS,
 )
 
 NLL = LossSpec(

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..numerics import sum_to_shape, xlogy
+from .ported import KL_CONVENTIONS
 from ..registry import LOG_TARGET, Forward, LossSpec, Step
 
 
@@ -64,6 +65,7 @@ KL = LossSpec(
     backward=kl_backward,
     steps=kl_steps,
     notes="reduction 'mean' divides by the number of elements (torch warns); 'batchmean' is the KL divergence.",
+    conventions=KL_CONVENTIONS,
 )
 
 SPECS = (KL,)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..numerics import sum_to_shape
+from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS
 from ..registry import Forward, LossSpec, Param, Step
 
 # -- parameters (help or default differ from the shared ones, so they live here) ----------
@@ -412,6 +413,7 @@ MSE = LossSpec(
     steps=mse_steps,
     validate=_validate_weight,
     notes="The target broadcasts with the prediction as in torch (which warns when the sizes differ).",
+    conventions=MSE_CONVENTIONS,
 )
 
 L1 = LossSpec(
@@ -427,6 +429,7 @@ L1 = LossSpec(
     backward=l1_backward,
     steps=l1_steps,
     validate=_validate_weight,
+    conventions=L1_CONVENTIONS,
 )
 
 SMOOTH_L1 = LossSpec(
@@ -459,6 +462,7 @@ HUBER = LossSpec(
     steps=huber_steps,
     validate=_validate_huber,
     notes="With --weight, 'mean' is mean(w·l) (÷ number of elements), unlike mse/l1 (÷ Σ w): torch 2.13's rule.",
+    conventions=HUBER_CONVENTIONS,
 )
 
 POISSON_NLL = LossSpec(

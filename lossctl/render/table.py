@@ -47,6 +47,8 @@ def summary(result, extra: dict | None = None) -> Table:
     t.add_column("field", style="bold")
     t.add_column("value")
     t.add_row("loss", result.loss_name)
+    if getattr(result, "convention", "torch") != "torch":
+        t.add_row("convention", result.convention)
     t.add_row("input", "--" + result.kind.replace("_", "-"))
     t.add_row("reduction", result.reduction)
     if result.reduction in ("mean", "batchmean"):

@@ -18,6 +18,8 @@ def document(result, report=None, *, per_sample: bool = False, grad: bool = Fals
         "reduction": result.reduction,
         "loss": jsonable(result.loss),
     }
+    if getattr(result, "convention", "torch") != "torch":
+        doc["convention"] = result.convention
     if result.penalties:
         doc["data_loss"] = jsonable(result.data_loss)
         doc["penalties"] = {k: jsonable(v) for k, v in result.penalties.items()}
