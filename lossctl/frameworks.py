@@ -35,7 +35,7 @@ def check_call(spec: LossSpec, conv: Convention, call: Mapping[str, Any], kind: 
     if conv.kinds and kind is not None and kind not in conv.kinds:
         takes = " or ".join("--" + k.replace("_", "-") for k in conv.kinds)
         raise UsageError(f"--{kind.replace('_', '-')}: {framework_label(conv)} takes {takes}")
-    own = set(conv.params) | {p.name for p in conv.extra_params}
+    own = set(spec.param_names) if conv.kernel is None else set(conv.params) | {p.name for p in conv.extra_params}
     for p in (*spec.params, *spec.extra_params):
         if p.name in own or p.name not in call:
             continue

@@ -119,6 +119,10 @@ class Convention:
     # (a 1-D input counts as (N, 1): one sample per element); class losses reduce the class axis.
     validate: Callable[[dict, dict], None] | None = None
     reductions: tuple[str, ...] = ("mean", "sum", "none")
+    # For ``lossctl compare`` on a convention without a tape (torch's own kernels):
+    # departures(inputs, call) -> [(step key, reason, first index, "p = 0")] — its steps that
+    # changed these inputs (torch's clamp of log 0 at −100).
+    departures: Callable[[dict, dict], list] | None = None
 
     @property
     def differentiates(self) -> bool:
@@ -135,9 +139,10 @@ class Convention:
         return self.framework == "keras"
 
 
-def torch_convention(mirrors: str, difference: str = "the reference: lossctl's own kernels") -> Convention:
+def torch_convention(mirrors: str, difference: str = "the reference: lossctl's own kernels",
+                     departures: Callable[[dict, dict], list] | None = None) -> Convention:
     """The PyTorch convention of a loss whose own kernels are PyTorch's."""
-    return Convention("torch", mirrors, difference)
+    return Convention("torch", mirrors, difference, departures=departures)
 
 
 @dataclass(frozen=True)
@@ -255,7 +260,7 @@ LOG_TARGET = Param("log_target", "bool", False, "The target is given as log-prob
 MARGIN = Param("margin", "float", 1.0, "Margin of the hinge.")
 
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-RESERVED = frozenset({"list", "check", "record", "gradcheck", "info", "help"})
+RESERVED = frozenset({"list", "check", "record", "gradcheck", "info", "help", "compare"})
 
 
 class Registry:

@@ -67,6 +67,9 @@ def _register_commands(app) -> None:
 
     register(app)
     register_info(app)
+    from .compare_command import register as register_compare
+
+    register_compare(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,11 @@ def registry_rows() -> list[dict]:
                   "choices": list(spec.reductions), "help": "Reduction over samples."}],
             "mirrors": spec.mirrors,
             "summary": spec.summary,
+            "conventions": {
+                name: {"mirrors": spec.convention(name).mirrors, "difference": spec.convention(name).difference,
+                       "default": name == spec.home}
+                for name in spec.convention_names
+            },
         })
     return rows
 

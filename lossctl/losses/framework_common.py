@@ -25,7 +25,7 @@ def keras_clip_reason(dtype, symbol: str = "p", hi: bool = True) -> str:
     lo, top = keras_eps(dtype)
     if not hi:
         return f"keras clips {symbol} to [1e-7, 1]"
-    note = f" (1 − 1e-7 is {float(top)!r} in {np.dtype(dtype).name})" if np.dtype(dtype) == np.float32 else ""
+    note = f" (1 − 1e-7 is {float(top):.8g} in {np.dtype(dtype).name})" if np.dtype(dtype) == np.float32 else ""
     return f"keras clips {symbol} to [1e-7, 1 − 1e-7]{note}"
 
 

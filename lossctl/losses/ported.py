@@ -79,9 +79,38 @@ def _sklearn_binary_validate(x: dict, params: dict) -> None:
         raise InvalidInput("target", "scikit-learn's log_loss takes class labels 0 and 1, not probabilities")
 
 
+def _torch_bce_departures(x: dict, call: dict) -> list:
+    """torch clamps each log term of binary_cross_entropy at −100: p = 0 with y > 0, or p = 1 with y < 1."""
+    if "probs" not in x:
+        return []
+    p, y = np.broadcast_arrays(x["probs"], x["target"])
+    hit = ((p == 0) & (y != 0)) | ((p == 1) & (y != 1))
+    if not hit.any():
+        return []
+    index = tuple(int(i) for i in np.argwhere(hit)[0])
+    return [("clamp", "torch clamps log p and log(1 − p) at −100 (log 0 = −inf costs 100)", index,
+             f"p = {float(p[index]):g}, y = {float(y[index]):g}")]
+
+
+def _torch_nll_departures(x: dict, call: dict) -> list:
+    """torch's NLL of log p on probabilities: log 0 = −inf, unclipped."""
+    if "probs" not in x or np.ndim(x["probs"]) != 2 or np.ndim(x["target"]) != 1:
+        return []
+    p = x["probs"]
+    y = np.asarray(x["target"]).astype(np.intp)
+    ok = (y >= 0) & (y < p.shape[1])
+    picked = np.where(ok, p[np.arange(len(y)), np.where(ok, y, 0)], 1.0)
+    hit = picked == 0
+    if not hit.any():
+        return []
+    row = int(np.argwhere(hit)[0][0])
+    return [("log", "torch takes log p unclipped: p_y = 0 gives inf", (row,), f"p_y = 0 (class {int(y[row])})")]
+
+
 BCE_CONVENTIONS = {
     "torch": torch_convention("torch.nn.functional.binary_cross_entropy",
-                              "each log term clamped at −100 (p = 0 or 1 costs 100); --logits: the with-logits form"),
+                              "each log term clamped at −100 (p = 0 or 1 costs 100); --logits: the with-logits form",
+                              _torch_bce_departures),
     "keras": Convention("keras", "keras.losses.BinaryCrossentropy",
                         "p clipped to [1e-7, 1−1e-7] in float32 (p = 0 or 1 costs 16.1 / 15.9); ε/2 label smoothing; "
                         "mean over the last axis, ÷ batch size with sample weights",
@@ -218,7 +247,8 @@ def sklearn_log_loss_validate(x: dict, params: dict) -> None:
 
 CE_CONVENTIONS = {
     "torch": torch_convention("torch.nn.functional.cross_entropy",
-                              "logits by default; --probs: NLL of log p, unclipped (p = 0 gives inf); class weights ÷ Σ w_y"),
+                              "logits by default; --probs: NLL of log p, unclipped (p = 0 gives inf); class weights ÷ Σ w_y",
+                              _torch_nll_departures),
     "keras": Convention("keras", "keras.losses.CategoricalCrossentropy / SparseCategoricalCrossentropy",
                         "probabilities by default, rows renormalised then clipped to [1e-7, 1−1e-7] in float32; "
                         "no class weights; smoothing only with one-hot targets",
