@@ -100,7 +100,7 @@ def _departures(spec: LossSpec, framework: str, result, call) -> list[tuple[str,
 
 
 def _num(v) -> str:
-    if isinstance(v, np.floating) and v.dtype == np.float32:
+    if isinstance(v, np.floating) and v.dtype == np.float32 and not float(v).is_integer():
         return str(v)  # the shortest float32 text: 1e-07, not 1.00000001e-07
     v = float(v)
     return str(int(v)) if v.is_integer() and abs(v) < 1e16 else f"{v:.9g}"

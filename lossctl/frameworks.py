@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import tape as T
-from .errors import InputError, UsageError
+from .errors import InputError, InvalidInput, UsageError
 from .prepare import prepare
 from .registry import FRAMEWORK_NAMES, TARGET, Convention, LossSpec, Step
 
@@ -84,7 +84,11 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
         if name not in x and name not in (getattr(spec.kinds.get(kind), "target", None),):
             x[name] = value
     if conv.validate is not None:
-        conv.validate({k: (v.value if isinstance(v, T.Var) else v) for k, v in x.items()}, params)
+        try:
+            conv.validate({k: (v.value if isinstance(v, T.Var) else v) for k, v in x.items()}, params)
+        except InvalidInput as e:
+            origin = (origins or {}).get(e.name, "--" + e.name.replace("_", "-"))
+            raise InputError(f"{origin}: {e.message}") from None
     tape = T.Tape()
     if conv.float32 and dtype == "float32":
         given = np.asarray(arrays[kind])
@@ -132,12 +136,10 @@ def _sample_weight(call: Mapping[str, Any], values: T.Var, dtype, conv: Conventi
                              f"shape {values.shape} ({framework_label(conv)} reduces to one value per sample)") from None
         tape.step("weight", "sample weight", "w (--sample-weight)", w)
     if mask is not None:
-        # Keras turns ignore_class into a mask weight total/valid, so that 'mean' averages the valid entries.
-        valid = int(np.count_nonzero(mask))
-        scale = mask.size / valid if valid else 0.0
-        m = np.where(mask, scale, 0.0).astype(dtype)
+        # Keras's ignore_class is a mask: ignored entries weigh 0, and 'mean' divides by the valid count.
+        m = mask.astype(dtype)
         w = m if w is None else w * m
-        tape.step("mask", "ignore_class mask", "valid entries weigh total/valid, ignored ones 0", w)
+        tape.step("mask", "ignore_class mask", "ignored entries weigh 0", w)
     return w
 
 
@@ -147,8 +149,12 @@ def _reduce(conv: Convention, reduction: str, weighted: T.Var, weights: np.ndarr
     s = T.total(weighted)
     if reduction == "sum":
         return s, 1.0
+    mask = getattr(tape, "mask", None)
     if conv.framework == "sklearn" and weights is not None:
         denom = float(np.sum(weights, dtype=np.float64))
+    elif mask is not None and conv.framework == "keras":
+        # mask weight total/valid on each valid entry: Σ w·l·(total/valid) / total = Σ w·l / valid
+        denom = float(np.count_nonzero(mask))
     elif reduction == "mean_with_sample_weight" and weights is not None:
         denom = float(np.sum(weights, dtype=np.float64))
     else:
