@@ -358,13 +358,10 @@ def _families_cases():
 def test_families_suite_values_agree_with_torch(case):
     """The values `lossctl record` pinned are PyTorch's (via tests/torch_reference.py), not just lossctl's."""
     pytest.importorskip("torch")
-    import importlib.util
+    import torch_reference as ref
 
     from lossctl.suite import SourceCache, materialize
 
-    spec = importlib.util.spec_from_file_location("_torch_reference", Path(__file__).parent / "torch_reference.py")
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
     cache = SourceCache(FAMILIES.parent)
     call = {k: (materialize(v, k, cache).tolist() if k in case.array_keys else v) for k, v in case.call.items()}
     want = ref.reference(call)

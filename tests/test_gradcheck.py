@@ -20,23 +20,19 @@ def smooth_case(name: str) -> dict:
     """A small valid call of loss ``name`` away from kinks and domain edges.
 
     Shapes, targets and parameters come from the first ``reduction='mean'`` case of the
-    loss's torch fixture file (tests/fixtures/torch/NAME.json), or from the spec for a
-    class loss without fixtures. The differentiable inputs are then moved off the
-    fixture's (deliberate) kinks and ties by a small fixed random perturbation that keeps
+    loss's torch fixture file (tests/fixtures/torch/NAME.json; a registered loss without
+    one fails here). The differentiable inputs are then moved off the fixture's
+    (deliberate) kinks and ties by a small fixed random perturbation that keeps
     each input's sign (probabilities stay inside (0, 1)). The prediction is given as
     logits where the loss accepts them: torch's CTC gradient w.r.t. log_probs is the
     logits gradient (exact only after a log_softmax), see test_gradcheck_flags_ctc_log_probs.
     """
     path = FIXTURES / f"{name}.json"
     spec = lossctl.registry().get(name)
-    if path.exists():
-        cases = json.loads(path.read_text())["cases"]
-        case = next(c for c in cases if c.get("reduction", "mean") == "mean")
-        call = {k: v for k, v in case.items() if k not in NOT_INPUTS}
-    elif spec.class_axis and spec.target in ("class", "index") and "logits" in spec.kinds:
-        call = {"loss": name, "logits": [[0.3, -1.2, 2.0], [1.1, 0.4, -0.7]], "target": [2, 0]}
-    else:  # pragma: no cover - every loss has a fixture file today
-        pytest.skip(f"no fixture case for {name}")
+    assert path.exists(), f"{name}: no torch fixture file {path.name} (run tests/tools/make_torch_fixtures.py {name})"
+    cases = json.loads(path.read_text())["cases"]
+    case = next(c for c in cases if c.get("reduction", "mean") == "mean")
+    call = {k: v for k, v in case.items() if k not in NOT_INPUTS}
     if "log_probs" in call and "logits" in spec.kinds and name == "ctc":
         call["logits"] = call.pop("log_probs")
     result = lossctl.compute(call, grad=True)
@@ -105,8 +101,6 @@ def test_gradcheck_detects_a_wrong_gradient(monkeypatch):
 def test_gradcheck_flags_ctc_log_probs():
     """torch's CTC gradient for log_probs is exp(lp) − occupancy: not d(loss)/d(log_probs)."""
     path = FIXTURES / "ctc.json"
-    if not path.exists():  # pragma: no cover
-        pytest.skip("no ctc fixtures")
     case = next(c for c in json.loads(path.read_text())["cases"] if c.get("reduction", "mean") == "mean")
     report = gradcheck({k: v for k, v in case.items() if k not in NOT_INPUTS})
     assert not report.passed

@@ -9,10 +9,8 @@ torch below (``torch_*``) and compare values and autograd gradients.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -455,10 +453,8 @@ def test_live_zero_one(kind, reduction):
 def test_oracle_agrees_with_the_seed_transcriptions():
     """tests/torch_reference.py (the fixture oracle) and the torch_* seed transcriptions here agree."""
     torch = pytest.importorskip("torch")
-    path = Path(__file__).resolve().parent / "torch_reference.py"
-    spec = importlib.util.spec_from_file_location("_seeded_torch_reference", path)
-    ref = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ref)
+    import torch_reference as ref
+
     rng = np.random.default_rng(7)
     x, y = rng.normal(size=(4, 3)), rng.integers(0, 2, size=(4, 3)).astype(float)
     for kind, data in (("logits", x), ("probs", 1 / (1 + np.exp(-x)))):

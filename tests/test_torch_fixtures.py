@@ -6,11 +6,11 @@ check-suite case plus ``expect = {loss, per_sample, grad}``; the case minus
 ``name``/``expect`` goes to :func:`lossctl.compute` as it is.
 
 Tolerances (torch sums pairwise and uses fused kernels, so bit equality is not
-expected; torch-semantics.md "Formula validation"):
+expected):
 
 * values (``loss``, ``per_sample``): rtol 1e-10, atol 1e-13. The tiny atol only
   absorbs cancellation noise in values that are mathematically ~0 but come out
-  as rounding residue of O(1) terms (triplet row 2.5e-13 in golden TRI-1,
+  as rounding residue of O(1) terms (triplet row 2.5e-13 in case golden-TRI-1,
   cosine of identical vectors 4e-14), where no two summation orders agree
   relatively;
 * gradients: rtol 1e-9, atol 1e-12;
@@ -101,9 +101,15 @@ def _params():
 
 
 def test_every_fixture_loss_is_registered():
-    """The fixtures cover CONTRACT §6's 25 rows; each must be a registered loss (no skips)."""
-    assert sorted(FIXTURES) == sorted(REGISTERED)
-    assert len(REGISTERED) == 25
+    """One fixture file per registered loss, and no file for a loss that is not registered."""
+    assert sorted(FIXTURES) == sorted(REGISTERED), "run tests/tools/make_torch_fixtures.py"
+
+
+def test_every_registered_loss_has_an_oracle_entry():
+    """The oracle table (tests/torch_reference.py ORACLES) has one entry per registered loss."""
+    import torch_reference
+
+    assert sorted(torch_reference.ORACLES) == sorted(REGISTERED)
 
 
 @pytest.mark.parametrize("case", list(_params()))

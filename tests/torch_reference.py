@@ -1,7 +1,19 @@
-"""PyTorch reference implementations of every lossctl registry loss.
+"""The oracle table: for every registered loss, the loss written with PyTorch and a small example.
 
-This module is the *oracle*: for a lossctl check-suite case (a plain dict) it
-computes, with torch in float64 and autograd,
+:data:`ORACLES` maps each registry name to an :class:`Oracle`:
+
+* ``torch(case, leaves, reduction)``: the loss in torch ops (float64, autograd), from the
+  torch function that defines it (``F.cross_entropy``, ...) or, for the losses torch does
+  not have, a line-by-line formula (see the docstrings of ``_sce``, ``_hinge``,
+  ``_exponential``, ``_zero_one`` and ``_focal``);
+* ``example(rng, kind)``: a small valid call of the loss with prediction ``kind`` (inputs and
+  parameters, without ``loss``/``reduction``), a batch of several rows away from kinks, ties
+  and domain edges: the input of every common test (tests/test_common.py) and of the
+  fixtures of a loss without a hand-written case table (tests/tools/make_torch_fixtures.py);
+* ``opt_out``: common checks that do not apply to the loss, each with the reason
+  (``"check"`` or ``"check/kind"`` -> why).
+
+For a lossctl check-suite case (a plain dict) :func:`reference` computes
 
     {"loss": ..., "per_sample": ..., "grad": {input_name: ...}}
 
@@ -10,68 +22,75 @@ computes, with torch in float64 and autograd,
 * ``per_sample``: the ``reduction='none'`` values (nested list, or a float for
   unbatched inputs);
 * ``grad``: the autograd gradient of the reduced loss (for ``'none'``: of the
-  sum) with respect to every *prediction* input present in the case
-  (``logits``, ``probs``, ``log_probs``, ``pred``, ``x1``, ``x2``, ``anchor``,
-  ``positive``, ``negative``, ``var``). Never w.r.t. ``target`` or ``weight``.
+  sum) with respect to every differentiable input of the loss present in the case
+  (its prediction kinds and extra inputs, e.g. ``var``); never w.r.t. ``target`` or ``weight``.
 
 Non-finite numbers are returned as the strings ``"nan"``, ``"inf"``, ``"-inf"``
 (the lossctl JSON convention) by :func:`reference`; :func:`reference_tensors`
 returns the raw tensors.
 
-Case format (see ../shared/CONTRACT.md §2, §3, §6): ``loss`` (registry
-name), the inputs as nested lists, and parameters under PyTorch's names in
-snake case with PyTorch's defaults. Only torch is needed (torchvision is not:
-``sigmoid_focal_loss`` is transcribed line by line from
-``pytorch/vision: torchvision/ops/focal_loss.py``).
+Case format: ``loss`` (registry name), the inputs as nested lists, and parameters under
+PyTorch's names in snake case with PyTorch's defaults. torch is imported on first use,
+so the examples and opt-outs serve the common tests without it (torchvision is not
+needed: ``sigmoid_focal_loss`` is transcribed line by line from
+``torchvision/ops/focal_loss.py``).
 
-Definitions of the losses that have no torch function (see the docstrings of
-``_sce``, ``_hinge``, ``_exponential``, ``_zero_one`` and ``_focal``):
+Definitions of the losses that have no torch function:
 
-* ``sce``          Symmetric cross entropy, exactly the seed's ``SCELoss``
-                   (seeds/003_513c8e5c363fe58e.txt): ``alpha·CE + beta·RCE``,
+* ``sce``          Symmetric cross entropy (Wang et al. 2019): ``alpha·CE + beta·RCE``,
                    defaults alpha = 1, beta = 1.
-* ``hinge``        ``clamp_min(1 - y·a, 0)``, ``y ∈ {-1, 1}``, 0 mapped to -1
-                   (seeds/004_27ff0490dfb36f46.txt: ``max(0, 1 - y·a), y = ±1``).
-* ``exponential``  ``exp(-y·a)``, same target mapping (seed 004: ``exp[-y f(x)]``).
+* ``hinge``        ``clamp_min(1 - y·a, 0)``, ``y ∈ {-1, 1}``, 0 mapped to -1.
+* ``exponential``  ``exp(-y·a)``, same target mapping.
 * ``zero-one``     ``1[argmax ≠ y]`` (classification) or ``1[|y - a| ≥ T]``
-                   (with ``threshold``), ``1[a ≠ y]`` without it (seed 004).
-                   Gradient: all zeros.
+                   (with ``threshold``), ``1[a ≠ y]`` without it. Gradient: all zeros.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 __all__ = [
-    "PRED_INPUTS",
+    "ORACLES",
+    "Oracle",
     "REFERENCES",
+    "differentiable_inputs",
+    "load_torch",
     "reference",
     "reference_tensors",
     "to_jsonable",
     "ce_from_log_probs",
 ]
 
-DTYPE = torch.float64
+# Bound by load_torch() on first use: the oracle table's examples need no torch.
+torch: Any = None
+F: Any = None
+DTYPE: Any = None
 
-#: Inputs that receive a gradient (CONTRACT §4: "each prediction input").
-PRED_INPUTS = ("logits", "probs", "log_probs", "pred", "x1", "x2", "anchor", "positive", "negative", "var")
 
-#: Which prediction kinds each loss accepts (CONTRACT §6).
-KINDS = {
-    "ce": ("logits", "probs", "log_probs"),
-    "nll": ("log_probs", "probs"),
-    "bce": ("probs", "logits"),
-    "bce-logits": ("logits",),
-    "kl": ("log_probs", "probs", "logits"),
-    "focal": ("logits", "probs"),
-    "zero-one": ("pred", "logits", "probs"),
-}
+def load_torch() -> None:
+    global torch, F, DTYPE
+    if torch is None:
+        import torch as _torch
+        import torch.nn.functional as _F
+
+        torch, F, DTYPE = _torch, _F, _torch.float64
+
+
+def _spec(loss: str):
+    import lossctl
+
+    return lossctl.registry().get(loss)
+
+
+def differentiable_inputs(loss: str) -> tuple[str, ...]:
+    """The inputs of ``loss`` that get a gradient: its prediction kinds and extra inputs."""
+    spec = _spec(loss)
+    return tuple(spec.kinds) + tuple(spec.extra_inputs)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -96,9 +115,10 @@ def _opt_f64(case: dict, key: str) -> torch.Tensor | None:
 
 
 def _kind(case: dict, loss: str) -> str:
-    present = [k for k in KINDS[loss] if k in case]
+    kinds = tuple(_spec(loss).kinds)
+    present = [k for k in kinds if k in case]
     if len(present) != 1:
-        raise ValueError(f"{loss}: expected exactly one of {KINDS[loss]}, got {present}")
+        raise ValueError(f"{loss}: expected exactly one of {kinds}, got {present}")
     return present[0]
 
 
@@ -262,7 +282,7 @@ def _focal_terms(case, L):
         p = torch.sigmoid(x)
         ce_loss = F.binary_cross_entropy_with_logits(x, targets, reduction="none")
     else:
-        # probability-space variant (seed 003 FocalLoss): BCE on p, p used directly
+        # probability-space variant: BCE on p, p used directly
         p = x
         ce_loss = F.binary_cross_entropy(x, targets, reduction="none")
     p_t = p * targets + (1 - p) * (1 - targets)
@@ -278,24 +298,21 @@ def _focal(case, L, reduction):
     the alpha factor), re-implemented line by line; lossctl's default reduction is 'mean'.
 
     With ``probs``: the same lines with ``ce_loss = F.binary_cross_entropy(p, y, reduction='none')``
-    and ``p`` used directly (this is the seed's FocalLoss, seeds/003_513c8e5c363fe58e.txt,
-    which equals sigmoid_focal_loss(logit(p), ...): torch-semantics §24 S7).
+    and ``p`` used directly (which equals sigmoid_focal_loss(logit(p), ...)).
     """
     return _reduce(_focal_terms(case, L), reduction)
 
 
 def _sce(case, L, reduction):
-    """``sce``: symmetric cross entropy (Wang et al. 2019), as the seed's ``SCELoss``
-    (seeds/003_513c8e5c363fe58e.txt)::
+    """``sce``: symmetric cross entropy (Wang et al. 2019), as its reference ``SCELoss``::
 
         ce  = F.cross_entropy(logits, labels)                       # per sample
         p   = clamp(softmax(logits, dim=1), 1e-4, 1.0)
         oh  = clamp(one_hot(labels, C), 1e-4, 1.0)                  # log(oh) ∈ {0, log 1e-4}
         rce = -Σ_c p_c·log(oh_c)
-        loss_n = alpha·ce_n + beta·rce_n ;  defaults alpha = 1, beta = 1 (the seed's a=1, b=1)
+        loss_n = alpha·ce_n + beta·rce_n ;  defaults alpha = 1, beta = 1 
 
-    'mean' averages loss_n over samples (= alpha·CE_mean + beta·rce.mean(), the seed's
-    forward), 'sum' adds them, 'none' returns loss_n. Input: ``logits`` (N, C) (or (C,)
+    'mean' averages loss_n over samples (= alpha·CE_mean + beta·rce.mean()), 'sum' adds them, 'none' returns loss_n. Input: ``logits`` (N, C) (or (C,)
     unbatched, or (N, C, d1..dk) with the class dim 1) and class-index target.
     Clamp gradients follow torch (``clamp`` passes the gradient at the bounds, inclusive).
     """
@@ -318,12 +335,12 @@ def _sce(case, L, reduction):
 
 
 def _zero_one(case, L, reduction):
-    """``zero-one``: 0-1 loss (seeds/004_27ff0490dfb36f46.txt).
+    """``zero-one``: 0-1 loss.
 
     * ``logits``/``probs`` with class-index target (shape without the class dim 1, or
       dim 0 for a (C,) input): ``1[argmax_c x ≠ y]`` (torch.argmax: first maximum on ties);
     * ``pred`` with a same-shaped target: ``1[|y - a| ≥ threshold]`` when ``threshold``
-      is given (the seed's relaxed form), ``1[a ≠ y]`` otherwise.
+      is given (the relaxed form), ``1[a ≠ y]`` otherwise.
 
     Reductions: mean = error rate over all elements, sum = error count, none. The
     gradient is all zeros (piecewise constant).
@@ -422,7 +439,7 @@ def _hinge_embedding(case, L, r):
 
 def _hinge(case, L, r):
     """``hinge``: ``clamp_min(1 - y·a, 0)`` element-wise, y ∈ {-1, 1} with 0 mapped to -1
-    (seeds/004_27ff0490dfb36f46.txt: "Hinge Loss ... loss = max(0, 1 - y·a), y = ±1").
+    (the textbook hinge ``max(0, 1 - y·a), y = ±1``).
     ``clamp_min`` passes the gradient at ``1 - y·a == 0`` (torch's convention, as in
     margin_ranking/hinge_embedding): there d/da = -y. Reductions over all elements.
     """
@@ -432,7 +449,7 @@ def _hinge(case, L, r):
 
 def _exponential(case, L, r):
     """``exponential``: ``exp(-y·a)`` element-wise, y ∈ {-1, 1} with 0 mapped to -1
-    (seed 004: "指数损失函数 L(Y|f(X)) = exp[-y f(x)]", and its 1/m Σ mean form).
+    (``L(y, f(x)) = exp(-y·f(x))`` and its 1/m Σ mean form).
     """
     y = _pm1(_f64(case["target"]))
     return _reduce(torch.exp(-y * L["pred"]), r)
@@ -456,53 +473,216 @@ def _triplet_margin(case, L, r):
 
 def _ctc(case, L, r):
     """``ctc``: F.ctc_loss(log_probs (T,N,C) or (T,C), targets, input_lengths, target_lengths,
-    blank=0, zero_infinity=False). The gradient is torch's: ``exp(lp) - occupancy``."""
-    lp = L["log_probs"]
+    blank=0, zero_infinity=False); logits go through F.log_softmax over the last dim. The
+    gradient w.r.t. log_probs is torch's: ``exp(lp) - occupancy``."""
+    lp = L["log_probs"] if "log_probs" in L else F.log_softmax(L["logits"], dim=-1)
     il = case["input_lengths"]
     tl = case["target_lengths"]
     return F.ctc_loss(lp, _long(case["target"]), _long(il), _long(tl), blank=int(case.get("blank", 0)),
                       reduction=r, zero_infinity=bool(case.get("zero_infinity", False)))
 
 
-REFERENCES: dict[str, Callable[[dict, dict, str], torch.Tensor]] = {
-    "ce": _ce,
-    "nll": _nll,
-    "bce": _bce,
-    "bce-logits": _bce_logits,
-    "kl": _kl,
-    "mse": _mse,
-    "l1": _l1,
-    "smooth-l1": _smooth_l1,
-    "huber": _huber,
-    "poisson-nll": _poisson_nll,
-    "gaussian-nll": _gaussian_nll,
-    "soft-margin": _soft_margin,
-    "multilabel-soft-margin": _multilabel_soft_margin,
-    "multilabel-margin": _multilabel_margin,
-    "multi-margin": _multi_margin,
-    "margin-ranking": _margin_ranking,
-    "hinge-embedding": _hinge_embedding,
-    "cosine-embedding": _cosine_embedding,
-    "triplet-margin": _triplet_margin,
-    "ctc": _ctc,
-    "focal": _focal,
-    "sce": _sce,
-    "hinge": _hinge,
-    "exponential": _exponential,
-    "zero-one": _zero_one,
+# --------------------------------------------------------------------------- examples
+
+
+def _log_softmax(x: np.ndarray, axis: int) -> np.ndarray:
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _classes(rng, kind: str, shape=(5, 3), scale: float = 2.0) -> np.ndarray:
+    """Class scores as ``kind``: logits, or their (log-)softmax along axis 1."""
+    x = rng.normal(size=shape) * scale
+    if kind == "logits":
+        return x
+    lp = _log_softmax(x, axis=1)
+    return lp if kind == "log_probs" else np.exp(lp)
+
+
+def _binary(rng, kind: str, shape=(4, 3)) -> np.ndarray:
+    return rng.normal(size=shape) * 2 if kind == "logits" else rng.uniform(0.05, 0.95, size=shape)
+
+
+def _signs(rng, shape) -> np.ndarray:
+    return rng.choice([-1.0, 1.0], size=shape)
+
+
+def _spread(rng, shape) -> np.ndarray:
+    """Scores whose pairwise differences stay >= 1/64 away from the integers: no margin term
+    ``1 - a_y + a_i`` sits at its kink."""
+    return rng.integers(-24, 24, size=shape) / 8 + rng.uniform(1 / 64, 3 / 64, size=shape)
+
+
+def _ex_ce(rng, kind):
+    target = rng.integers(0, 3, size=5)
+    target[1] = -100
+    return {kind: _classes(rng, kind), "target": target, "weight": rng.uniform(0.5, 2.0, size=3),
+            "label_smoothing": 0.1}
+
+
+def _ex_nll(rng, kind):
+    target = rng.integers(0, 3, size=5)
+    target[2] = -100
+    return {kind: _classes(rng, kind), "target": target, "weight": rng.uniform(0.5, 2.0, size=3)}
+
+
+def _ex_bce(rng, kind):
+    return {kind: _binary(rng, kind), "target": rng.uniform(0, 1, size=(4, 3)), "weight": rng.uniform(0.5, 2.0, size=3)}
+
+
+def _ex_bce_logits(rng, kind):
+    return {kind: _binary(rng, kind), "target": rng.uniform(0, 1, size=(4, 3)), "weight": rng.uniform(0.5, 2.0, size=3),
+            "pos_weight": rng.uniform(0.5, 3.0, size=3)}
+
+
+def _ex_kl(rng, kind):
+    return {kind: _classes(rng, kind, (4, 3)), "target": np.exp(_log_softmax(rng.normal(size=(4, 3)), axis=1))}
+
+
+def _ex_regression(**params):
+    def example(rng, kind):
+        call = {kind: rng.normal(size=(4, 3)) * 1.5, "target": rng.normal(size=(4, 3)), **params}
+        if call.get("weight") == "w":
+            call["weight"] = rng.uniform(0.1, 2.0, size=(4, 3))
+        return call
+
+    return example
+
+
+def _ex_poisson_nll(rng, kind):
+    return {kind: rng.normal(size=(4, 3)), "target": np.abs(rng.normal(size=(4, 3))) * 3, "full": True}
+
+
+def _ex_gaussian_nll(rng, kind):
+    return {kind: rng.normal(size=(4, 3)), "target": rng.normal(size=(4, 3)), "var": rng.uniform(0.2, 2.0, size=(4, 3))}
+
+
+def _ex_pm1(scale: float = 1.5, **params):
+    def example(rng, kind):
+        return {kind: rng.normal(size=(4, 3)) * scale, "target": _signs(rng, (4, 3)), **params}
+
+    return example
+
+
+def _ex_multilabel_soft_margin(rng, kind):
+    return {kind: rng.normal(size=(4, 3)) * 2, "target": rng.integers(0, 2, size=(4, 3)).astype(float),
+            "weight": rng.uniform(0.2, 2.0, size=3)}
+
+
+def _ex_multilabel_margin(rng, kind):
+    n, c = 4, 5
+    target = np.full((n, c), -1)
+    for row in range(n):
+        k = int(rng.integers(1, c))
+        target[row, :k] = rng.choice(c, size=k, replace=False)
+        target[row, k + 1:] = rng.integers(-1, c, size=c - k - 1)  # after the -1: ignored
+    return {kind: _spread(rng, (n, c)), "target": target}
+
+
+def _ex_multi_margin(rng, kind):
+    return {kind: _spread(rng, (5, 4)), "target": rng.integers(0, 4, size=5), "p": 2,
+            "weight": rng.uniform(0.2, 3.0, size=4)}
+
+
+def _ex_margin_ranking(rng, kind):
+    return {kind: rng.normal(size=6), "x2": rng.normal(size=6), "target": _signs(rng, 6), "margin": 0.3}
+
+
+def _ex_hinge_embedding(rng, kind):
+    return {kind: rng.uniform(-1, 2, size=(4, 3)), "target": _signs(rng, (4, 3)), "margin": 1.5}
+
+
+def _ex_cosine_embedding(rng, kind):
+    return {kind: rng.normal(size=(5, 3)), "x2": rng.normal(size=(5, 3)), "target": _signs(rng, 5), "margin": -0.2}
+
+
+def _ex_triplet_margin(rng, kind):
+    return {kind: rng.normal(size=(4, 3)), "positive": rng.normal(size=(4, 3)), "negative": rng.normal(size=(4, 3)),
+            "margin": 2.0}
+
+
+def _ex_ctc(rng, kind):
+    x = rng.normal(size=(6, 3, 4))
+    return {kind: x if kind == "logits" else _log_softmax(x, axis=-1), "target": rng.integers(1, 4, size=(3, 2)),
+            "input_lengths": [6, 5, 6], "target_lengths": [2, 1, 2]}
+
+
+def _ex_focal(rng, kind):
+    return {kind: _binary(rng, kind), "target": rng.uniform(0, 1, size=(4, 3)).round(1), "alpha": 0.3, "gamma": 1.5}
+
+
+def _ex_sce(rng, kind):
+    return {kind: rng.normal(size=(4, 5)) * 2, "target": rng.integers(0, 5, size=4), "alpha": 0.7, "beta": 1.3}
+
+
+def _ex_zero_one(rng, kind):
+    if kind == "pred":  # |y - a| is a multiple of 0.1: never at the threshold
+        return {kind: rng.normal(size=6).round(1), "target": rng.normal(size=6).round(1), "threshold": 0.55}
+    return {kind: _classes(rng, kind), "target": rng.integers(0, 3, size=5)}
+
+
+# --------------------------------------------------------------------------- the oracle table
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """One loss's entry: its torch definition, its example call, the common checks it opts out of."""
+
+    torch: Callable[[dict, dict, str], Any]
+    example: Callable[[np.random.Generator, str], dict]
+    opt_out: Mapping[str, str] = field(default_factory=dict)
+
+
+_CTC_LOG_PROBS = ("torch's CTC gradient w.r.t. log_probs is exp(lp) - occupancy, which is the derivative only "
+                  "after a log_softmax; lossctl copies it (checked against torch by the fixtures)")
+
+ORACLES: dict[str, Oracle] = {
+    "ce": Oracle(_ce, _ex_ce),
+    "nll": Oracle(_nll, _ex_nll),
+    "bce": Oracle(_bce, _ex_bce),
+    "bce-logits": Oracle(_bce_logits, _ex_bce_logits),
+    "kl": Oracle(_kl, _ex_kl),
+    "mse": Oracle(_mse, _ex_regression(weight="w")),
+    "l1": Oracle(_l1, _ex_regression(weight="w")),
+    "smooth-l1": Oracle(_smooth_l1, _ex_regression(beta=0.7)),
+    "huber": Oracle(_huber, _ex_regression(delta=0.8, weight="w")),
+    "poisson-nll": Oracle(_poisson_nll, _ex_poisson_nll),
+    "gaussian-nll": Oracle(_gaussian_nll, _ex_gaussian_nll),
+    "soft-margin": Oracle(_soft_margin, _ex_pm1()),
+    "multilabel-soft-margin": Oracle(_multilabel_soft_margin, _ex_multilabel_soft_margin),
+    "multilabel-margin": Oracle(_multilabel_margin, _ex_multilabel_margin),
+    "multi-margin": Oracle(_multi_margin, _ex_multi_margin),
+    "margin-ranking": Oracle(_margin_ranking, _ex_margin_ranking),
+    "hinge-embedding": Oracle(_hinge_embedding, _ex_hinge_embedding),
+    "cosine-embedding": Oracle(_cosine_embedding, _ex_cosine_embedding),
+    "triplet-margin": Oracle(_triplet_margin, _ex_triplet_margin),
+    "ctc": Oracle(_ctc, _ex_ctc, opt_out={
+        "central_differences/log_probs": _CTC_LOG_PROBS,
+        "mean_is_sum_over_denominator": "'mean' divides each loss by its clamped target length before averaging "
+                                        "(Forward.mean_divisor), so it is not sum / denominator",
+    }),
+    "focal": Oracle(_focal, _ex_focal),
+    "sce": Oracle(_sce, _ex_sce),
+    "hinge": Oracle(_hinge, _ex_pm1()),
+    "exponential": Oracle(_exponential, _ex_pm1(scale=1.0)),
+    "zero-one": Oracle(_zero_one, _ex_zero_one),
 }
+
+#: loss name -> its torch definition (the ``torch`` column of :data:`ORACLES`).
+REFERENCES: dict[str, Callable[[dict, dict, str], Any]] = {name: o.torch for name, o in ORACLES.items()}
 
 
 # --------------------------------------------------------------------------- driver
 
 
-def _leaves(case: dict, requires_grad: bool) -> dict[str, torch.Tensor]:
-    return {k: _f64(case[k]).requires_grad_(requires_grad) for k in PRED_INPUTS if k in case}
+def _leaves(case: dict, requires_grad: bool) -> dict[str, Any]:
+    return {k: _f64(case[k]).requires_grad_(requires_grad) for k in differentiable_inputs(case["loss"]) if k in case}
 
 
 def reference_tensors(case: dict) -> dict[str, Any]:
     """Like :func:`reference` but returns tensors (loss, per_sample, grad dict)."""
-    fn = REFERENCES[case["loss"]]
+    load_torch()
+    fn = ORACLES[case["loss"]].torch
     reduction = case.get("reduction", "mean")
     leaves = _leaves(case, True)
     out = fn(case, leaves, reduction)

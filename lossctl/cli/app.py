@@ -63,10 +63,12 @@ def _register_losses(app) -> None:
 
 def _register_commands(app) -> None:
     from .commands import register
+    from .diff import register as register_diff
     from .info_command import register as register_info
 
     register(app)
     register_info(app)
+    register_diff(app)
     from .compare_command import register as register_compare
 
     register_compare(app)

@@ -13,6 +13,11 @@
 * ``.json`` / ``.yaml`` / ``.yml``: safe loading only (no ``!!python`` tags),
   ``:KEY`` is a top-level key; YAML aliases are counted before a document is
   turned into an array (a "billion laughs" bomb fails fast);
+* ``.safetensors``, ``.pt``/``.pth``/``.bin`` (PyTorch's zip format, read
+  without torch), ``.parquet``/``.arrow``/``.feather`` and ``.h5``/``.hdf5``: the
+  modules of :data:`TENSOR_FORMATS`, imported on first use (start-up stays fast);
+  with ``lazy`` a bfloat16/float8 tensor comes back as a memory-mapped
+  :class:`~lossctl.io.encoded.EncodedArray`, to be widened block by block;
 * ``-``: standard input, the format sniffed (or given as ``stdin_format``);
 * literals: JSON first (fast), then YAML flow syntax.
 
@@ -56,6 +61,10 @@ MAX_DOCUMENT_ELEMENTS = 20_000_000
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _CHUNK = 1 << 20
+#: suffix -> the module of lossctl.io that reads it; each has ``read_file(path, key, origin, *, lazy)``
+TENSOR_FORMATS = {".safetensors": "safetensors", ".pt": "torchzip", ".pth": "torchzip", ".bin": "torchzip",
+                  ".parquet": "columnar", ".arrow": "columnar", ".feather": "columnar",
+                  ".h5": "hdf5", ".hdf5": "hdf5"}
 
 
 def max_input_bytes() -> int:
@@ -79,30 +88,42 @@ def _size(n: int) -> str:
 # --------------------------------------------------------------------------- entry points
 
 
-def read_array(source: Source, origin: str, *, stdin: BinaryIO | None = None, stdin_format: str | None = None) -> np.ndarray:
-    """Read one array; ``origin`` prefixes every error message."""
+def read_array(source: Source, origin: str, *, stdin: BinaryIO | None = None, stdin_format: str | None = None,
+               lazy: bool = False) -> np.ndarray:
+    """Read one array; ``origin`` prefixes every error message. ``lazy``: a bfloat16/float8
+    tensor may come back as an :class:`~lossctl.io.encoded.EncodedArray` (not widened yet)."""
     try:
         if source.kind == "literal":
             return _read_literal(source.text, origin)
         if source.kind == "stdin":
             stream = stdin if stdin is not None else _stdin_buffer()
             return _read_stdin(stream, origin, stdin_format)
-        return read_path(source.path, source.key, origin)
+        return read_path(source.path, source.key, origin, lazy=lazy)
     except MemoryError:
         raise InputError(f"{origin}: too large to fit in memory") from None
     except RecursionError:
         raise InputError(f"{origin}: nested too deeply") from None
 
 
-def read_path(path: Path, key: str | None, origin: str) -> np.ndarray:
+def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False) -> np.ndarray:
     _check_regular(path, origin)
     suffix = path.suffix.lower()
+    if suffix in TENSOR_FORMATS:
+        import importlib
+
+        module = importlib.import_module(f"{__package__}.{TENSOR_FORMATS[suffix]}")
+        try:
+            return module.read_file(path, key, origin, lazy=lazy)
+        except PermissionError:
+            raise InputError(f"{origin}: permission denied") from None
+        except OSError as e:
+            raise InputError(f"{origin}: cannot read: {e.strerror or e}") from None
     if suffix not in EXTENSIONS:
         raise InputError(f"{origin}: unknown file type {suffix or '(none)'!r}; use one of {', '.join(EXTENSIONS)}")
     if suffix == ".npy" and key:
         raise InputError(f"{origin}: a .npy file holds one array; ':{key}' does not apply")
     try:
-        with _open_regular(path, origin) as f:
+        with open_regular(path, origin) as f:
             if suffix == ".npy":
                 return _load_npy(f, origin, mmap=True)
             if suffix == ".npz":
@@ -126,7 +147,7 @@ def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None =
         if suffix in (".npz", ".json", ".yaml", ".yml"):
             _check_regular(source.path, origin)
             try:
-                with _open_regular(source.path, origin) as f:
+                with open_regular(source.path, origin) as f:
                     if suffix == ".npz":
                         names = _npz_names(f, origin)
                         return {name: _load_npz(f, name, f"{origin}:{name}") for name in names}
@@ -179,7 +200,7 @@ def _check_regular(path: Path, origin: str) -> os.stat_result:
     return st
 
 
-def _open_regular(path: Path, origin: str) -> BinaryIO:
+def open_regular(path: Path, origin: str) -> BinaryIO:
     """Open without blocking (a FIFO swapped in after the check must not hang us) and re-check."""
     flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(path, flags)

@@ -15,11 +15,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
-KEYED_EXTENSIONS = (".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml")
+TENSOR_EXTENSIONS = (".safetensors", ".pt", ".pth", ".bin", ".parquet", ".arrow", ".feather", ".h5", ".hdf5")
+EXTENSIONS = (".npy", ".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml") + TENSOR_EXTENSIONS
+KEYED_EXTENSIONS = (".npz", ".csv", ".tsv", ".txt", ".json", ".yaml", ".yml") + TENSOR_EXTENSIONS
 _LITERAL_START = re.compile(r"^\s*([!\[{(\-+.0-9]|nan\b|inf\b|-inf\b|true\b|false\b|null\b)", re.IGNORECASE)
 # "data/x.csv", "x.npz:logits", "1.csv": a file name, whatever its first character.
-_FILE_NAME = re.compile(r"^[^\[\]{}\s,]*\.(npy|npz|csv|tsv|txt|json|ya?ml)(:[^\[\]{}\s,/]*)?$", re.IGNORECASE)
+_FILE_NAME = re.compile(r"^[^\[\]{}\s,]*\.(npy|npz|csv|tsv|txt|json|ya?ml|safetensors|pth?|bin|parquet|arrow|feather|h5|hdf5)"
+                        r"(:[^\[\]{}\s,/]*)?$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)

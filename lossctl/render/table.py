@@ -159,3 +159,92 @@ def comparison(cmp, *, per_sample: bool = False, rows: int = 10):
             d.add_row(f"{diff.between[0]} vs {diff.between[1]}", diff.step, escape(diff.reason))
         parts.append(d)
     return Group(*parts)
+
+# --------------------------------------------------------------------------- lossctl diff
+
+
+def diff_summary(report, a: str, b: str) -> Table:
+    """The statistics of each compared array: one array as a field/value table, several as one row each."""
+    from .diff import notes, shape_text, verdict
+
+    if len(report.arrays) == 1 and report.arrays[0].shapes_match and not report.only_a and not report.only_b:
+        d = report.arrays[0]
+        t = Table(title=f"lossctl diff  A = {escape(a)}  B = {escape(b)}", title_justify="left", show_header=False,
+                  caption=escape(verdict(report)), caption_justify="left")
+        t.add_column("field", style="bold")
+        t.add_column("value")
+        if d.name:
+            t.add_row("array", escape(d.name))
+        t.add_row("shape", shape_text(d.shape_a))
+        t.add_row("dtype", escape(d.dtype_a if not d.dtypes_differ else f"A {d.dtype_a}, B {d.dtype_b} (compared in {d.compared_in})"))
+        t.add_row("max |a − b|", fmt_float(d.max_abs_error))
+        t.add_row("max |a − b| / |b|", fmt_float(d.max_rel_error))
+        t.add_row(f"max ulps ({d.ulp_dtype})", str(d.max_ulp))
+        t.add_row("outside tolerance", f"{d.mismatched} of {d.size} ({d.mismatched_fraction:.3%})")
+        t.add_row("NaN (A only, B only, both)", f"{d.nan_a_only}, {d.nan_b_only}, {d.nan_both}")
+        t.add_row("verdict", Text("within tolerance", style="green") if d.passed else Text("FAIL", style="bold red"))
+        return t
+    nan = any(d.nan_a_only or d.nan_b_only or d.nan_both for d in report.arrays)
+    t = Table(title=f"lossctl diff  A = {escape(a)}  B = {escape(b)}", title_justify="left",
+              caption=escape("\n".join(notes(report) + [verdict(report)])), caption_justify="left")
+    heads = ["array", "shape", "dtype", "max abs", "max rel", "ulps", "outside"] + (["NaN A/B/both"] if nan else []) + [""]
+    longest = max([len(d.name) for d in report.arrays] + [len(k) for k in report.only_a + report.only_b] + [5])
+    for h in heads:
+        t.add_column(h, justify="left" if h in ("array", "shape", "dtype", "") else "right", no_wrap=h != "array",
+                     min_width=min(longest, 24) if h == "array" else None, overflow="fold")
+    for d in report.arrays:
+        name = escape(d.name or "—")
+        if not d.shapes_match:
+            t.add_row(name, f"{shape_text(d.shape_a)} ≠ {shape_text(d.shape_b)}", "", "", "", "", "",
+                      *([""] if nan else []), Text("shape", style="bold red"))
+            continue
+        ok = Text("ok", style="green") if d.passed else Text("FAIL", style="bold red")
+        dtype = _dtype_short(d.dtype_a) + ("" if not d.dtypes_differ else "/" + _dtype_short(d.dtype_b))
+        t.add_row(name, "x".join(map(str, d.shape_a)) or "scalar", dtype, f"{d.max_abs_error:.3g}", f"{d.max_rel_error:.3g}",
+                  str(d.max_ulp) if d.max_ulp < 10**6 else f"{d.max_ulp:.2e}", str(d.mismatched),
+                  *([f"{d.nan_a_only}/{d.nan_b_only}/{d.nan_both}"] if nan else []), ok)
+    for side, keys in (("A", report.only_a), ("B", report.only_b)):
+        for key in keys:
+            t.add_row(escape(key), f"only in {side}", "", "", "", "", "", *([""] if nan else []),
+                      Text("missing", style="bold red"))
+    return t
+
+
+def _dtype_short(name: str) -> str:
+    """``float32`` as ``f32``, ``int64`` as ``i64``, ``uint8`` as ``u8`` (the multi-array table is narrow)."""
+    for long, short in (("float", "f"), ("uint", "u"), ("int", "i")):
+        if name.startswith(long):
+            return short + name[len(long):]
+    return name
+
+
+def diff_detail(d) -> Group:
+    """The worst positions of one array, with both values, and the histogram of log10 |a − b|."""
+    parts = []
+    title = f"'{escape(d.name)}': " if d.name else ""
+    if d.worst:
+        t = Table(title=f"{title}{len(d.worst)} worst position{'s' if len(d.worst) != 1 else ''}", title_justify="left")
+        for h in ("index", "a", "b", "|a − b|"):
+            t.add_column(h, justify="right")
+        for p in d.worst:
+            t.add_row(str(list(p.index)), _short(p.a, 10), _short(p.b, 10), f"{p.abs_error:.3g}")
+        parts.append(t)
+    if d.hist_counts or d.nonfinite_errors:
+        labels = [f"[1e{lo}, 1e{lo + 1})" for lo in d.hist_edges] + (["inf"] if d.nonfinite_errors else [])
+        parts.append(histogram(f"{title}|a − b| by decade ({d.equal} equal)", labels,
+                               d.hist_counts + ([d.nonfinite_errors] if d.nonfinite_errors else [])))
+    return Group(*parts)
+
+
+def histogram(title: str, labels: list[str], counts: list[int]) -> Table:
+    """Bars of ``counts``, one row per bin, log-scaled (and titled so) when the counts span decades."""
+    from .bars import bars, log_scaled
+
+    log = log_scaled(counts)
+    t = Table(title=title + (" (bars on a log scale)" if log else ""), title_justify="left")
+    t.add_column("bin", justify="right")
+    t.add_column("count", justify="right")
+    t.add_column("", style="cyan", no_wrap=True)
+    for label, count, bar in zip(labels, counts, bars(counts, log=log)):
+        t.add_row(label, str(count), bar)
+    return t

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate tests/fixtures/torch/<loss>.json with PyTorch as the oracle.
 
-    python tests/tools/make_torch_fixtures.py            # all losses
+    python tests/tools/make_torch_fixtures.py            # every registered loss
     python tests/tools/make_torch_fixtures.py ce kl      # some losses
     python tests/tools/make_torch_fixtures.py --check    # recompute, compare with the files, write nothing
 
@@ -11,21 +11,20 @@ parameter combination, fresh random data) against torch on the fly.
 
 Each case is a lossctl check-suite case: ``name``, ``loss``, inputs as nested
 lists, parameters in snake case under PyTorch's names. The written file adds
-``"expect": {"loss", "per_sample", "grad"}`` computed by
+``"expect": {"loss", "per_sample", "grad"}`` computed by the oracle table,
 ``tests/torch_reference.py`` (torch, float64, autograd).
 
-Where the cases come from, per loss:
+The losses are the registry's. Where the cases come from, per loss:
 
-* ``golden-*``: every golden case of ../shared/notes/torch-semantics.md for
-  the loss (inputs transcribed below). When that file is present the generator
-  also checks the reference's values and gradients against the numbers quoted
-  there (rtol 1e-12; CTC gradients quoted w.r.t. logits: rtol 1e-9).
-* ``seed-*``: the seed blog examples (torch-semantics §24) that map onto a loss.
+* ``golden-*``: hand-checked cases with their torch values (inputs transcribed below).
+* ``seed-*``: worked examples from the losses' original write-ups.
 * ``edge-*``: hand-made edge cases (K-dim, unbatched, extreme logits, all
   ignored, boundaries of clamps and kinks, ...).
 * ``r<seed>-NNN-...``: seeded random cases over a grid of shapes × prediction
   kinds × parameters × reductions; the fixture files hold a sample of the grid
   (each reduction present), the live test the whole grid.
+* a loss without a hand-written table (:data:`TABLES`) gets its grid from its oracle
+  entry's example: every prediction kind × every reduction, fresh random data each.
 
 Only NumPy is needed to *build* cases; torch is imported when computing them.
 """
@@ -36,8 +35,8 @@ import argparse
 import importlib.util
 import itertools
 import json
-import re
 import sys
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -45,22 +44,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE_DIR = ROOT / "tests" / "fixtures" / "torch"
-NOTES = ROOT.parent / "shared" / "notes" / "torch-semantics.md"
 GENERATED_BY = "tests/tools/make_torch_fixtures.py"
-
-#: Registry names (CONTRACT §6), in contract order.
-LOSSES = (
-    "ce", "nll", "bce", "bce-logits", "kl", "mse", "l1", "smooth-l1", "huber", "poisson-nll",
-    "gaussian-nll", "soft-margin", "multilabel-soft-margin", "multilabel-margin", "multi-margin",
-    "margin-ranking", "hinge-embedding", "cosine-embedding", "triplet-margin", "ctc", "focal", "sce",
-    "hinge", "exponential", "zero-one",
-)
 R3 = ("mean", "sum", "none")
 MAX_FIXTURE_CASES = 40
 MIN_RANDOM_IN_FIXTURE = 8
 
 
-#: Golden cases of ../shared/notes/torch-semantics.md (inputs transcribed; "md" = the notes' case name).
+#: Golden cases (inputs transcribed; "md" = the case's short name).
 # fmt: off
 GOLDEN = [
     {'md': 'CE-1', 'loss': 'ce', 'logits': [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]], 'target': [0, 2]},
@@ -147,22 +137,6 @@ GOLDEN = [
     {'md': 'FOC-4', 'loss': 'focal', 'logits': [[1.2, -0.4, 3.0], [-2.0, 0.0, 0.7]], 'target': [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0]], 'alpha': 0.75, 'gamma': 0, 'reduction': 'sum'},
 ]
 # fmt: on
-
-#: Gradient label in the notes (after "d(value)/d ") → the reference's grad key
-#: (None: the case's single prediction input).
-MD_GRAD_KEYS = {
-    "input": None,  # the case's single prediction input
-    "input1": "x1",
-    "input2": "x2",
-    "inputs": "logits",
-    "logits": "log_probs",  # CTC-1: quoted w.r.t. logits through log_softmax == torch's lp gradient
-    "var": "var",
-    "anchor": "anchor",
-    "positive": "positive",
-    "negative": "negative",
-    "log_probs": "log_probs",
-}
-
 
 # --------------------------------------------------------------------------- helpers
 
@@ -1044,7 +1018,52 @@ TABLES: dict[str, Callable] = {
     "triplet-margin": _loss_triplet_margin, "ctc": _loss_ctc, "focal": _loss_focal, "sce": _loss_sce,
     "hinge": _loss_hinge, "exponential": _loss_exponential, "zero-one": _loss_zero_one,
 }
-assert tuple(TABLES) == LOSSES
+
+
+def _load(name: str, path: Path):
+    """The module at ``path`` (the tests are not a package), loaded once under ``name``."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    sys.modules[name] = mod  # before running it: dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def oracles() -> dict:
+    """The oracle table, tests/torch_reference.py's ``ORACLES`` (torch is imported only to compute)."""
+    return _load("torch_reference", ROOT / "tests" / "torch_reference.py").ORACLES
+
+
+def registered() -> tuple[str, ...]:
+    """Every registered loss, in registry order: the losses the fixture files cover."""
+    import lossctl
+
+    return tuple(lossctl.registry_names())
+
+
+def _example_table(loss: str):
+    """A case table from the loss's oracle example: every prediction kind × every reduction."""
+    import lossctl
+
+    spec = lossctl.registry().get(loss)
+    example = oracles()[loss].example
+
+    def make(rng, c):
+        call = example(rng, c["kind"])
+        call = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in call.items()}
+        return {**call, "reduction": c["reduction"]}
+
+    return [], make, _grid(kind=tuple(spec.kinds), reduction=tuple(spec.reductions), rep=(0, 1))
+
+
+def case_table(loss: str, rng):
+    """(fixed cases, random generator, grid) of ``loss``: its hand-written table, else its example's."""
+    if loss in TABLES:
+        return TABLES[loss](rng)
+    return _example_table(loss)
 
 
 # --------------------------------------------------------------------------- the table
@@ -1068,8 +1087,8 @@ def golden_cases(loss: str) -> list[dict]:
 def random_cases(loss: str, seed: int, full: bool, limit: int | None = None) -> list[dict]:
     """Seeded random cases over the loss's grid; ``full``: the whole grid, else ``limit`` points
     (sampled so that every reduction occurs)."""
-    rng = np.random.default_rng([seed, LOSSES.index(loss)])
-    _, make, grid = TABLES[loss](rng)
+    rng = np.random.default_rng([seed, zlib.crc32(loss.encode())])
+    _, make, grid = case_table(loss, rng)
     points = list(range(len(grid)))
     if not full:
         order = list(rng.permutation(len(grid)))
@@ -1099,11 +1118,11 @@ def random_cases(loss: str, seed: int, full: bool, limit: int | None = None) -> 
 
 def fixed_cases(loss: str) -> list[dict]:
     """Golden + seed + edge cases of ``loss`` (deterministic)."""
-    fixed, _, _ = TABLES[loss](np.random.default_rng(0))
+    fixed, _, _ = case_table(loss, np.random.default_rng(0))
     return golden_cases(loss) + fixed
 
 
-def build_cases(seed: int = 0, full: bool = False, losses: Iterable[str] = LOSSES) -> dict[str, list[dict]]:
+def build_cases(seed: int = 0, full: bool = False, losses: Iterable[str] | None = None) -> dict[str, list[dict]]:
     """The table: loss → list of case dicts (no ``expect``; ``_md`` marks golden cases).
 
     ``full=False``: what the fixture files hold (≤ MAX_FIXTURE_CASES per loss, at least
@@ -1111,7 +1130,7 @@ def build_cases(seed: int = 0, full: bool = False, losses: Iterable[str] = LOSSE
     random grid (used by tests/test_torch_live.py).
     """
     table = {}
-    for loss in losses:
+    for loss in registered() if losses is None else losses:
         fixed = fixed_cases(loss)
         if full:
             rand = random_cases(loss, seed, full=True)
@@ -1130,71 +1149,17 @@ def public(case: dict) -> dict:
     return {k: v for k, v in case.items() if not k.startswith("_")}
 
 
-# --------------------------------------------------------------------------- golden cross-check
+# --------------------------------------------------------------------------- writing
 
 
-def parse_golden_md(path: Path) -> dict[str, dict]:
-    """Golden blocks of torch-semantics.md: ``{name: {"value": ..., "d(value)/d input": ...}}``."""
-    blocks: dict[str, dict] = {}
-    cur = None
-    env = {"nan": float("nan"), "inf": float("inf"), "__builtins__": {}}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        m = re.match(r"^\*\*([A-Za-z0-9\-]+)\*\* — `", line)
-        if m:
-            cur = blocks.setdefault(m.group(1), {})
-            continue
-        if cur is None:
-            continue
-        m = re.match(r"^- (\*\*)?([^=*]+?)(\*\*)? = (.*)$", line)
-        if m:
-            try:
-                cur[m.group(2).strip()] = eval(m.group(4).strip(), env)  # noqa: S307 - trusted notes file
-            except Exception:
-                pass
-        elif line.startswith("#") or line.startswith("---"):
-            cur = None
-    return blocks
+def _load_reference():
+    return _load("torch_reference", ROOT / "tests" / "torch_reference.py")
 
 
 def _close(a, b, rtol) -> bool:
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     return a.shape == b.shape and bool(np.allclose(a, b, rtol=rtol, atol=1e-300, equal_nan=True))
-
-
-def check_golden(case: dict, tensors: dict, blocks: dict[str, dict]) -> list[str]:
-    """Compare a golden case's reference output with the numbers quoted in the notes."""
-    md = case.get("_md")
-    if md is None or md not in blocks:
-        return []
-    b = blocks[md]
-    problems = []
-    if "value" in b and not _close(tensors["loss"].numpy(), b["value"], 1e-12):
-        problems.append(f"{case['name']}: value {tensors['loss'].tolist()!r} != notes {b['value']!r}")
-    for key, quoted in b.items():
-        m = re.match(r"^d\(value(?:\.sum\(\))?\)/d (\w+)$", key)
-        if not m or m.group(1) == "target" or m.group(1).startswith("linear"):
-            continue
-        label = m.group(1)
-        ck = MD_GRAD_KEYS.get(label, label)
-        if ck is None:
-            ck = next(iter(tensors["grad"]))
-        rtol = 1e-9 if (case["loss"] == "ctc" and label == "logits") else 1e-12
-        got = tensors["grad"].get(ck)
-        if got is None or not _close(got.numpy(), quoted, rtol):
-            problems.append(f"{case['name']}: grad {ck} {None if got is None else got.tolist()!r} != notes {quoted!r}")
-    return problems
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _load_reference():
-    spec = importlib.util.spec_from_file_location("torch_reference", ROOT / "tests" / "torch_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def self_check(ref, case: dict) -> list[str]:
@@ -1242,13 +1207,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_default_dtype(torch.float64)
     ref = _load_reference()
-    losses = args.losses or list(LOSSES)
-    unknown = [n for n in losses if n not in LOSSES]
+    ref.load_torch()
+    known = registered()
+    losses = args.losses or list(known)
+    unknown = [n for n in losses if n not in known]
     if unknown:
         ap.error(f"unknown loss: {', '.join(unknown)}")
-    blocks = parse_golden_md(NOTES) if NOTES.exists() else {}
-    if not blocks:
-        print(f"note: {NOTES} not found; golden values not cross-checked", file=sys.stderr)
+    missing = [n for n in losses if n not in ref.ORACLES]
+    if missing:
+        ap.error(f"no entry in the oracle table (tests/torch_reference.py ORACLES) for: {', '.join(missing)}")
 
     table = build_cases(seed=args.seed, full=False, losses=losses)
     problems: list[str] = []
@@ -1257,8 +1224,6 @@ def main(argv: list[str] | None = None) -> int:
     for loss, cases in table.items():
         out = []
         for case in cases:
-            tens = ref.reference_tensors(public(case))
-            problems += check_golden(case, tens, blocks)
             problems += self_check(ref, case)
             out.append(compute_case(ref, case))
         text = dump_fixture(torch.__version__, out)

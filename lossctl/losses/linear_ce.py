@@ -1,0 +1,246 @@
+"""Fused linear cross-entropy: cross_entropy(H·Wᵀ + b, y) without the (N, V) logits.
+
+Mirrors ``torch.nn.functional.linear_cross_entropy(input, linear_weight, target, *, linear_bias,
+weight, reduction, ignore_index, label_smoothing)`` (torch 2.13), defined there as
+``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)``.
+
+With z = H·Wᵀ + b (H: (N, D) hidden states, W: (V, D) the LM head, b: (V,)), class weights w,
+smoothing ε over C = V classes and lse_n = log Σ_c exp(z_nc):
+
+    index target y (v_n = [y_n ≠ ignore_index], w_n = w[y_n]·v_n):
+        l_n = (1−ε)·w_n·(lse_n − z_{n,y_n}) + (ε/C)·v_n·(lse_n·Σ_c w_c − Σ_c w_c·z_nc)
+        'mean' divides by Σ_n w_n
+    probability target t (t' = (1−ε)·t + ε/C):
+        l_n = lse_n·Σ_c w_c·t'_nc − Σ_c w_c·t'_nc·z_nc;   'mean' divides by N
+
+Everything above is a sum over the vocabulary, so z is computed one block of W's rows at a
+time (a running log-sum-exp, :mod:`.online_softmax`); a second pass recomputes each block for
+the gradients, with p = exp(z − lse) and g = ∂l/∂z:
+
+    index:        g_nc = u_n·[(1−ε)·w_n·(p_nc − δ_{c,y_n}) + (ε/C)·v_n·(p_nc·Σw − w_c)]
+    probability:  g_nc = u_n·[p_nc·Σ_c' w_c'·t'_nc' − w_c·t'_nc]
+    ∂/∂H = g·W,   ∂/∂W = gᵀ·H,   ∂/∂b = Σ_n g_n        (u: 1/D for 'mean', 1 otherwise)
+
+Inputs by key: ``hidden``, ``lm_head``, optional ``lm_head_bias``, ``target``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..errors import InvalidInput
+from . import online_softmax
+
+INPUTS = ("hidden", "lm_head", "lm_head_bias")
+
+
+@dataclass
+class LinearCEResult:
+    loss: Any  # a float, or the (N,) values for reduction 'none'
+    per_sample: np.ndarray
+    denominator: float
+    reduction: str
+    grad: dict[str, np.ndarray] = field(default_factory=dict)
+    dtype: str = "float64"
+
+
+@dataclass
+class _Call:
+    h: np.ndarray  # (N, D) in the compute dtype
+    w_head: Any  # (V, D), as given (widened block by block)
+    bias: np.ndarray | None  # (V,) compute dtype
+    target: np.ndarray  # (N,) intp (index) or (N, V) (probabilities, as given)
+    index: bool
+    valid: np.ndarray  # (N,) bool
+    weight: np.ndarray | None  # (V,) compute dtype
+    eps: float
+    unbatched: bool
+
+
+def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
+    h = online_softmax.narrow_view(x["hidden"]) if hasattr(x["hidden"], "shape") else np.asarray(x["hidden"])
+    w_head = x["lm_head"]
+    if not hasattr(w_head, "shape"):
+        w_head = np.asarray(w_head, dtype=np.float64)
+    if np.ndim(w_head) != 2:
+        raise InvalidInput("lm_head", f"expected a (V, D) matrix, got shape {tuple(np.shape(w_head))}")
+    v, d = w_head.shape
+    unbatched = h.ndim == 1
+    if unbatched:
+        h = h[None, :]
+    if h.ndim != 2 or h.shape[1] != d:
+        raise InvalidInput("hidden", f"expected (N, {d}) hidden states (D = {d}, the lm-head's second dimension), "
+                                     f"got shape {tuple(np.shape(x['hidden']))}")
+    h = np.array(h, dtype=dtype)  # a copy: narrow_view's buffer is reused for the lm-head blocks
+    bias = x.get("lm_head_bias")
+    if bias is not None:
+        bias = online_softmax.narrow_view(bias).astype(dtype)
+        if bias.shape != (v,):
+            raise InvalidInput("lm_head_bias", f"expected shape ({v},), got {bias.shape}")
+    n = h.shape[0]
+    target = np.asarray(x["target"])
+    eps = max(float(params.get("label_smoothing", 0.0) or 0.0), 0.0)  # torch treats ε < 0 as 0
+    if eps > 1:
+        raise InvalidInput("label_smoothing", f"must be between 0.0 and 1.0, got {eps}")
+    weight = params.get("weight")
+    if weight is not None:
+        weight = np.asarray(weight, dtype=dtype)
+        if weight.shape != (v,):
+            raise InvalidInput("weight", f"expected one weight per class, shape ({v},), got shape {weight.shape}")
+    ignore = params.get("ignore_index")
+    want_index = (n,) if not unbatched else ()
+    if target.shape == want_index:
+        if target.dtype.kind == "f":
+            if np.any(target != np.round(target)):
+                raise InvalidInput("target", "class indices must be integers")
+        elif target.dtype.kind not in "iub":
+            raise InvalidInput("target", f"expected class indices, got dtype {target.dtype}")
+        t = target.reshape(-1).astype(np.int64)
+        ig = -100 if ignore is None else int(ignore)  # torch: None means -100 for index targets
+        valid = t != ig
+        bad = valid & ((t < 0) | (t >= v))
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise InvalidInput("target", f"class index {int(t[i])} is out of range for {v} classes (row {i})")
+        return _Call(h, w_head, bias, np.where(valid, t, 0).astype(np.intp), True, valid, weight, eps, unbatched)
+    if target.shape == (n, v) or (unbatched and target.shape == (v,)):
+        if ignore is not None:
+            raise InvalidInput("ignore_index", "cannot be given when the target holds class probabilities (as torch)")
+        t = target.reshape(n, v)
+        return _Call(h, w_head, bias, t, False, np.ones(n, dtype=bool), weight, eps, unbatched)
+    raise InvalidInput("target", f"expected class indices of shape {want_index} or probabilities of shape "
+                                 f"{(n, v) if not unbatched else (v,)}, got {target.shape}")
+
+
+def _blocks(call: _Call, dtype, vocab_block: int | None, block_bytes: int):
+    v = call.w_head.shape[0]
+    n = call.h.shape[0]
+    vb = vocab_block or max(256, block_bytes // max(1, n * np.dtype(dtype).itemsize))
+    return [(c0, min(c0 + vb, v)) for c0 in range(0, v, max(1, vb))]
+
+
+def _logits(call: _Call, c0: int, c1: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(z = H·W[c0:c1]ᵀ + b[c0:c1], the widened W block)."""
+    wb = online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
+    z = np.matmul(call.h, wb.T, out=online_softmax.scratch(42, (call.h.shape[0], c1 - c0), dtype))
+    if call.bias is not None:
+        z += call.bias[c0:c1]
+    return z, wb
+
+
+def _target_block(call: _Call, c0: int, c1: int, dtype) -> np.ndarray:
+    """t' (smoothed probabilities) for columns c0..c1, times the class weights."""
+    t = np.asarray(call.target[:, c0:c1], dtype=dtype)
+    if call.eps > 0:
+        t = (1 - call.eps) * t + call.eps / call.w_head.shape[0]
+    if call.weight is not None:
+        t = t * call.weight[c0:c1]
+    return t
+
+
+def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str = "mean", dtype=np.float64,
+             grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20) -> LinearCEResult:
+    """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
+
+    >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
+    >>> round(r.loss, 6)
+    0.313262
+    """
+    dtype = np.dtype(dtype)
+    if reduction not in ("mean", "sum", "none"):
+        raise InvalidInput("reduction", f"expected mean, sum or none, got {reduction!r}")
+    call = _prepare(x, params, dtype)
+    n, v = call.h.shape[0], call.w_head.shape[0]
+    blocks = _blocks(call, dtype, vocab_block, block_bytes)
+    rows = np.arange(n)
+    w_sum = float(np.sum(call.weight, dtype=np.float64)) if call.weight is not None else float(v)
+    # pass 1: running log-sum-exp, the target logit, and the sums the smoothing and
+    # probability targets need (Σ_c w_c·z_c, Σ_c w_c·t'_c·z_c, Σ_c w_c·t'_c)
+    m = s = None
+    z_y = np.zeros(n, dtype=dtype)
+    wz = np.zeros(n, dtype=dtype)
+    tz = np.zeros(n, dtype=dtype)
+    tsum = np.zeros(n, dtype=dtype)
+    for c0, c1 in blocks:
+        z, _ = _logits(call, c0, c1, dtype)
+        if call.index:
+            inside = (call.target >= c0) & (call.target < c1)
+            z_y[inside] = z[rows[inside], call.target[inside] - c0]
+            if call.eps > 0:
+                wz += z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z)
+        else:
+            tb = _target_block(call, c0, c1, dtype)
+            tz += np.einsum("ij,ij->i", tb, z)
+            tsum += np.einsum("ij->i", tb)
+        bm, bs = online_softmax.ROW_KERNEL(z, dtype, True)
+        m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
+    lse = online_softmax.logsumexp_from(m, s)
+    with np.errstate(invalid="ignore", over="ignore"):
+        if call.index:
+            w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)) * call.valid
+            values = np.where(call.valid, w_n * (lse - z_y), 0.0)
+            if call.eps > 0:
+                smooth = np.where(call.valid, lse * w_sum - wz, 0.0)
+                values = (1 - call.eps) * values + (call.eps / v) * smooth
+            denom = float(math.fsum(w_n.astype(np.float64))) if reduction == "mean" else 1.0
+        else:
+            values = lse * tsum - tz
+            denom = float(n) if reduction == "mean" else 1.0
+    values = values.astype(dtype, copy=False)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        total = math.fsum(values.astype(np.float64)) if np.all(np.isfinite(values)) else float(np.sum(values, dtype=np.float64))
+        if reduction == "none":
+            loss: Any = values[0] if call.unbatched else values
+        elif reduction == "sum":
+            loss = float(dtype.type(total))
+        else:
+            loss = float(dtype.type(total) / dtype.type(denom))
+        upstream = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
+    result = LinearCEResult(loss=loss, per_sample=values[0] if call.unbatched else values, denominator=denom,
+                            reduction=reduction, dtype=dtype.name)
+    if grad:
+        result.grad = _backward(call, blocks, lse, upstream, w_sum, tsum, dtype)
+    return result
+
+
+def _backward(call: _Call, blocks, lse, upstream: float, w_sum: float, tsum, dtype) -> dict[str, np.ndarray]:
+    n, d = call.h.shape
+    v = call.w_head.shape[0]
+    rows = np.arange(n)
+    g_h = np.zeros((n, d), dtype=dtype)
+    g_w = np.empty((v, d), dtype=dtype)
+    g_b = np.empty(v, dtype=dtype) if call.bias is not None else None
+    with np.errstate(invalid="ignore", over="ignore"):
+        if call.index:
+            w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype))
+            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
+            a = np.where(call.valid, upstream * (1 - call.eps) * w_n, 0.0).astype(dtype)
+            e = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
+            p_coef = (a + e * w_sum)[:, None]
+        else:
+            p_coef = (upstream * tsum)[:, None]
+        for c0, c1 in blocks:
+            z, wb = _logits(call, c0, c1, dtype)
+            g = np.subtract(z, lse[:, None], out=z)
+            np.exp(g, out=g)
+            g *= p_coef
+            if call.index:
+                inside = call.valid & (call.target >= c0) & (call.target < c1)
+                g[rows[inside], call.target[inside] - c0] -= a[inside]
+                if call.eps > 0:
+                    wc = call.weight[c0:c1] if call.weight is not None else np.ones(c1 - c0, dtype=dtype)
+                    g -= e[:, None] * wc
+            else:
+                g -= upstream * _target_block(call, c0, c1, dtype)
+            g_h += g @ wb
+            np.matmul(g.T, call.h, out=g_w[c0:c1])
+            if g_b is not None:
+                g_b[c0:c1] = np.einsum("ij->j", g)
+    out = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": g_w}
+    if g_b is not None:
+        out["lm_head_bias"] = g_b
+    return out
