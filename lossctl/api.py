@@ -7,6 +7,7 @@ prepare → forward → reduce → backward (+ conversion chain rule) → steps.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -129,8 +130,10 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
 
 
 def _large(arrays: Mapping[str, Any]) -> bool:
-    """Whether a call might stream (lossctl.stream decides; small calls skip even the import)."""
-    return sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray)) >= 1 << 20
+    """Whether a call might stream (lossctl.stream decides; small calls skip even the import,
+    unless ``LOSSCTL_STREAM_MIN_BYTES`` is set: then the engine applies it, however small)."""
+    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray))
+    return size >= 1 << 20 or (size > 0 and "LOSSCTL_STREAM_MIN_BYTES" in os.environ)
 
 
 def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:

@@ -113,20 +113,54 @@ class DiffReport:
         return self.complete and all(d.passed for d in self.arrays)
 
 
-def dtype_name(dtype: np.dtype) -> str:
-    return np.dtype(dtype).name
+#: Float formats NumPy has no dtype for, held as raw bits (an array with an ``encoding`` name and
+#: the NumPy ``dtype`` it widens to exactly): (precision p with the hidden bit, smallest normal
+#: exponent, largest exponent); their values are found on the line of representable values by
+#: :func:`format_positions`.
+SMALL_FLOATS = {"bfloat16": (8, -126, 127), "float8_e4m3fn": (4, -6, 8), "float8_e5m2": (3, -14, 15)}
 
 
-def ulp_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
-    """The coarser of two dtypes, in which ulps are counted: the float with fewer mantissa bits
-    (a float rather than an integer or bool), or the wider integer when neither is a float."""
-    a, b = np.dtype(a), np.dtype(b)
-    floats = [d for d in (a, b) if d.kind == "f"]
-    if len(floats) == 2:
-        return min(floats, key=lambda d: (np.finfo(d).nmant, d.itemsize))
+def dtype_name(a) -> str:
+    """The stored format's name: an encoding (``bfloat16``) or a NumPy dtype's name."""
+    return getattr(a, "encoding", None) or np.dtype(a.dtype).name
+
+
+def _precision(name: str) -> int:
+    if name in SMALL_FLOATS:
+        return SMALL_FLOATS[name][0]
+    return np.finfo(np.dtype(name)).nmant + 1
+
+
+def ulp_format(a: str, b: str) -> str:
+    """The coarser of two formats (dtype or encoding names), in which ulps are counted: the float
+    with fewer mantissa bits (a float rather than an integer or bool), or the wider integer."""
+    floats = [n for n in (a, b) if n in SMALL_FLOATS or np.dtype(n).kind == "f"]
     if floats:
-        return floats[0]
-    return np.result_type(a, b) if a.kind != "b" or b.kind != "b" else np.dtype(np.int8)
+        return min(floats, key=lambda n: (_precision(n), n not in SMALL_FLOATS))
+    if np.dtype(a).kind == "b" and np.dtype(b).kind == "b":
+        return "int8"
+    return np.result_type(np.dtype(a), np.dtype(b)).name
+
+
+def ulp_dtype(a, b) -> np.dtype:
+    """:func:`ulp_format` for two NumPy dtypes."""
+    return np.dtype(ulp_format(np.dtype(a).name, np.dtype(b).name))
+
+
+def format_positions(x: np.ndarray, name: str) -> np.ndarray:
+    """Signed places of float64 values ``x`` on the line of values of a small float format, after
+    rounding to it (to nearest, ties to even; beyond the largest value: infinity): ``±0`` is 0,
+    the smallest subnormal 1, each binade ``2**(p-1)`` places. Exact in float64."""
+    p, emin, emax = SMALL_FLOATS[name]
+    m = np.abs(x)
+    _, e2 = np.frexp(m)
+    e = np.maximum(e2 - 1, emin)
+    r = np.round(np.ldexp(m, -(e - p + 1)))  # the significand in units of the binade's ulp
+    top = float((emax - emin + 2) * 2 ** (p - 1))  # one place past the largest finite value
+    with np.errstate(invalid="ignore"):
+        place = np.where(m == 0, 0.0, np.minimum((e - emin) * 2.0 ** (p - 1) + r, top))
+    place = np.where(np.isinf(m), top, place)
+    return np.copysign(place, x)
 
 
 def compared_dtype(a: np.dtype, b: np.dtype) -> np.dtype:
@@ -204,13 +238,17 @@ def compare_arrays(a: np.ndarray, b: np.ndarray, *, name: str = "", rtol: float 
     """The statistics of ``a`` against the reference ``b`` (module docstring), streamed in
     blocks of ``block`` elements. Arrays of different shapes give an :class:`ArrayDiff` with
     both shapes and nothing compared."""
-    a, b = np.asanyarray(a), np.asanyarray(b)
-    diff = ArrayDiff(name, tuple(a.shape), tuple(b.shape), dtype_name(a.dtype), dtype_name(b.dtype))
+    a = a if hasattr(a, "encoding") else np.asanyarray(a)  # raw bits stay raw: widened block by block
+    b = b if hasattr(b, "encoding") else np.asanyarray(b)
+    diff = ArrayDiff(name, tuple(a.shape), tuple(b.shape), dtype_name(a), dtype_name(b))
     if a.shape != b.shape:
         return diff
-    wide, coarse = compared_dtype(a.dtype, b.dtype), ulp_dtype(a.dtype, b.dtype)
-    diff.compared_in, diff.ulp_dtype, diff.size = dtype_name(wide), dtype_name(coarse), int(a.size)
-    fortran = a.ndim > 1 and a.flags.f_contiguous and b.flags.f_contiguous and not a.flags.c_contiguous
+    wide = compared_dtype(a.dtype, b.dtype)
+    coarse = ulp_format(diff.dtype_a, diff.dtype_b)
+    diff.compared_in, diff.ulp_dtype, diff.size = wide.name, coarse, int(a.size)
+    flags_a, flags_b = getattr(a, "flags", None), getattr(b, "flags", None)
+    fortran = a.ndim > 1 and flags_a is not None and flags_b is not None and flags_a.f_contiguous \
+        and flags_b.f_contiguous and not flags_a.c_contiguous
     if fortran:  # walk both in memory order: the transposes are row-major views
         a, b = a.T, b.T
     worst = _TopK(top)
@@ -282,7 +320,14 @@ def _block_stats(diff: ArrayDiff, worst: _TopK, decades: np.ndarray, xa: np.ndar
     worst.add(key, start)
 
 
-def _block_max_ulp(xa: np.ndarray, xb: np.ndarray, coarse: np.dtype) -> np.uint64:
+def _block_max_ulp(xa: np.ndarray, xb: np.ndarray, coarse: str) -> np.uint64:
+    if coarse in SMALL_FLOATS:
+        fa, fb = np.asarray(xa, dtype=np.float64), np.asarray(xb, dtype=np.float64)
+        keep = ~(np.isnan(fa) | np.isnan(fb))
+        if not keep.any():
+            return np.uint64(0)
+        return np.uint64(np.max(np.abs(format_positions(fa[keep], coarse) - format_positions(fb[keep], coarse))))
+    coarse = np.dtype(coarse)
     with np.errstate(all="ignore"):
         ca, cb = np.asarray(xa).astype(coarse), np.asarray(xb).astype(coarse)
     if coarse.kind == "f":

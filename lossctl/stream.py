@@ -7,8 +7,8 @@ scalar ``upstream = 1/D``. So a large call runs over blocks of rows:
 
 1. **values** — each block is ``prepare``d (cast to the compute dtype, validated:
    class-index ranges, NaN checks, the loss's own validator) and its forward kernel
-   runs on a worker thread; ``Σ values`` and ``Σ denominator`` accumulate in
-   float64 (also for ``--dtype float32``), per-sample values go where they are
+   runs on a worker thread; ``Σ values`` and ``Σ denominator`` accumulate exactly
+   (also for ``--dtype float32``), per-sample values go where they are
    wanted (an array, or ``-o FILE`` as they stream);
 2. **gradients** — ``upstream = 1/D`` is known now: each block is prepared again,
    backward and the conversion's vector-Jacobian product run, and the gradient
@@ -23,9 +23,10 @@ once, merged, as the in-memory path shows them. Blocks of memory-mapped inputs
 (``.npy``) are dropped from the process's resident set once used
 (``madvise(MADV_DONTNEED)``): a file larger than RAM streams in constant memory.
 
-Numerically the result is the in-memory one: the same kernels see the same rows
-(``fused_forward`` kernels give the same numbers bit for bit); only the final sum
-over blocks is ordered differently, and it is accumulated in float64.
+Numerically the result is the in-memory one, bit for bit: the same kernels see the
+same rows (``fused_forward`` kernels give the same numbers bit for bit), and each block's
+``Σ values`` and ``Σ denominator`` are exact-sum states (:mod:`lossctl.exactsum`) merged
+exactly and rounded once, as the in-memory reduction rounds its one exact sum.
 
 Which inputs are cut into blocks: the prediction; every input with its leading
 dimension equal to N and the prediction's number of dimensions (or fewer, for a
@@ -45,7 +46,6 @@ block in the compute dtype; default 4 MiB), ``LOSSCTL_THREADS`` (default: up to 
 from __future__ import annotations
 
 import contextlib
-import math
 import mmap
 import os
 import re
@@ -57,6 +57,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from . import exactsum
 from .errors import InputWarning, LossctlError
 from .prepare import DTYPES, prepare
 from .registry import TARGET, LossSpec
@@ -416,7 +417,9 @@ class Engine:
         native_kind = self._native_kind()
         x = dict(prep.given)
         x.update({k: v for k, v in prep.native.items() if k not in prep.given and k != native_kind})
-        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]}, self.per_sample)
+        # Always the per-sample values bit for bit (``per_sample=True``), also when only their sum
+        # is wanted: the reduction is their exact sum, the same for every path and block size.
+        fwd = spec.fused_forward(self.kind, x, prep.params, {self.kind: raw[self.kind]}, True)
         if fwd is not None:
             return fwd
         # Not for this call after all: convert as prepare would have, and take the plain kernel.
@@ -431,7 +434,8 @@ class Engine:
         return conversion.target if conversion is not None else self.kind
 
     def _values_task(self, prep, raw, rows: int, fused: bool, upstream):
-        """Pass 1 on one block: (Σ values, Σ denominator, values, mean divisor, gradients)."""
+        """Pass 1 on one block: (Σ values, Σ denominator (exact-sum states), values, mean divisor,
+        gradients)."""
         with np.errstate(all="ignore"):
             fwd = self._forward(prep, raw, fused)
             values = np.asarray(fwd.values)
@@ -440,13 +444,10 @@ class Engine:
             divisor = None
             if self.reduction == "mean" and fwd.mean_divisor is not None:
                 divisor = np.asarray(fwd.mean_divisor, dtype=values.dtype)
-                total = float(np.sum(values / divisor, dtype=np.float64))
+                total = exactsum.accumulate(values / divisor)
             else:
-                total = float(np.sum(values, dtype=np.float64))
-            if fwd.denominator is None:
-                den = None
-            else:
-                den = float(np.sum(fwd.denominator, dtype=np.float64))
+                total = exactsum.accumulate(values)
+            den = None if fwd.denominator is None else exactsum.accumulate(fwd.denominator)
             grads = self._grads(prep, upstream, divisor) if upstream is not None else None
         return total, den, values, fwd.mean_divisor is not None, grads
 
@@ -554,8 +555,8 @@ class Engine:
         vshape = (n,) + values0.shape[1:]
         vdtype = values0.dtype
         self.has_divisor = first[3]
-        totals: list[float] = []
-        dens: list[float] = []
+        total_state = exactsum.zeros()
+        den_state = exactsum.zeros() if first[1] is not None else None
         values_out = np.empty(vshape, dtype=vdtype) if keep_values or reduction == "none" else None
         writer = sink.array("per_sample", vshape, vdtype) if sink is not None else None
         grads_out: dict[str, np.ndarray] = {}
@@ -578,10 +579,11 @@ class Engine:
                     grads_out[name][i0:i1] = g
 
         def consume_values(i0, i1, result):
+            nonlocal total_state, den_state
             total, den, values, _, grads = result
-            totals.append(total)
+            total_state = exactsum.merge(total_state, total)
             if den is not None:
-                dens.append(den)
+                den_state = exactsum.merge(den_state, den)
             if values_out is not None:
                 values_out[i0:i1] = values
             if writer is not None:
@@ -596,9 +598,9 @@ class Engine:
         self._run(lambda p, r, rows: self._values_task(p, r, rows, fused, upstream_first),
                   consume_values, fused, start=1, phase=0, phases=phases)
 
-        total = math.fsum(totals)
+        total = exactsum.finalize(total_state)
         if reduction == "mean":
-            denom = math.fsum(dens) if dens else float(np.prod(vshape, dtype=np.float64))
+            denom = exactsum.finalize(den_state) if den_state is not None else float(np.prod(vshape, dtype=np.float64))
         elif reduction == "batchmean":
             denom = float(n)
         else:

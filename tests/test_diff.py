@@ -199,3 +199,40 @@ def test_named_arrays_shared_and_one_sided_keys():
     assert [d.name for d in r.arrays] == ["w", "b"] and r.only_a == ["extra"] and r.only_b == ["new"]
     assert not r.complete and not r.passed
     assert compare_named({"w": np.ones(2)}, {"w": np.ones(2)}).passed
+
+
+@pytest.mark.parametrize("encoding", ["bfloat16", "float8_e5m2", "float8_e4m3fn"])
+def test_small_float_formats_count_ulps_in_their_own_format(encoding):
+    import ml_dtypes  # the oracle for the formats NumPy lacks (a test dependency)
+
+    from lossctl.io.encoded import EncodedArray
+
+    fmt = getattr(ml_dtypes, encoding)
+    rng = np.random.default_rng(5)
+    ref = (rng.standard_normal(200) * 10.0 ** rng.integers(-6, 3, size=200)).astype(np.float32)
+    tiny = float(ml_dtypes.finfo(fmt).smallest_subnormal)
+    ref[:4] = [0.0, -0.0, tiny, -tiny]
+    small = ref.astype(fmt)
+    bits = small.view(np.uint16 if np.dtype(fmt).itemsize == 2 else np.uint8)
+    sign = 1 << (8 * bits.dtype.itemsize - 1)
+
+    def place(v):
+        """Oracle: a value's sign-magnitude bits in the format (ml_dtypes rounds to it)."""
+        n = int(np.array(v, dtype=fmt).view(bits.dtype))
+        return -(n & (sign - 1)) if n & sign else n
+
+    def oracle(x, y):
+        return max(abs(place(u) - place(v)) for u, v in zip(x, y) if not (np.isnan(float(u)) or np.isnan(float(v))))
+
+    d = compare_arrays(EncodedArray(bits.copy(), encoding), ref, top=3, block=17)
+    assert d.dtype_a == encoding and d.ulp_dtype == encoding and d.compared_in == "float32"
+    assert d.max_ulp == oracle(small, ref) == 0  # a correctly rounded value is 0 ulps away
+    shifted = bits.copy()
+    shifted[7] += 1  # one place further from zero
+    shifted[9] ^= sign  # the sign flipped: the distance runs across zero
+    shifted[2] ^= sign  # -smallest subnormal against +smallest subnormal: 2 places
+    d2 = compare_arrays(EncodedArray(shifted, encoding), ref, block=5)
+    values = shifted.view(fmt)
+    assert d2.max_ulp == oracle(values, ref) == max(1, 2 * abs(place(small[9])), 2)
+    assert d2.mismatched == int((~np.isclose(values.astype(np.float32), ref, rtol=1e-7, atol=1e-9)).sum())
+    assert d2.worst[0].abs_error == np.max(np.abs(values.astype(np.float64) - ref.astype(np.float64)))

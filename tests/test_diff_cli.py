@@ -158,3 +158,18 @@ def test_large_npy_streams(run_cli, tmp_path):
     r = run_cli(["diff", tmp_path / "a.npy", tmp_path / "b.npy", "--json", "--rtol", "0", "--atol", "0"])
     d = json.loads(r.stdout)["arrays"][0]
     assert r.code == 1 and d["max_ulp"] == 1 and d["worst"][0]["index"] == [n - 3] and d["mismatched"] == 1
+
+
+def test_bfloat16_safetensors_against_its_float32_reference(run_cli, tmp_path):
+    import ml_dtypes
+    from safetensors.numpy import save_file
+
+    x = np.linspace(-3, 3, 12, dtype=np.float32).reshape(3, 4)
+    save_file({"w": x.astype(ml_dtypes.bfloat16)}, str(tmp_path / "m.safetensors"))
+    np.save(tmp_path / "x.npy", x)
+    r = run_cli(["diff", f"{tmp_path / 'm.safetensors'}:w", tmp_path / "x.npy", "--json"])
+    (d,) = json.loads(r.stdout)["arrays"]
+    assert r.code == 1 and d["dtype_a"] == "bfloat16" and d["ulp_dtype"] == "bfloat16" and d["max_ulp"] == 0
+    widened = x.astype(ml_dtypes.bfloat16).astype(np.float64)
+    assert d["max_abs_error"] == np.max(np.abs(widened - x))
+    assert d["mismatched"] == int((~np.isclose(widened.astype(np.float32), x, rtol=1e-7, atol=1e-9)).sum())

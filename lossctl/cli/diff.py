@@ -73,12 +73,17 @@ def _read_pair(a: str, b: str, stdin_format: str | None):
 
     A side that names one array (FILE:KEY, a .npy, a literal, a file of one array) is compared
     with the other side's array of the same key, or with its only array."""
-    from ..io.readers import read_named_arrays
+    from ..io.readers import read_array, read_named_arrays
     from ..io.sources import parse_source
 
     sa, sb = parse_source(a), parse_source(b)
-    named_a = read_named_arrays(sa, a, stdin_format=stdin_format)
-    named_b = read_named_arrays(sb, b, stdin_format=stdin_format)
+
+    def read(source, origin):
+        if source.kind == "path" and source.key is not None:  # one array: bfloat16/float8 kept as bits
+            return {source.key: read_array(source, origin, stdin_format=stdin_format, lazy=True)}
+        return read_named_arrays(source, origin, stdin_format=stdin_format)
+
+    named_a, named_b = read(sa, a), read(sb, b)
     single_a, single_b = len(named_a) == 1, len(named_b) == 1
     if single_a and single_b:
         (ka, va), (kb, vb) = next(iter(named_a.items())), next(iter(named_b.items()))

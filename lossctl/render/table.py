@@ -248,3 +248,28 @@ def histogram(title: str, labels: list[str], counts: list[int]) -> Table:
     for label, count, bar in zip(labels, counts, bars(counts, log=log)):
         t.add_row(label, str(count), bar)
     return t
+
+
+# --------------------------------------------------------------------------- triage: --top, --hist
+
+
+def top(rows, loss_name: str) -> Table:
+    """The K samples with the largest loss: index, loss, target, predicted class or value."""
+    from .triage import predicted_key
+
+    key = predicted_key(rows).replace("_", " ")
+    t = Table(title=f"{len(rows)} largest {escape(loss_name)} losses", title_justify="left")
+    for h in ("rank", "index", "loss", "target", key):
+        t.add_column(h, justify="right")
+    for r in rows:
+        t.add_row(str(r.rank), str(list(r.index)), _short(r.loss, TABLE_DIGITS),
+                  "—" if r.target is None else _short(r.target, TABLE_DIGITS),
+                  "—" if r.predicted is None else _short(r.predicted, TABLE_DIGITS))
+    return t
+
+
+def loss_histogram(h, loss_name: str) -> Table:
+    from .triage import histogram_labels
+
+    labels, counts = histogram_labels(h)
+    return histogram(f"per-sample {escape(loss_name)} losses ({h.total} samples)", labels, counts)
