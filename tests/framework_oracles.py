@@ -120,6 +120,26 @@ def keras_oracle(loss: str, call: dict) -> dict:
     if loss == "huber":
         d = call.get("delta", 1.0)
         return _keras_run(lambda r: L.Huber(delta=d, **common(r)), call, y_true=_f(target), y_pred=pred)
+    more = {"log-cosh": L.LogCosh, "mape": L.MeanAbsolutePercentageError, "msle": L.MeanSquaredLogarithmicError,
+            "hinge": L.Hinge, "squared-hinge": L.SquaredHinge, "dice": L.Dice}
+    if loss in more:
+        return _keras_run(lambda r: more[loss](**common(r)), call, y_true=_f(target), y_pred=pred)
+    last = {"categorical-hinge": L.CategoricalHinge, "cosine-similarity": L.CosineSimilarity}
+    if loss in last:
+        return _keras_run(lambda r: last[loss](**common(r)), call, y_true=_f(target), y_pred=pred, one_d_as_column=False)
+    if loss == "poisson-nll":
+        return _keras_run(lambda r: L.Poisson(**common(r)), call, y_true=_f(target), y_pred=pred)
+    if loss == "focal":
+        kw = {k: call[k] for k in ("alpha", "gamma", "label_smoothing", "apply_class_balancing") if k in call}
+        return _keras_run(lambda r: L.BinaryFocalCrossentropy(from_logits=logits, **kw, **common(r)), call,
+                          y_true=_f(target), y_pred=pred)
+    if loss == "tversky":
+        a, b = call.get("alpha", 0.5), call.get("beta", 0.5)
+        return _keras_run(lambda r: L.Tversky(alpha=a, beta=b, **common(r)), call, y_true=_f(target), y_pred=pred)
+    if loss == "categorical-focal":
+        kw = {k: call[k] for k in ("alpha", "gamma", "label_smoothing") if k in call}
+        return _keras_run(lambda r: L.CategoricalFocalCrossentropy(from_logits=logits, **kw, **common(r)), call,
+                          y_true=_f(target), y_pred=pred, one_d_as_column=False)
     raise KeyError(loss)
 
 
@@ -175,6 +195,32 @@ def optax_oracle(loss: str, call: dict) -> dict:
         return _optax_run(lambda x: L.squared_error(x, jnp.asarray(_f(target), x.dtype)), call)
     if loss == "huber":
         return _optax_run(lambda x: L.huber_loss(x, jnp.asarray(_f(target), x.dtype), delta=call.get("delta", 1.0)), call)
+    if loss == "log-cosh":
+        return _optax_run(lambda x: L.log_cosh(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "focal":
+        a = call.get("alpha", 0.25)
+        return _optax_run(lambda x: L.sigmoid_focal_loss(x, jnp.asarray(_f(target), x.dtype), alpha=None if a < 0 else a,
+                                                         gamma=call.get("gamma", 2.0)), call)
+    if loss == "hinge":
+        return _optax_run(lambda x: L.hinge_loss(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "perceptron":
+        return _optax_run(lambda x: L.perceptron_loss(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "multiclass-hinge":
+        return _optax_run(lambda x: L.multiclass_hinge_loss(x, jnp.asarray(target.astype(np.int32))), call)
+    if loss == "cosine-similarity":
+        e = call.get("epsilon", 0.0)
+        return _optax_run(lambda x: L.cosine_similarity(x, jnp.asarray(_f(target), x.dtype), epsilon=e), call)
+    if loss in ("dice", "tversky"):
+        kw = {k: call[k] for k in ("smooth", "alpha", "beta") if k in call and (loss == "tversky" or k == "smooth")}
+        return _optax_run(lambda x: L.dice_loss(x, jnp.asarray(_f(target), x.dtype), apply_softmax=kind == "logits", **kw),
+                          call)
+    if loss == "poly1":
+        return _optax_run(lambda x: L.poly_loss_cross_entropy(x, jnp.asarray(_f(target), x.dtype),
+                                                              epsilon=call.get("epsilon", 2.0)), call)
+    if loss == "generalized-kl":
+        return _optax_run(lambda x: L.generalized_kl_divergence(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "sparsemax":
+        return _optax_run(lambda x: L.sparsemax_loss(x, jnp.asarray(_f(target), x.dtype)), call)
     if loss == "kl":
         if call.get("log_target"):
             return _optax_run(lambda x: L.kl_divergence_with_log_targets(x, jnp.asarray(_f(target), x.dtype)), call)
@@ -185,7 +231,8 @@ def optax_oracle(loss: str, call: dict) -> dict:
 # --- scikit-learn -----------------------------------------------------------------------------
 
 def _sklearn_run(metric, call, *, per_row=True):
-    """metric(y_true, y_pred, sample_weight) on the whole batch; per-sample values by calling it on each row."""
+    """metric(y_true, y_pred, sample_weight, normalize) on the whole batch; per-sample values as the
+    metric with a one-hot sample weight (np.average then returns that sample's value)."""
     kind = _kind(call)
     dtype = np.float32 if call.get("dtype") == "float32" else np.float64
     pred = _f(call[kind], dtype)
@@ -193,7 +240,8 @@ def _sklearn_run(metric, call, *, per_row=True):
     sw = call.get("sample_weight")
     sw = None if sw is None else _f(sw)
     reduction = call.get("reduction", "mean")
-    per = np.array([metric(target[i:i + 1], pred[i:i + 1], None, True) for i in range(len(pred))])
+    # each sample's own value: the metric's average with all the weight on that sample
+    per = np.array([metric(target, pred, np.eye(len(pred))[i], True) for i in range(len(pred))])
     if sw is not None:
         per = per * sw
     if reduction == "none":
@@ -205,6 +253,7 @@ def sklearn_oracle(loss: str, call: dict) -> dict:
     from sklearn import metrics
 
     kind = _kind(call)
+    target = np.asarray(call["target"])
     if loss == "bce":
         return _sklearn_run(lambda y, p, w, n: metrics.log_loss(y, p, sample_weight=w, labels=[0, 1], normalize=n), call)
     if loss == "ce":
@@ -214,6 +263,36 @@ def sklearn_oracle(loss: str, call: dict) -> dict:
         return _sklearn_run(lambda y, p, w, n: metrics.mean_squared_error(y, p, sample_weight=w), call)
     if loss == "l1":
         return _sklearn_run(lambda y, p, w, n: metrics.mean_absolute_error(y, p, sample_weight=w), call)
+    if loss == "hinge":
+        return _sklearn_run(lambda y, p, w, n: metrics.hinge_loss(y, p, sample_weight=w, labels=np.unique(target)), call)
+    if loss == "multiclass-hinge":
+        labels = list(range(np.shape(call[kind])[1]))
+        return _sklearn_run(lambda y, p, w, n: metrics.hinge_loss(y, p, sample_weight=w, labels=labels), call)
+    if loss == "brier":
+        pred = np.asarray(call[kind])
+        scale = {"auto": "auto", "true": True, "false": False}[str(call.get("scale_by_half", "auto"))]
+        if pred.ndim == 1:
+            return _sklearn_run(lambda y, p, w, n: metrics.brier_score_loss(y, p, sample_weight=w, pos_label=1,
+                                                                            scale_by_half=scale), call)
+        labels = list(range(pred.shape[1]))
+        return _sklearn_run(lambda y, p, w, n: metrics.brier_score_loss(y, p, sample_weight=w, labels=labels,
+                                                                        scale_by_half=scale), call)
+    if loss == "log-loss":
+        pred = np.asarray(call[kind])
+        labels = [0, 1] if pred.ndim == 1 else list(range(pred.shape[1]))
+        return _sklearn_run(lambda y, p, w, n: metrics.log_loss(y, p, sample_weight=w, labels=labels, normalize=n), call)
+    if loss == "mape":
+        return _sklearn_run(lambda y, p, w, n: metrics.mean_absolute_percentage_error(y, p, sample_weight=w), call)
+    if loss == "msle":
+        return _sklearn_run(lambda y, p, w, n: metrics.mean_squared_log_error(y, p, sample_weight=w), call)
+    if loss == "pinball":
+        a = call.get("alpha", 0.5)
+        return _sklearn_run(lambda y, p, w, n: metrics.mean_pinball_loss(y, p, sample_weight=w, alpha=a), call)
+    if loss == "poisson-deviance":
+        return _sklearn_run(lambda y, p, w, n: metrics.mean_poisson_deviance(y, p, sample_weight=w), call)
+    if loss == "tweedie-deviance":
+        pw = call.get("power", 0.0)
+        return _sklearn_run(lambda y, p, w, n: metrics.mean_tweedie_deviance(y, p, sample_weight=w, power=pw), call)
     raise KeyError(loss)
 
 
@@ -231,7 +310,125 @@ _LOGITS = [[2.0, 1.0, 0.1], [0.5, 2.5, -1.0], [-1.0, 0.0, 3.0], [1.2, -0.7, 0.3]
 _PROBS = [[0.0, 1.0, 0.0], [0.2, 0.3, 0.5], [0.1, 0.6, 0.3], [0.7, 0.2, 0.1]]
 _SOFT = [[0.1, 0.8, 0.1], [0.3, 0.3, 0.4], [0.0, 0.0, 1.0], [0.5, 0.5, 0.0]]
 
+_POS_PRED = [0.5, 1.0, 2.0, 4.0, 0.2]
+_POS_TARG = [0.0, 1.0, 3.0, 2.5, 0.7]
+
+_PM = [1.0, -1.0, 1.0, 1.0, -1.0]
+_SCORES = [0.5, -2.0, 1.5, 0.3, 0.4]
+_ONEHOT = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
+_SEG_P = [[0.9, 0.2, 0.6, 0.0], [0.3, 0.0, 0.0, 0.8]]
+_SEG_Y = [[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
+
 CASES: dict[str, list[dict]] = {
+    "poisson-nll": [
+        {"pred": [0.5, 1.0, 2.0], "target": [0.0, 1.0, 3.0]},
+        {"pred": _POS_PRED, "target": _POS_TARG, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},
+    ],
+    "focal": [
+        {"logits": [2.0, -1.0, -3.0, 20.0], "target": [1.0, 0.0, 1.0, 0.0]},
+        {"logits": [2.0, -1.0, -3.0, 20.0], "target": [1.0, 0.0, 1.0, 0.0], "alpha": -1.0, "dtype": "float64"},
+        {"probs": [0.9, 0.2, 0.6, 0.3], "target": [1.0, 0.0, 1.0, 0.0], "apply_class_balancing": True, "alpha": 0.3},
+        {"logits": [[0.5, -1.0], [2.0, 0.3]], "target": [[1.0, 0.0], [0.0, 1.0]], "label_smoothing": 0.1,
+         "dtype": "float64", "gamma": 1.5},
+    ],
+    "hinge": [
+        {"pred": _SCORES, "target": [1.0, 0.0, 1.0, 1.0, 0.0]},
+        {"pred": _SCORES, "target": _PM, "dtype": "float64"},
+        {"pred": _SCORES, "target": [1.0, 0.5, 1.0, 0.0, 0.0], "dtype": "float64"},
+        {"pred": _SCORES, "target": [1.0, 0.0, 1.0, 1.0, 0.0], "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},
+    ],
+    "squared-hinge": [
+        {"pred": _SCORES, "target": [1.0, 0.0, 1.0, 1.0, 0.0]},
+        {"pred": _PRED2, "target": [[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, 1.0]],
+         "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+    ],
+    "categorical-hinge": [
+        {"pred": [[-1.0, -2.0, -3.0], [0.5, 1.5, 0.2], [1.0, 0.8, 0.9], [0.1, 0.3, 2.0]], "target": _ONEHOT},
+        {"pred": _LOGITS, "target": _ONEHOT, "dtype": "float64", "reduction": "sum"},
+    ],
+    "multiclass-hinge": [
+        {"pred": [[-1.0, -2.0, -3.0], [0.5, 1.5, 0.2], [1.0, 0.8, 0.9], [0.1, 0.3, 2.0]], "target": [0, 1, 0, 2]},
+        {"pred": _LOGITS, "target": [0, 2, 1, 0], "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+    ],
+    "perceptron": [
+        {"pred": _SCORES, "target": _PM},
+        {"pred": _PRED2, "target": [[1.0, -1.0, 1.0], [1.0, 1.0, -1.0], [-1.0, -1.0, 1.0], [1.0, 1.0, 1.0]],
+         "reduction": "sum"},
+    ],
+    "cosine-similarity": [
+        {"pred": [[0.0, 1.0], [2.0, 2.0], [1.0, 1.0], [0.5, -1.0]], "target": [[1.0, 0.0], [1.0, 1.0], [0.3, 0.2], [1.0, 2.0]]},
+        {"pred": _PRED2, "target": _TARG2, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+        {"pred": _PRED2, "target": _TARG2, "epsilon": 1e-8},
+    ],
+    "dice": [
+        {"probs": _SEG_P, "target": _SEG_Y},
+        {"probs": _SEG_P, "target": _SEG_Y, "dtype": "float64"},
+        {"logits": _LOGITS, "target": _ONEHOT},
+        {"logits": _LOGITS, "target": _ONEHOT, "smooth": 0.5, "reduction": "sum"},
+        {"probs": _SOFT, "target": _ONEHOT},
+    ],
+    "tversky": [
+        {"probs": _SEG_P, "target": _SEG_Y, "alpha": 0.7, "beta": 0.3},
+        {"probs": _SEG_P, "target": _SEG_Y, "dtype": "float64"},
+        {"logits": _LOGITS, "target": _ONEHOT, "alpha": 0.7, "beta": 0.3},
+    ],
+    "categorical-focal": [
+        {"probs": _SOFT, "target": _ONEHOT},
+        {"probs": _PROBS, "target": _ONEHOT, "dtype": "float64", "alpha": 0.5, "gamma": 1.5},
+        {"logits": _LOGITS, "target": _ONEHOT, "label_smoothing": 0.1},
+    ],
+    "poly1": [
+        {"logits": _LOGITS, "target": _ONEHOT},
+        {"logits": _LOGITS, "target": _SOFT, "epsilon": 1.0, "reduction": "sum"},
+    ],
+    "generalized-kl": [
+        {"log_probs": np.log([[0.1, 0.2, 0.7], [0.4, 0.4, 0.2]]).tolist(), "target": [[0.0, 0.3, 0.9], [0.5, 0.5, 0.0]]},
+    ],
+    "sparsemax": [
+        {"logits": [-2.0, -0.5, 0.3, 1.5, 0.8], "target": [1.0, 0.0, 1.0, 0.0, 0.0]},
+        {"logits": _PRED2, "target": [[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0], [0.0, 1.0, 0.0]]},
+    ],
+    "brier": [
+        {"probs": [0.9, 0.2, 0.6, 0.35], "target": [1, 0, 1, 0]},
+        {"probs": _SOFT, "target": [1, 2, 2, 0], "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+        {"probs": _SOFT, "target": [1, 2, 2, 0], "scale_by_half": "true"},
+    ],
+    "log-loss": [
+        {"probs": _P, "target": _Y},
+        {"probs": _PROBS, "target": [0, 1, 2, 0], "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+        {"probs": _PROBS, "target": [0, 1, 2, 0], "dtype": "float32", "reduction": "sum"},
+    ],
+    "log-cosh": [
+        {"pred": _PRED2, "target": _TARG2},
+        {"pred": [0.1, 0.5, 2.0, -3.0, 1000.0], "target": [0.0, 0.0, 0.0, 0.0, 0.0], "dtype": "float64"},
+        {"pred": _PRED2, "target": _TARG2, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0], "reduction": "sum"},
+    ],
+    "mape": [
+        {"pred": _POS_PRED, "target": [0.3, 1.0, 3.0, 2.5, -0.7]},
+        {"pred": _POS_PRED, "target": _POS_TARG},
+        {"pred": _PRED2, "target": _TARG2, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+        {"pred": _POS_PRED, "target": _POS_TARG, "dtype": "float64", "reduction": "none"},
+    ],
+    "msle": [
+        {"pred": _POS_PRED, "target": _POS_TARG},
+        {"pred": [[0.5, -0.5], [2.0, 1.0]], "target": [[1.0, 0.0], [-0.2, 3.0]], "dtype": "float64"},
+        {"pred": _POS_PRED, "target": _POS_TARG, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},
+    ],
+    "pinball": [
+        {"pred": _POS_PRED, "target": _POS_TARG},
+        {"pred": _PRED2, "target": _TARG2, "alpha": 0.9, "sample_weight": [1.0, 2.0, 0.5, 3.0]},
+    ],
+    "poisson-deviance": [
+        {"pred": _POS_PRED, "target": _POS_TARG},
+        {"pred": _POS_PRED, "target": _POS_TARG, "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},
+    ],
+    "tweedie-deviance": [
+        {"pred": _POS_PRED, "target": _POS_TARG, "power": 1.5},
+        {"pred": _POS_PRED, "target": [0.3, 1.0, 3.0, 2.5, 0.7], "power": 2.0, "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},
+        {"pred": _POS_PRED, "target": _POS_TARG, "power": 0.0},
+        {"pred": _POS_PRED, "target": _POS_TARG, "power": -1.0},
+        {"pred": _POS_PRED, "target": [0.3, 1.0, 3.0, 2.5, 0.7], "power": 3.0},
+    ],
     "bce": [
         {"probs": _P, "target": _Y},
         {"probs": _P, "target": _Y, "dtype": "float64"},

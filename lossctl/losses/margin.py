@@ -27,6 +27,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
+from .hinges import HINGE_CONVENTIONS
 from ..registry import MARGIN, Forward, LossSpec, Param, Step
 
 P = Param("p", "int", 1, "Exponent of each hinge term: 1 or 2 (the only values torch supports).")
@@ -585,6 +586,7 @@ HINGE = LossSpec(
     validate=_validate_binary_labels,
     input_help={"pred": "Scores (decision values).", "target": "Labels −1/1 or 0/1 (0 is read as −1)."},
     notes="The gradient −y passes at 1 − y·a == 0, as torch.clamp_min's backward.",
+    conventions=HINGE_CONVENTIONS,
 )
 
 EXPONENTIAL = LossSpec(

@@ -410,3 +410,86 @@ BCE_LOGITS_CONVENTIONS = {
     "optax": Convention("optax", "optax.losses.sigmoid_binary_cross_entropy", "same values; per element, not reduced",
                         optax_bce, kinds=("logits",)),
 }
+
+
+# --- Poisson ---------------------------------------------------------------------------------
+
+def keras_poisson(t, x, params):
+    """keras.losses.Poisson: mean over the last axis of ŷ − y·log(ŷ + ε), ε = 1e-7 (ŷ is the rate)."""
+    p, y = x["pred"], x["target"]
+    values = p - y * T.log(p + float(np.dtype(p.dtype).type(1e-7)))
+    t.step("poisson", "Poisson NLL", "ŷ − y·log(ŷ + ε), ε = 1e-7", values)
+    return keras_last_axis(t, values)
+
+
+POISSON_CONVENTIONS = {
+    "torch": torch_convention("torch.nn.functional.poisson_nll_loss",
+                              "log_input=True by default: the prediction is log(rate), l = exp(a) − y·a"),
+    "keras": Convention("keras", "keras.losses.Poisson",
+                        "the prediction is the rate (torch's log_input=False) with ε = 1e-7; mean over the last axis; "
+                        "float32", keras_poisson, kinds=("pred",), params=("log_input",)),
+}
+
+
+# --- binary focal ----------------------------------------------------------------------------
+
+KERAS_CLASS_BALANCING = Param("apply_class_balancing", "bool", False,
+                              "Keras: weigh by α·y + (1−α)·(1−y) (off by default in Keras; torchvision always applies α).")
+
+
+def keras_binary_focal(t, x, params):
+    """keras.losses.BinaryFocalCrossentropy: (1 − p_t)^γ·BCE(clip(p)), × (α·y + (1−α)(1−y)) only with
+    apply_class_balancing; logits go through a sigmoid first (then the clip)."""
+    y = x["target"]
+    a, g = float(params.get("alpha", 0.25)), float(params.get("gamma", 2.0))
+    ls = float(params.get("label_smoothing") or 0.0)
+    if ls:
+        smoothed = y * (1 - ls) + 0.5 * ls
+        t.step("smooth", "smoothed target", f"y·(1−ε) + ε/2, ε = {ls:g}", smoothed, before=y,
+               reason="keras smooths binary targets towards 1/2", symbol="y")
+        y = smoothed
+    if "logits" in x:
+        p = T.sigmoid_(x["logits"])
+        t.step("sigmoid", "probability", "σ(z)  (keras's focal losses always go through probabilities)", p)
+    else:
+        p = x["probs"]
+    lo, hi = keras_eps(p.dtype)
+    clipped = T.clip(p, lo, hi)
+    t.step("clip", "clipped probability", "clip(p, ε, 1 − ε)", clipped, before=p, reason=keras_clip_reason(p.dtype),
+           symbol="p")
+    bce = -(y * T.log(clipped) + (1 - y) * T.log1p(-clipped))
+    p_t = y * p + (1 - y) * (1.0 - p)
+    values = T.power(1.0 - p_t, g) * bce
+    t.step("focal", "focal BCE", f"(1 − p_t)^γ·BCE, γ = {g:g}", values)
+    if params.get("apply_class_balancing"):
+        values = (y * a + (1 - y) * (1 - a)) * values
+        t.step("alpha", "class balancing", f"(α·y + (1−α)(1−y))·l, α = {a:g}", values)
+    return keras_last_axis(t, values)
+
+
+def optax_sigmoid_focal(t, x, params):
+    """optax.losses.sigmoid_focal_loss: BCE(z)·(1 − p_t)^γ (in log space), × (α·y + (1−α)(1−y)) unless
+    alpha is None (lossctl: a negative --alpha)."""
+    z, y = x["logits"], x["target"]
+    a, g = float(params.get("alpha", 0.25)), float(params.get("gamma", 2.0))
+    ce = -(y * T.log_sigmoid_(z)) - (1 - y) * T.log_sigmoid_(-z)
+    one_minus_pt = (1 - y) * T.sigmoid_(z) + y * T.sigmoid_(-z)
+    values = ce * T.exp(g * T.log(one_minus_pt))
+    t.step("focal", "focal BCE", f"BCE·exp(γ·log(1 − p_t)), γ = {g:g}", values)
+    if a >= 0:
+        values = (a * y + (1.0 - a) * (1 - y)) * values
+        t.step("alpha", "alpha weight", f"(α·y + (1−α)(1−y))·l, α = {a:g}", values)
+    return values
+
+
+FOCAL_CONVENTIONS = {
+    "torch": torch_convention("torchvision.ops.sigmoid_focal_loss", "α = 0.25 applied by default; stable from logits"),
+    "keras": Convention("keras", "keras.losses.BinaryFocalCrossentropy",
+                        "α only with apply_class_balancing (off by default); sigmoid then clip even from logits "
+                        "(z = 20 costs 15.9, not 20); mean over the last axis; float32", keras_binary_focal,
+                        kinds=("probs", "logits"), params=("alpha", "gamma", "label_smoothing", "apply_class_balancing"),
+                        extra_params=(KERAS_LABEL_SMOOTHING, KERAS_CLASS_BALANCING)),
+    "optax": Convention("optax", "optax.losses.sigmoid_focal_loss",
+                        "alpha=None by default (lossctl: --alpha −1); logits only; per element", optax_sigmoid_focal,
+                        kinds=("logits",), params=("alpha", "gamma")),
+}

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..numerics import sum_to_shape
-from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS
+from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS, POISSON_CONVENTIONS
 from ..registry import Forward, LossSpec, Param, Step
 
 # -- parameters (help or default differ from the shared ones, so they live here) ----------
@@ -478,6 +478,7 @@ POISSON_NLL = LossSpec(
     backward=poisson_nll_backward,
     steps=poisson_nll_steps,
     notes="The Stirling term is 0 for every target ≤ 1 (0, 0.5 and 1 included) and has no gradient.",
+    conventions=POISSON_CONVENTIONS,
 )
 
 GAUSSIAN_NLL = LossSpec(

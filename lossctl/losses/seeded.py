@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import InvalidInput
 from ..numerics import log_softmax, sigmoid, softmax, softplus
+from .ported import FOCAL_CONVENTIONS
 from ..registry import Forward, LossSpec, Param, Step
 from .binary import BCE_BACKWARD_EPS, BCE_LOG_CLAMP, check_unit_interval
 
@@ -143,6 +144,7 @@ FOCAL = LossSpec(
     validate=_validate_focal,
     notes=("--probs is the seed's probability-space FocalLoss (BCE on p, logs clamped at −100 as torch). "
            "The default reduction is 'mean' as for every lossctl loss (torchvision's default is 'none')."),
+    conventions=FOCAL_CONVENTIONS,
 )
 
 
