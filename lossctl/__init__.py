@@ -1,5 +1,12 @@
 """lossctl: compute, explain and verify loss values exactly as PyTorch does.
 
+The public Python API:
+
+* :func:`compute` (``compute({"loss": "ce", "logits": ..., "target": ...})``) -> :class:`Result`
+* :func:`registry` (every loss's :class:`~lossctl.core.registry.LossSpec`) and :func:`registry_names`
+* the errors: :class:`LossctlError` and its :class:`UsageError` / :class:`InputError`, whose
+  :class:`ExitCode` the command line exits with
+
     >>> import lossctl
     >>> lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
     0.5493288448141933

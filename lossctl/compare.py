@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .errors import LossctlError, UsageError
-from .frameworks import first_change, framework_label
-from .registry import LossSpec
+from .core.frameworks import first_change, framework_label
+from .core.registry import LossSpec
 
 # Two conventions agree when every per-sample value and the loss agree this closely.
 AGREE_RTOL = 1e-12

@@ -1,12 +1,47 @@
-"""Exit codes and the exceptions that map to them (CONTRACT §5).
+"""Exit codes, the exceptions that map to them, and how a message names a key.
 
 Only the CLI turns these into exit codes and stderr lines; the library raises
-them with a message that already names the input and the problem.
+them with a message that already names the input and the problem. The library
+names a key of a call with :func:`ref` (``ref("reduction")``); ``str(error)``
+shows it as the key (``reduction``), or as the command line's option (``--reduction``)
+while the CLI runs (it sets the spelling with :func:`key_spelling`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import re
+from typing import Callable, Iterator
+
+_REF = re.compile("\u2039([A-Za-z0-9_.]+)\u203a")
+
+
+def ref(key: str) -> str:
+    """A reference to the call key ``key`` inside a message or help text."""
+    return f"\u2039{key}\u203a"
+
+
+_spelling: Callable[[str], str] | None = None
+
+
+@contextlib.contextmanager
+def key_spelling(spell: Callable[[str], str]) -> Iterator[None]:
+    """Within the block, messages spell key references with ``spell`` (the CLI: ``--option``)."""
+    global _spelling
+    before, _spelling = _spelling, spell
+    try:
+        yield
+    finally:
+        _spelling = before
+
+
+def spell_refs(text: str, spell: Callable[[str], str] | None = None) -> str:
+    """``text`` with each :func:`ref` spelt by ``spell(key)`` (default: the current spelling, else the key)."""
+    if "\u2039" not in text:
+        return text
+    how = spell or _spelling
+    return _REF.sub(lambda m: how(m.group(1)) if how is not None else m.group(1), text)
 
 
 class ExitCode(enum.IntEnum):
@@ -21,6 +56,14 @@ class LossctlError(Exception):
     """Base class for every error a user can cause."""
 
     exit_code: ExitCode = ExitCode.INTERNAL
+
+    def __str__(self) -> str:
+        return spell_refs(super().__str__())
+
+    @property
+    def raw(self) -> str:
+        """The message with its key references (:func:`ref`) unspelt, for the CLI to spell."""
+        return super().__str__()
 
 
 class UsageError(LossctlError):
@@ -47,6 +90,9 @@ class InvalidInput(ValueError):
         self.name = name
         self.message = message
 
+    def __str__(self) -> str:
+        return spell_refs(super().__str__())
+
 
 class InputWarning(UserWarning):
     """Something PyTorch accepts but that is probably a mistake (NaN in an input, probabilities
@@ -57,3 +103,6 @@ class InputWarning(UserWarning):
     def __init__(self, message: str, problem: str | None = None):
         super().__init__(message)
         self.problem = problem or message
+
+    def __str__(self) -> str:
+        return spell_refs(super().__str__())

@@ -27,8 +27,8 @@ def _rel(path: Path) -> str:
 
 
 KERNELS = [p for p in MODULES if _rel(p).startswith("lossctl/losses/") or _rel(p) in (
-    "lossctl/numerics.py", "lossctl/reduction.py", "lossctl/conversions.py", "lossctl/regularisation.py",
-    "lossctl/exactsum.py")]
+    "lossctl/core/numerics.py", "lossctl/core/reduction.py", "lossctl/core/conversions.py", "lossctl/core/regularisation.py",
+    "lossctl/core/exactsum.py")]
 
 
 @pytest.mark.parametrize("path", KERNELS, ids=_rel)

@@ -212,7 +212,7 @@ def test_every_loss_has_help_listing_exactly_its_options(run_cli, name):
     for kind in spec.kinds:
         assert "--" + kind.replace("_", "-") in r.stdout
     for p in spec.params:
-        assert p.option in r.stdout
+        assert "--" + p.name.replace("_", "-") in r.stdout
     assert spec.mirrors in r.stdout
 
 

@@ -1,8 +1,9 @@
 """The cross-entropy family (ce, nll, bce, bce-logits, kl): seeds, conventions, gradients.
 
-Values quoted here come from torch 2.13.0 float64 (../shared/notes/torch-semantics.md,
-golden cases CE-*, NLL-*, BCE-*, BCEL-*, KL-*) or from the seeds; where lossctl is
-more accurate than torch the test says so and uses the exact value.
+Values quoted here come from torch 2.13.0 float64 (golden cases CE-*, NLL-*, BCE-*,
+BCEL-*, KL-*) or from the losses' worked examples; where lossctl is more accurate than
+torch the test says so and uses the exact value. The properties every loss has
+(gradients, reductions, --explain, float32, permutation, streaming) are tests/test_common.py's.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import numpy as np
 import pytest
 
 import lossctl
-from finite_differences import central_difference
 from lossctl.errors import InputError, UsageError
 
 SEED_LOGITS = [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]
@@ -203,80 +203,7 @@ def test_batchmean_only_for_kl():
         lossctl.compute(loss="ce", logits=SEED_LOGITS, target=[0, 2], reduction="batchmean")
 
 
-# -- every loss of the family: generic properties ------------------------------
-
-FAMILY_CASES = {
-    "ce-logits": dict(loss="ce", logits="x", target="idx"),
-    "ce-probs-target": dict(loss="ce", logits="x", target="p", weight="w", label_smoothing=0.15),
-    "ce-smooth-weight-ignore": dict(loss="ce", logits="x", target="idx_ign", weight="w", label_smoothing=0.2),
-    "ce-probs": dict(loss="ce", probs="p", target="idx"),
-    "nll": dict(loss="nll", log_probs="lp", target="idx_ign", weight="w"),
-    "bce": dict(loss="bce", probs="p", target="p2", weight="w"),
-    "bce-as-logits": dict(loss="bce", logits="x", target="p2"),
-    "bce-logits": dict(loss="bce-logits", logits="x", target="p2", weight="w", pos_weight="w"),
-    "kl": dict(loss="kl", log_probs="lp", target="p2"),
-    "kl-logits": dict(loss="kl", logits="x", target="p2", log_target=False),
-    "kl-log-target": dict(loss="kl", log_probs="lp", target="lp", log_target=True),
-}
-
-
-def _materialise(case: dict, rng) -> dict:
-    x = rng.normal(size=(5, 3)) * 2
-    p = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
-    p2 = rng.uniform(0.05, 0.95, size=(5, 3))
-    pool = {"x": x, "p": p, "p2": p2 / p2.sum(axis=1, keepdims=True), "lp": np.log(p),
-            "idx": np.array([0, 2, 1, 1, 0]), "idx_ign": np.array([0, -100, 1, 2, 2]), "w": np.array([0.5, 2.0, 1.5])}
-    return {k: pool.get(v, v) if isinstance(v, str) and k != "loss" else v for k, v in case.items()}
-
-
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-@pytest.mark.parametrize("case_id", list(FAMILY_CASES))
-def test_gradient_matches_central_differences(case_id, reduction, rng):
-    call = {**_materialise(FAMILY_CASES[case_id], rng), "reduction": reduction}
-    r = lossctl.compute(call)
-    (name, g), = r.grad.items()
-    np.testing.assert_allclose(g, central_difference(call, name), rtol=1e-5, atol=1e-7)
-
-
-@pytest.mark.parametrize("case_id", list(FAMILY_CASES))
-def test_reduction_consistency(case_id, rng):
-    call = _materialise(FAMILY_CASES[case_id], rng)
-    none = np.asarray(lossctl.compute({**call, "reduction": "none"}).loss)
-    assert lossctl.compute({**call, "reduction": "sum"}).loss == pytest.approx(none.sum(), rel=1e-13)
-    if "weight" not in call and not np.any(np.asarray(call.get("target")) == -100):
-        assert lossctl.compute({**call, "reduction": "mean"}).loss == pytest.approx(none.mean(), rel=1e-13)
-
-
-@pytest.mark.parametrize("case_id", list(FAMILY_CASES))
-def test_explain_ends_with_the_loss(case_id, rng):
-    call = _materialise(FAMILY_CASES[case_id], rng)
-    r = lossctl.compute(call, explain=True, rows=5)
-    assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-13)
-    per_sample_steps = [s for s in r.steps if s.label == "loss"]
-    assert per_sample_steps, "a per-sample 'loss' step"
-    shown = np.asarray(per_sample_steps[-1].value)
-    np.testing.assert_allclose(shown, np.ravel(r.per_sample)[: shown.size], rtol=1e-13)
-
-
-@pytest.mark.parametrize("case_id", list(FAMILY_CASES))
-def test_float32_agrees_with_float64(case_id, rng):
-    call = _materialise(FAMILY_CASES[case_id], rng)
-    r64 = lossctl.compute(call)
-    r32 = lossctl.compute({**call, "dtype": "float32"})
-    assert r32.dtype == "float32"
-    assert r32.loss == pytest.approx(r64.loss, rel=1e-5)
-    for k in r64.grad:
-        assert r32.grad[k].dtype == np.float32
-        np.testing.assert_allclose(r32.grad[k], r64.grad[k], rtol=1e-4, atol=1e-6)
-
-
-def test_permutation_equivariance(rng):
-    call = _materialise(FAMILY_CASES["ce-smooth-weight-ignore"], rng)
-    perm = np.array([3, 0, 4, 2, 1])
-    a = lossctl.compute({**call, "reduction": "none"})
-    b = lossctl.compute({**call, "logits": call["logits"][perm], "target": call["target"][perm], "reduction": "none"})
-    np.testing.assert_allclose(np.asarray(b.loss), np.asarray(a.loss)[perm], rtol=1e-14)
-
+# -- invalid calls -------------------------------------------------------------
 
 @pytest.mark.parametrize("call, error, match", [
     (dict(loss="ce", logits=SEED_LOGITS, target=[0, 3]), InputError, "class index 3 is out of range for 3 classes \\(row 1\\)"),

@@ -1,7 +1,9 @@
 """cosine-embedding and triplet-margin: conventions, gradients, reductions, --explain, torch, CLI.
 
-Golden numbers are from torch-semantics.md §18/§19 (torch 2.13.0+cpu, float64).
-Live torch comparisons use values rtol 1e-10 and gradients rtol 1e-9 / atol 1e-12.
+Golden numbers are torch 2.13.0+cpu float64 values (cases COS-*, TRI-*). Live torch
+comparisons run the oracle table (tests/torch_reference.py) with the fixtures'
+tolerances; the properties every loss has (gradients, reductions, --explain, float32,
+streaming) are tests/test_common.py's.
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ GRAD_ATOL = 1e-12
 def torch():
     t = pytest.importorskip("torch")
     return t
+
+
+def against_torch(call: dict) -> None:
+    """lossctl against the oracle table's torch definition (tests/torch_reference.py)."""
+    import test_torch_fixtures as fx
+    import torch_reference as ref
+
+    case = {k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v for k, v in call.items()}
+    fx.check_result(lossctl.compute(case), ref.reference(case))
 
 
 def close(actual, expected, rtol=GRAD_RTOL, atol=GRAD_ATOL):
@@ -57,7 +68,7 @@ def test_cosine_golden_cos1():
 
 def test_cosine_epsilon_is_atens_float32_constant():
     # EPSILON = float32(1e-12) is added to each squared norm: (3,4)·(4,3) gives 0.04000000000003834, not 0.04,
-    # and identical vectors give 3.9968e-14, not 0 (torch-semantics §18).
+    # and identical vectors give 3.9968e-14, not 0.
     r = cos(x1=[[3.0, 4.0], [3.0, 4.0]], x2=[[4.0, 3.0], [3.0, 4.0]], target=[1.0, 1.0], reduction="none")
     assert r.per_sample[0] == 0.04000000000003834
     assert r.per_sample[1] == pytest.approx(3.9968028886505635e-14, rel=1e-6)
@@ -83,36 +94,6 @@ def test_cosine_clamp_min_passes_gradient_at_zero():
     assert not np.any(r.grad["x1"])
 
 
-def test_cosine_reductions_are_consistent(rng):
-    x1, x2 = rng.normal(size=(6, 4)), rng.normal(size=(6, 4))
-    y = rng.choice([-1.0, 1.0], size=6)
-    none = cos(x1=x1, x2=x2, target=y, margin=-0.1, reduction="none")
-    total = cos(x1=x1, x2=x2, target=y, margin=-0.1, reduction="sum")
-    mean = cos(x1=x1, x2=x2, target=y, margin=-0.1, reduction="mean")
-    assert none.per_sample.shape == (6,)
-    assert total.loss == pytest.approx(np.sum(none.per_sample), rel=1e-14)
-    assert mean.loss == pytest.approx(total.loss / 6, rel=1e-14)
-    for k in ("x1", "x2"):
-        close(none.grad[k], total.grad[k], rtol=1e-15, atol=0)
-        close(mean.grad[k] * 6, total.grad[k], rtol=1e-14, atol=1e-16)
-
-
-@pytest.mark.parametrize("margin", [0.0, 0.3, -0.4])
-def test_cosine_gradients_match_finite_differences(rng, margin):
-    x1, x2 = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
-    y = np.array([1.0, -1.0, 1.0, -1.0, -1.0])
-    r = cos(x1=x1, x2=x2, target=y, margin=margin)
-
-    def f1(a):
-        return cos(x1=a, x2=x2, target=y, margin=margin, grad=False).loss
-
-    def f2(b):
-        return cos(x1=x1, x2=b, target=y, margin=margin, grad=False).loss
-
-    close(r.grad["x1"], central_difference_of(f1, x1, relative=False), rtol=1e-6, atol=1e-8)
-    close(r.grad["x2"], central_difference_of(f2, x2, relative=False), rtol=1e-6, atol=1e-8)
-
-
 def test_cosine_unbatched_gives_a_0d_loss():
     r = cos(x1=[1.0, 2.0, 3.0], x2=[1.0, 0.0, 1.0], target=-1.0, margin=0.1, reduction="none")
     assert np.shape(r.per_sample) == ()
@@ -121,7 +102,7 @@ def test_cosine_unbatched_gives_a_0d_loss():
     assert float(r.per_sample) == pytest.approx(expected, rel=1e-12)
 
 
-def test_cosine_explain_last_step_is_the_loss():
+def test_cosine_explain_shows_pairs_as_rows():
     r = cos(**COS1, margin=0.2, explain=True)
     assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-15)
     per = {s.label: s for s in r.steps}
@@ -150,47 +131,22 @@ def test_cosine_missing_x2_is_a_usage_error():
         cos(x1=[[1.0, 2.0]], target=[1.0])
 
 
-def test_cosine_float32(rng):
-    x1, x2 = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
-    y = [1.0, -1.0, 1.0, -1.0]
-    r64 = cos(x1=x1, x2=x2, target=y)
-    r32 = cos(x1=x1, x2=x2, target=y, dtype="float32")
-    assert r32.dtype == "float32" and r32.grad["x1"].dtype == np.float32
-    assert r32.loss == pytest.approx(r64.loss, rel=1e-5)
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_cosine_matches_torch_live(torch, seed):
-    F = torch.nn.functional
+    """Broadcast second inputs and 0 targets, over the margin's range."""
     rng = np.random.default_rng(100 + seed)
     n, d = 5, 4
     x1, x2 = rng.normal(size=(n, d)), rng.normal(size=(n, d))
     if seed % 3 == 1:
         x2 = rng.normal(size=(1, d))  # broadcast the second input, as torch allows
     y = rng.choice([-1.0, 1.0, 0.0], size=n, p=[0.45, 0.45, 0.1])
-    margin = [0.0, 0.25, -0.3][seed % 3]
     for reduction in ("mean", "sum", "none"):
-        a = torch.tensor(x1, requires_grad=True)
-        b = torch.tensor(x2, requires_grad=True)
-        out = F.cosine_embedding_loss(a, b, torch.tensor(y), margin=margin, reduction=reduction)
-        (out if out.dim() == 0 else out.sum()).backward()
-        r = cos(x1=x1, x2=x2, target=y, margin=margin, reduction=reduction)
-        close(r.loss, out.detach().numpy(), rtol=VALUE_RTOL, atol=VALUE_ATOL)
-        close(r.grad["x1"], a.grad.numpy())
-        close(r.grad["x2"], b.grad.numpy())
-        assert r.grad["x2"].shape == x2.shape
+        against_torch(dict(loss="cosine-embedding", x1=x1, x2=x2, target=y, margin=[0.0, 0.25, -0.3][seed % 3],
+                           reduction=reduction))
 
 
 def test_cosine_unbatched_matches_torch_live(torch):
-    F = torch.nn.functional
-    a = torch.tensor([0.3, -1.2, 2.0], dtype=torch.float64, requires_grad=True)
-    b = torch.tensor([1.0, 0.5, -0.25], dtype=torch.float64, requires_grad=True)
-    out = F.cosine_embedding_loss(a, b, torch.tensor(-1.0, dtype=torch.float64), margin=-0.5)
-    out.backward()
-    r = cos(x1=a.tolist(), x2=b.tolist(), target=-1.0, margin=-0.5)
-    close(r.loss, out.item(), rtol=VALUE_RTOL)
-    close(r.grad["x1"], a.grad.numpy())
-    close(r.grad["x2"], b.grad.numpy())
+    against_torch(dict(loss="cosine-embedding", x1=[0.3, -1.2, 2.0], x2=[1.0, 0.5, -0.25], target=-1.0, margin=-0.5))
 
 
 def test_cosine_cli(run_cli, tmp_path):
@@ -302,20 +258,10 @@ def test_triplet_ndim_mismatch():
         tri(anchor=[[0.0, 0.0]], positive=[1.0, 0.0], negative=[[0.0, 2.0]])
 
 
-def test_triplet_reductions_are_consistent(rng):
-    a, p, n = (rng.normal(size=(7, 3)) for _ in range(3))
-    none = tri(anchor=a, positive=p, negative=n, margin=2.0, reduction="none")
-    total = tri(anchor=a, positive=p, negative=n, margin=2.0, reduction="sum")
-    mean = tri(anchor=a, positive=p, negative=n, margin=2.0)
-    assert none.per_sample.shape == (7,) and np.all(none.per_sample >= 0)
-    assert total.loss == pytest.approx(np.sum(none.per_sample), rel=1e-14)
-    assert mean.loss == pytest.approx(total.loss / 7, rel=1e-14)
-    for k in ("anchor", "positive", "negative"):
-        close(mean.grad[k] * 7, total.grad[k], rtol=1e-14, atol=1e-16)
-
-
 @pytest.mark.parametrize("p, swap", [(2.0, False), (3.0, True), (1.5, False), (0.7, True)])
-def test_triplet_gradients_match_finite_differences(rng, p, swap):
+def test_triplet_p_norm_and_swap_gradients_match_finite_differences(rng, p, swap):
+    """The p-norm's gradient for p other than 2, and through the swap's minimum (the common
+    checks run the oracle example: p = 2, no swap)."""
     a, pos, neg = (rng.normal(size=(4, 3)) for _ in range(3))
     kw = dict(margin=3.0, p=p, swap=swap)
     r = tri(anchor=a, positive=pos, negative=neg, **kw)
@@ -329,7 +275,7 @@ def test_triplet_gradients_match_finite_differences(rng, p, swap):
         close(r.grad[name], central_difference_of(fns[name], x, relative=False), rtol=1e-6, atol=1e-8)
 
 
-def test_triplet_explain_last_step_is_the_loss():
+def test_triplet_explain_shows_the_swap_steps():
     r = tri(**TRI, swap=True, explain=True)
     assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-15)
     labels = [s.label for s in r.steps]
@@ -353,34 +299,19 @@ def test_triplet_unbatched_and_broadcast():
 @pytest.mark.parametrize("p", [2.0, 1.0, 3.0, 1.5, 0.5, np.inf, 0.0])
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_matches_torch_live(torch, p, swap):
-    F = torch.nn.functional
     rng = np.random.default_rng(7 + int(10 * p if np.isfinite(p) else 99) + swap)
     a, pos, neg = (rng.normal(size=(6, 4)) for _ in range(3))
     a[0] = pos[0]  # an eps-only distance
     for eps in (1e-6, 0.0):
         for reduction in ("mean", "sum", "none"):
-            ta, tp, tn = (torch.tensor(v, requires_grad=True) for v in (a, pos, neg))
-            out = F.triplet_margin_loss(ta, tp, tn, margin=1.5, p=p, eps=eps, swap=swap, reduction=reduction)
-            (out if out.dim() == 0 else out.sum()).backward()
-            r = tri(anchor=a, positive=pos, negative=neg, margin=1.5, p=p, eps=eps, swap=swap, reduction=reduction)
-            close(r.loss, out.detach().numpy(), rtol=VALUE_RTOL, atol=VALUE_ATOL)
-            for name, t in (("anchor", ta), ("positive", tp), ("negative", tn)):
-                expected = np.zeros_like(a) if t.grad is None else t.grad.numpy()  # p = 0: torch leaves no graph
-                close(r.grad[name], expected)
+            against_torch(dict(loss="triplet-margin", anchor=a, positive=pos, negative=neg, margin=1.5, p=p, eps=eps,
+                               swap=swap, reduction=reduction))
 
 
 def test_triplet_broadcast_matches_torch_live(torch):
-    F = torch.nn.functional
     rng = np.random.default_rng(3)
-    a, pos, neg = rng.normal(size=(5, 3)), rng.normal(size=(1, 3)), rng.normal(size=(5, 3))
-    ta, tp, tn = (torch.tensor(v, requires_grad=True) for v in (a, pos, neg))
-    out = F.triplet_margin_loss(ta, tp, tn, margin=2.0, swap=True)
-    out.backward()
-    r = tri(anchor=a, positive=pos, negative=neg, margin=2.0, swap=True)
-    close(r.loss, out.item(), rtol=VALUE_RTOL)
-    for name, t in (("anchor", ta), ("positive", tp), ("negative", tn)):
-        close(r.grad[name], t.grad.numpy())
-        assert r.grad[name].shape == tuple(t.shape)
+    against_torch(dict(loss="triplet-margin", anchor=rng.normal(size=(5, 3)), positive=rng.normal(size=(1, 3)),
+                       negative=rng.normal(size=(5, 3)), margin=2.0, swap=True))
 
 
 @pytest.mark.parametrize("shapes", [
@@ -390,18 +321,13 @@ def test_triplet_broadcast_matches_torch_live(torch):
 ])
 @pytest.mark.parametrize("swap", [False, True])
 def test_triplet_mixed_broadcasting_matches_torch_live(torch, shapes, swap):
-    F = torch.nn.functional
     rng = np.random.default_rng(17)
     a, pos, neg = (rng.normal(size=s) for s in shapes)
-    ta, tp, tn = (torch.tensor(v, requires_grad=True) for v in (a, pos, neg))
-    out = F.triplet_margin_loss(ta, tp, tn, margin=2.5, p=3, swap=swap, reduction="none")
-    out.sum().backward()
-    r = tri(anchor=a, positive=pos, negative=neg, margin=2.5, p=3, swap=swap, reduction="none", explain=True)
-    assert r.per_sample.shape == tuple(out.shape)
-    close(r.per_sample, out.detach().numpy(), rtol=VALUE_RTOL, atol=VALUE_ATOL)
-    for name, t in (("anchor", ta), ("positive", tp), ("negative", tn)):
-        close(r.grad[name], t.grad.numpy())
-    assert r.shown_rows == min(3, out.numel())
+    call = dict(loss="triplet-margin", anchor=a, positive=pos, negative=neg, margin=2.5, p=3, swap=swap,
+                reduction="none")
+    against_torch(call)
+    r = lossctl.compute(call, explain=True)
+    assert r.shown_rows == min(3, np.size(r.per_sample))
 
 
 def test_triplet_cli(run_cli, tmp_path):

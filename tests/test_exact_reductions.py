@@ -18,8 +18,8 @@ from test_exactsum import mpmath_sum, same
 from test_streaming import _cases, _streamable, _tile
 
 import lossctl
-from lossctl.prepare import prepare
-from lossctl.registry import PREDICTION_KINDS
+from lossctl.core.prepare import prepare
+from lossctl.core.registry import PREDICTION_KINDS
 
 BLOCKS = (1, 3, 7, 4096)
 STREAMABLE = [name for name in lossctl.registry_names() if lossctl.registry().get(name).batch_axis == 0]
@@ -127,7 +127,7 @@ def test_float32_compute_rounds_the_exact_sum_once_to_float64_then_to_float32(na
 
 def test_stream_min_bytes_applies_below_one_mebibyte(monkeypatch):
     """LOSSCTL_STREAM_MIN_BYTES is honoured at any size (it was ignored below 1 MiB)."""
-    from lossctl import stream
+    from lossctl.core import stream
 
     seen = []
     real = stream.run

@@ -1,4 +1,4 @@
-"""The exact accumulator (lossctl.exactsum) against math.fsum and an mpmath oracle.
+"""The exact accumulator (lossctl.core.exactsum) against math.fsum and an mpmath oracle.
 
 The oracle sums the values exactly (mpmath at 2,400 bits holds any sum of float64s)
 and rounds once with Fraction -> float (CPython's correctly rounded int division, also
@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossctl import exactsum
+from lossctl.core import exactsum
 
 MAX = np.finfo(np.float64).max
 TINY = 5e-324

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import yaml
 
-from lossctl import info as infolib
+from lossctl.core import information as infolib
 from lossctl.errors import InputError, InputWarning, UsageError
-from lossctl.info import distribution, information, self_information
+from lossctl.core.information import distribution, information, self_information
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

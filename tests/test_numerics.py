@@ -1,4 +1,4 @@
-"""Accuracy tests for :mod:`lossctl.numerics` against mpmath at 50 significant digits.
+"""Accuracy tests for :mod:`lossctl.core.numerics` against mpmath at 50 significant digits.
 
 Requirement: finite results wherever the mathematical value is finite (i.e.
 representable as a finite float64), and float64 results within ``MAX_ULP`` ulp
@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lossctl import numerics as nx
+from lossctl.core import numerics as nx
 
 MAX_ULP = 4
 DPS = 50

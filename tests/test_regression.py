@@ -1,8 +1,9 @@
 """Regression losses (mse, l1, smooth-l1, huber, poisson-nll, gaussian-nll): torch conventions.
 
-Golden numbers are torch 2.13.0 float64 results quoted in
-/work/shared/notes/torch-semantics.md §6–11 (MSE-*, L1-*, SL1-*, HUB-*, POI-*, GAU-*);
-the live comparisons call torch.nn.functional on seeded random inputs.
+Golden numbers are torch 2.13.0 float64 results (cases MSE-*, L1-*, SL1-*, HUB-*, POI-*,
+GAU-*); the live comparisons run the oracle table's torch definitions on seeded random
+inputs that reach the branch points. The properties every loss has (gradients,
+reductions, --explain, float32, streaming) are tests/test_common.py's.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import numpy as np
 import pytest
 
 import lossctl
-from finite_differences import central_difference
 from lossctl.errors import InputError
 
 X = [[0.0, 1.0, -1.0, 0.5], [2.0, -3.0, 0.25, -0.75]]
@@ -260,79 +260,6 @@ def test_gaussian_var_shapes_torch_refuses(var, message):
         run(loss="gaussian-nll", pred=np.zeros((2, 3)), target=np.zeros((2, 3)), var=var)
 
 
-# -- finite differences, reductions, --explain -------------------------------------------------
-
-SMOOTH_CASES = [
-    dict(loss="mse"),
-    dict(loss="mse", weight="w"),
-    dict(loss="l1"),
-    dict(loss="l1", weight="w"),
-    dict(loss="smooth-l1", beta=0.7),
-    dict(loss="huber", delta=0.8),
-    dict(loss="huber", delta=1.3, weight="w"),
-    dict(loss="poisson-nll"),
-    dict(loss="poisson-nll", full=True),
-    dict(loss="poisson-nll", log_input=False, positive=True),
-    dict(loss="gaussian-nll", var="var"),
-    dict(loss="gaussian-nll", var="row", full=True),
-]
-
-
-def _materialise(template: dict, rng) -> dict:
-    call = dict(template)
-    positive = call.pop("positive", False)
-    pred = rng.normal(size=(4, 3))
-    call["pred"] = np.abs(pred) + 0.5 if positive else pred
-    call["target"] = np.abs(rng.normal(size=(4, 3))) * 2 if call["loss"] == "poisson-nll" else rng.normal(size=(4, 3))
-    if call.get("weight") == "w":
-        call["weight"] = rng.uniform(0.1, 2.0, size=(4, 3))
-    if call.get("var") == "var":
-        call["var"] = rng.uniform(0.2, 2.0, size=(4, 3))
-    elif call.get("var") == "row":
-        call["var"] = rng.uniform(0.2, 2.0, size=(4,))
-    return call
-
-
-@pytest.mark.parametrize("template", SMOOTH_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_gradient_matches_central_differences(template, reduction, rng):
-    call = _materialise(template, rng)
-    call["reduction"] = reduction
-    r = run(**call)
-    for name in r.grad:
-        np.testing.assert_allclose(r.grad[name], central_difference(call, name), rtol=1e-6, atol=1e-8, err_msg=name)
-
-
-@pytest.mark.parametrize("template", SMOOTH_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
-def test_reductions_are_consistent(template, rng):
-    call = _materialise(template, rng)
-    none = run(**call, reduction="none")
-    total = run(**call, reduction="sum")
-    mean = run(**call, reduction="mean")
-    values = np.asarray(none.loss)
-    assert total.loss == pytest.approx(values.sum(), rel=1e-13)
-    assert mean.loss == pytest.approx(values.sum() / mean.denominator, rel=1e-13)
-    expected_denominator = np.sum(call["weight"]) if call["loss"] in ("mse", "l1") and "weight" in call else values.size
-    assert mean.denominator == pytest.approx(expected_denominator, rel=1e-14)
-    for name in none.grad:
-        close(total.grad[name], none.grad[name], rtol=0)
-        close(mean.grad[name], none.grad[name] / mean.denominator, rtol=1e-13, atol=1e-300)
-
-
-@pytest.mark.parametrize("template", SMOOTH_CASES, ids=lambda c: "-".join(str(v) for v in c.values()))
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_explain_last_step_is_the_loss(template, reduction, rng):
-    call = _materialise(template, rng)
-    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100)
-    if reduction == "none":
-        loss_step = [s for s in r.steps if s.label == "loss"][-1]
-        close(loss_step.value, np.asarray(r.loss).reshape(-1), rtol=1e-14)
-    else:
-        assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-14)
-        per_element = [s for s in r.steps if s.label == "loss"][-1]
-        close(per_element.value, np.asarray(r.per_sample).reshape(-1), rtol=1e-14)
-
-
 def test_explain_with_broadcast_target_and_homoscedastic_var():
     r = lossctl.compute(dict(loss="gaussian-nll", pred=[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]], target=[1.0, 1.0, 1.0],
                              var=[1.0, 2.0], reduction="none"), explain=True, rows=6)
@@ -341,12 +268,10 @@ def test_explain_with_broadcast_target_and_homoscedastic_var():
     close(r.steps[-2].value, np.asarray(r.loss).reshape(-1), rtol=1e-14)
 
 
-# -- live torch comparisons ----------------------------------------------------------------------
+# -- live torch comparisons (the oracle table, tests/torch_reference.py) ------------------------
 
-def _torch_case(rng, loss: str, reduction: str, variant: int):
-    """(lossctl call, torch function of (pred, var) tensors) for one seeded random case."""
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
+def _live_case(rng, loss: str, reduction: str, variant: int) -> dict:
+    """One seeded random call: shapes 1-D to 3-D, a broadcast target, exact ties at the branch points."""
     shape = [(5,), (3, 4), (2, 3, 2)][variant % 3]
     pred = rng.normal(size=shape) * 2
     target = rng.normal(size=shape) * 2
@@ -357,65 +282,45 @@ def _torch_case(rng, loss: str, reduction: str, variant: int):
         pred = np.array([1.0, -1.0, 0.0, 0.5, 2.0, -0.25])
         target = np.array([0.0, 0.0, 0.0, 0.5, 0.0, 0.0])
     call = dict(loss=loss, pred=pred, target=target, reduction=reduction)
-    kw: dict = {"reduction": reduction}
-    T = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
     if loss in ("mse", "l1", "huber") and variant in (1, 2):
         call["weight"] = rng.uniform(0.0, 2.0, size=pred.shape)
-        kw["weight"] = T(call["weight"])
     if loss == "smooth-l1":
-        call["beta"] = kw["beta"] = [1.0, 0.0, 0.4, 2.5, 1.0][variant]
+        call["beta"] = [1.0, 0.0, 0.4, 2.5, 1.0][variant]
     if loss == "huber":
-        call["delta"] = kw["delta"] = [1.0, 0.3, 1.7, 2.5, 1.0][variant]
+        call["delta"] = [1.0, 0.3, 1.7, 2.5, 1.0][variant]
     if loss == "poisson-nll":
-        call["target"] = target = np.floor(np.abs(target) * 2)  # counts, including 0 and 1
-        log_input = variant % 2 == 0
-        if not log_input:
-            call["pred"] = pred = np.abs(pred) + (0.0 if variant == 1 else 0.1)
-        call["log_input"] = kw["log_input"] = log_input
-        call["full"] = kw["full"] = variant >= 2
+        call["target"] = np.floor(np.abs(target) * 2)  # counts, including 0 and 1
+        call["log_input"] = variant % 2 == 0
+        if not call["log_input"]:
+            call["pred"] = np.abs(pred) + (0.0 if variant == 1 else 0.1)
+        call["full"] = variant >= 2
         if variant == 3:
-            call["eps"] = kw["eps"] = 0.25
-    var = None
+            call["eps"] = 0.25
     if loss == "gaussian-nll":
-        var = [rng.uniform(1e-7, 2.0, size=pred.shape), rng.uniform(0.1, 2.0, size=pred.shape[:-1]),
-               rng.uniform(0.1, 2.0, size=pred.shape[:-1] + (1,)), rng.uniform(0.1, 2.0, size=(4,)),
-               np.array([1e-9, 0.5, 1e-6, 2.0, 0.0, 1.0])][variant]
-        call["var"] = var
-        call["full"] = kw["full"] = variant % 2 == 1
+        call["var"] = [rng.uniform(1e-7, 2.0, size=pred.shape), rng.uniform(0.1, 2.0, size=pred.shape[:-1]),
+                       rng.uniform(0.1, 2.0, size=pred.shape[:-1] + (1,)), rng.uniform(0.1, 2.0, size=(4,)),
+                       np.array([1e-9, 0.5, 1e-6, 2.0, 0.0, 1.0])][variant]
+        call["full"] = variant % 2 == 1
         if variant == 4:
-            call["eps"] = kw["eps"] = 1e-3
-    fn = {"mse": F.mse_loss, "l1": F.l1_loss, "smooth-l1": F.smooth_l1_loss, "huber": F.huber_loss,
-          "poisson-nll": F.poisson_nll_loss, "gaussian-nll": F.gaussian_nll_loss}[loss]
-    return call, fn, kw, var, target
+            call["eps"] = 1e-3
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in call.items()}
 
 
 @pytest.mark.parametrize("loss", ["mse", "l1", "smooth-l1", "huber", "poisson-nll", "gaussian-nll"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("variant", range(5))
 def test_live_torch(loss, reduction, variant):
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     import warnings
 
-    rng = np.random.default_rng(1000 * variant + len(loss) + len(reduction))
-    call, fn, kw, var, target = _torch_case(rng, loss, reduction, variant)
-    x = torch.tensor(np.asarray(call["pred"], dtype=np.float64), requires_grad=True)
-    y = torch.tensor(np.asarray(target, dtype=np.float64))
-    leaves = [x]
+    import test_torch_fixtures as fx
+    import torch_reference as ref
+
+    call = _live_case(np.random.default_rng(1000 * variant + len(loss) + len(reduction)), loss, reduction, variant)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # torch warns about broadcast targets
-        if var is not None:
-            v = torch.tensor(np.asarray(var, dtype=np.float64), requires_grad=True)
-            leaves.append(v)
-            out = fn(x, y, v, **kw)
-        else:
-            out = fn(x, y, **kw)
-    grads = torch.autograd.grad(out.sum() if out.dim() else out, leaves)
-    r = run(**call)
-    np.testing.assert_allclose(np.asarray(r.loss), out.detach().numpy(), rtol=VALUE_RTOL, atol=1e-13)
-    np.testing.assert_allclose(r.grad["pred"], grads[0].numpy(), rtol=GRAD_RTOL, atol=GRAD_ATOL)
-    if var is not None:
-        np.testing.assert_allclose(r.grad["var"], grads[1].numpy(), rtol=GRAD_RTOL, atol=GRAD_ATOL)
-    assert r.grad["pred"].shape == tuple(x.shape)
+        expect = ref.reference(call)
+    fx.check_result(run(**call), expect)
 
 
 # -- command line ---------------------------------------------------------------------------------

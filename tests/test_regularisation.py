@@ -53,7 +53,7 @@ def test_penalty_gradients_match_torch_autograd():
 
 
 def test_regularisation_needs_params_and_a_reduction():
-    with pytest.raises(UsageError, match="--params"):
+    with pytest.raises(UsageError, match="need params"):
         lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1)
     with pytest.raises(UsageError, match="reduced loss"):
         lossctl.compute(loss="ce", logits=LOGITS, target=[0, 2], l2=0.1, params=[1.0], reduction="none")

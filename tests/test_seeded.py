@@ -1,10 +1,10 @@
-"""The seeds' losses with no torch function: focal, sce, zero-one.
+"""The losses with no torch function: focal, sce, zero-one.
 
-References: seeds/003_513c8e5c363fe58e.txt (FocalLoss, the ce/rce helpers, SCELoss),
-seeds/004_27ff0490dfb36f46.txt (0-1 loss), torchvision.ops.sigmoid_focal_loss
-(torch-semantics.md §23, golden FOC-*), and the seed numbers verified in
-torch-semantics.md §24 (S7, S8). The live comparisons write the seeds' formulas in
-torch below (``torch_*``) and compare values and autograd gradients.
+References: the original FocalLoss and SCELoss (symmetric cross entropy) write-ups and
+their worked numbers (S7, S8), torchvision.ops.sigmoid_focal_loss (golden FOC-*), and
+the textbook 0-1 loss. The live comparisons run the oracle table's torch transcriptions
+(tests/torch_reference.py) over the parameters' range; the properties every loss has
+(gradients, reductions, --explain, float32, streaming) are tests/test_common.py's.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 import lossctl
-from finite_differences import central_difference
 from lossctl.errors import InputError, UsageError
 
 VALUE_RTOL = 1e-10
@@ -152,7 +151,7 @@ def test_focal_probs_out_of_range_is_an_input_error(call):
 
 def _seed_pieces(y: float, p: float) -> tuple[float, float]:
     """The seed's ce(y, p) and rce(y, p) = ce(p, y), both clamped to [1e-4, 1 − 1e-4],
-    evaluated with lossctl's bce (torch-semantics.md §24 cross-check)."""
+    evaluated with lossctl's bce."""
     yc, pc = min(max(y, 1e-4), 1 - 1e-4), min(max(p, 1e-4), 1 - 1e-4)
     return run(loss="bce", probs=[pc], target=[yc]).loss, run(loss="bce", probs=[yc], target=[pc]).loss
 
@@ -284,59 +283,6 @@ def test_zero_one_errors(call, error, message):
         run(loss="zero-one", **call)
 
 
-# -- finite differences, reductions, --explain ---------------------------------------------------
-
-def _random_call(loss: str, kind: str, rng) -> dict:
-    if loss == "focal":
-        x = rng.normal(size=(3, 4)) * 2
-        call = dict(loss=loss, target=rng.uniform(size=(3, 4)).round(1), alpha=0.3, gamma=1.5)
-        call[kind] = x if kind == "logits" else rng.uniform(0.05, 0.95, size=(3, 4))
-        return call
-    if loss == "sce":
-        return dict(loss=loss, logits=rng.normal(size=(4, 5)) * 2, target=rng.integers(0, 5, size=4), alpha=0.7, beta=1.3)
-    if kind == "pred":
-        return dict(loss=loss, pred=rng.normal(size=6).round(1), target=rng.normal(size=6).round(1), threshold=0.55)
-    return dict(loss=loss, logits=rng.normal(size=(5, 3)), target=rng.integers(0, 3, size=5))
-
-
-CASES = [("focal", "logits"), ("focal", "probs"), ("sce", "logits"), ("zero-one", "logits"), ("zero-one", "pred")]
-
-
-@pytest.mark.parametrize("loss, kind", CASES)
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_gradient_matches_central_differences(loss, kind, reduction, rng):
-    call = _random_call(loss, kind, rng)
-    call["reduction"] = reduction
-    r = run(**call)
-    numeric = central_difference(call, kind)
-    np.testing.assert_allclose(r.grad[kind], numeric, rtol=1e-6, atol=1e-8)
-    if loss != "zero-one":
-        assert np.any(np.abs(r.grad[kind]) > 1e-3)
-
-
-@pytest.mark.parametrize("loss, kind", CASES)
-def test_reductions_are_consistent(loss, kind, rng):
-    call = _random_call(loss, kind, rng)
-    none = run(**call, reduction="none")
-    values = np.asarray(none.loss)
-    assert run(**call, reduction="sum").loss == pytest.approx(values.sum(), rel=1e-13)
-    mean = run(**call, reduction="mean")
-    assert mean.loss == pytest.approx(values.mean(), rel=1e-13)
-    assert mean.denominator == values.size
-    close(mean.grad[kind], none.grad[kind] / values.size, rtol=1e-13)
-
-
-@pytest.mark.parametrize("loss, kind", CASES)
-@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
-def test_explain_last_step_is_the_loss(loss, kind, reduction, rng):
-    call = _random_call(loss, kind, rng)
-    r = lossctl.compute({**call, "reduction": reduction}, explain=True, rows=100)
-    per = [s for s in r.steps if s.label == "loss"][-1]
-    close(per.value, np.asarray(r.per_sample).reshape(-1), rtol=1e-14)
-    if reduction != "none":
-        assert r.steps[-1].value == pytest.approx(r.loss, rel=1e-14)
-
-
 def test_explain_shows_the_seed_walk():
     r = lossctl.compute(dict(loss="sce", logits=SCE_LOGITS, target=[0, 1]), explain=True)
     labels = [s.label for s in r.steps]
@@ -347,54 +293,21 @@ def test_explain_shows_the_seed_walk():
     close(mod.value, [0.01, 0.01], rtol=1e-13)
 
 
-# -- live torch: the seeds' formulas written in torch ---------------------------------------------
+# -- live torch (the oracle table, tests/torch_reference.py) over the parameters' range ---------
 
-def torch_focal(torch, x, y, alpha, gamma, kind):
-    """torchvision.ops.sigmoid_focal_loss (logits), or the seed's FocalLoss body (probs)."""
-    F = torch.nn.functional
-    if kind == "logits":
-        p = torch.sigmoid(x)
-        ce = F.binary_cross_entropy_with_logits(x, y, reduction="none")
-    else:
-        p = x
-        ce = F.binary_cross_entropy(x, y, reduction="none")
-    p_t = p * y + (1 - p) * (1 - y)
-    loss = ce * ((1 - p_t) ** gamma)
-    if alpha >= 0:
-        loss = (alpha * y + (1 - alpha) * (1 - y)) * loss
-    return loss
+def _against_torch(call: dict) -> None:
+    pytest.importorskip("torch")
+    import test_torch_fixtures as fx
+    import torch_reference as ref
 
-
-def torch_sce(torch, x, labels, a, b):
-    """The seed's SCELoss.forward, per position (its mean is the seed's a·CE + b·rce.mean())."""
-    F = torch.nn.functional
-    cdim = 1 if x.dim() >= 2 else 0
-    ce = F.cross_entropy(x, labels, reduction="none")
-    pred = torch.clamp(F.softmax(x, dim=cdim), min=1e-4, max=1.0)
-    one_hot = F.one_hot(labels, x.shape[cdim]).to(x.dtype)
-    if x.dim() >= 2:
-        one_hot = one_hot.movedim(-1, 1)
-    one_hot = torch.clamp(one_hot, min=1e-4, max=1.0)
-    rce = -1 * torch.sum(pred * torch.log(one_hot), dim=cdim)
-    return a * ce + b * rce
-
-
-def _reduce(out, reduction):
-    return out.mean() if reduction == "mean" else out.sum() if reduction == "sum" else out
-
-
-def _compare(torch, call, out, leaf, kind):
-    grad = torch.autograd.grad(out.sum() if out.dim() else out, [leaf])[0]
-    r = run(**call)
-    np.testing.assert_allclose(np.asarray(r.loss), out.detach().numpy(), rtol=VALUE_RTOL, atol=1e-13)
-    np.testing.assert_allclose(r.grad[kind], grad.numpy(), rtol=GRAD_RTOL, atol=GRAD_ATOL)
+    case = {k: np.asarray(v).tolist() if isinstance(v, np.ndarray) else v for k, v in call.items()}
+    fx.check_result(run(**case), ref.reference(case))
 
 
 @pytest.mark.parametrize("kind", ["logits", "probs"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("variant", range(6))
 def test_live_focal(kind, reduction, variant):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(100 + variant)
     shape = [(6,), (4, 3), (2, 3, 4), (5, 2), (3, 3), (8,)][variant]
     alpha = [0.25, -1.0, 0.75, 0.0, 1.0, 0.4][variant]
@@ -404,70 +317,35 @@ def test_live_focal(kind, reduction, variant):
     else:
         x = rng.uniform(0.01, 0.99, size=shape)
     y = rng.integers(0, 2, size=shape).astype(float) if variant % 2 == 0 else rng.uniform(size=shape)
-    leaf = torch.tensor(x, requires_grad=True)
-    out = _reduce(torch_focal(torch, leaf, torch.tensor(y), alpha, gamma, kind), reduction)
-    call = {"loss": "focal", kind: x, "target": y, "alpha": alpha, "gamma": gamma, "reduction": reduction}
-    _compare(torch, call, out, leaf, kind)
+    _against_torch({"loss": "focal", kind: x, "target": y, "alpha": alpha, "gamma": gamma, "reduction": reduction})
 
 
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("variant", range(5))
 def test_live_sce(reduction, variant):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(200 + variant)
     shape = [(6, 4), (5,), (2, 3, 4), (4, 10), (3, 2)][variant]
     scale = [1.0, 2.0, 3.0, 6.0, 12.0][variant]  # large scales push probabilities under 1e-4
     x = rng.normal(size=shape) * scale
     cdim = 1 if len(shape) >= 2 else 0
-    label_shape = shape[:cdim] + shape[cdim + 1:]
-    labels = rng.integers(0, shape[cdim], size=label_shape)
+    labels = rng.integers(0, shape[cdim], size=shape[:cdim] + shape[cdim + 1:])
     a, b = [(1.0, 1.0), (0.1, 1.0), (1.0, 0.5), (0.0, 1.0), (2.0, 0.3)][variant]
-    leaf = torch.tensor(x, requires_grad=True)
-    out = _reduce(torch_sce(torch, leaf, torch.as_tensor(labels), a, b), reduction)
-    call = {"loss": "sce", "logits": x, "target": labels, "alpha": a, "beta": b, "reduction": reduction}
-    _compare(torch, call, out, leaf, "logits")
+    _against_torch({"loss": "sce", "logits": x, "target": labels if labels.ndim else int(labels), "alpha": a,
+                    "beta": b, "reduction": reduction})
 
 
 @pytest.mark.parametrize("kind", ["logits", "probs", "pred"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_live_zero_one(kind, reduction):
-    torch = pytest.importorskip("torch")
     rng = np.random.default_rng(300)
-    call = {"loss": "zero-one", "reduction": reduction}
     if kind == "pred":
-        a, y = rng.normal(size=(4, 5)).round(1), rng.normal(size=(4, 5)).round(1)
-        out = ((torch.tensor(y) - torch.tensor(a)).abs() >= 0.6).to(torch.float64)
-        call.update(pred=a, target=y, threshold=0.6)
+        call = {"pred": rng.normal(size=(4, 5)).round(1), "target": rng.normal(size=(4, 5)).round(1), "threshold": 0.6}
     else:
         x = rng.normal(size=(7, 4)).round(0)  # rounding makes ties
         if kind == "probs":
             x = np.exp(x) / np.exp(x).sum(axis=1, keepdims=True)
-        y = rng.integers(0, 4, size=7)
-        out = (torch.tensor(x).argmax(dim=1) != torch.as_tensor(y)).to(torch.float64)
-        call.update({kind: x, "target": y})
-    r = run(**call)
-    np.testing.assert_array_equal(np.asarray(r.loss), _reduce(out, reduction).numpy())
-    np.testing.assert_array_equal(r.grad[kind], np.zeros_like(call[kind]))
-
-
-def test_oracle_agrees_with_the_seed_transcriptions():
-    """tests/torch_reference.py (the fixture oracle) and the torch_* seed transcriptions here agree."""
-    torch = pytest.importorskip("torch")
-    import torch_reference as ref
-
-    rng = np.random.default_rng(7)
-    x, y = rng.normal(size=(4, 3)), rng.integers(0, 2, size=(4, 3)).astype(float)
-    for kind, data in (("logits", x), ("probs", 1 / (1 + np.exp(-x)))):
-        mine = torch_focal(torch, torch.tensor(data), torch.tensor(y), 0.25, 2.0, kind).sum()
-        theirs = ref.reference_tensors({"loss": "focal", kind: data.tolist(), "target": y.tolist(), "reduction": "sum"})
-        assert float(theirs["loss"]) == pytest.approx(float(mine), rel=1e-14)
-    labels = rng.integers(0, 3, size=4)
-    mine = torch_sce(torch, torch.tensor(x * 5), torch.as_tensor(labels), 1.0, 1.0).mean()
-    theirs = ref.reference_tensors({"loss": "sce", "logits": (x * 5).tolist(), "target": labels.tolist()})
-    assert float(theirs["loss"]) == pytest.approx(float(mine), rel=1e-14)
-    theirs = ref.reference_tensors({"loss": "zero-one", "pred": [0.5, 1.0, 2.0], "target": [1.0, 1.0, 1.0],
-                                    "threshold": 0.5, "reduction": "sum"})
-    assert float(theirs["loss"]) == 2.0
+        call = {kind: x, "target": rng.integers(0, 4, size=7)}
+    _against_torch({"loss": "zero-one", **call, "reduction": reduction})
 
 
 # -- command line ------------------------------------------------------------------------------

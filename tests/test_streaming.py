@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 import lossctl
-from lossctl import stream
-from lossctl.registry import PREDICTION_KINDS
+from lossctl.core import stream
+from lossctl.core.registry import PREDICTION_KINDS
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "torch"
 RTOL = 1e-12
@@ -331,7 +331,7 @@ def test_failed_stream_leaves_no_output(tmp_path, monkeypatch, run_cli, rng):
 ])
 def test_fast_path_matches_typer(argv, run_cli, monkeypatch):
     """`lossctl LOSS ...` skips building the Typer app; the result, output and exit code are Typer's."""
-    from lossctl.cli import fast
+    from lossctl.cli import argv_parser as fast
 
     quick = run_cli(argv)
     monkeypatch.setattr(fast, "parse_loss_call", lambda args: None)
@@ -340,7 +340,7 @@ def test_fast_path_matches_typer(argv, run_cli, monkeypatch):
 
 
 def test_fast_path_declines_what_it_does_not_know():
-    from lossctl.cli.fast import parse_loss_call
+    from lossctl.cli.argv_parser import parse_loss_call
 
     assert parse_loss_call(["ce", "--logits", "[[1,2]]", "--target", "[0]"]) is not None
     for argv in (["ce", "--help"], ["ce", "-t[0]"], ["ce", "--", "x"], ["ce", "pos"], ["list"], ["check", "s.yaml"],

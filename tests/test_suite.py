@@ -674,7 +674,7 @@ def test_update_and_junit_conflict(run_cli, tmp_path, data):
 
 
 def test_update_writes_floats_yaml_reads_back(tmp_path):
-    from lossctl.snapshot import yaml_flow
+    from lossctl.suite.rewrite import yaml_flow
 
     import yaml
 

@@ -11,7 +11,7 @@ from ..errors import ExitCode, LossctlError
 
 # The Typer app is built on first use (``build_app()``, or ``lossctl.cli.app.app``): importing
 # typer and synthesising every loss command costs more than the rest of a small call, and
-# ``lossctl LOSS --opt value ...`` does not need it (lossctl.cli.fast parses that directly).
+# ``lossctl LOSS --opt value ...`` does not need it (lossctl.cli.argv_parser parses that directly).
 _APP = None
 
 
@@ -21,6 +21,8 @@ def build_app():
     if _APP is not None:
         return _APP
     import typer
+
+    from ..core.call import COMMANDS_AFTER_LOSSES, COMMANDS_BEFORE_LOSSES
 
     app = typer.Typer(
         name="lossctl",
@@ -32,18 +34,9 @@ def build_app():
         rich_markup_mode=None,
     )
 
-    @app.command("list")
-    def list_losses(
-        format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
-        json_: bool = typer.Option(False, "--json", help="Short for --format json."),
-    ) -> None:
-        """List the registered losses, their aliases, inputs and parameters."""
-        from .listing import render_list
-
-        render_list("json" if json_ else format)
-
+    _register_commands(app, COMMANDS_BEFORE_LOSSES)
     _register_losses(app)
-    _register_commands(app)
+    _register_commands(app, COMMANDS_AFTER_LOSSES)
     _APP = app
     return app
 
@@ -55,39 +48,37 @@ def __getattr__(name: str):
 
 
 def _register_losses(app) -> None:
-    from ..api import registry
-    from .loss_commands import register
+    from ..losses import registry
+    from .typer_commands import register
 
     register(app, registry().specs)
 
 
-def _register_commands(app) -> None:
-    from .commands import register
-    from .diff import register as register_diff
-    from .info_command import register as register_info
+def _register_commands(app, names) -> None:
+    """The commands ``names`` (of :data:`lossctl.core.call.COMMANDS`), each from ``lossctl/cli/<name>.py``."""
+    import importlib
 
-    register(app)
-    register_info(app)
-    register_diff(app)
-    from .compare_command import register as register_compare
-
-    register_compare(app)
+    for name in names:
+        importlib.import_module(f".{name}", __package__).register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run lossctl; map every failure to the contract's exit codes. Never raises."""
+    from ..errors import key_spelling
+    from .options import option_name
+
     args = sys.argv[1:] if argv is None else list(argv)
-    with _input_warnings_on_stderr():
+    with _input_warnings_on_stderr(), key_spelling(option_name):
         return _main(args)
 
 
 def _main(args: list[str]) -> int:
     try:
-        from .fast import parse_loss_call
+        from .argv_parser import parse_loss_call
 
         parsed = parse_loss_call(args)  # a plain loss call: no Typer needed
         if parsed is not None:
-            from .run import run_loss
+            from .loss import run_loss
 
             return int(run_loss(*parsed) or 0)
     except Exception as e:
@@ -174,18 +165,20 @@ def _unknown_option_message(msg: str, ctx) -> str | None:
     if not m or ctx is None or ctx.command is None:
         return None
     option = m.group(1)
-    from ..api import registry
+    from ..losses import registry
 
-    spec = registry()._by_name.get(ctx.info_name or "")
+    spec = registry().find(ctx.info_name or "")
     if spec is None:
         return None
     from difflib import get_close_matches
 
+    from .options import option_name
+
     own = {o[2:]: o for p in ctx.command.params if not getattr(p, "hidden", False) for o in p.opts if o.startswith("--")}
     close = get_close_matches(option.lstrip("-"), list(own), n=1, cutoff=0.75)
-    takers = [s.name for s in registry().specs if option in {p.option for p in s.params}]
+    takers = [s.name for s in registry().specs if option in {option_name(p.name) for p in s.params}]
     if takers:
-        params = ", ".join(p.option for p in spec.params) or "none"
+        params = ", ".join(option_name(p.name) for p in spec.params) or "none"
         hint = (f" ({option} is a parameter of {', '.join(takers[:3])}{', ...' if len(takers) > 3 else ''}; "
                 f"{spec.name} takes: {params})")
     elif close:
@@ -201,10 +194,11 @@ def _usage_message(e: Exception) -> str:
     if "No such command" in msg:
         from difflib import get_close_matches
 
-        from ..api import registry
+        from ..core.call import COMMANDS
+        from ..losses import registry
 
         name = msg.split("'")[1] if "'" in msg else ""
-        choices = list(registry()._by_name) + ["list", "check", "record", "gradcheck", "info"]
+        choices = registry().names_and_aliases() + list(COMMANDS)
         close = get_close_matches(name, choices, n=1, cutoff=0.5)
         hint = f"; did you mean '{close[0]}'?" if close else ""
         return f"unknown loss '{name}'{hint} Run 'lossctl list' for all losses."

@@ -1,17 +1,20 @@
-"""Options shared by every loss command, declared once.
+"""Command-line options, generated: a loss's inputs and parameters (its spec) and the shared keys
+(:data:`lossctl.core.call.KEYS`) become options by one rule, ``key`` -> ``--key-in-kebab-case``.
 
-Each entry is ``(python name, option names, type, default, help, panel)``; the
-factory in :mod:`lossctl.cli.loss_commands` turns them (and each loss's own
-``Param``s) into Typer options.
+No option is declared here by hand: add a key to :mod:`lossctl.core.call` and every loss
+command (and ``record``, ``gradcheck``) has the option.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from dataclasses import dataclass
 from typing import Any
 
-from ..checks import DEFAULT_ATOL, DEFAULT_RTOL
-from ..registry import PREDICTION_KINDS
+from ..core.call import LOSS_KEYS, SHARED_KEYS, Key
+from ..core.registry import LossSpec, Param
+from ..errors import UsageError, spell_refs
 
 INPUT_HELP = {
     "logits": "Raw scores (logits).",
@@ -23,8 +26,20 @@ INPUT_HELP = {
 SOURCE_HELP = "A file (.npy .npz .csv .tsv .txt .json .yaml, FILE:KEY), '-' for stdin, or an inline literal like '[0,2]'."
 
 
+def option_name(key: str) -> str:
+    """The command line's spelling of call key ``key``: ``per_sample`` -> ``--per-sample``."""
+    return "--" + key.replace("_", "-")
+
+
+def spell(text: str) -> str:
+    """``text`` with every key reference (:func:`lossctl.errors.ref`) spelt as its option."""
+    return spell_refs(text, option_name)
+
+
 @dataclass(frozen=True)
 class Opt:
+    """One option of a command: ``name`` is the key (the Python parameter), ``decls`` its spellings."""
+
     name: str
     decls: tuple[str, ...]
     type: Any
@@ -34,34 +49,62 @@ class Opt:
     hidden: bool = False
 
 
+_KIND_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str, "text": str,
+               "source": str | None, "named_sources": str | None}
+
+
 def input_option(name: str, hidden: bool = False) -> Opt:
-    decls = ("--" + name.replace("_", "-"),) + (("-t",) if name == "target" else ())
+    decls = (option_name(name),) + (("-t",) if name == "target" else ())
     return Opt(name, decls, str | None, None, f"{INPUT_HELP.get(name, name.replace('_', ' ').capitalize() + '.')} {SOURCE_HELP}", "Inputs", hidden)
 
 
-COMMON_OPTIONS: tuple[Opt, ...] = (
-    Opt("stdin_format", ("--stdin-format",), str | None, None, "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", "Inputs"),
-    Opt("dtype", ("--dtype",), str | None, None, "Compute in float64 (default; float32 under --convention keras, as Keras does) or float32.", "Parameters"),
-    Opt("convention", ("--convention",), str | None, None, "Whose numbers: torch, keras, optax or sklearn (default: torch, or the loss's home framework).", "Parameters"),
-    Opt("sample_weight", ("--sample-weight",), str | None, None, "Per-sample weights (Keras and scikit-learn conventions). An array source.", "Parameters"),
-    Opt("strict", ("--strict",), bool, False, "Refuse inputs that only draw a warning (NaN or inf values, target probabilities that do not sum to 1): exit 3 instead.", "Inputs"),
-    Opt("l2", ("--l2",), float | None, None, "Add the L2 penalty 0.5·α·Σw² over --params (α = this value).", "Regularisation"),
-    Opt("l1", ("--l1",), float | None, None, "Add the L1 penalty β·Σ|w| over --params (β = this value).", "Regularisation"),
-    Opt("params", ("--params",), str | None, None, "Model parameters for --l1/--l2: one array, or an .npz (JSON/YAML mapping) of several.", "Regularisation"),
-    Opt("exclude_params", ("--exclude-params",), str, "bias", "Parameters whose name contains this get no penalty (as the seed skips biases); '' for none.", "Regularisation"),
-    Opt("format", ("--format", "-f"), str, "auto", "Output format: auto (table on a terminal, plain otherwise), table, json, plain, csv.", "Output"),
-    Opt("json", ("--json",), bool, False, "Short for --format json.", "Output"),
-    Opt("per_sample", ("--per-sample",), bool, False, "Also show the per-sample (reduction='none') values.", "Output"),
-    Opt("grad", ("--grad",), bool, False, "Also show d(loss)/d(prediction), as PyTorch's autograd gives it.", "Output"),
-    Opt("explain", ("--explain",), bool, False, "Also show the step-by-step derivation.", "Output"),
-    Opt("rows", ("--rows",), int, 3, "Samples shown by --explain and in per-sample tables.", "Output"),
-    Opt("output", ("--output", "-o"), str | None, None, "Write per-sample values (and with --grad the gradient) to .npy, .npz or .csv.", "Output"),
-    Opt("force", ("--force",), bool, False, "Allow --output to replace an existing file.", "Output"),
-    Opt("expect", ("--expect",), str | None, None, "Expected loss value; exit 1 if it differs.", "Checks"),
-    Opt("expect_per_sample", ("--expect-per-sample",), str | None, None, "Expected per-sample values (an array source).", "Checks"),
-    Opt("expect_grad", ("--expect-grad",), str | None, None, "Expected gradient of the prediction input (an array source).", "Checks"),
-    Opt("rtol", ("--rtol",), float, DEFAULT_RTOL, "Relative tolerance, as numpy.isclose.", "Checks"),
-    Opt("atol", ("--atol",), float, DEFAULT_ATOL, "Absolute tolerance, as numpy.isclose.", "Checks"),
-)
+def key_option(key: Key, spec: LossSpec | None = None) -> Opt:
+    """The option of a shared call key."""
+    decls = (option_name(key.name),) + ((key.short,) if key.short else ())
+    kind = _KIND_TYPES[key.kind]
+    if key.default is None and kind in (float, int, str):
+        kind = kind | None
+    return Opt(key.name, decls, kind, key.default, spell(key.help_text(spec)), key.group)
 
-__all__ = ["Opt", "COMMON_OPTIONS", "input_option", "PREDICTION_KINDS"]
+
+def spec_options(spec: LossSpec) -> list[Opt]:
+    """Every option of ``lossctl NAME``: inputs, the loss's settings and parameters, then the shared keys."""
+    opts = [input_option(k, hidden=k not in spec.kinds) for k in spec.prediction_kinds]
+    opts += [input_option(k) for k in spec.extra_inputs]
+    if spec.target != "none":
+        opts.append(input_option("target"))
+    opts += [input_option(k) for k in spec.aux_inputs]
+    opts = [_with_help(o, spec.input_help.get(o.name)) for o in opts]
+    opts += [key_option(k, spec) for k in LOSS_KEYS if k.applies_to(spec)]
+    opts += [_param_option(p) for p in spec.all_params]
+    opts += [key_option(k, spec) for k in SHARED_KEYS if k.applies_to(spec)]
+    return opts
+
+
+def _with_help(opt: Opt, text: str | None) -> Opt:
+    """An input option with the loss's own help text (``LossSpec.input_help``), source syntax kept."""
+    if not text:
+        return opt
+    return dataclasses.replace(opt, help=f"{spell(text)} {SOURCE_HELP}")
+
+
+def _param_option(p: Param) -> Opt:
+    option = option_name(p.name)
+    if p.kind == "bool":
+        decls = (option if not p.default else f"{option}/--no-{option[2:]}",)
+    else:
+        decls = (option,)
+    default = p.default if p.kind != "array" else None
+    help_text = spell(p.help)  # Typer shows "[default: ...]" itself
+    if p.kind == "array":
+        help_text += " An array source, as for inputs."
+    return Opt(p.name, decls, _KIND_TYPES[p.kind], default, help_text, "Parameters")
+
+
+def pick_format(opts_format: str, json_: bool, allowed) -> str:
+    fmt = "json" if json_ else opts_format
+    if fmt not in allowed:
+        raise UsageError(f"--format: expected one of {', '.join(allowed)}, got {fmt!r}")
+    if fmt == "auto":
+        fmt = "table" if sys.stdout.isatty() else "plain"
+    return fmt

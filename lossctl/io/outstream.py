@@ -1,4 +1,4 @@
-"""``-o FILE`` written while a call streams (:mod:`lossctl.stream`): constant memory.
+"""``-o FILE`` written while a call streams (:mod:`lossctl.core.stream`): constant memory.
 
 The streaming engine asks for one array at a time (``per_sample``, then
 ``grad_<input>``) and writes it block by block, in row order, to a temporary

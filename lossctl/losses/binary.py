@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import sigmoid, softplus
-from .ported import BCE_CONVENTIONS, BCE_LOGITS_CONVENTIONS
-from ..registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Step
+from ..core.numerics import sigmoid, softplus
+from ..core.registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Param, Step
+from .ported import BCE_CONVENTIONS, BCE_LOGITS_CONVENTIONS, FOCAL_CONVENTIONS
 
 # ATen's EPSILON in binary_cross_entropy_backward is float(1e-12), a float32
 # constant even in double kernels: 9.999999960041972e-13.
@@ -168,5 +168,131 @@ BCE_LOGITS = LossSpec(
     validate=_validate_bce,
     conventions=BCE_LOGITS_CONVENTIONS,
 )
+
+# -- focal ---------------------------------------------------------------------------------
+
+FOCAL_ALPHA = Param("alpha", "float", 0.25, "Weight of the positive class, α·y + (1−α)·(1−y); a negative value disables it.")
+FOCAL_GAMMA = Param("gamma", "float", 2.0, "Focusing exponent of the modulating factor (1 − p_t)^γ; 0 gives BCE.")
+
+
+def _focal_parts(x: dict):
+    """(p, 1 − p, ce) for logits or probabilities.
+
+    Logits: p = σ(z) and 1 − p = σ(−z), both without cancellation; ce is
+    BCE-with-logits, y·softplus(−z) + (1−y)·softplus(z).
+    Probabilities: ce is torch's binary_cross_entropy with each log clamped at −100.
+    """
+    y = x["target"]
+    if "logits" in x:
+        z = x["logits"]
+        return sigmoid(z), sigmoid(-z), y * softplus(-z) + (1 - y) * softplus(z)
+    p = x["probs"]
+    with np.errstate(divide="ignore"):
+        log_p = np.maximum(np.log(p), BCE_LOG_CLAMP)
+        log_1mp = np.maximum(np.log1p(-p), BCE_LOG_CLAMP)
+    return p, 1 - p, -(y * log_p + (1 - y) * log_1mp)
+
+
+def _alpha_factor(y: np.ndarray, alpha: float):
+    return alpha * y + (1 - alpha) * (1 - y) if alpha >= 0 else None
+
+
+def focal_forward(x: dict, params: dict) -> Forward:
+    """Focal loss, as ``torchvision.ops.sigmoid_focal_loss`` (Lin et al. 2017):
+        p_t = p·y + (1−p)·(1−y);  l = a_t·(1 − p_t)^γ·ce,  a_t = α·y + (1−α)·(1−y) (α ≥ 0).
+    1 − p_t is evaluated as p·(1−y) + (1−p)·y (the same number, without cancellation).
+    torch forms 1 − p_t by subtraction, which is exactly 0 once σ(z) rounds to 1 (|z| ≳ 37):
+    its values there are 0 instead of ~1e-33, and for γ < 1 its gradient is NaN (0·∞);
+    lossctl keeps the exact tiny numbers (differences far below any tolerance otherwise).
+    'mean' divides by the number of elements (lossctl's default; torchvision's is 'none').
+    """
+    y = x["target"]
+    p, q, ce = _focal_parts(x)
+    m = p * (1 - y) + q * y  # 1 − p_t
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        values = ce * m ** float(params.get("gamma", 2.0))
+    a_t = _alpha_factor(y, float(params.get("alpha", 0.25)))
+    return Forward(values if a_t is None else a_t * values)
+
+
+def focal_backward(x: dict, params: dict, upstream: float) -> dict:
+    """With m = 1 − p_t and ∂m/∂p = 1 − 2y:
+        logits: ∂l/∂z = a_t·[(p − y)·m^γ + ce·γ·m^(γ−1)·(1 − 2y)·p·(1 − p)]
+        probs:  ∂l/∂p = a_t·[(p − y)/max(p(1−p), 1e-12f)·m^γ + ce·γ·m^(γ−1)·(1 − 2y)]
+    The second term is 0 for γ = 0 (torch's pow backward for a zero exponent).
+    """
+    y = x["target"]
+    gamma = float(params.get("gamma", 2.0))
+    p, q, ce = _focal_parts(x)
+    m = p * (1 - y) + q * y
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        dmod_dm = gamma * m ** (gamma - 1) if gamma != 0 else np.zeros_like(m)
+        if "logits" in x:
+            d_ce = p - y
+            d_m = (1 - 2 * y) * (p * q)
+            name = "logits"
+        else:
+            d_ce = (p - y) / np.maximum(p * q, BCE_BACKWARD_EPS)  # torch's BCE backward
+            d_m = 1 - 2 * y
+            name = "probs"
+        g = d_ce * m ** gamma + ce * dmod_dm * d_m
+        a_t = _alpha_factor(y, float(params.get("alpha", 0.25)))
+        if a_t is not None:
+            g = a_t * g
+        g = g * upstream
+    return {name: np.asarray(g, dtype=x[name].dtype)}
+
+
+def focal_steps(x: dict, params: dict) -> list[Step]:
+    y = x["target"]
+    gamma = float(params.get("gamma", 2.0))
+    alpha = float(params.get("alpha", 0.25))
+    p, q, ce = _focal_parts(x)
+    steps: list[Step] = []
+    if "logits" in x:
+        steps += [Step("logit", "z", x["logits"]), Step("target", "y", y), Step("probability", "p = σ(z)", p),
+                  Step("binary cross-entropy", "ce = y·softplus(−z) + (1−y)·softplus(z)", ce)]
+    else:
+        steps += [Step("probability", "p", p), Step("target", "y", y),
+                  Step("binary cross-entropy", "ce = −[y·log p + (1−y)·log(1−p)], logs clamped at −100", ce)]
+    m = p * (1 - y) + q * y
+    steps.append(Step("p_t", "p·y + (1−p)·(1−y)", 1 - m))
+    mod = m ** gamma
+    steps.append(Step("modulating factor", f"(1 − p_t)^γ, γ = {gamma:g}", mod))
+    values = ce * mod
+    a_t = _alpha_factor(y, alpha)
+    if a_t is not None:
+        steps.append(Step("alpha factor", f"a_t = α·y + (1−α)·(1−y), α = {alpha:g}", a_t))
+        values = a_t * values
+        steps.append(Step("loss", "l = a_t·(1 − p_t)^γ·ce", values))
+    else:
+        steps.append(Step("loss", "l = (1 − p_t)^γ·ce  (α < 0: no alpha factor)", values))
+    return steps
+
+
+def _validate_focal(x: dict, params: dict) -> None:
+    if "probs" in x:  # torch's binary_cross_entropy checks both (2.13)
+        check_unit_interval("probs", x["probs"])
+        check_unit_interval("target", x["target"])
+
+
+FOCAL = LossSpec(
+    name="focal",
+    aliases=("sigmoid-focal", "focal-loss"),
+    mirrors="torchvision.ops.sigmoid_focal_loss",
+    summary="Sigmoid focal loss: BCE scaled down on easy examples by (1 − p_t)^γ.",
+    formula="l = a_t·(1 − p_t)^γ·BCE, p_t = p·y + (1−p)·(1−y), a_t = α·y + (1−α)·(1−y)",
+    kinds={"logits": None, "probs": None},
+    params=(FOCAL_ALPHA, FOCAL_GAMMA),
+    target="same",
+    forward=focal_forward,
+    backward=focal_backward,
+    steps=focal_steps,
+    validate=_validate_focal,
+    notes=("--probs is the seed's probability-space FocalLoss (BCE on p, logs clamped at −100 as torch). "
+           "The default reduction is 'mean' as for every lossctl loss (torchvision's default is 'none')."),
+    conventions=FOCAL_CONVENTIONS,
+)
+
 
 SPECS = (BCE, BCE_LOGITS)

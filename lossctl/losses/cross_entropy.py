@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
+from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..errors import InvalidInput
-from ..numerics import log_softmax_at
+from ..core.numerics import log_softmax, log_softmax_at, softmax
+from ..core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Param, Step
 from .ported import CE_CONVENTIONS
-from ..registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Step
 
 
 def _class_weights(weight, n_classes: int, dtype) -> np.ndarray:
@@ -194,5 +194,102 @@ NLL = LossSpec(
     validate=_validate_class_weight,
     notes="The input is not checked to be log-probabilities (torch does not either): any real numbers work.",
 )
+
+# -- symmetric cross entropy ---------------------------------------------------------------
+
+SCE_ALPHA = Param("alpha", "float", 1.0, "Weight of the cross-entropy term (the seed's a).")
+SCE_BETA = Param("beta", "float", 1.0, "Weight of the reverse cross-entropy term (the seed's b).")
+SCE_CLAMP = 1e-4  # the seed clamps softmax(x) and one_hot(y) to [1e-4, 1]
+
+
+def _one_hot(target: np.ndarray, n_classes: int, dtype) -> np.ndarray:
+    """(N, d…) indices → (N, C, d…) one-hot (class axis 1)."""
+    oh = np.moveaxis(np.eye(n_classes, dtype=dtype)[target], -1, 1)
+    return oh
+
+
+def _sce_parts(x: dict):
+    z, y = x["logits"], x["target"]
+    n_classes = z.shape[1]
+    lp = log_softmax(z, axis=1)
+    p = softmax(z, axis=1)
+    oh = _one_hot(y, n_classes, z.dtype)
+    ce = -np.take_along_axis(lp, y[:, None].astype(np.intp), axis=1)[:, 0]
+    pc = np.clip(p, SCE_CLAMP, 1.0)
+    log_oh = np.log(np.clip(oh, SCE_CLAMP, 1.0))  # 0 at the label, log(1e-4) elsewhere
+    rce = -np.sum(pc * log_oh, axis=1)
+    return p, oh, ce, pc, log_oh, rce
+
+
+def sce_forward(x: dict, params: dict) -> Forward:
+    """Symmetric cross-entropy (Wang et al. 2019), as the seed's SCELoss:
+        ce_n  = −log softmax(z)_y
+        rce_n = −Σ_c clamp(p_c, 1e-4, 1)·log clamp(onehot_c, 1e-4, 1) = −log(1e-4)·Σ_{c≠y} clamp(p_c, 1e-4, 1)
+        l_n   = α·ce_n + β·rce_n
+    'mean' divides by the number of positions (= α·CE.mean() + β·RCE.mean(), the seed's forward).
+    """
+    _, _, ce, _, _, rce = _sce_parts(x)
+    return Forward(float(params.get("alpha", 1.0)) * ce + float(params.get("beta", 1.0)) * rce)
+
+
+def sce_backward(x: dict, params: dict, upstream: float) -> dict:
+    """∂l/∂z = α·(p − onehot) + β·p·(g − Σ_c p_c·g_c),  g_c = −log clamp(onehot_c)·1[1e-4 ≤ p_c ≤ 1]
+    (torch's clamp passes the gradient at the bounds, inclusive; softmax backward)."""
+    alpha = float(params.get("alpha", 1.0))
+    beta = float(params.get("beta", 1.0))
+    z = x["logits"]
+    p, oh, _, _, log_oh, _ = _sce_parts(x)
+    g_p = np.where((p >= SCE_CLAMP) & (p <= 1.0), -log_oh, 0.0)
+    g_rce = p * (g_p - np.sum(g_p * p, axis=1, keepdims=True))
+    g = (alpha * (p - oh) + beta * g_rce) * upstream
+    return {"logits": np.asarray(g, dtype=z.dtype)}
+
+
+def sce_steps(x: dict, params: dict) -> list[Step]:
+    """x: logits (rows, C), target (rows,)."""
+    alpha = float(params.get("alpha", 1.0))
+    beta = float(params.get("beta", 1.0))
+    p, _, ce, pc, _, rce = _sce_parts(x)
+    y = x["target"]
+    return [
+        Step("logits", "z", x["logits"]),
+        Step("target class", "y", y),
+        Step("softmax", "p = softmax(z)", p),
+        Step("cross-entropy", "CE = −log p_y", ce),
+        Step("clamped probabilities", f"clamp(p, {SCE_CLAMP:g}, 1)", pc),
+        Step("reverse cross-entropy", f"RCE = −log({SCE_CLAMP:g})·Σ_(c≠y) clamp(p_c)  (one-hot clamped to [{SCE_CLAMP:g}, 1])", rce),
+        Step("loss", f"α·CE + β·RCE, α = {alpha:g}, β = {beta:g}", alpha * ce + beta * rce),
+    ]
+
+
+def check_class_indices(x: dict, params: dict) -> None:
+    """No ignore_index here: every target must be a class of the prediction."""
+    if "pred" in x:
+        return
+    y = x["target"]
+    n_classes = next(v for k, v in x.items() if k != "target").shape[1]
+    bad = (y < 0) | (y >= n_classes)
+    if np.any(bad):
+        where = [int(i) for i in np.argwhere(bad)[0]]
+        raise InvalidInput("target", f"class index {int(y[tuple(where)])} is out of range for {n_classes} classes (index {where})")
+
+
+SCE = LossSpec(
+    name="sce",
+    aliases=("symmetric-cross-entropy",),
+    mirrors="symmetric cross entropy (Wang et al. 2019)",
+    summary="Symmetric cross-entropy α·CE + β·RCE, robust to noisy labels.",
+    formula="l = α·(−log p_y) + β·(−Σ_c clamp(p_c, 1e-4, 1)·log clamp(onehot_c, 1e-4, 1)), p = softmax(z)",
+    kinds={"logits": None},
+    params=(SCE_ALPHA, SCE_BETA),
+    target="index",
+    class_axis=True,
+    forward=sce_forward,
+    backward=sce_backward,
+    steps=sce_steps,
+    validate=check_class_indices,
+    notes="Class-index targets only (no ignore_index, as the seed's one_hot). RCE = 9.2103·Σ_(c≠y) clamp(p_c).",
+)
+
 
 SPECS = (CE, NLL)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
-from ..numerics import sum_to_shape, xlogy
+from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
+from ..core.numerics import sum_to_shape, xlogy
+from ..core.registry import LOG_TARGET, Forward, LossSpec, Step
 from .ported import KL_CONVENTIONS
-from ..registry import LOG_TARGET, Forward, LossSpec, Step
 
 
 def kl_forward(x: dict, params: dict) -> Forward:

@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import sum_to_shape
-from ..registry import MARGIN, Forward, LossSpec, Param, Step
+from ..core.numerics import sum_to_shape
+from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
 
 # ATen's EPSILON in cosine_embedding_loss is float(1e-12), a float32 constant
 # even in double kernels: 9.999999960041972e-13, added to each squared norm.

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tape as T
+from ..core import tape as T
 from ..errors import InvalidInput
-from ..registry import Convention, Param
+from ..core.registry import Convention, Param
 from .framework_common import KERAS_EPSILON, framework_loss, keras_eps, keras_last_axis, sklearn_rows_mean
 
 

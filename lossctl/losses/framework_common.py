@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import tape as T
+from ..core import tape as T
 from ..errors import InvalidInput
-from ..registry import Convention, Forward, LossSpec, Step
+from ..core.registry import Convention, Forward, LossSpec, Step
 
 # keras.backend.epsilon(): the clip of every Keras probability path.
 KERAS_EPSILON = 1e-7
@@ -101,12 +101,13 @@ def kernels_from(conv: Convention):
 
 def framework_loss(*, name: str, home: str, conventions: dict, kinds: tuple[str, ...], summary: str, formula: str,
                    params: tuple = (), aliases: tuple[str, ...] = (), target: str = "same", notes: str = "",
-                   validate=None, input_help=None, class_axis: bool = False) -> "LossSpec":
+                   validate=None, input_help=None, class_axis: bool = False, batch_axis: int | None = 0) -> "LossSpec":
     """A loss PyTorch lacks: its kernels are its home framework's convention."""
-    from ..registry import LossSpec
+    from ..core.registry import LossSpec
 
     forward, backward, steps = kernels_from(conventions[home])
     return LossSpec(name=name, mirrors=conventions[home].mirrors, summary=summary, formula=formula,
                     kinds={k: None for k in kinds}, forward=forward, backward=backward, steps=steps, params=params,
-                    aliases=aliases, target=target, validate=validate, batch_axis=None, conventions=conventions,
-                    home=home, notes=notes, input_help=input_help or {}, class_axis=class_axis)
+                    aliases=aliases, target=target, validate=validate, batch_axis=batch_axis, conventions=conventions,
+                    home=home, notes=notes, input_help=input_help or {}, class_axis=class_axis,
+                    reductions=conventions[home].reductions)

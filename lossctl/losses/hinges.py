@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tape as T
+from ..core import tape as T
 from ..errors import InvalidInput
-from ..registry import Convention, torch_convention
+from ..core.registry import Convention, torch_convention
 from .framework_common import framework_loss, keras_last_axis
 
 

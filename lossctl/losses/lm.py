@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import InvalidInput
-from ..registry import Step
+from ..core.registry import Step
 from . import online_softmax
 
 NORMALIZATIONS = ("tokens", "sequences", "global:N")

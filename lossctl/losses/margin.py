@@ -26,9 +26,10 @@ from dataclasses import replace
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
+from ..core.numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
+from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
+from .cross_entropy import check_class_indices
 from .hinges import HINGE_CONVENTIONS
-from ..registry import MARGIN, Forward, LossSpec, Param, Step
 
 P = Param("p", "int", 1, "Exponent of each hinge term: 1 or 2 (the only values torch supports).")
 CLASS_WEIGHT = Param("weight", "array", None, "Class weight (C,), applied as w[y] to each hinge term after the power.")
@@ -603,6 +604,87 @@ EXPONENTIAL = LossSpec(
     validate=_validate_binary_labels,
     input_help={"pred": "Scores (decision values).", "target": "Labels −1/1 or 0/1 (0 is read as −1)."},
 )
+
+# -- zero-one ------------------------------------------------------------------------------
+
+THRESHOLD = Param(
+    "threshold", "float", None,
+    "With --pred: count |y − a| ≥ T as an error (the seed's relaxed 0-1 loss); without it, a ≠ y.",
+)
+
+
+def _wrong(x: dict, params: dict) -> np.ndarray:
+    if "pred" in x:
+        a, y = x["pred"], x["target"]
+        t = params.get("threshold")
+        with np.errstate(invalid="ignore"):
+            return np.abs(y - a) >= float(t) if t is not None else a != y
+    scores = x["logits"] if "logits" in x else x["probs"]
+    return np.argmax(scores, axis=1) != x["target"]  # first maximum on ties, as torch.argmax
+
+
+def zero_one_forward(x: dict, params: dict) -> Forward:
+    """0-1 loss: l = 1[argmax_c x_c ≠ y] for class scores; l = 1[|y − a| ≥ T] (or 1[a ≠ y]
+    without --threshold) for plain predictions. 'mean' is the error rate, 'sum' the error count."""
+    dtype = next(v for k, v in x.items() if k != "target").dtype
+    return Forward(_wrong(x, params).astype(dtype))
+
+
+def zero_one_backward(x: dict, params: dict, upstream: float) -> dict:
+    """Piecewise constant: the gradient is 0 everywhere (where it exists)."""
+    return {k: np.zeros_like(v) for k, v in x.items() if k != "target"}
+
+
+def zero_one_steps(x: dict, params: dict) -> list[Step]:
+    wrong = _wrong(x, params)
+    if "pred" in x:
+        a, y = x["pred"], x["target"]
+        t = params.get("threshold")
+        steps = [Step("prediction", "a", a), Step("target", "y", y)]
+        if t is not None:
+            steps.append(Step("absolute error", "|y − a|", np.abs(y - a)))
+            steps.append(Step("loss", f"1[|y − a| ≥ T], T = {float(t):g}", wrong.astype(a.dtype)))
+        else:
+            steps.append(Step("loss", "1[a ≠ y]", wrong.astype(a.dtype)))
+        return steps
+    kind = "logits" if "logits" in x else "probs"
+    scores = x[kind]
+    return [
+        Step("class scores", "x" if kind == "logits" else "p", scores),
+        Step("predicted class", "ŷ = argmax_c (first on ties)", np.argmax(scores, axis=1)),
+        Step("target class", "y", x["target"]),
+        Step("loss", "1[ŷ ≠ y]", wrong.astype(scores.dtype)),
+    ]
+
+
+def _validate_zero_one(x: dict, params: dict) -> None:
+    if "pred" in x:
+        if x["target"].shape != x["pred"].shape:
+            raise InvalidInput("target", f"shape {x['target'].shape} does not match the prediction's shape {x['pred'].shape}")
+        return
+    if params.get("threshold") is not None:
+        raise InvalidInput("threshold", "applies to --pred only (classification uses the argmax)")
+    check_class_indices(x, params)
+
+
+ZERO_ONE = LossSpec(
+    name="zero-one",
+    aliases=("misclassification",),
+    mirrors="0-1 loss (classification, or regression with --threshold T)",
+    summary="0-1 loss: the misclassification rate, or the rate of |y − a| ≥ T.",
+    formula="l = 1[argmax x ≠ y] (--logits/--probs) or 1[|y − a| ≥ T] (--pred --threshold T; 1[a ≠ y] without T)",
+    kinds={"pred": None, "logits": None, "probs": None},
+    params=(THRESHOLD,),
+    target="index",
+    class_axis=True,
+    class_kinds=("logits", "probs"),
+    forward=zero_one_forward,
+    backward=zero_one_backward,
+    steps=zero_one_steps,
+    validate=_validate_zero_one,
+    notes="The gradient is all zeros (the loss is piecewise constant). --pred takes a target of its own shape.",
+)
+
 
 SPECS = (SOFT_MARGIN, MULTILABEL_SOFT_MARGIN, MULTILABEL_MARGIN, MULTI_MARGIN, MARGIN_RANKING,
          HINGE_EMBEDDING, HINGE, EXPONENTIAL)

@@ -7,7 +7,7 @@ For one row z of V logits, split into blocks z = [z⁽¹⁾, z⁽²⁾, ...], ea
 and two blocks combine (m₁ ≥ m₂) as  m = m₁,  s = s₁ + (1 + s₂)·exp(m₂ − m₁),  so that after
 the last block  log Σ_j exp(z_j) = m + log1p(s)  without the row ever being whole in memory.
 Leaving the maximum's term out keeps ``log1p`` exact for confident rows (s ≪ 1), as
-:func:`lossctl.numerics.log_softmax` does.
+:func:`lossctl.core.numerics.log_softmax` does.
 
 :func:`block_stats` is the swappable row kernel: ``(block, compute dtype, per_sample) -> (m, s)``
 for a 2-D block of any float dtype (float16, bfloat16, float32, float64), widened here, one

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tape as T
+from ..core import tape as T
 from ..errors import InvalidInput
-from ..registry import Convention, Param
+from ..core.registry import Convention, Param
 from .framework_common import KERAS_EPSILON, framework_loss
 
 EPSILON = Param("epsilon", "float", 0.0, "optax: floor of the squared norms (0: a zero vector gives nan).")
@@ -124,7 +124,7 @@ def optax_tversky(t, x, params):
 
 
 DICE = framework_loss(
-    name="dice", home="keras", kinds=("probs", "logits"), params=(SMOOTH,),
+    name="dice", home="keras", kinds=("probs", "logits"), params=(SMOOTH,), batch_axis=None,
     summary="Dice loss: one minus the overlap ratio 2|A∩B| / (|A| + |B|).",
     formula="Keras l = 1 − 2Σy·ŷ/(Σy + Σŷ + ε) over the whole batch; optax per class with smoothing s",
     conventions={
@@ -138,7 +138,7 @@ DICE = framework_loss(
 )
 
 TVERSKY = framework_loss(
-    name="tversky", home="keras", kinds=("probs", "logits"), params=(ALPHA, BETA, SMOOTH),
+    name="tversky", home="keras", kinds=("probs", "logits"), params=(ALPHA, BETA, SMOOTH), batch_axis=None,
     summary="Tversky loss: Dice with separate weights on false negatives and false positives.",
     formula="l = 1 − TP/(TP + α·FN + β·FP) (Keras 3.15.1: α on Σy(1−ŷ), the false negatives)",
     conventions={

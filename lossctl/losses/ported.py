@@ -11,9 +11,9 @@ import warnings
 
 import numpy as np
 
-from .. import tape as T
-from ..errors import InputWarning, InvalidInput, UsageError
-from ..registry import Convention, Param, torch_convention
+from ..core import tape as T
+from ..errors import InputWarning, InvalidInput, UsageError, ref
+from ..core.registry import Convention, Param, torch_convention
 from .framework_common import keras_clip_reason, keras_eps, keras_last_axis, refuse_outside_unit, sklearn_eps, sklearn_rows_mean
 
 KERAS_LABEL_SMOOTHING = Param("label_smoothing", "float", 0.0,
@@ -175,7 +175,7 @@ def keras_ce(t: T.Tape, x: dict, params: dict) -> T.Var:
 def _keras_ce_validate(x: dict, params: dict) -> None:
     pred = x.get("logits", x.get("probs"))
     if np.ndim(x["target"]) == np.ndim(pred) - 1 and float(params.get("label_smoothing") or 0.0):
-        raise UsageError("--label-smoothing: keras's SparseCategoricalCrossentropy has no label smoothing "
+        raise UsageError(f"{ref('label_smoothing')}: keras's SparseCategoricalCrossentropy has no label smoothing "
                          "(give one-hot targets: CategoricalCrossentropy has it)")
 
 
@@ -240,9 +240,9 @@ def sklearn_log_loss_validate(x: dict, params: dict) -> None:
     eps = np.finfo(p.dtype).eps
     if not np.all(np.isclose(sums, 1, rtol=np.sqrt(eps), atol=0)):
         row = int(np.argwhere(~np.isclose(sums, 1, rtol=np.sqrt(eps), atol=0))[0][0])
-        warnings.warn(InputWarning(f"--probs: row {row} sums to {float(sums[row]):.6g}, not 1; scikit-learn's log_loss "
+        warnings.warn(InputWarning(f"{ref('probs')}: row {row} sums to {float(sums[row]):.6g}, not 1; scikit-learn's log_loss "
                                    "warns and computes without renormalising (so does lossctl)",
-                                   "--probs: probabilities do not sum to one"), stacklevel=3)
+                                   f"{ref('probs')}: probabilities do not sum to one"), stacklevel=3)
 
 
 CE_CONVENTIONS = {

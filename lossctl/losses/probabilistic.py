@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import tape as T
+from ..core import tape as T
 from ..errors import InvalidInput
-from ..registry import Convention, Param
+from ..core.registry import Convention, Param
 from .framework_common import framework_loss, keras_clip_reason, keras_eps, refuse_outside_unit
 from .ported import sklearn_binary_log_loss, sklearn_log_loss, sklearn_log_loss_validate
 

@@ -24,9 +24,9 @@ import math
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import sum_to_shape
+from ..core.numerics import sum_to_shape
+from ..core.registry import Forward, LossSpec, Param, Step
 from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS, POISSON_CONVENTIONS
-from ..registry import Forward, LossSpec, Param, Step
 
 # -- parameters (help or default differ from the shared ones, so they live here) ----------
 

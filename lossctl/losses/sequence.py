@@ -17,8 +17,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InvalidInput
-from ..numerics import log_softmax
-from ..registry import Conversion, Forward, LossSpec, Param, Step
+from ..core.numerics import log_softmax
+from ..core.registry import Conversion, Forward, LossSpec, Param, Step
 
 
 # --------------------------------------------------------------------------- layout

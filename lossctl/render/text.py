@@ -150,7 +150,7 @@ def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]
 
 def _batch_axis(loss_name: str) -> int:
     """The axis along which a loss's samples lie (``LossSpec.batch_axis``; 0 when unknown)."""
-    from ..api import registry
+    from ..losses import registry
     from ..errors import UsageError
 
     try:

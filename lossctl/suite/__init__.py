@@ -1,10 +1,10 @@
 """Check suites: load a suite file into cases, run them through :func:`lossctl.api.compute`.
 
 Pure: nothing here prints or writes files. The CLI (``lossctl check``) renders a
-:class:`SuiteReport`; :mod:`lossctl.junit` writes it as JUnit XML and
-:mod:`lossctl.snapshot` rewrites the ``expect`` values in place (``--update``).
+:class:`SuiteReport`; :mod:`lossctl.render.junit` writes it as JUnit XML and
+:mod:`lossctl.suite.rewrite` rewrites the ``expect`` values in place (``--update``).
 
-A suite (CONTRACT §5)::
+A suite::
 
     name: seeds                 # optional: the suite's name in reports (default: the file's stem)
     rtol: 1.0e-9                # optional suite-wide tolerances (same as defaults: {rtol, atol})
@@ -44,17 +44,12 @@ Rules:
 
 from __future__ import annotations
 
-from .describe import _at, describe_comparison, failure_summary, fmt_value
-from .load import (CALL_KEYS, CASE_ONLY_KEYS, CHECK_KEYS, DTYPES, EXPECT_KEYS, EXPECT_PARTS, FLAG_KEYS, OUTPUT_KEYS,
-                   REG_KEYS, TOP_KEYS, _all_case_keys, _load_case, _load_expect, _load_grad, _output_key_message,
-                   _unknown_key_message, load_suite, parse_suite)
-from .messages import MAX_PROBLEMS, _Problems, _q, _show, _suggest, _type_name
+from .describe import describe_comparison, failure_summary, fmt_value
+from .load import load_suite, parse_suite
 from .model import Case, Quantity, Suite
-from .run import (CaseResult, SourceCache, SuiteReport, _convert_text, _inline_array, _named_arrays, materialize,
-                  run_case, run_suite, select, source_paths)
-from .values import _array_problem, _float_text, _list_problem, _param_value, _reg_value, _tolerance
-from .yamlnodes import (_DECIMAL, _SPECIAL_FLOATS, _TAG, _check_duplicate_keys, _construct, _key_nodes, _line,
-                        _value_node, compose)
+from .run import CaseResult, SourceCache, SuiteReport, materialize, run_case, run_suite, select, source_paths
+from .yamlnodes import compose
 
 __all__ = ["Case", "CaseResult", "Quantity", "Suite", "SuiteReport", "load_suite", "parse_suite", "run_suite",
-           "run_case", "select", "describe_comparison", "failure_summary", "source_paths", "SourceCache"]
+           "run_case", "select", "describe_comparison", "failure_summary", "fmt_value", "source_paths", "SourceCache",
+           "materialize", "compose"]

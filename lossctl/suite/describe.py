@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..checks import Comparison
+from ..core.expectations import Comparison
 
 if TYPE_CHECKING:
     from .run import CaseResult

@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..checks import DEFAULT_ATOL, DEFAULT_RTOL
+from ..core.expectations import DEFAULT_ATOL, DEFAULT_RTOL
 from ..errors import InputError, LossctlError
-from ..registry import PREDICTION_KINDS, LossSpec
+from ..core.registry import PREDICTION_KINDS, LossSpec
 from .messages import _Problems, _q, _show, _suggest, _type_name
 from .model import Case, Quantity, Suite
 from .values import _array_problem, _param_value, _reg_value, _tolerance
@@ -108,7 +108,7 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
         problems.add(_line(nodes, "cases", root), f"cases: expected a list of cases, found {_type_name(cases_raw)}")
         cases_raw = []
 
-    from ..api import registry
+    from ..losses import registry
 
     reg = registry()
     case_nodes = list(cases_node.value) if cases_node is not None and hasattr(cases_node, "value") and isinstance(cases_node.value, list) else []

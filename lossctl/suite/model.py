@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..checks import DEFAULT_ATOL, DEFAULT_RTOL
-from ..registry import LossSpec
+from ..core.expectations import DEFAULT_ATOL, DEFAULT_RTOL
+from ..core.registry import LossSpec
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from ..checks import CheckReport, check_result
+from ..core.expectations import CheckReport, check_result
 from ..errors import ExitCode, InputError, LossctlError
 from .describe import failure_summary
 from .model import Case, Suite

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lossctl.cli.listing import conventions_table, markdown_table, registry_rows
+from lossctl.cli.list import conventions_table, markdown_table, registry_rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"(<!-- registry:start -->\n).*?(<!-- registry:end -->)", re.S)

@@ -2,8 +2,8 @@
 
 Importing typer (and what it pulls in) and synthesising a command for every loss
 costs several times what a small call itself does. A loss call has a fixed,
-simple grammar, the options of :func:`lossctl.cli.loss_commands.spec_options`, so
-this module reads it directly and hands :func:`lossctl.cli.run.run_loss` the same
+simple grammar, the options of :func:`lossctl.cli.options.spec_options`, so
+this module reads it directly and hands :func:`lossctl.cli.loss.run_loss` the same
 option dictionary Typer would. Anything it does not fully understand — ``--help``,
 an unknown or misspelt option, a value that does not convert, a missing value,
 ``--``, short options glued to their value, a positional argument, a command that
@@ -20,12 +20,12 @@ def parse_loss_call(args: list[str]):
     """``(spec, options)`` for a plain loss call, or None to let the Typer app handle ``args``."""
     if not args or args[0].startswith("-"):
         return None
-    from ..api import registry
+    from ..losses import registry
 
-    spec = registry()._by_name.get(args[0])
+    spec = registry().find(args[0])
     if spec is None:
         return None
-    from .loss_commands import spec_options
+    from .options import spec_options
 
     opts = spec_options(spec)
     values = _parse(opts, args[1:])

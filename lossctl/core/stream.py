@@ -25,7 +25,7 @@ once, merged, as the in-memory path shows them. Blocks of memory-mapped inputs
 
 Numerically the result is the in-memory one, bit for bit: the same kernels see the
 same rows (``fused_forward`` kernels give the same numbers bit for bit), and each block's
-``Σ values`` and ``Σ denominator`` are exact-sum states (:mod:`lossctl.exactsum`) merged
+``Σ values`` and ``Σ denominator`` are exact-sum states (:mod:`lossctl.core.exactsum`) merged
 exactly and rounded once, as the in-memory reduction rounds its one exact sum.
 
 Which inputs are cut into blocks: the prediction; every input with its leading
@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import exactsum
-from .errors import InputWarning, LossctlError
+from ..errors import InputWarning, LossctlError
 from .prepare import DTYPES, prepare
 from .registry import TARGET, LossSpec
 
@@ -460,7 +460,7 @@ class Engine:
             return self._grads(prep, upstream, divisor)
 
     def _grads(self, prep, upstream: float, divisor) -> dict[str, np.ndarray]:
-        from .api import _gradients
+        from .evaluate import gradients as _gradients
 
         up = upstream
         if divisor is not None and self.reduction == "mean":
@@ -519,7 +519,7 @@ class Engine:
         return result
 
     def _evaluate(self, *, grad: bool, keep_values: bool, sink=None):
-        from .api import Result
+        from .evaluate import Result
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
         n = lay.n

@@ -16,9 +16,9 @@ COMPARE_HELP = (
 
 
 def register(app) -> None:
-    from .commands import _lazy_app
+    from .typer_commands import loss_group
 
-    app.add_typer(_lazy_app(
+    app.add_typer(loss_group(
         "compare", _compare_body, extra=(),
         omit=frozenset({"grad", "explain", "output", "force", "expect", "expect_per_sample", "expect_grad", "rtol",
                         "atol", "convention"}),
@@ -28,7 +28,7 @@ def register(app) -> None:
 
 def _compare_body(spec, opts: dict[str, Any]) -> int:
     from ..compare import compare
-    from .run import output_format, read_call, strict_inputs
+    from .loss import output_format, read_call, strict_inputs
 
     opts = {"grad": False, "explain": False, "output": None, "force": False, "expect": None,
             "expect_per_sample": None, "expect_grad": None, **opts}

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import InputError, InputWarning, InvalidInput, UsageError
+from ..errors import InputError, InputWarning, InvalidInput, UsageError
 from .registry import TARGET, LossSpec
 
 DTYPES = {"float64": np.float64, "float32": np.float32}

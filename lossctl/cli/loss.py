@@ -7,16 +7,18 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from ..checks import check_result
+from ..core.call import BY_NAME, COMPUTE_GROUPS, array_keys
+from ..core.expectations import check_result
+from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, UsageError
 from ..io.readers import read_array, read_named_arrays
 from ..io.sources import parse_source
-from ..registry import PREDICTION_KINDS, LossSpec
 from ..render import FORMATS
 
-# Options that are not part of the computation itself.
-_OUTPUT_KEYS = {"stdin_format", "format", "json", "per_sample", "grad", "explain", "rows", "output", "force",
-                "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "strict"}
+
+def not_computed(key: str) -> bool:
+    """Whether ``key`` is a shared key that does not go to compute() (output, checks, execution)."""
+    return key in BY_NAME and BY_NAME[key].group not in COMPUTE_GROUPS
 
 
 def output_format(opts: dict[str, Any]) -> str:
@@ -38,10 +40,9 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     if opts["grad"] or opts["expect_grad"] is not None:
         conv = spec.convention(call.get("convention") or spec.home)
         if not conv.differentiates:
-            from ..frameworks import framework_label
+            from ..core.frameworks import framework_label
 
             raise UsageError(f"--grad: {framework_label(conv)} has no gradient (scikit-learn's metrics are not differentiated)")
-
     output = Path(opts["output"]) if opts["output"] else None
     sink = None
     if output is not None:
@@ -99,20 +100,20 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     return ExitCode.OK
 
 
-_ARRAY_OPTIONS = {"params", "expect", "expect_per_sample", "expect_grad"}  # sources besides the loss's inputs
+_ARRAY_OPTIONS = {k for k, key in BY_NAME.items() if key.kind in ("source", "named_sources")}  # sources besides the loss's
 
 
 def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_Reader"]:
     """The loss call (every source read) from a loss command's options, and the reader
     (origins, input paths). Shared with ``lossctl record`` and ``lossctl gradcheck``."""
     reader = _Reader(opts.get("stdin_format"))
-    names = array_names(spec)
+    names = set(array_keys(spec))
     stdin_users = ["--" + k.replace("_", "-") for k, v in opts.items() if v == "-" and (k in names or k in _ARRAY_OPTIONS)]
     if len(stdin_users) > 1:  # say so before standard input is consumed
         raise UsageError(f"{stdin_users[1]}: standard input is already read by {stdin_users[0]}")
     call: dict[str, Any] = {"loss": spec.name}
     for key, value in opts.items():
-        if key in _OUTPUT_KEYS or value is None:
+        if not_computed(key) or value is None:
             continue
         if key == "params":
             call[key] = reader.read_named(key, value)
@@ -144,12 +145,6 @@ class strict_inputs:
             if isinstance(exc, InputWarning):
                 raise InputError(f"{exc.problem} (refused by --strict)") from None
         return False
-
-
-def array_names(spec: LossSpec) -> set[str]:
-    """Options of ``spec``'s command whose value is an array source."""
-    return set(PREDICTION_KINDS) | set(spec.inputs) | {"sample_weight"} \
-        | {p.name for p in (*spec.params, *spec.extra_params) if p.kind == "array"}
 
 
 def _parse_expect(text: str, reader: "_Reader"):

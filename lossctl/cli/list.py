@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import sys
 
+import typer
+
 from ..errors import UsageError
 
 
+def register(app: typer.Typer) -> None:
+    @app.command("list")
+    def list_losses(
+        format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
+        json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    ) -> None:
+        """List the registered losses, their aliases, inputs and parameters."""
+        render_list("json" if json_ else format)
+
+
 def registry_rows() -> list[dict]:
-    """``{"name", "aliases", "inputs", "params", ...}`` for every registered loss (CONTRACT §6)."""
-    from ..api import registry
+    """``{"name", "aliases", "inputs", "params", ...}`` for every registered loss (the JSON of ``lossctl list``)."""
+    from ..losses import registry
+    from .options import option_name
 
     rows = []
     for spec in registry().specs:
@@ -18,8 +31,8 @@ def registry_rows() -> list[dict]:
             "aliases": list(spec.aliases),
             "inputs": [k for k in spec.inputs],
             "params": [
-                {"name": p.name, "option": p.option, "type": p.kind, "default": p.default, "help": p.help}
-                for p in spec.params
+                {"name": p.name, "option": option_name(p.name), "type": p.kind, "default": p.default, "help": p.help}
+                for p in spec.all_params
             ] + [{"name": "reduction", "option": "--reduction", "type": "choice", "default": "mean",
                   "choices": list(spec.reductions), "help": "Reduction over samples."}],
             "mirrors": spec.mirrors,
@@ -78,7 +91,7 @@ def markdown_table(rows: list[dict]) -> str:
 def conventions_table(rows: list[dict]) -> str:
     """The loss × framework table in README.md: each cell the framework's name for the loss and
     the one-line difference (tests/test_docs.py keeps it equal to the registry)."""
-    from ..registry import FRAMEWORKS
+    from ..core.registry import FRAMEWORKS
 
     lines = ["| loss | " + " | ".join(FRAMEWORKS) + " |", "| --- |" + " --- |" * len(FRAMEWORKS)]
     for r in rows:

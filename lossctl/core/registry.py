@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .errors import UsageError
+from ..errors import UsageError, ref
 
 PREDICTION_KINDS = ("logits", "probs", "log_probs", "pred")
 TARGET = "target"
@@ -41,17 +41,13 @@ TARGET = "target"
 
 @dataclass(frozen=True)
 class Param:
-    """One loss parameter: ``name`` is the snake-case key (``--kebab-case`` on the CLI)."""
+    """One loss parameter: ``name`` is the snake-case key (the CLI spells it in kebab case)."""
 
     name: str
     kind: str  # "float" | "int" | "bool" | "choice" | "array"
     default: Any
     help: str
     choices: tuple[str, ...] = ()
-
-    @property
-    def option(self) -> str:
-        return "--" + self.name.replace("_", "-")
 
 
 @dataclass(frozen=True)
@@ -89,7 +85,7 @@ class Conversion:
     vjp: Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
     steps: Callable[[np.ndarray], list[Step]] | None = None
     # The conversion mixes the entries of a class vector (log_softmax), not one element at a
-    # time: a 1-D input is then one sample, not a batch (lossctl.stream does not split it).
+    # time: a 1-D input is then one sample, not a batch (lossctl.core.stream does not split it).
     along_classes: bool = False
 
 
@@ -103,7 +99,7 @@ class Convention:
 
     ``kernel(tape, x, params) -> Var`` gives the framework's per-sample values (after its own
     inner reduction, e.g. Keras's mean over the last axis) from traced inputs in lossctl's
-    canonical layout, recording its derivation on the tape (:mod:`lossctl.tape`). ``kernel``
+    canonical layout, recording its derivation on the tape (:mod:`lossctl.core.tape`). ``kernel``
     None means the loss's own (PyTorch) kernels. ``difference`` is one line: what this
     framework does differently (the README's loss × framework table).
     """
@@ -177,7 +173,7 @@ class LossSpec:
     # The prediction's axis along which samples lie: 0 for nearly every loss; 1 for CTC's
     # (T, N, C), which is not separable along axis 0. None: not separable at all.
     batch_axis: int | None = 0
-    # Optional fast forward for the streaming engine (lossctl.stream), straight from a given
+    # Optional fast forward for the streaming engine (lossctl.core.stream), straight from a given
     # prediction kind: fused_forward(kind, x, params, raw, per_sample) -> Forward, or None when
     # it does not apply to this call (decided by kind, params and shapes alone, so the same for
     # every block). ``x`` holds the given (not converted) inputs in the compute dtype, canonical
@@ -193,34 +189,6 @@ class LossSpec:
     # kernels. Losses torch lacks default to their home framework's convention.
     conventions: Mapping[str, Convention] = field(default_factory=dict)
     home: str = "torch"
-
-    @property
-    def convention_names(self) -> tuple[str, ...]:
-        """The frameworks that have this loss, in FRAMEWORKS order (torch alone when none is declared)."""
-        return tuple(f for f in FRAMEWORKS if f in self.conventions) or ("torch",)
-
-    def convention(self, framework: str) -> Convention:
-        if framework not in FRAMEWORKS:
-            raise UsageError(f"--convention: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
-        if framework not in self.conventions:
-            if framework == "torch" and not self.conventions:
-                return torch_convention(self.mirrors)
-            have = ", ".join(self.convention_names)
-            raise UsageError(f"{self.name}: {FRAMEWORK_NAMES[framework]} has no such loss "
-                             f"(--convention {framework}); the conventions that have it: {have}")
-        return self.conventions[framework]
-
-    @property
-    def extra_params(self) -> tuple[Param, ...]:
-        """Parameters that only some convention has (keras's label smoothing on bce, ...), once each."""
-        seen = set(self.param_names)
-        out = []
-        for conv in self.conventions.values():
-            for p in conv.extra_params:
-                if p.name not in seen:
-                    seen.add(p.name)
-                    out.append(p)
-        return tuple(out)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -242,6 +210,39 @@ class LossSpec:
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
 
+    @property
+    def convention_names(self) -> tuple[str, ...]:
+        """The frameworks that have this loss, in FRAMEWORKS order (torch alone when none is declared)."""
+        return tuple(f for f in FRAMEWORKS if f in self.conventions) or ("torch",)
+
+    def convention(self, framework: str) -> Convention:
+        if framework not in FRAMEWORKS:
+            raise UsageError(f"{ref('convention')}: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+        if framework not in self.conventions:
+            if framework == "torch" and not self.conventions:
+                return torch_convention(self.mirrors)
+            have = ", ".join(self.convention_names)
+            raise UsageError(f"{self.name}: {FRAMEWORK_NAMES[framework]} has no such loss "
+                             f"({ref('convention')} {framework}); the conventions that have it: {have}")
+        return self.conventions[framework]
+
+    @property
+    def extra_params(self) -> tuple[Param, ...]:
+        """Parameters that only some convention has (keras's label smoothing on bce, ...), once each."""
+        seen = set(self.param_names)
+        out = []
+        for conv in self.conventions.values():
+            for p in conv.extra_params:
+                if p.name not in seen:
+                    seen.add(p.name)
+                    out.append(p)
+        return tuple(out)
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        """The loss's parameters, then those only some framework convention has."""
+        return self.params + self.extra_params
+
     def param(self, name: str) -> Param:
         for p in self.params:
             if p.name == name:
@@ -260,20 +261,20 @@ LOG_TARGET = Param("log_target", "bool", False, "The target is given as log-prob
 MARGIN = Param("margin", "float", 1.0, "Margin of the hinge.")
 
 _KEBAB = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
-RESERVED = frozenset({"list", "check", "record", "gradcheck", "info", "help", "compare"})
 
 
 class Registry:
     """Name and alias lookup over the specs; validates them on construction."""
 
-    def __init__(self, specs: tuple[LossSpec, ...]):
+    def __init__(self, specs: tuple[LossSpec, ...], reserved: frozenset[str] = frozenset()):
+        """``reserved``: names no loss may take (the commands')."""
         self.specs = specs
         self._by_name: dict[str, LossSpec] = {}
         for spec in specs:
             if not spec.kinds:
                 raise ValueError(f"{spec.name}: a loss needs at least one prediction kind")
             for name in (spec.name, *spec.aliases):
-                if not _KEBAB.match(name) or name in RESERVED:
+                if not _KEBAB.match(name) or name in reserved:
                     raise ValueError(f"invalid loss name {name!r}")
                 if name in self._by_name:
                     raise ValueError(f"loss name {name!r} registered twice")
@@ -281,6 +282,14 @@ class Registry:
 
     def names(self) -> list[str]:
         return [s.name for s in self.specs]
+
+    def names_and_aliases(self) -> list[str]:
+        """Every name a loss answers to."""
+        return list(self._by_name)
+
+    def find(self, name: str) -> LossSpec | None:
+        """The loss called ``name`` (or aliased so), or None."""
+        return self._by_name.get(name)
 
     def get(self, name: str) -> LossSpec:
         try:

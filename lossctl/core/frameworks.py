@@ -2,7 +2,7 @@
 
 The inputs are prepared as for PyTorch (kinds, class dimension at axis 1, index or
 probability targets, shapes); then the convention's kernel runs on the tape
-(:mod:`lossctl.tape`), the framework's per-sample weights are applied and its
+(:mod:`lossctl.core.tape`), the framework's per-sample weights are applied and its
 reduction taken:
 
 * Keras: ``sum_over_batch_size`` — Σ w·l divided by the number of per-sample values,
@@ -19,7 +19,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from . import tape as T
-from .errors import InputError, InvalidInput, UsageError
+from ..errors import InputError, InvalidInput, UsageError, ref
 from .prepare import prepare
 from .registry import FRAMEWORK_NAMES, TARGET, Convention, LossSpec, Step
 
@@ -33,8 +33,8 @@ def framework_label(conv: Convention) -> str:
 def check_call(spec: LossSpec, conv: Convention, call: Mapping[str, Any], kind: str | None) -> None:
     """Refuse what the framework does not have: the prediction kind, a parameter, per-sample weights."""
     if conv.kinds and kind is not None and kind not in conv.kinds:
-        takes = " or ".join("--" + k.replace("_", "-") for k in conv.kinds)
-        raise UsageError(f"--{kind.replace('_', '-')}: {framework_label(conv)} takes {takes}")
+        takes = " or ".join(ref(k) for k in conv.kinds)
+        raise UsageError(f"{ref(kind)}: {framework_label(conv)} takes {takes}")
     own = set(spec.param_names) if conv.kernel is None else set(conv.params) | {p.name for p in conv.extra_params}
     for p in (*spec.params, *spec.extra_params):
         if p.name in own or p.name not in call:
@@ -43,12 +43,12 @@ def check_call(spec: LossSpec, conv: Convention, call: Mapping[str, Any], kind: 
         if value is None or (p.kind != "array" and _same(value, p.default)):
             continue
         have = [f for f in spec.convention_names if f in spec.conventions and _has_param(spec, f, p.name)]
-        raise UsageError(f"{p.option}: {framework_label(conv)} has no such parameter"
+        raise UsageError(f"{ref(p.name)}: {framework_label(conv)} has no such parameter"
                          + (f" (conventions that have it: {', '.join(have)})" if have else ""))
     if call.get(SAMPLE_WEIGHT) is not None and not conv.sample_weight:
         have = [f for f in spec.convention_names if spec.convention(f).sample_weight]
-        alt = " (use --weight)" if conv.framework == "torch" and "weight" in spec.param_names else ""
-        raise UsageError(f"--sample-weight: {framework_label(conv)} has no per-sample weights{alt}"
+        alt = f" (use {ref('weight')})" if conv.framework == "torch" and "weight" in spec.param_names else ""
+        raise UsageError(f"{ref('sample_weight')}: {framework_label(conv)} has no per-sample weights{alt}"
                          + (f"; conventions that have them: {', '.join(have)}" if have else ""))
 
 
@@ -69,10 +69,10 @@ def _same(a: Any, b: Any) -> bool:
 def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict, params: dict, reduction: str, *,
         grad: bool, explain: bool, rows: int, origins: Mapping[str, str] | None):
     """The loss under ``conv``: a :class:`lossctl.api.Result` with the framework's numbers."""
-    from .api import Result
+    from .evaluate import Result
 
     if reduction not in conv.reductions:
-        raise UsageError(f"--reduction: {framework_label(conv)} reduces by {', '.join(conv.reductions)}; got {reduction!r}")
+        raise UsageError(f"{ref('reduction')}: {framework_label(conv)} reduces by {', '.join(conv.reductions)}; got {reduction!r}")
     dtype = call.get("dtype") or ("float32" if conv.float32 else "float64")
     prep = prepare(spec, arrays, params, dtype=dtype, dim=call.get("dim"), origins=origins)
     kind = prep.kind
@@ -87,7 +87,7 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
         try:
             conv.validate({k: (v.value if isinstance(v, T.Var) else v) for k, v in x.items()}, params)
         except InvalidInput as e:
-            origin = (origins or {}).get(e.name, "--" + e.name.replace("_", "-"))
+            origin = (origins or {}).get(e.name, ref(e.name))
             raise InputError(f"{origin}: {e.message}") from None
     tape = T.Tape()
     if conv.float32 and dtype == "float32":
@@ -132,9 +132,9 @@ def _sample_weight(call: Mapping[str, Any], values: T.Var, dtype, conv: Conventi
         try:
             w = np.broadcast_to(w, values.shape)
         except ValueError:
-            raise InputError(f"--sample-weight: shape {tuple(np.shape(sw))} does not match the per-sample values' "
+            raise InputError(f"{ref('sample_weight')}: shape {tuple(np.shape(sw))} does not match the per-sample values' "
                              f"shape {values.shape} ({framework_label(conv)} reduces to one value per sample)") from None
-        tape.step("weight", "sample weight", "w (--sample-weight)", w)
+        tape.step("weight", "sample weight", "w (the sample weights)", w)
     if mask is not None:
         # Keras's ignore_class is a mask: ignored entries weigh 0, and 'mean' divides by the valid count.
         m = mask.astype(dtype)

@@ -14,7 +14,7 @@ import socket
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .render import fmt_float
+from . import fmt_float
 
 MAX_VALUES = 1000  # arrays larger than this are summarised in failure texts
 
@@ -25,7 +25,7 @@ def _time(seconds: float) -> str:
 
 def build(report, *, suite_error: str | None = None) -> ET.Element:
     """The ``<testsuites>`` element. ``suite_error``: the suite could not be loaded (one ``<error>`` case)."""
-    from .suite import describe_comparison
+    from ..suite import describe_comparison
 
     suite = report.suite if report is not None else None
     root = ET.Element("testsuites", name="lossctl")
@@ -93,7 +93,7 @@ def _full(value) -> str:
 
     import numpy as np
 
-    from .render import jsonable
+    from . import jsonable
 
     if isinstance(value, str):
         return value
@@ -130,7 +130,7 @@ def write(path: str | os.PathLike, root: ET.Element) -> None:
     tree = ET.ElementTree(root)
     import io
 
-    from .snapshot import write_text
+    from ..suite.rewrite import write_text
 
     buf = io.BytesIO()
     tree.write(buf, encoding="utf-8", xml_declaration=True)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError, InputWarning, UsageError
+from ..errors import InputError, InputWarning, UsageError
 from .numerics import log_softmax, softplus, xlogy
 
 __all__ = [

@@ -26,8 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
-from .suite import Case, Suite, SuiteReport, compose, parse_suite
+from ..errors import InputError
+from .load import parse_suite
+from .model import Case, Suite
+from .run import SuiteReport
+from .yamlnodes import compose
 
 WIDTH = 100
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./:+=@,-]*$")
@@ -313,7 +316,7 @@ def _actual(result, key: str) -> Any:
 
 def plan_update(suite: Suite, report: SuiteReport) -> UpdatePlan:
     """The new suite text with failing expectations rewritten and missing ones added, and the changes."""
-    from .io.sources import parse_source
+    from ..io.sources import parse_source
 
     text = suite.text
     shared = _shared_nodes(suite.root)
@@ -565,7 +568,7 @@ def _verify_update(suite: Suite, plan: UpdatePlan) -> None:
 
 
 def _same(raw: Any, value: Any) -> bool:
-    from .suite import _convert_text
+    from .run import _convert_text
 
     try:
         a = np.asarray(_convert_text(to_plain(raw)), dtype=np.float64)

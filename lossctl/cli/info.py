@@ -1,6 +1,6 @@
 """``lossctl info``: entropy, cross-entropy, KL and Jensen–Shannon of distributions; self-information.
 
-The numbers come from :mod:`lossctl.info`; this module reads the sources (with the
+The numbers come from :mod:`lossctl.core.information`; this module reads the sources (with the
 loss commands' reader), picks the output format and renders.
 """
 
@@ -57,8 +57,8 @@ def info(
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
     rows: int = typer.Option(10, "--rows", help="Rows shown in the table's per-row part."),
 ) -> int:
-    from .. import info as infolib
-    from .run import _Reader, strict_inputs
+    from ..core import information as infolib
+    from .loss import _Reader, strict_inputs
 
     fmt = "json" if json_ else format
     if fmt not in INFO_FORMATS:
@@ -191,7 +191,7 @@ def _table(out: TextIO, result, rows: int) -> None:
 def _render_events(fmt: str, base: str, probs, values, rows: int) -> None:
     import numpy as np
 
-    from .. import info as infolib
+    from ..core import information as infolib
 
     out = sys.stdout
     unit = infolib.BASES[base][1]

@@ -6,7 +6,7 @@ targets for weighted CE/NLL); ``batchmean`` divides by the batch size
 (``input.size(0)``; no division for a 0-d input); ``sum`` and ``none`` by 1.
 Division by zero follows IEEE and PyTorch: a mean over nothing is NaN.
 
-Sums are exact (:mod:`lossctl.exactsum`): ``Σ values`` and ``Σ weights`` are each the
+Sums are exact (:mod:`lossctl.core.exactsum`): ``Σ values`` and ``Σ weights`` are each the
 correctly rounded float64 sum of their terms, so a reduction does not depend on the
 order of the values or on how they were cut into blocks; ``mean`` is then one correctly
 rounded division of those two sums (in the compute dtype).

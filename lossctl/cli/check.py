@@ -1,0 +1,232 @@
+"""``lossctl check SUITE.yaml``: run a check suite, report, optionally update it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ..errors import ExitCode, InputError, UsageError
+from .options import pick_format
+
+CHECK_FORMATS = ("auto", "table", "json", "plain")
+
+CHECK_HELP = """Run the cases of a check suite and compare them with their expected values.
+
+Prints one line per case (PASS name / FAIL name: what differs / ERROR name: why) and a
+summary 'N passed, M failed' (', K errors', ', D deselected' when there are any).
+
+Suite format: a mapping with 'cases' (a list) and optionally 'name', 'defaults' (keys
+every case gets unless it sets them) and suite-wide 'rtol'/'atol'. A case takes the loss
+command's keys in snake case (loss, logits, target, weight, reduction, dtype, dim, rtol,
+atol, ...), an optional 'name' (default LOSS-N) and 'expect': a number (the loss) or a
+mapping {loss, per_sample, grad: {INPUT: ...}}. A string value is a source: a path
+relative to the suite file, FILE:KEY, or a literal; lists and numbers are inline values.
+Tolerances: the case's, else defaults', else the suite's, else rtol 1e-7 / atol 1e-9.
+
+Exit codes: 0 every case passed; 1 a case failed a check (or has no 'expect'); 3 the
+suite is malformed (file, line, case and key named; nothing runs) or a case could not be
+computed (missing file, wrong shape, invalid value: that case is an ERROR, the others
+still run); 4 an internal error in some case. An ERROR outranks a FAIL: 3 beats 1.
+
+--update rewrites the expected values that fail (and fills in missing ones; with
+'per_sample: true' / 'grad: true' in a case also those) from the current results,
+changing nothing else in the file, and prints what changed. Values that pass within the
+tolerance are kept as written. Expected values read from data files are never
+rewritten: they are reported and the run exits 1."""
+
+
+
+def register(app: typer.Typer) -> None:
+    app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.")(check)
+
+
+def check(
+    suite: str = typer.Argument(..., metavar="SUITE.yaml", help="The suite file."),
+    junit: str | None = typer.Option(None, "--junit", metavar="REPORT.xml", help="Also write the results as JUnit XML."),
+    format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain."),
+    json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    patterns: list[str] | None = typer.Option(None, "-k", metavar="PATTERN",
+                                              help="Run only the cases whose name contains PATTERN (case-insensitive; "
+                                                   "a glob with * ? [..]). Repeat for several."),
+    update: bool = typer.Option(False, "--update", help="Rewrite failing and missing expected values from the current results."),
+) -> None:
+    from .. import suite as suites
+
+    fmt = pick_format(format, json_, CHECK_FORMATS)
+    if update and junit:
+        raise UsageError("--junit and --update: an update rewrites the expectations; run check again for the report")
+    path = Path(suite)
+    if junit:
+        _check_junit_path(junit, path, None)
+    try:
+        loaded = suites.load_suite(path)
+    except InputError as e:
+        if junit:
+            _write_junit(junit, None, str(e), path)
+        raise
+    patterns = [p for p in (patterns or []) if p is not None]
+    if patterns and loaded.cases and not suites.select(loaded.cases, patterns):
+        shown = " ".join(f"-k {p!r}" for p in patterns)
+        raise UsageError(f"{shown}: selects none of the {len(loaded.cases)} cases of {path}")
+    if junit:
+        _check_junit_path(junit, path, loaded)
+
+    out = sys.stdout
+    on_result = None
+    if fmt == "plain" and not update:
+        def on_result(r) -> None:
+            out.write(_plain_line(r) + "\n")
+
+    report = suites.run_suite(loaded, patterns, on_result=on_result)
+
+    if update:
+        code = _update(loaded, report, fmt)
+    else:
+        code = int(report.exit_code)
+        if fmt == "plain":
+            out.write(report.summary_line() + "\n")
+        elif fmt == "json":
+            from ..render.text import write_json
+
+            write_json(out, _report_document(report))
+        else:
+            _print_table(report)
+        if junit:
+            _write_junit(junit, report, None, path)
+    out.flush()
+    if code:
+        raise typer.Exit(code)
+
+
+def _plain_line(r) -> str:
+    if r.status == "pass":
+        return f"PASS {r.name}"
+    if r.status == "fail":
+        return f"FAIL {r.name}: {r.summary}"
+    return f"ERROR {r.name}: {r.error}"
+
+
+def _report_document(report, updates=None) -> dict:
+    from ..render import jsonable
+    from ..render.text import check_document
+
+    cases = []
+    for r in report.results:
+        item: dict[str, Any] = {"name": r.name, "status": r.status, "loss_name": r.case.spec.name, "line": r.case.line}
+        if r.result is not None:
+            item["loss"] = jsonable(r.result.loss)
+        if r.report is not None:
+            item["check"] = check_document(r.report)
+        if r.status != "pass":
+            item["message"] = r.summary
+        if r.status == "error":
+            item["error"] = r.error
+        cases.append(item)
+    doc = {
+        "suite": str(report.suite.path), "name": report.suite.name,
+        "passed": report.passed, "failed": report.failed, "errors": report.errors, "deselected": report.deselected,
+        "summary": report.summary_line(), "exit_code": int(report.exit_code), "cases": cases,
+    }
+    if updates is not None:
+        doc["updates"] = updates
+    return doc
+
+
+def _print_table(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..suite import fmt_value
+
+    table = Table(title=f"{report.suite.name} ({report.suite.path})", title_justify="left")
+    table.add_column("")
+    table.add_column("case")
+    table.add_column("loss")
+    table.add_column("value", justify="right")
+    table.add_column("detail", overflow="fold")
+    styles = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]"}
+    for r in report.results:
+        value = "" if r.result is None else fmt_value(r.result.loss)
+        table.add_row(styles[r.status], r.name, r.case.spec.name, value, r.summary)
+    console = Console(file=sys.stdout)
+    console.print(table)
+    console.print(report.summary_line())
+
+
+def _check_junit_path(junit: str, suite_path: Path, suite) -> None:
+    """The report may not replace the suite, a file a case reads, or a directory."""
+    target = Path(junit).resolve()
+    if target == suite_path.resolve():
+        raise UsageError(f"--junit {junit}: that is the suite file; choose another path")
+    if target.is_dir():
+        raise UsageError(f"--junit {junit}: is a directory")
+    if suite is not None:
+        from ..suite import source_paths
+
+        for p in source_paths(suite):
+            if Path(p).resolve() == target:
+                raise UsageError(f"--junit {junit}: a case reads that file; lossctl never writes over an input")
+
+
+def _write_junit(junit: str, report, error: str | None, suite_path: Path) -> None:
+    from ..render import junit as junit_xml
+
+    try:
+        root = junit_xml.build(report, suite_error=error)
+        if report is None:
+            ts = root.find("testsuite")
+            ts.set("name", suite_path.stem)
+            ts.find("testcase").set("classname", suite_path.stem)
+        junit_xml.write(junit, root)
+    except OSError as e:
+        raise InputError(f"--junit {junit}: cannot write: {e.strerror or e}") from None
+
+
+def _update(suite, report, fmt: str) -> int:
+    from ..suite.rewrite import plan_update, write_text
+
+    plan = plan_update(suite, report)
+    if plan.text != suite.text:
+        try:
+            current = suite.path.read_bytes().decode("utf-8-sig")
+        except OSError as e:
+            raise InputError(f"{suite.path}: cannot read: {e.strerror or e}") from None
+        if current != suite.text:
+            raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
+        try:
+            write_text(suite.path, ("\ufeff" if suite.bom else "") + plan.text)
+        except OSError as e:
+            raise InputError(f"{suite.path}: cannot write: {e.strerror or e}") from None
+    changed = plan.cases_changed()
+    errors = [r for r in report.results if r.status == "error"]
+    kept_cases = {c.case for c in plan.kept}
+    unchanged = len(report.results) - len(changed | kept_cases) - len(errors)
+    summary = f"{len(changed)} updated, {unchanged} unchanged"
+    if kept_cases:
+        summary += f", {len(kept_cases)} still failing"
+    if errors:
+        summary += f", {len(errors)} error" + ("s" if len(errors) != 1 else "")
+    if report.deselected:
+        summary += f", {report.deselected} deselected"
+    code = int(report.exit_code) if errors else (ExitCode.CHECK_FAILED if kept_cases else ExitCode.OK)
+    if fmt == "json":
+        from ..render import jsonable
+        from ..render.text import write_json
+
+        updates = [{"case": c.case, "what": c.what, "action": c.action,
+                    "old": c.old if isinstance(c.old, str) else jsonable(c.old), "new": jsonable(c.new),
+                    **({"reason": c.reason} if c.reason else {})} for c in plan.changes]
+        doc = _report_document(report, updates)
+        doc["summary"] = summary
+        doc["exit_code"] = int(code)
+        write_json(sys.stdout, doc)
+        return int(code)
+    for c in plan.changes:
+        sys.stdout.write(c.describe() + "\n")
+    for r in errors:
+        sys.stdout.write(f"ERROR {r.name}: {r.error}\n")
+    sys.stdout.write(summary + "\n")
+    return int(code)
