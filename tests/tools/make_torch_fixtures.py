@@ -1049,6 +1049,8 @@ def _example_table(loss: str):
     import lossctl
 
     spec = lossctl.registry().get(loss)
+    if loss not in oracles():
+        raise KeyError(f"{loss}: no entry in the oracle table (tests/torch_reference.py ORACLES)")
     example = oracles()[loss].example
 
     def make(rng, c):
