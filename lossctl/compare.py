@@ -124,13 +124,23 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
     values = {}
     if first is not None:
         values = {a: float(pa[first]) if pa.ndim else float(pa), b: float(pb[first]) if pb.ndim else float(pb)}
+    if ra.dtype != rb.dtype and _agree_float32(ra.loss, rb.loss) and (pa.shape != pb.shape or _agree_float32(pa, pb)):
+        f32 = a if ra.dtype == "float32" else b
+        where = f": {_sample_of(first)}, {a} {_num(values[a])} vs {b} {_num(values[b])}" if first else ""
+        return Difference((a, b), "cast", f"{f32} computes in float32 (the other in {rb.dtype if f32 == a else ra.dtype})"
+                          + where, first, values)
     parts = []
     step = None
-    # A framework's own input-stage steps (clip, renormalise, cast, smoothing) come before
-    # torch's log-stage clamp in the pipeline, so they are named first.
+    if pa.shape != pb.shape:
+        parts.append(_reduction_reason(spec, a, b, ra, rb))
+        step = "reduction"
+    # A framework's own input-stage steps (clip, renormalise, smoothing) come before torch's
+    # log-stage clamp in the pipeline, so they are named first.
     for name in sorted((a, b), key=lambda f: f == "torch"):
         result = ra if name == a else rb
         for key, reason, index, shown in _departures(spec, name, result, call):
+            if key == "cast":
+                continue  # the float32 cast is named only when nothing else explains the difference
             # the first step that changed a sample whose value differs (or any, when the shapes differ)
             if first is None or pa.shape != pb.shape or index[:len(first)] == first[:len(index)] or not first:
                 parts.append(f"{reason}: {_sample_of(index[:1])}, {shown}")
@@ -143,7 +153,7 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
         where = f": {_sample_of(first)}, {a} {_num(values[a])} vs {b} {_num(values[b])}" if first else ""
         return Difference((a, b), "cast", f"{f32} computes in float32 (the other in {rb.dtype if f32 == a else ra.dtype})"
                           + where, first, values)
-    if same_values or pa.shape != pb.shape:
+    if same_values:
         return Difference((a, b), "reduction", _reduction_reason(spec, a, b, ra, rb), first, values)
     ca, cb = spec.convention(a), spec.convention(b)
     return Difference((a, b), "definition",
@@ -151,12 +161,21 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
                       f"{a}: {ca.difference}; {b}: {cb.difference}", first, values)
 
 
+def _agree_float32(x, y) -> bool:
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.isclose(x, y, rtol=2e-6, atol=1e-7) | (np.isnan(x) & np.isnan(y))))
+
+
 def _reduction_reason(spec: LossSpec, a: str, b: str, ra, rb) -> str:
     def how(name, r):
         conv = spec.convention(name)
+        n = int(np.size(r.per_sample))
         if r.reduction == "sum":
-            return f"{name} sums"
-        return f"{name} divides by {_num(r.denominator)}" + {
+            return f"{name} sums {n} per-sample values"
+        if r.reduction == "none":
+            return f"{name} gives {n} per-sample values"
+        return f"{name} divides the sum of {n} per-sample values by {_num(r.denominator)}" + {
             "keras": " (sum_over_batch_size: the number of per-sample values)",
             "sklearn": " (np.average: Σ sample_weight)",
             "optax": " (the caller's mean over per-example values)",

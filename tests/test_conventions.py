@@ -134,3 +134,15 @@ def test_suite_takes_a_convention(tmp_path, run_cli):
 def test_expect_with_convention(run_cli):
     r = run_cli(["bce", *BCE_EXAMPLE, "--convention", "keras", "--expect", "50.0"])
     assert r.code == 1
+
+
+def test_compare_names_reductions_and_definitions(run_cli):
+    r = run_cli(["compare", "kl", "--probs", "[[.1,.2,.7],[.4,.4,.2]]", "--target", "[[0,.3,.7],[.5,.5,0]]", "--json"])
+    pairs = {tuple(d["between"]): d for d in json.loads(r.stdout)["differences"]}
+    assert pairs[("torch", "keras")]["step"] == "reduction"
+    assert "by 6" in pairs[("torch", "keras")]["reason"] and "keras clips y" in pairs[("torch", "keras")]["reason"]
+    r = run_cli(["compare", "hinge", "--pred", "[0.5,-2,1.5]", "--target", "[1,0,1]", "--json"])
+    pairs = {tuple(d["between"]): d for d in json.loads(r.stdout)["differences"]}
+    assert pairs[("torch", "optax")]["step"] == "definition" and pairs[("torch", "optax")]["sample"] == [1]
+    assert pairs[("torch", "keras")]["step"] == "cast"
+    assert ("torch", "sklearn") not in pairs  # the same numbers
