@@ -59,7 +59,7 @@ def _register_commands(app, names) -> None:
     import importlib
 
     for name in names:
-        importlib.import_module(f".{name}", __package__).register(app)
+        importlib.import_module(f".{name.replace('-', '_')}", __package__).register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,8 +143,14 @@ def _target_block(call: _Call, c0: int, c1: int, dtype) -> np.ndarray:
 
 
 def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str = "mean", dtype=np.float64,
-             grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20) -> LinearCEResult:
+             grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20,
+             grad_block_bytes: int = 64 << 20) -> LinearCEResult:
     """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
+
+    One pass over blocks of the vocabulary (``block_bytes`` of logits at a time, all tokens),
+    and with ``grad`` a second one once every row's log-sum-exp is known (four products). When
+    blocks of at least 512 whole rows of logits fit ``grad_block_bytes``, values and gradients
+    come in one pass over token blocks instead (three products, as autograd's).
 
     >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
     >>> round(r.loss, 6)
@@ -155,42 +161,28 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
         raise InvalidInput("reduction", f"expected mean, sum or none, got {reduction!r}")
     call = _prepare(x, params, dtype)
     n, v = call.h.shape[0], call.w_head.shape[0]
-    blocks = _blocks(call, dtype, vocab_block, block_bytes)
-    rows = np.arange(n)
     w_sum = float(np.sum(call.weight, dtype=np.float64)) if call.weight is not None else float(v)
-    # pass 1: running log-sum-exp, the target logit, and the sums the smoothing and
-    # probability targets need (Σ_c w_c·z_c, Σ_c w_c·t'_c·z_c, Σ_c w_c·t'_c)
-    m = s = None
-    z_y = np.zeros(n, dtype=dtype)
-    wz = np.zeros(n, dtype=dtype)
-    tz = np.zeros(n, dtype=dtype)
-    tsum = np.zeros(n, dtype=dtype)
-    for c0, c1 in blocks:
-        z, _ = _logits(call, c0, c1, dtype)
-        if call.index:
-            inside = (call.target >= c0) & (call.target < c1)
-            z_y[inside] = z[rows[inside], call.target[inside] - c0]
-            if call.eps > 0:
-                wz += z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z)
-        else:
-            tb = _target_block(call, c0, c1, dtype)
-            tz += np.einsum("ij,ij->i", tb, z)
-            tsum += np.einsum("ij->i", tb)
-        bm, bs = online_softmax.ROW_KERNEL(z, dtype, True)
-        m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
-    lse = online_softmax.logsumexp_from(m, s)
-    with np.errstate(invalid="ignore", over="ignore"):
-        if call.index:
-            w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)) * call.valid
-            values = np.where(call.valid, w_n * (lse - z_y), 0.0)
-            if call.eps > 0:
-                smooth = np.where(call.valid, lse * w_sum - wz, 0.0)
-                values = (1 - call.eps) * values + (call.eps / v) * smooth
-            denom = float(math.fsum(w_n.astype(np.float64))) if reduction == "mean" else 1.0
-        else:
-            values = lse * tsum - tz
-            denom = float(n) if reduction == "mean" else 1.0
-    values = values.astype(dtype, copy=False)
+    if call.index:
+        w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)) * call.valid
+        denom = float(math.fsum(w_n.astype(np.float64))) if reduction == "mean" else 1.0
+    else:
+        w_n = None
+        denom = float(n) if reduction == "mean" else 1.0
+    with np.errstate(divide="ignore"):
+        upstream = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
+    grads: dict[str, np.ndarray] = {}
+    rows_per_block = max(1, grad_block_bytes // max(1, v * dtype.itemsize))
+    if grad and rows_per_block >= min(n, 512):
+        # large blocks of whole rows: values and gradients in one pass, three products
+        stats, grads = _token_pass(call, dtype, upstream, w_sum, vocab_block, grad_block_bytes)
+    else:
+        # small token blocks would make inefficient products: all tokens, vocabulary blocks,
+        # a second pass for the gradients once every row's log-sum-exp is known
+        blocks = _blocks(call, dtype, vocab_block, block_bytes)
+        stats = _vocab_pass(call, dtype, blocks)
+        if grad:
+            grads = _backward(call, blocks, stats.lse, upstream, w_sum, stats.tsum, dtype)
+    values = _values(call, stats, w_n, w_sum, dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = math.fsum(values.astype(np.float64)) if np.all(np.isfinite(values)) else float(np.sum(values, dtype=np.float64))
         if reduction == "none":
@@ -199,12 +191,123 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
             loss = float(dtype.type(total))
         else:
             loss = float(dtype.type(total) / dtype.type(denom))
-        upstream = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
-    result = LinearCEResult(loss=loss, per_sample=values[0] if call.unbatched else values, denominator=denom,
-                            reduction=reduction, dtype=dtype.name)
-    if grad:
-        result.grad = _backward(call, blocks, lse, upstream, w_sum, tsum, dtype)
-    return result
+    return LinearCEResult(loss=loss, per_sample=values[0] if call.unbatched else values, denominator=denom,
+                          reduction=reduction, grad=grads, dtype=dtype.name)
+
+
+class _Stats:
+    """Per-row sums over the vocabulary: lse, z_y, Σ_c w_c·z_c, Σ_c w_c·t'_c·z_c, Σ_c w_c·t'_c."""
+
+    def __init__(self, n: int, dtype):
+        self.m = self.s = None
+        self.z_y = np.zeros(n, dtype=dtype)
+        self.wz = np.zeros(n, dtype=dtype)
+        self.tz = np.zeros(n, dtype=dtype)
+        self.tsum = np.zeros(n, dtype=dtype)
+        self.lse = None
+
+    def add(self, call: _Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, dtype) -> None:
+        """Fold in the block z = logits[r0:r1, c0:c1] (before the row kernel, which may reuse memory)."""
+        if call.index:
+            target = call.target[r0:r1]
+            inside = (target >= c0) & (target < c1)
+            local = np.flatnonzero(inside)
+            self.z_y[r0:r1][local] = z[local, target[local] - c0]
+            if call.eps > 0:
+                self.wz[r0:r1] += z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z)
+        else:
+            tb = _target_block(call, c0, c1, dtype)[r0:r1]
+            self.tz[r0:r1] += np.einsum("ij,ij->i", tb, z)
+            self.tsum[r0:r1] += np.einsum("ij->i", tb)
+
+
+def _vocab_pass(call: _Call, dtype, blocks) -> _Stats:
+    """All tokens, one block of the vocabulary at a time, with a running log-sum-exp."""
+    n = call.h.shape[0]
+    st = _Stats(n, dtype)
+    for c0, c1 in blocks:
+        z, _ = _logits(call, c0, c1, dtype)
+        st.add(call, z, 0, n, c0, c1, dtype)
+        bm, bs = online_softmax.ROW_KERNEL(z, dtype, True)
+        st.m, st.s = (bm, bs) if st.m is None else online_softmax.combine(st.m, st.s, bm, bs)
+    st.lse = online_softmax.logsumexp_from(st.m, st.s)
+    return st
+
+
+def _values(call: _Call, st: _Stats, w_n, w_sum: float, dtype) -> np.ndarray:
+    v = call.w_head.shape[0]
+    lse = st.lse
+    with np.errstate(invalid="ignore", over="ignore"):
+        if call.index:
+            values = np.where(call.valid, w_n * (lse - st.z_y), 0.0)
+            if call.eps > 0:
+                smooth = np.where(call.valid, lse * w_sum - st.wz, 0.0)
+                values = (1 - call.eps) * values + (call.eps / v) * smooth
+        else:
+            values = lse * st.tsum - st.tz
+    return values.astype(dtype, copy=False)
+
+
+def _token_pass(call: _Call, dtype, upstream: float, w_sum: float, vocab_block: int | None,
+                budget: int) -> tuple[_Stats, dict[str, np.ndarray]]:
+    """Values and gradients in one pass over blocks of tokens with whole rows of logits:
+    z = H_b·Wᵀ + b, lse per row, g = ∂l/∂z in place, then ∂H_b = g·W, ∂W += gᵀ·H_b, ∂b += Σ g."""
+    n, d = call.h.shape
+    v = call.w_head.shape[0]
+    itemsize = dtype.itemsize
+    nb = max(1, min(n, budget // max(1, v * itemsize)))
+    # rows of the lm-head per product (widened one block at a time when not in the compute
+    # dtype; ∂W accumulates block by block, with no (V, D) temporary)
+    vc = vocab_block or max(1, (16 << 20) // max(1, d * itemsize))
+    chunks = [(c0, min(c0 + vc, v)) for c0 in range(0, v, vc)]
+    st = _Stats(n, dtype)
+    st.lse = np.empty(n, dtype=dtype)
+    g_h = np.empty((n, d), dtype=dtype)
+    g_w = np.zeros((v, d), dtype=dtype)
+    g_b = np.zeros(v, dtype=dtype) if call.bias is not None else None
+    with np.errstate(invalid="ignore", over="ignore"):
+        if call.index:
+            w_all = call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)
+            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
+            a_all = np.where(call.valid, upstream * (1 - call.eps) * w_all, 0.0).astype(dtype)
+            e_all = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
+    for r0 in range(0, n, nb):
+        r1 = min(r0 + nb, n)
+        hb = call.h[r0:r1]
+        z = online_softmax.scratch(43, (r1 - r0, v), dtype)
+        for c0, c1 in chunks:
+            np.matmul(hb, online_softmax.widen(call.w_head[c0:c1], dtype, slot=41).T, out=z[:, c0:c1])
+        if call.bias is not None:
+            z += call.bias
+        st.add(call, z, r0, r1, 0, v, dtype)
+        m, s = online_softmax.ROW_KERNEL(z, dtype, True)
+        lse = st.lse[r0:r1] = online_softmax.logsumexp_from(m, s)
+        with np.errstate(invalid="ignore", over="ignore"):
+            g = np.subtract(z, lse[:, None], out=z)
+            np.exp(g, out=g)
+            if call.index:
+                a, e = a_all[r0:r1], e_all[r0:r1]
+                g *= (a + e * w_sum)[:, None]
+                target, valid = call.target[r0:r1], call.valid[r0:r1]
+                local = np.flatnonzero(valid)
+                g[local, target[local]] -= a[local]
+                if call.eps > 0:
+                    g -= e[:, None] * (call.weight if call.weight is not None else 1.0)
+            else:
+                g *= (upstream * st.tsum[r0:r1])[:, None]
+                g -= upstream * _target_block(call, 0, v, dtype)[r0:r1]
+        gh = g_h[r0:r1]
+        gh[...] = 0
+        for c0, c1 in chunks:
+            wb = online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
+            gh += g[:, c0:c1] @ wb
+            g_w[c0:c1] += g[:, c0:c1].T @ hb
+        if g_b is not None:
+            g_b += np.einsum("ij->j", g)
+    out = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": g_w}
+    if g_b is not None:
+        out["lm_head_bias"] = g_b
+    return st, out
 
 
 def _backward(call: _Call, blocks, lse, upstream: float, w_sum: float, tsum, dtype) -> dict[str, np.ndarray]:

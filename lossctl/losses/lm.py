@@ -350,7 +350,7 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
                     on_block=on_block)
     tokens = int(counts.sum())
     nll_seq = np.array([math.fsum(r) for r in nll.reshape(lay.batch, lay.length)], dtype=np.float64)
-    total = math.fsum(nll_seq)
+    total = math.fsum(nll.tolist())  # correctly rounded: the same for any blocks or sequences
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         seq_mean = nll_seq / counts
         if norm.kind == "sequences":
@@ -396,7 +396,7 @@ def _why_masked(lay: TokenLayout, x: Mapping[str, Any], params: Mapping[str, Any
 
 
 def derivation(lay: TokenLayout, nll: np.ndarray, result: LMResult, norm: Normalize, dtype) -> list[Step]:
-    """--explain: one counted token's NLL from its logits, then masking, the count, the mean, exp."""
+    """The derivation: one counted token's NLL from its logits, then masking, the count, the mean, exp."""
     steps: list[Step] = []
     first = np.flatnonzero(lay.counted)
     if first.size:
@@ -429,14 +429,14 @@ def derivation(lay: TokenLayout, nll: np.ndarray, result: LMResult, norm: Normal
         Step("sum", "Σ NLL over counted positions", result.nll_sum, per_sample=False),
     ]
     if norm.kind == "tokens":
-        steps.append(Step("count", "n = counted tokens (--normalize tokens)", result.denominator, per_sample=False))
+        steps.append(Step("count", "n = counted tokens (normalize: tokens)", result.denominator, per_sample=False))
         steps.append(Step("mean", "loss = Σ NLL / n", result.loss, per_sample=False))
     elif norm.kind == "sequences":
-        steps.append(Step("count", "S = sequences with at least one counted token (--normalize sequences)",
+        steps.append(Step("count", "S = sequences with at least one counted token (normalize: sequences)",
                           result.denominator, per_sample=False))
         steps.append(Step("mean", "loss = (1/S) Σ_b (Σ_t NLL[b, t] / n_b)", result.loss, per_sample=False))
     else:
-        steps.append(Step("count", f"N = {norm.total:g} (--normalize {norm}: the whole accumulation step's tokens)",
+        steps.append(Step("count", f"N = {norm.total:g} (normalize: {norm}, the whole accumulation step's tokens)",
                           result.denominator, per_sample=False))
         steps.append(Step("mean", "loss = Σ NLL / N", result.loss, per_sample=False))
     steps.append(Step("exp", "perplexity = exp(loss)", result.perplexity, per_sample=False))

@@ -23,11 +23,6 @@ import numpy as np
 
 _SCRATCH = threading.local()
 
-# The range where exp(x) of every logit neither overflows nor underflows, even summed over
-# millions of terms: Σ_j exp(z_j) = exp(m)·Σ_j exp(z_j − m) can then skip the subtraction.
-_FAST_RANGE = 300.0
-
-
 def scratch(slot: int, shape: tuple[int, ...], dtype) -> np.ndarray:
     """A per-thread reusable buffer (contents undefined)."""
     bufs = getattr(_SCRATCH, "bufs", None)
@@ -75,14 +70,18 @@ def widen(block, dtype, slot: int = 21) -> np.ndarray:
     return out
 
 
-def block_stats(block: np.ndarray, dtype=np.float64, per_sample: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def block_stats(block, dtype=np.float64, per_sample: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(m, s) of each row of a 2-D block: m = max_j z_j, s = Σ_{j≠argmax} exp(z_j − m), in ``dtype``.
+
+    z − m is exact (float16/bfloat16/float32 values widened to float64 differ by at most 53
+    bits when their magnitudes are within 2²⁸ of each other; otherwise TwoSum recovers the
+    rounding error, d + d_lo = z − m, and exp(d + d_lo) ≈ exp(d)·(1 + d_lo)), each term is
+    within an ulp or two, and the row sum is a plain float64 sum. One arithmetic for every
+    call, so a value is the same bit for bit whether or not per-sample values are wanted
+    (``per_sample`` is accepted for kernels that could use it).
 
     Rows whose maximum is not finite give m = that value and s = NaN for +inf/NaN maxima,
     s = −1 for an all −inf row (so m + log1p(s) is −inf, as ``torch.logsumexp``).
-    ``per_sample`` False (only a sum over rows is wanted) allows the faster
-    exp(−m)·Σ exp(z_j) where every logit lies in [−300, 300]: no subtraction pass, each term
-    within ~2 ulp of the accurate one.
     """
     narrow = narrow_view(block)
     n, v = narrow.shape
@@ -94,17 +93,14 @@ def block_stats(block: np.ndarray, dtype=np.float64, per_sample: bool = True) ->
     if not np.all(np.isfinite(m)):
         return _stats_nonfinite(widen(block, dtype), dtype)
     with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        lo, hi = narrow.min(), narrow.max()
         e = scratch(22, (n, v), dtype)
-        if not per_sample and -_FAST_RANGE <= lo and hi <= _FAST_RANGE:
-            np.exp(narrow, out=e, dtype=dtype) if narrow.dtype != dtype else np.exp(narrow, out=e)
-            e[rows, arg] = 0.0
-            return m, np.einsum("ij->i", e) * np.exp(-m)
-        z = widen(block, dtype)
-        np.subtract(z, m[:, None], out=e)
         if _shift_is_exact(narrow, dtype):
+            # the cast to the compute dtype happens inside the subtraction (exact either way)
+            np.subtract(narrow, m[:, None], out=e, dtype=dtype)
             np.exp(e, out=e)
         else:
+            z = widen(block, dtype) if narrow.dtype != dtype else narrow
+            np.subtract(z, m[:, None], out=e)
             # TwoSum(z, −m): d + d_lo = z − m exactly; exp(d + d_lo) ≈ exp(d)·(1 + d_lo)
             t = np.subtract(e, z, out=scratch(23, (n, v), dtype))
             d_lo = np.subtract(e, t, out=scratch(24, (n, v), dtype))
@@ -115,7 +111,7 @@ def block_stats(block: np.ndarray, dtype=np.float64, per_sample: bool = True) ->
             d_lo *= e
             e += d_lo
         e[rows, arg] = 0.0
-        return m, _accurate_row_sum(e) if per_sample else np.einsum("ij->i", e)
+        return m, np.einsum("ij->i", e)
 
 
 def _shift_is_exact(narrow: np.ndarray, dtype) -> bool:
@@ -124,25 +120,14 @@ def _shift_is_exact(narrow: np.ndarray, dtype) -> bool:
     (over the nonzero entries) differ by a number of at most 53 bits."""
     if np.dtype(dtype) != np.float64 or narrow.dtype.itemsize > 4:
         return False
+    hi = max(abs(float(narrow.max())), abs(float(narrow.min())))
+    if not np.isfinite(hi):
+        return False
     a = np.abs(narrow, out=scratch(25, narrow.shape, narrow.dtype))
-    hi = a.max()
-    lo = np.min(a, where=a > 0, initial=np.inf)
-    return bool(np.isfinite(hi) and (hi == 0 or hi < lo * 2.0 ** 28))
-
-
-def _accurate_row_sum(e: np.ndarray) -> np.ndarray:
-    """Σ along axis 1 of e ≥ 0, correctly rounded up to ~n³u² (one AccSum extraction step:
-    hi = (e + σ) − σ on a common grid sums exactly in any order; only the tiny Σ lo rounds)."""
-    n = e.shape[1]
-    estimate = np.einsum("ij->i", e)
-    if n <= 1:
-        return estimate
-    _, exponent = np.frexp(estimate)
-    sigma = np.ldexp(np.ones((), dtype=e.dtype), exponent + (2 * (n + 2)).bit_length())[:, None]
-    hi = np.add(e, sigma, out=scratch(26, e.shape, e.dtype))
-    hi -= sigma
-    lo = np.subtract(e, hi, out=e)
-    return np.einsum("ij->i", hi) + np.einsum("ij->i", lo)
+    lo = float(a.min())
+    if lo == 0:  # 0 − m is exact: look at the nonzero entries only
+        lo = float(np.min(a, where=a > 0, initial=np.inf))
+    return hi == 0 or hi < lo * 2.0 ** 28
 
 
 def _stats_nonfinite(z: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:

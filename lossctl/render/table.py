@@ -273,3 +273,53 @@ def loss_histogram(h, loss_name: str) -> Table:
 
     labels, counts = histogram_labels(h)
     return histogram(f"per-sample {escape(loss_name)} losses ({h.total} samples)", labels, counts)
+
+# --------------------------------------------------------------------------- lossctl lm
+
+
+def lm_summary(result) -> Table:
+    """The headline numbers of a token batch: what was counted, the loss and what it divides by."""
+    from .lm import metrics
+
+    t = Table(title="lossctl lm", show_header=False, title_justify="left")
+    t.add_column("field", style="bold")
+    t.add_column("value")
+    m = metrics(result)
+    t.add_row("tokens", f"{result.tokens} of {result.positions} positions counted")
+    t.add_row("normalize", f"{result.normalize} (divided by {fmt_float(result.denominator)})")
+    t.add_row("dtype", result.dtype)
+    t.add_row("loss", Text(fmt_float(m["loss"]) + " nats/token", style="bold green"))
+    t.add_row("perplexity", fmt_float(m["perplexity"]))
+    t.add_row("bits per token", fmt_float(m["bits_per_token"]))
+    if "bits_per_byte" in m:
+        t.add_row("bits per byte", fmt_float(m["bits_per_byte"]))
+    if result.note:
+        t.caption = result.note
+    return t
+
+
+def lm_sequences(result, rows: int) -> Table:
+    """Per-sequence counts, NLL and perplexity; the mean of their perplexities, labelled as such."""
+    from .lm import SEQUENCE_COLUMNS, sequence_rows
+
+    data = sequence_rows(result)
+    cols = [c for c in SEQUENCE_COLUMNS if data and c in data[0]]
+    t = Table(title="per sequence", title_justify="left")
+    t.add_column("sequence", justify="right")
+    for c in cols:
+        t.add_column(c.replace("_", " "), justify="right")
+    for i, row in enumerate(data[:rows]):
+        t.add_row(str(i), *(_short(row[c], TABLE_DIGITS) for c in cols))
+    shown = f"{len(data) - rows} more sequences not shown (--rows N); " if len(data) > rows else ""
+    t.caption = f"{shown}mean_sequence_perplexity {fmt_float(result.mean_sequence_perplexity)} (mean of the rows' perplexities, not the corpus perplexity)"
+    return t
+
+
+def lm_steps(result) -> Table:
+    t = Table(title="derivation", title_justify="left")
+    t.add_column("step", style="bold")
+    t.add_column("formula", style="cyan")
+    t.add_column("value", justify="right")
+    for s in result.steps or []:
+        t.add_row(escape(s.label), escape(s.formula), escape(_cell(s.value)))
+    return t

@@ -84,6 +84,8 @@ def lm_cases(seed: int = 0) -> list[dict]:
             "labels": rng.integers(0, 40, (2, 8)).tolist(), "shift": True,
             "attention_mask": [[1] * 8, [1] * 5 + [0] * 3]}
     cases.append(case)
+    # the README's example dump, read from its file (bfloat16 safetensors, padded, shifted)
+    cases.append({"name": "example-batch", "source": "examples/lm/batch.safetensors", "shift": True})
     return cases
 
 
@@ -131,7 +133,13 @@ def lm_reference(case: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    if "logits_bf16_bits" in case:
+    if "source" in case:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(ROOT / case["source"]))
+        case = {**case, "labels": tensors["labels"].tolist(), "attention_mask": tensors["attention_mask"].tolist()}
+        logits = tensors["logits"].to(torch.float64)
+    elif "logits_bf16_bits" in case:
         bits = torch.tensor(case["logits_bf16_bits"], dtype=torch.int64).to(torch.int16)
         logits = bits.view(torch.bfloat16).to(torch.float64)
     else:

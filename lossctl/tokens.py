@@ -1,0 +1,148 @@
+"""The ``lm`` and ``linear-ce`` calls: sources in, results out (the library's front door for token batches).
+
+A call is a mapping by key, as a check-suite case or the command line gives it: array inputs
+are arrays or source texts (``FILE.safetensors:NAME``, ``FILE.npy``, literals), read lazily
+(bfloat16 stays raw bits, files stay memory-mapped) so the cores in :mod:`lossctl.losses.lm`
+and :mod:`lossctl.losses.linear_ce` stream them block by block; pages of a memory-mapped
+input are dropped from the resident set as soon as their block is done.
+
+>>> r = lm({"logits": [[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], "labels": [[0, 1]]})
+>>> r.tokens, round(r.perplexity, 6)
+(2, 1.485119)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import InputError, InvalidInput, UsageError
+
+#: key -> default, for every key of an ``lm`` call (inputs first)
+LM_INPUTS = ("logits", "labels", "attention_mask", "bytes")
+LM_PARAMS = {"shift": False, "ignore_index": -100, "normalize": "tokens", "dtype": "float64"}
+#: the label input's other names (as everywhere else, the target)
+LABEL_ALIASES = ("target",)
+
+LCE_INPUTS = ("hidden", "lm_head", "lm_head_bias", "target")
+LCE_PARAMS = {"weight": None, "ignore_index": None, "label_smoothing": 0.0, "reduction": "mean", "dtype": "float64"}
+
+_DTYPES = {"float64": np.float64, "float32": np.float32}
+
+
+def _origin(origins: Mapping[str, str] | None, key: str) -> str:
+    return (origins or {}).get(key, "--" + key.replace("_", "-"))
+
+
+def _read(value: Any, key: str, origins, base: Path | None) -> Any:
+    """An array input: as given, or read from its source text (lazily: memory maps, raw bfloat16)."""
+    if isinstance(value, (str, os.PathLike)):
+        from .io.readers import read_array
+        from .io.sources import parse_source
+
+        return read_array(parse_source(str(value), base), _origin(origins, key), lazy=True)
+    if hasattr(value, "shape"):
+        return value
+    try:
+        return np.asarray(value)
+    except (ValueError, TypeError):
+        raise InputError(f"{_origin(origins, key)}: expected an array of numbers") from None
+
+
+def _dtype(call: Mapping[str, Any]):
+    name = call.get("dtype") or "float64"
+    if name not in _DTYPES:
+        raise UsageError(f"--dtype: expected float64 or float32, got {name!r}")
+    return _DTYPES[name]
+
+
+def _split(call: Mapping[str, Any], inputs, params: Mapping[str, Any], name: str, aliases=()) -> tuple[dict, dict]:
+    call = dict(call)
+    call.pop("loss", None)
+    for alias in aliases:
+        if alias in call:
+            if call.get(inputs[1]) is not None and call[alias] is not None:
+                raise UsageError(f"give --{inputs[1]} or --{alias}, not both (they are the same input)")
+            call[inputs[1]] = call.pop(alias)
+    unknown = sorted(set(call) - set(inputs) - set(params))
+    if unknown:
+        raise UsageError(f"{name} does not take '{unknown[0]}' (its keys: {', '.join(list(inputs) + list(params))})")
+    x = {k: call[k] for k in inputs if call.get(k) is not None}
+    p = {k: call.get(k, default) for k, default in params.items()}
+    return x, p
+
+
+def _release_pages(rows: Any):
+    """An ``on_block(r0, r1)`` that drops the used rows of a memory-mapped input from memory."""
+    bits = getattr(rows, "bits", rows)
+    if not isinstance(bits, np.ndarray):
+        return None
+    from .core.stream import _Pages
+
+    pages = _Pages([bits])
+    return pages.release if pages.maps else None
+
+
+def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_sample: bool = False,
+       explain: bool = False, origins: Mapping[str, str] | None = None, base: Path | None = None,
+       grad_out: Any = None, threads: int | None = None, **kwargs: Any):
+    """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
+    ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`."""
+    from .losses import lm as core
+    from .core.stream import threads as default_threads
+
+    call = {**(call or {}), **kwargs}
+    x, params = _split(call, LM_INPUTS, LM_PARAMS, "lm", LABEL_ALIASES)
+    for key in ("logits", "labels"):
+        if key not in x:
+            raise UsageError(f"lm needs --{key}" + (" (or --target / -t)" if key == "labels" else ""))
+    dtype = _dtype(params)
+    x = {k: _read(v, k, origins, base) for k, v in x.items()}
+    try:
+        logits = x["logits"]
+        rows = logits.reshape(-1, logits.shape[-1]) if np.ndim(logits) in (2, 3) and hasattr(logits, "reshape") else None
+        return core.evaluate(x, params, dtype=dtype, grad=grad, per_sample=per_sample, explain=explain,
+                             grad_out=grad_out, threads=threads or default_threads(),
+                             on_block=_release_pages(rows) if rows is not None else None)
+    except InvalidInput as e:
+        if e.name == "normalize":  # an option's value, not an input's
+            raise UsageError(f"--normalize: {e.message}") from None
+        origin = _origin(origins, e.name) if e.name in LM_INPUTS else f"--{e.name.replace('_', '-')}"
+        raise InputError(f"{origin}: {e.message}") from None
+
+
+def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
+              origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+    """Evaluate a ``linear-ce`` call (keys: hidden, lm_head, lm_head_bias, target, weight,
+    ignore_index, label_smoothing, reduction, dtype); returns a
+    :class:`lossctl.losses.linear_ce.LinearCEResult`."""
+    from .losses import linear_ce as core
+
+    call = {**(call or {}), **kwargs}
+    x, params = _split(call, LCE_INPUTS, LCE_PARAMS, "linear-ce")
+    for key in ("hidden", "lm_head", "target"):
+        if key not in x:
+            raise UsageError(f"linear-ce needs --{key.replace('_', '-')}")
+    dtype = _dtype(params)
+    x = {k: _read(v, k, origins, base) for k, v in x.items()}
+    if params.get("weight") is not None:
+        params["weight"] = np.asarray(_read(params["weight"], "weight", origins, base), dtype=np.float64)
+    try:
+        return core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+    except InvalidInput as e:
+        origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else f"--{e.name.replace('_', '-')}"
+        raise InputError(f"{origin}: {e.message}") from None
+
+
+def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
+                     origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+    """:func:`linear_ce` as a :class:`lossctl.api.Result` (loss_name ``linear-ce``, input ``hidden``),
+    so that it renders and checks as every loss does."""
+    from .core.evaluate import Result
+
+    r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
+    return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
+                  grad=r.grad, denominator=r.denominator, dtype=r.dtype)
