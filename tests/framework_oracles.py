@@ -17,7 +17,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 FRAMEWORK_MODULES = {"keras": "keras", "optax": "optax", "sklearn": "sklearn"}
 
-PRED_KEYS = ("logits", "probs", "log_probs", "pred", "x1")
+PRED_KEYS = ("logits", "probs", "log_probs", "pred", "x1", "anchor")
 
 
 def _kind(call: dict) -> str:
@@ -178,7 +178,7 @@ def optax_oracle(loss: str, call: dict) -> dict:
 
     L = optax.losses
     kind = _kind(call)
-    target = np.asarray(call["target"])
+    target = np.asarray(call.get("target", 0.0))
     if loss in ("bce", "bce-logits"):
         return _optax_run(lambda z: L.sigmoid_binary_cross_entropy(z, jnp.asarray(_f(target), z.dtype)), call)
     if loss == "ce":
@@ -197,6 +197,11 @@ def optax_oracle(loss: str, call: dict) -> dict:
         return _optax_run(lambda x: L.huber_loss(x, jnp.asarray(_f(target), x.dtype), delta=call.get("delta", 1.0)), call)
     if loss == "log-cosh":
         return _optax_run(lambda x: L.log_cosh(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "triplet-margin":
+        pos, neg = _f(call["positive"]), _f(call["negative"])
+        return _optax_run(lambda x: L.triplet_margin_loss(x, jnp.asarray(pos, x.dtype), jnp.asarray(neg, x.dtype),
+                                                          norm_degree=call.get("p", 2.0), margin=call.get("margin", 1.0),
+                                                          eps=call.get("eps", 1e-6)), call)
     if loss == "focal":
         a = call.get("alpha", 0.25)
         return _optax_run(lambda x: L.sigmoid_focal_loss(x, jnp.asarray(_f(target), x.dtype), alpha=None if a < 0 else a,
@@ -320,6 +325,12 @@ _SEG_P = [[0.9, 0.2, 0.6, 0.0], [0.3, 0.0, 0.0, 0.8]]
 _SEG_Y = [[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
 
 CASES: dict[str, list[dict]] = {
+    "triplet-margin": [
+        {"anchor": [[0.0, 0.0], [1.0, 2.0], [0.5, -0.5]], "positive": [[1.0, 0.0], [1.5, 1.0], [0.0, 0.0]],
+         "negative": [[0.0, 1.5], [1.0, 2.5], [2.0, 2.0]]},
+        {"anchor": [[0.0, 0.0], [1.0, 2.0]], "positive": [[1.0, 0.5], [1.5, 1.0]], "negative": [[0.3, 1.5], [1.0, 2.5]],
+         "p": 4.0, "margin": 0.5, "reduction": "sum"},
+    ],
     "poisson-nll": [
         {"pred": [0.5, 1.0, 2.0], "target": [0.0, 1.0, 3.0]},
         {"pred": _POS_PRED, "target": _POS_TARG, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0]},

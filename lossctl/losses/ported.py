@@ -493,3 +493,29 @@ FOCAL_CONVENTIONS = {
                         "alpha=None by default (lossctl: --alpha −1); logits only; per element", optax_sigmoid_focal,
                         kinds=("logits",), params=("alpha", "gamma")),
 }
+
+
+# --- triplet margin --------------------------------------------------------------------------
+
+def optax_triplet(t, x, params):
+    """optax.losses.triplet_margin_loss: max(d(a, p) − d(a, n) + margin, 0), d(u, v) = (Σ (u − v)^deg + eps)^(1/deg)
+    (eps inside the sum, no absolute value; torch adds eps to u − v and takes |·|)."""
+    a, p, n = x["anchor"], x["positive"], x["negative"]
+    deg, eps, m = float(params.get("p", 2.0)), float(params.get("eps", 1e-6)), float(params.get("margin", 1.0))
+
+    def dist(u, v):
+        return T.power(T.total(T.power(u - v, deg), axis=-1) + eps, 1.0 / deg)
+
+    dp, dn = dist(a, p), dist(a, n)
+    t.step("distances", "d(a, p)", f"(Σ (a − p)^deg + eps)^(1/deg), deg = {deg:g}, eps = {eps:g}", dp)
+    values = T.maximum(dp - dn + m, 0.0)
+    t.step("triplet", "triplet margin", f"max(d(a, p) − d(a, n) + margin, 0), margin = {m:g}", values)
+    return values
+
+
+TRIPLET_CONVENTIONS = {
+    "torch": torch_convention("torch.nn.functional.triplet_margin_loss", "eps added to u − v inside |·|; optional swap"),
+    "optax": Convention("optax", "optax.losses.triplet_margin_loss",
+                        "eps inside the p-norm's sum, no absolute value (odd degrees differ); no swap; per example",
+                        optax_triplet, kinds=("anchor",), params=("p", "eps", "margin")),
+}
