@@ -41,9 +41,15 @@ def check_against(loss: str, framework: str, call: dict, expected: dict) -> None
     """lossctl's loss, per-sample values and gradient under ``framework`` equal the framework's."""
     result = compute({"loss": loss, **call, "convention": framework}, grad=True)
     what = f"{loss} --convention {framework} {call}"
-    np.testing.assert_allclose(np.asarray(result.loss, dtype=np.float64), _array(expected["loss"]), err_msg=what,
+    loss = _array(expected["loss"])
+    if result.reduction == "none" and loss.ndim == 0:
+        loss = loss.reshape(1)
+    np.testing.assert_allclose(np.asarray(result.loss, dtype=np.float64), loss, err_msg=what,
                                **tolerance(call, framework, "loss" if result.reduction != "none" else "per_sample"))
-    np.testing.assert_allclose(np.asarray(result.per_sample, dtype=np.float64), _array(expected["per_sample"]),
+    per_sample = _array(expected["per_sample"])
+    if per_sample.ndim == 0:  # the framework's one value for the whole batch: lossctl's single "sample"
+        per_sample = per_sample.reshape(1)
+    np.testing.assert_allclose(np.asarray(result.per_sample, dtype=np.float64), per_sample,
                                err_msg=what + " per_sample", **tolerance(call, framework))
     for name, g in (expected.get("grad") or {}).items():
         np.testing.assert_allclose(np.asarray(result.grad[name], dtype=np.float64), _array(g), err_msg=what + f" grad {name}",

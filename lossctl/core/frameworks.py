@@ -97,8 +97,9 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
                   before=before, reason="keras computes in float32 (Loss casts y_true and y_pred to floatx())",
                   symbol=kind)
     with np.errstate(all="ignore"):
-        values = conv.kernel(tape, x, params)
-        values = T.lift(values)
+        values = T.lift(conv.kernel(tape, x, params))
+        if values.ndim == 0:  # one value for the whole batch (Keras's Dice, axis=None): one "sample"
+            values = T.mul(values, np.ones(1, dtype=values.dtype))
         weights = _sample_weight(call, values, prep.dtype, conv, tape)
         weighted = values if weights is None else T.mul(values, weights)
         reduced, denom = _reduce(conv, reduction, weighted, weights, tape)
