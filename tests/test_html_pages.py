@@ -192,7 +192,7 @@ def test_check_page_lists_failures_first_with_their_diff():
     rows = [pages.CaseRow("ok-1", "ce", "pass", "0.5", "0.5", "0", 3),
             pages.CaseRow("broken", "mse", "fail", "1.0", "1.5", "0.5", 9, "loss expected 1.0 actual 1.5"),
             pages.CaseRow("ok-2", "bce", "pass", "0.1", "0.1", "0", 15)]
-    page = assert_self_contained(pages.check_page("suite.yaml", "/tmp/suite.yaml", rows, "2 passed, 1 failed"))
+    page = assert_self_contained(pages.check_page("suite", "/tmp/suite.yaml", rows, "2 passed, 1 failed"))
     body = page.all_text()
     assert body.index("broken") < body.index("ok-1") < body.index("ok-2")
     assert "loss expected 1.0 actual 1.5" in body and "suite.yaml:9" in body
@@ -232,9 +232,7 @@ def test_seed_page_in_chromium(tmp_path):
     for step in result.steps:
         assert step.label in dom
     assert dom.count("<math") >= len(result.steps) and "<msub>" in dom
-    png = screenshot(page, tmp_path / "seed.png")
-    _nonblank(png)
-    _keep_screenshot(png, "seed-ce.png")
+    _nonblank(screenshot(page, tmp_path / "seed.png"))
 
 
 def test_check_report_in_chromium(tmp_path):
@@ -245,9 +243,7 @@ def test_check_report_in_chromium(tmp_path):
                                                                  "1 passed, 1 failed"))
     dom = dump_dom(page)
     assert "1 passed, 1 failed" in dom and "bce-wrong" in dom and "FAIL" in dom
-    png = screenshot(page, tmp_path / "check.png", height=900)
-    _nonblank(png)
-    _keep_screenshot(png, "check-report.png")
+    _nonblank(screenshot(page, tmp_path / "check.png", height=900))
 
 
 def test_hostile_names_stay_text_in_chromium(tmp_path):
@@ -260,3 +256,116 @@ def test_hostile_names_stay_text_in_chromium(tmp_path):
         or "&lt;script&gt;" in dom
     assert "<img" not in dom.split("<body", 1)[1]
     assert "alert(1)" in tree_text
+
+
+# --------------------------------------------------------------------------- --html on the command line
+
+
+SEED = ["ce", "--logits", "[[10,0,-10],[8,8,8]]", "--target", "[0,2]"]
+
+
+def test_loss_call_writes_its_page_besides_the_normal_output(run_cli, tmp_path):
+    page = tmp_path / "seed.html"
+    res = run_cli([*SEED, "--html", page])
+    assert res.code == 0 and res.stdout == "0.5493288448141933\n"
+    body = assert_self_contained(page.read_text(encoding="utf-8")).all_text()
+    assert "0.5493288448141933" in body and "log-sum-exp" in body and "d(loss)/d(logits)" in body
+    assert "The 2 largest losses." in body or "largest losses" in body
+
+
+def test_page_names_a_hostile_file_only_as_text(run_cli, tmp_path):
+    name = '"><img src=x onerror=alert(2)><script>alert(1)<b>.npy'  # a file name cannot hold '/'
+    np.save(tmp_path / name, np.array([[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]))
+    page = tmp_path / "page.html"
+    res = run_cli(["ce", "--logits", tmp_path / name, "--target", "[0,2]", "--html", page])
+    assert res.code == 0, res.stderr
+    parsed = assert_self_contained(page.read_text(encoding="utf-8"))
+    assert not {"img", "script", "b"} & set(parsed.names()) and name in parsed.all_text()
+
+
+def test_page_follows_the_output_policy(run_cli, tmp_path):
+    page = tmp_path / "p.html"
+    page.write_text("mine")
+    res = run_cli([*SEED, "--html", page])
+    assert res.code == 2 and "--html" in res.stderr and "--force" in res.stderr and page.read_text() == "mine"
+    assert run_cli([*SEED, "--html", page, "--force"]).code == 0 and "<!DOCTYPE html>" in page.read_text()
+    logits = tmp_path / "logits.html"  # an input that happens to end in .html is never replaced
+    logits.write_text("[[1.0, 2.0]]")
+    before = logits.read_bytes()
+    res = run_cli(["ce", "--logits", f"{logits}", "--stdin-format", "json", "--target", "[0]", "--html", logits,
+                   "--force"])
+    assert res.code in (2, 3) and logits.read_bytes() == before
+    res = run_cli([*SEED, "--html", tmp_path / "page.txt"])
+    assert res.code == 2 and ".html" in res.stderr
+
+
+def _failing_suite(tmp_path: Path) -> Path:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        "cases:\n"
+        "  - name: seed-ce\n    loss: ce\n    logits: [[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]\n    target: [0, 2]\n"
+        "    expect: 0.549329\n    atol: 1.0e-6\n"
+        "  - name: '<b>bce</b> wrong'\n    loss: bce\n    probs: [0.2, 0.9]\n    target: [0.0, 1.0]\n"
+        "    expect: 0.5\n", encoding="utf-8")
+    return suite
+
+
+def test_check_writes_a_report_page_failures_first(run_cli, tmp_path):
+    page = tmp_path / "report.html"
+    res = run_cli(["check", _failing_suite(tmp_path), "--html", page])
+    assert res.code == 1
+    parsed = assert_self_contained(page.read_text(encoding="utf-8"))
+    body = parsed.all_text()
+    assert "1 passed, 1 failed" in body and "<b>bce</b> wrong" in body and "b" not in parsed.names()
+    assert body.index("<b>bce</b> wrong") < body.index("seed-ce")
+    assert "suite.yaml:8" in body  # the failing case's line
+
+
+def test_check_page_never_replaces_the_suite(run_cli, tmp_path):
+    suite = _failing_suite(tmp_path)
+    before = suite.read_bytes()
+    res = run_cli(["check", suite, "--html", suite])
+    assert res.code == 2 and suite.read_bytes() == before
+
+
+def test_diff_writes_a_page(run_cli, tmp_path):
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((20, 4)).astype(np.float32)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", a.astype(np.float64) + 1e-6)
+    page = tmp_path / "diff.html"
+    res = run_cli(["diff", tmp_path / "a.npy", tmp_path / "b.npy", "--html", page])
+    assert res.code == 1
+    body = assert_self_contained(page.read_text(encoding="utf-8")).all_text()
+    assert "Worst positions" in body and "ulps of float32" in body and "float32 / float64" in body
+
+
+def test_cli_pages_in_chromium(run_cli, tmp_path):
+    """The pages the README shows, made by the command line and rendered by a real browser."""
+    seed, report = tmp_path / "seed.html", tmp_path / "report.html"
+    assert run_cli([*SEED, "--html", seed]).code == 0
+    assert run_cli(["check", _failing_suite(tmp_path), "--html", report]).code == 1
+    dom = dump_dom(seed)
+    assert "0.5493288448141933" in dom and "<math" in dom and "negative log-likelihood" in dom
+    png = screenshot(seed, tmp_path / "seed.png", height=2200)
+    _nonblank(png)
+    _keep_screenshot(png, "seed-ce.png")
+    dom = dump_dom(report)
+    assert "1 passed, 1 failed" in dom and "&lt;b&gt;bce&lt;/b&gt; wrong" in dom
+    png = screenshot(report, tmp_path / "report.png", height=700)
+    _nonblank(png)
+    _keep_screenshot(png, "check-report.png")
+
+
+def test_lm_writes_a_page(run_cli, tmp_path):
+    batch = Path(__file__).resolve().parents[1] / "examples" / "lm" / "batch.safetensors"
+    page = tmp_path / "lm.html"
+    res = run_cli(["lm", "--logits", f"{batch}:logits", "-t", f"{batch}:labels", "--attention-mask",
+                   f"{batch}:attention_mask", "--shift", "--html", page])
+    assert res.code == 0, res.stderr
+    loss = res.stdout.strip()
+    body = assert_self_contained(page.read_text(encoding="utf-8")).all_text()
+    assert loss in body and "perplexity" in body and "Per sequence" in body and "bfloat16" in body
+    assert "--shift" in body
+    res = run_cli(["lm", "--logits", f"{batch}:logits", "-t", f"{batch}:labels", "--html", page])
+    assert res.code == 2 and "--force" in res.stderr

@@ -52,6 +52,9 @@ def check(
                                               help="Run only the cases whose name contains PATTERN (case-insensitive; "
                                                    "a glob with * ? [..]). Repeat for several."),
     update: bool = typer.Option(False, "--update", help="Rewrite failing and missing expected values from the current results."),
+    html: str | None = typer.Option(None, "--html", metavar="REPORT.html",
+                                    help="Also write the report as one self-contained HTML page (failures first)."),
+    force: bool = typer.Option(False, "--force", help="Allow --html to replace an existing file."),
 ) -> None:
     from .. import suite as suites
 
@@ -73,6 +76,8 @@ def check(
         raise UsageError(f"{shown}: selects none of the {len(loaded.cases)} cases of {path}")
     if junit:
         _check_junit_path(junit, path, loaded)
+    if html:
+        _check_page_path(html, path, loaded, force)
 
     out = sys.stdout
     on_result = None
@@ -96,9 +101,30 @@ def check(
             _print_table(report)
         if junit:
             _write_junit(junit, report, None, path)
+        if html:
+            _write_page(html, report, path)
     out.flush()
     if code:
         raise typer.Exit(code)
+
+
+def _check_page_path(html: str, suite_path: Path, suite, force: bool) -> None:
+    from ..io.writers import PAGE_SUFFIXES, check_output_path
+    from ..suite import source_paths
+
+    inputs = [suite_path] + sorted(source_paths(suite))
+    check_output_path(Path(html), inputs, force, key="html", suffixes=PAGE_SUFFIXES)
+
+
+def _write_page(html: str, report, suite_path: Path) -> None:
+    import shlex
+
+    from ..io.writers import write_page
+    from ..render.html import check_page, check_rows
+
+    command = shlex.join(["lossctl", "check", str(suite_path), "--html", html])
+    write_page(Path(html), check_page(report.suite.name, str(suite_path), check_rows(report), report.summary_line(),
+                                      seconds=report.seconds, command=command))
 
 
 def _plain_line(r) -> str:

@@ -40,6 +40,9 @@ def diff(
     stdin_format: str | None = typer.Option(None, "--stdin-format", help="Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml."),
     format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    html: str | None = typer.Option(None, "--html", metavar="DIFF.html",
+                                    help="Also write the comparison as one self-contained HTML page."),
+    force: bool = typer.Option(False, "--force", help="Allow --html to replace an existing file."),
 ) -> int:
     from ..diff import compare_named
     from ..render.diff import problems
@@ -56,8 +59,11 @@ def diff(
             raise UsageError(f"{name}: must be 0 or more, got {value}")
     if a == "-" and b == "-":
         raise UsageError("A and B: standard input can be read only once")
+    page = _page_path(html, (a, b), force) if html else None
     named_a, named_b = _read_pair(a, b, stdin_format)
     report = compare_named(named_a, named_b, rtol=rtol, atol=atol, equal_nan=equal_nan, top=top)
+    if page is not None:
+        _write_page(page, report, a, b)
     _render(fmt, report, a, b)
     if not report.complete:
         for line in problems(report, a, b):
@@ -66,6 +72,29 @@ def diff(
     else:
         code = ExitCode.OK if report.passed else ExitCode.CHECK_FAILED
     return int(code)
+
+
+def _page_path(html: str, sources: tuple[str, str], force: bool):
+    from pathlib import Path
+
+    from ..io.sources import parse_source
+    from ..io.writers import PAGE_SUFFIXES, check_output_path
+
+    inputs = [s.path for s in map(parse_source, sources) if s.path is not None]
+    check_output_path(Path(html), inputs, force, key="html", suffixes=PAGE_SUFFIXES)
+    return Path(html)
+
+
+def _write_page(page, report, a: str, b: str) -> None:
+    import shlex
+
+    from ..io.writers import write_page
+    from ..render.diff import verdict
+    from ..render.html import diff_arrays, diff_page
+
+    command = shlex.join(["lossctl", "diff", a, b, "--html", str(page)])
+    write_page(page, diff_page(a, b, diff_arrays(report), verdict(report), only_a=report.only_a,
+                               only_b=report.only_b, command=command))
 
 
 def _read_pair(a: str, b: str, stdin_format: str | None):

@@ -101,6 +101,30 @@ def _write_output(output: str | None, force: bool, sources: _Sources, result, gr
     write_output(path, result, grad)
 
 
+def _page_path(html: str, sources: _Sources, force: bool) -> Path:
+    from ..io.writers import PAGE_SUFFIXES, check_output_path
+
+    check_output_path(Path(html), sources.reader.paths, force, key="html", suffixes=PAGE_SUFFIXES)
+    return Path(html)
+
+
+def _write_page(page: Path, sources: _Sources, call: dict, given: dict, result, force: bool) -> None:
+    import shlex
+
+    from ..io.writers import write_page
+    from ..render.html import SourceInfo, lm_page
+
+    _page_path(str(page), sources, force)
+    infos = [SourceInfo(key, text, tuple(getattr(call[key], "shape", ())),
+                        str(getattr(call[key], "encoding", None) or getattr(call[key], "dtype", "")))
+             for key, text in given.items() if text is not None and call.get(key) is not None]
+    parameters = {k: call[k] for k in ("shift", "ignore_index", "normalize")}
+    words = ["lossctl", "lm"] + [w for key, text in given.items() if text is not None
+                                 for w in ("--" + key.replace("_", "-"), text)]
+    words += ["--shift"] * bool(call["shift"]) + (["--normalize", call["normalize"]] if call["normalize"] != "tokens" else [])
+    write_page(page, lm_page(result, infos, parameters, command=shlex.join(words + ["--html", str(page)])))
+
+
 def lm(
     logits: str = typer.Option(None, "--logits", help="Logits (B, T, V) or (T, V), vocabulary last."),
     labels: str = typer.Option(None, "--labels", "--target", "-t", help="Token ids (B, T) or (T,)."),
@@ -125,6 +149,9 @@ def lm(
     expect_grad: str = typer.Option(None, "--expect-grad", help="Expected gradient of the logits (an array source)."),
     rtol: float = typer.Option(1e-7, "--rtol", help="Relative tolerance, as numpy.isclose."),
     atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance, as numpy.isclose."),
+    html: str = typer.Option(None, "--html", metavar="FILE.html",
+                             help="Also write the batch's numbers, one token's derivation and the per-sequence "
+                                  "table as one self-contained HTML page (--force to replace a file)."),
 ) -> None:
     from .. import tokens
     from .loss import strict_inputs
@@ -137,13 +164,18 @@ def lm(
             "attention_mask": sources.read("attention_mask", attention_mask, lazy=False),
             "bytes": sources.read("bytes", bytes_, lazy=False),
             "shift": shift, "ignore_index": ignore_index, "normalize": normalize, "dtype": dtype}
+    page = _page_path(html, sources, force) if html else None
     want_grad = grad or expect_grad is not None
     with strict_inputs(strict):
-        result = tokens.lm(call, grad=want_grad, per_sample=per_sample or expect_per_sample is not None or output is not None,
-                           explain=explain, origins=sources.origins)
+        result = tokens.lm(call, grad=want_grad,
+                           per_sample=per_sample or expect_per_sample is not None or output is not None or page is not None,
+                           explain=explain or page is not None, origins=sources.origins)
     checked = _Checked(result.loss, result.per_token, {"logits": result.grad} if result.grad is not None else {})
     report = _check(checked, sources, expect, expect_per_sample, expect_grad, "logits", rtol, atol)
     _write_output(output, force, sources, checked, grad)
+    if page is not None:
+        _write_page(page, sources, call, {"logits": logits, "labels": labels, "attention_mask": attention_mask,
+                                          "bytes": bytes_}, result, force)
     if result.note:
         typer.echo(f"note: {result.note}", err=True)
     _render_lm(fmt, result, report, per_sample=per_sample, grad=grad and output is None, explain=explain, rows=rows)

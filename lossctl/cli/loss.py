@@ -52,17 +52,24 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         check_output_path(output, reader.paths, opts["force"])
         sink = OutputStream(output, grad=opts["grad"])  # large inputs stream into it
 
+    page = Path(opts["html"]) if opts.get("html") else None
+    if page is not None:
+        from ..io.writers import PAGE_SUFFIXES, check_output_path
+
+        check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
+
     from ..api import compute
     from .progress import progress_bar
 
-    want_grad = opts["grad"] or opts["expect_grad"] is not None
+    # The page shows the derivation, the per-sample values and the gradients whatever is printed.
+    want_grad = opts["grad"] or opts["expect_grad"] is not None or page is not None
     # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
     keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
-        or opts["expect_grad"] is not None
+        or opts["expect_grad"] is not None or page is not None
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
-            result = compute(call, grad=want_grad, explain=opts["explain"], rows=opts["rows"], origins=reader.origins,
-                             keep_arrays=keep, sink=sink, progress=progress)
+            result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
+                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress)
     except BaseException:
         if sink is not None:
             sink.abort()
@@ -94,7 +101,10 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         except BaseException:
             sink.abort()
             raise
-    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"])
+    if page is not None:
+        _write_page(page, spec, call, result, reader, opts)
+    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad,
+            explain=opts["explain"], rows=opts["rows"])
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
@@ -122,6 +132,46 @@ def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_R
         else:
             call[key] = reader.read(key, value) if key in names else value
     return call, reader
+
+
+def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader: "_Reader",
+                opts: dict[str, Any]) -> None:
+    """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
+    from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
+    from ..render.html import LossPage, SourceInfo, loss_page
+    from ..triage import histogram, top_samples
+
+    check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
+    sources = []
+    for key in array_keys(spec):
+        value = call.get(key)
+        if value is None or key not in reader.origins:
+            continue
+        origin = opts[key] if isinstance(opts.get(key), str) else reader.origins[key].split(" ", 1)[-1]
+        sources.append(SourceInfo(key, origin, tuple(getattr(value, "shape", ())),
+                                  str(getattr(value, "dtype", type(value).__name__))))
+    parameters = {p.name: call.get(p.name, p.default) for p in spec.params if p.kind != "array"}
+    top = [(s.index, s.loss) for s in top_samples(call, result, opts.get("top") or 5)]
+    hist = histogram(result.per_sample)
+    info = LossPage(spec.name, spec.mirrors, spec.summary, spec.formula, convention=call.get("convention", "torch"),
+                    sources=sources, parameters=parameters, rows=max(opts["rows"], 10),
+                    command=_command_line(spec, opts), top=top,
+                    histogram=(hist.edges, hist.counts) if hist.counts else None)
+    write_page(page, loss_page(result, info))
+
+
+def _command_line(spec: LossSpec, opts: dict[str, Any]) -> str:
+    """The call as a command line: the options given, defaults left out."""
+    import shlex
+
+    defaults = {k: key.default for k, key in BY_NAME.items()} | {p.name: p.default for p in spec.params}
+    words = ["lossctl", spec.name]
+    for key, value in opts.items():
+        if value is None or value is False or (key in defaults and defaults[key] == value):
+            continue
+        option = "--" + key.replace("_", "-")
+        words += [option] if value is True else [option, str(value)]
+    return shlex.join(words)
 
 
 class strict_inputs:

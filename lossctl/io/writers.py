@@ -15,30 +15,46 @@ from typing import Iterable
 
 import numpy as np
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, ref
 
 OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
 
 
-def check_output_path(path: Path, inputs: Iterable[Path], force: bool) -> None:
+PAGE_SUFFIXES = (".html", ".htm")
+
+
+def check_output_path(path: Path, inputs: Iterable[Path], force: bool, *, key: str = "output",
+                      suffixes: tuple[str, ...] = OUTPUT_SUFFIXES) -> None:
     """Refuse an output that is an input (the same file under any name: symlink, hard link,
     ``./x``), a directory or a non-regular file, an existing file without ``force``, or a
-    missing directory. ``force`` never allows writing over an input."""
+    missing directory. ``force`` never allows writing over an input. ``key`` names the
+    output in messages (``output``, ``html``); ``suffixes`` are the file types it writes."""
+    name = ref(key)
     suffix = path.suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise UsageError(f"--output {path}: unknown file type {suffix or '(none)'!r}; use .npy, .npz or .csv")
+    if suffix not in suffixes:
+        raise UsageError(f"{name} {path}: unknown file type {suffix or '(none)'!r}; use {_choices(suffixes)}")
     resolved = path.resolve()
     for p in inputs:
         if p.resolve() == resolved or _same_file(p, path):
-            raise UsageError(f"--output {path}: is one of the inputs; lossctl never writes over an input file, not even with --force")
+            raise UsageError(f"{name} {path}: is one of the inputs; lossctl never writes over an input file, "
+                             f"not even with {ref('force')}")
     if path.is_dir():
-        raise UsageError(f"--output {path}: is a directory; name a file")
+        raise UsageError(f"{name} {path}: is a directory; name a file")
     if path.exists() and not path.is_file():
-        raise UsageError(f"--output {path}: exists and is not a regular file")
+        raise UsageError(f"{name} {path}: exists and is not a regular file")
     if path.exists() and not force:
-        raise UsageError(f"--output {path}: exists; pass --force to replace it")
+        raise UsageError(f"{name} {path}: exists; pass {ref('force')} to replace it")
     if not path.parent.exists():
-        raise UsageError(f"--output {path}: directory {path.parent} does not exist")
+        raise UsageError(f"{name} {path}: directory {path.parent} does not exist")
+
+
+def _choices(suffixes: tuple[str, ...]) -> str:
+    return ", ".join(suffixes[:-1]) + " or " + suffixes[-1] if len(suffixes) > 1 else suffixes[0]
+
+
+def write_page(path: Path, text: str) -> None:
+    """A page (``--html``) written whole or not at all."""
+    _atomic_write(path, text.encode("utf-8"), key="html")
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -71,7 +87,7 @@ def write_output(path: Path, result, grad: bool) -> None:
     _atomic_write(path, data)
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def _atomic_write(path: Path, data: bytes, key: str = "output") -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -82,4 +98,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise InputError(f"--output {path}: cannot write: {e.strerror or e}") from None
+        raise InputError(f"{ref(key)} {path}: cannot write: {e.strerror or e}") from None

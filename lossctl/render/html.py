@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -41,6 +42,7 @@ h1 { font-size: 1.6rem; margin: 0 0 .25rem; }
 h2 { font-size: 1.2rem; margin: 2rem 0 .5rem; border-bottom: 1px solid var(--rule); padding-bottom: .2rem; }
 p.lede, .muted, caption { color: var(--muted); }
 .value { font: 600 2rem/1.2 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; margin: .5rem 0; }
+.verdict { font-size: 1.2rem; font-weight: 600; margin: .5rem 0; }
 .pass { color: var(--pass); font-weight: 600; }
 .fail, .error { color: var(--fail); font-weight: 600; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .92rem; }
@@ -427,7 +429,7 @@ def check_page(suite_name: str, suite_path: str, rows: Sequence[CaseRow], summar
     failing = [r for r in ordered if r.status != "pass"]
     verdict = "passed" if not failing else "failed"
     head = section("Summary", "summary")
-    _sub(head, "p", summary, {"class": "value " + ("pass" if not failing else "fail"), "id": "summary-line"})
+    _sub(head, "p", summary, {"class": "verdict " + ("pass" if not failing else "fail"), "id": "summary-line"})
     head.append(key_values([("suite", suite_path), ("cases", str(len(rows))), ("time", f"{seconds:.2f} s")]))
     table_rows = []
     for r in ordered:
@@ -441,7 +443,7 @@ def check_page(suite_name: str, suite_path: str, rows: Sequence[CaseRow], summar
     if failing:
         details = section("Failures", "failures")
         for r in failing:
-            _sub(details, "h3", f"{r.name} ({suite_name}:{r.line})")
+            _sub(details, "h3", f"{r.name} ({PurePath(suite_path).name}:{r.line})")
             _sub(details, "pre", r.detail or r.status)
         sections.append(details)
     return page(f"lossctl check {suite_name}: {verdict}", *sections, footer=_footer(command))
@@ -467,7 +469,7 @@ def diff_page(a_name: str, b_name: str, arrays: Sequence[DiffArray], summary: st
     """The page of ``lossctl diff A B``: per array its statistics, worst positions and error histogram."""
     failing = any(a.verdict != "pass" for a in arrays) or bool(only_a or only_b)
     head = section("Summary", "summary")
-    _sub(head, "p", summary, {"class": "value " + ("fail" if failing else "pass"), "id": "summary-line"})
+    _sub(head, "p", summary, {"class": "verdict " + ("fail" if failing else "pass"), "id": "summary-line"})
     pairs = [("A", a_name), ("B", b_name)]
     if only_a:
         pairs.append(("only in A", ", ".join(only_a)))
@@ -508,3 +510,84 @@ def check_rows(report: Any) -> list[CaseRow]:
         rows.append(CaseRow(name=r.name, loss=r.case.spec.name, status=r.status, expected=expected, actual=actual,
                             difference=difference, line=r.case.line, detail=r.summary))
     return rows
+
+
+def diff_arrays(report: Any) -> list[DiffArray]:
+    """The page's arrays from a :class:`lossctl.diff.DiffReport`."""
+    from .diff import dtype_text, shape_text
+
+    out = []
+    for d in report.arrays:
+        name = d.name or "(the array)"
+        if not d.shapes_match:
+            out.append(DiffArray(name, "error", [("shape A", shape_text(d.shape_a)), ("shape B", shape_text(d.shape_b))],
+                                 message="The shapes differ; nothing was compared."))
+            continue
+        stats = [
+            ("shape", shape_text(d.shape_a)), ("dtypes", dtype_text(d)), ("elements", str(d.size)),
+            ("max |A − B|", number_text(d.max_abs_error)), ("max |A − B| / |B|", number_text(d.max_rel_error)),
+            (f"max distance in ulps of {d.ulp_dtype}", str(d.max_ulp)),
+            (f"outside isclose(rtol={report.rtol:g}, atol={report.atol:g})",
+             f"{d.mismatched} ({d.mismatched_fraction:.3%})"),
+            ("NaN in A only / B only / both", f"{d.nan_a_only} / {d.nan_b_only} / {d.nan_both}"),
+            ("exactly equal", str(d.equal)),
+        ]
+        worst = [("(" + ", ".join(map(str, p.index)) + ")", number_text(p.a, 17), number_text(p.b, 17),
+                  number_text(p.abs_error, 6)) for p in d.worst]
+        histogram = None
+        if d.hist_counts:
+            histogram = ([float(k) for k in d.hist_edges], d.hist_counts)
+        out.append(DiffArray(name, "pass" if d.passed else "fail", stats, worst, histogram))
+    return out
+
+
+# --------------------------------------------------------------------------- a language-model batch
+
+
+def lm_page(result: Any, sources: Sequence[SourceInfo], parameters: dict[str, Any], *, command: str = "",
+            rows: int = 10) -> str:
+    """The page of ``lossctl lm``: the batch, the headline numbers with their denominator, one
+    token's derivation, the per-sequence table."""
+    from .lm import metrics, sequence_rows
+
+    call = section("The call", "call")
+    call.append(key_values([("command", "lm"), ("normalize", result.normalize), ("dtype", result.dtype)]))
+    if sources:
+        call.append(_scroll(table(("input", "source", "shape", "dtype"),
+                                  ((s.key, s.origin, "×".join(map(str, s.shape)) or "scalar", s.dtype) for s in sources),
+                                  caption="Inputs")))
+    if parameters:
+        call.append(table(("parameter", "value"), ((k, _parameter_text(v)) for k, v in parameters.items()),
+                          caption="Parameters"))
+    if command:
+        call.append(_el("pre", command, {"class": "mono", "id": "command"}))
+
+    value = section("Value", "value")
+    _sub(value, "p", fmt_float(result.loss), {"class": "value", "id": "loss-value"})
+    value.append(key_values([(k.replace("_", " "), fmt_float(v) if isinstance(v, float) else str(v))
+                             for k, v in metrics(result).items()]))
+    _sub(value, "p", f"The loss is the NLL summed over the counted tokens divided by {fmt_float(result.denominator)} "
+                     f"(normalize: {result.normalize}).", {"class": "muted"})
+    if result.note:
+        _sub(value, "p", result.note, {"class": "fail"})
+    sections = [call, value]
+    if result.steps:
+        body = [[s.label, _el("div", None, {"class": "formula"}, formula_element(s.formula)),
+                 "—" if s.value is None else cell_text(s.value)] for s in result.steps]
+        sections.append(section("Derivation", "derivation", _scroll(table(
+            ("step", "formula", "value"), body, caption="One token's NLL, then the masking, the count and the mean.",
+            numeric=[False, False, True]))))
+    sequences = sequence_rows(result)
+    if sequences:
+        columns = list(sequences[0])
+        body = [[str(i)] + [number_text(row[c]) for c in columns] for i, row in enumerate(sequences[:rows])]
+        caption = (f"First {len(body)} of {len(sequences)} sequences." if len(sequences) > rows
+                   else f"All {len(sequences)} sequences.")
+        per = section("Per sequence", "per-sequence", _scroll(table(
+            ["sequence"] + [c.replace("_", " ") for c in columns], body, caption=caption,
+            numeric=[False] + [True] * len(columns))))
+        _sub(per, "p", f"Mean of the sequences' perplexities (not the corpus perplexity above): "
+                       f"{fmt_float(result.mean_sequence_perplexity)}.")
+        sections.append(per)
+    return page(f"lossctl lm = {fmt_float(result.loss)}", *sections,
+                lede="Token-level cross-entropy of a language-model batch.", footer=_footer(command))
