@@ -134,14 +134,21 @@ def bench_in_process(t: Table, rows_by_vocab: dict[int, int], runs: int) -> None
 
 
 _LCE_CHILD = """
-import resource, sys, time
+import sys, time
 import numpy as np
+
+
+def hwm():  # this process's peak resident set in KiB (ru_maxrss would include a forking parent's)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+
 n, d, v, which, grad = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5] == "1"
 if which == "torch":
     import torch, torch.nn.functional as F
 else:
     import lossctl.tokens as tokens
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the interpreter and its imports
+base = hwm()  # the interpreter and its imports
 rng = np.random.default_rng(0)
 h = rng.standard_normal((n, d), dtype=np.float32)
 w = rng.standard_normal((v, d), dtype=np.float32)
@@ -157,7 +164,7 @@ if which == "torch":
 else:
     loss = tokens.linear_ce(hidden=h, lm_head=w, target=y, dtype="float32", grad=grad).loss
 dt = time.perf_counter() - t0
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = hwm()
 print(repr(loss), dt, (peak - base) * 1024, h.nbytes + w.nbytes)
 """
 

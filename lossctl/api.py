@@ -14,7 +14,7 @@ import numpy as np
 
 from .core.call import compute_keys
 from .core.evaluate import Result, evaluate
-from .core.prepare import prepare
+from .core.prepare import DTYPES, prepare
 from .core.registry import PREDICTION_KINDS
 from .errors import UsageError, ref
 from .losses import registry
@@ -74,7 +74,12 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
         raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
     params = {p.name: params[p.name] for p in spec.params}
     result = None
-    if not explain and (stream or (stream is None and _large(arrays))):
+    if not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
+        token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
+        if token is not None:
+            result = Result(loss_name=spec.name, reduction=reduction, kind="logits", dtype=call.get("dtype", "float64"),
+                            **token)
+    if result is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 
         result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
@@ -91,7 +96,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
 def _large(arrays: Mapping[str, Any]) -> bool:
     """Whether a call might stream (lossctl.core.stream decides; small calls skip even the import,
     unless ``LOSSCTL_STREAM_MIN_BYTES`` is set: then the engine applies it, however small)."""
-    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray))
+    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray) or hasattr(a, "widen"))
     return size >= 1 << 20 or (size > 0 and "LOSSCTL_STREAM_MIN_BYTES" in os.environ)
 
 

@@ -146,3 +146,65 @@ def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = F
     r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
     return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
                   grad=r.grad, denominator=r.denominator, dtype=r.dtype)
+
+
+# -- check suites -------------------------------------------------------------------------------
+#
+# A suite case ``loss: lm`` or ``loss: linear-ce`` takes the command's keys in snake case; these
+# declarations tell the suite loader which keys those are (they are not registered losses: the
+# commands are their own, streamed, and take no reduction or prediction kinds but these).
+
+
+def _not_a_kernel(*_: Any) -> Any:
+    raise NotImplementedError("computed by lossctl.tokens, not through the loss engine")
+
+
+def _command_specs() -> dict[str, Any]:
+    from .core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, LossSpec, Param
+
+    lm_spec = LossSpec(
+        name="lm", mirrors="torch.nn.functional.cross_entropy on the flattened, shifted, masked token batch",
+        summary="Token loss of a language-model batch.", formula="Σ NLL / n over counted tokens",
+        kinds={"logits": None}, forward=_not_a_kernel, backward=_not_a_kernel, steps=_not_a_kernel,
+        params=(Param("attention_mask", "array", None, "1 where a position is real, 0 for padding."),
+                Param("bytes", "array", None, "UTF-8 bytes: a total or one count per sequence."),
+                Param("shift", "bool", False, "Position t predicts label t+1."), IGNORE_INDEX,
+                Param("normalize", "text", "tokens", "tokens, sequences or global:N.")),
+        target="custom", reductions=("mean",), batch_axis=None)
+    lce_spec = LossSpec(
+        name="linear-ce", mirrors="torch.nn.functional.linear_cross_entropy",
+        summary="Fused linear cross-entropy.", formula="cross_entropy(H·Wᵀ + b, y)",
+        kinds={"hidden": None}, extra_inputs=("lm_head",), forward=_not_a_kernel, backward=_not_a_kernel,
+        steps=_not_a_kernel,
+        params=(Param("lm_head_bias", "array", None, "The LM head's bias (V,)."), WEIGHT,
+                Param("ignore_index", "int", None, "Target value that is ignored."), LABEL_SMOOTHING),
+        target="custom", batch_axis=None)
+    return {"lm": lm_spec, "linear-ce": lce_spec}
+
+
+_SPECS: dict[str, Any] | None = None
+
+
+def command_spec(name: str):
+    """The key declaration of the ``lm`` / ``linear-ce`` command for a check-suite case, or None."""
+    global _SPECS
+    if name not in ("lm", "linear-ce"):
+        return None
+    if _SPECS is None:
+        _SPECS = _command_specs()
+    return _SPECS[name]
+
+
+def suite_result(call: Mapping[str, Any], *, grad: bool = False, origins: Mapping[str, str] | None = None):
+    """A suite case of ``lm`` or ``linear-ce``: an object with ``loss``, ``per_sample`` (per-token
+    NLL for lm) and ``grad`` that the case's expectations are checked against."""
+    call = dict(call)
+    name = call.pop("loss")
+    if name == "linear-ce":
+        return linear_ce_result(call, grad=grad, origins=origins)
+    from .core.evaluate import Result
+
+    call.pop("reduction", None)
+    r = lm(call, grad=grad, per_sample=True, origins=origins)
+    return Result(loss_name="lm", reduction="mean", kind="logits", loss=r.loss, per_sample=r.per_token,
+                  grad={"logits": r.grad} if r.grad is not None else {}, denominator=r.denominator, dtype=r.dtype)

@@ -117,9 +117,10 @@ def test_fixture_cases_come_from_the_oracle_entry(toy_registry):
     assert {c.get("reduction", "mean") for c in cases} == set(TOY.reductions)
     assert all("pred" in c and c["loss"] == TOY.name for c in cases)
     assert TOY.name not in fx.FIXTURES  # so test_torch_fixtures fails until the script writes its file
-    if importlib.util.find_spec("torch") is None:
+    try:
+        torch_reference.load_torch()
+    except ImportError:  # the oracle-live half needs torch; the cases above do not
         return
-    torch_reference.load_torch()
     for case in cases:
         call = fx.lossctl_input(gen.public(case))
         fx.check_result(lossctl.compute(call), torch_reference.reference(call))

@@ -28,7 +28,7 @@ def _rel(path: Path) -> str:
 
 KERNELS = [p for p in MODULES if _rel(p).startswith("lossctl/losses/") or _rel(p) in (
     "lossctl/core/numerics.py", "lossctl/core/reduction.py", "lossctl/core/conversions.py", "lossctl/core/regularisation.py",
-    "lossctl/core/exactsum.py")]
+    "lossctl/core/exactsum.py", "lossctl/core/diff.py")]
 
 
 @pytest.mark.parametrize("path", KERNELS, ids=_rel)

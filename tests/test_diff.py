@@ -1,4 +1,4 @@
-"""lossctl.diff against numpy: random and adversarial pairs, whole-array oracles vs blockwise statistics."""
+"""lossctl.core.diff against numpy: random and adversarial pairs, whole-array oracles vs blockwise statistics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from lossctl.diff import compare_arrays, compare_named, compared_dtype, ulp_dtype, ulp_distance
+from lossctl.core.diff import compare_arrays, compare_named, compared_dtype, ulp_dtype, ulp_distance
 
 _FORMATS = {np.dtype(np.float64): ("<d", "<q", 63), np.dtype(np.float32): ("<f", "<i", 31),
             np.dtype(np.float16): ("<e", "<h", 15)}

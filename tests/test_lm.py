@@ -235,3 +235,23 @@ def test_linear_ce_ignore_index_with_probabilities_is_refused():
     with pytest.raises(InvalidInput) as e:
         linear_ce.evaluate(x, {**params, "ignore_index": -100})
     assert e.value.name == "ignore_index"
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_ce_dim_last_is_the_lm_kernel(reduction):
+    """``ce --dim -1`` on (B, T, V) logits takes the token kernels: the same numbers as ``lm``,
+    and torch's (the fixture's) values and gradients."""
+    import lossctl
+
+    case = next(c for c in LM_CASES if c["name"] == "plain")
+    x, _ = lm_inputs(case)
+    r = lossctl.compute({"loss": "ce", "logits": x["logits"], "target": x["labels"], "dim": -1, "reduction": reduction})
+    token = lm.evaluate(x, {"normalize": "tokens" if reduction == "mean" else "global:1"}, grad=True, per_sample=True)
+    np.testing.assert_array_equal(r.per_sample, token.per_token)
+    np.testing.assert_array_equal(r.grad["logits"], token.grad)
+    if reduction == "mean":
+        assert r.loss == token.loss
+        np.testing.assert_allclose(r.loss, case["expect"]["loss"], rtol=RTOL)
+        np.testing.assert_allclose(r.grad["logits"], case["expect"]["grad"], rtol=RTOL, atol=ATOL)
+    elif reduction == "none":
+        np.testing.assert_allclose(r.loss, case["expect"]["per_token"], rtol=RTOL, atol=ATOL)

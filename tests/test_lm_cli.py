@@ -113,3 +113,34 @@ def test_linear_ce_golden_through_the_cli(run_cli):
     assert doc["loss"] == pytest.approx(case["expect"]["loss"], rel=1e-12)
     for name, g in case["expect"]["grad"].items():
         np.testing.assert_allclose(doc["grad"][name], g, rtol=1e-12, atol=1e-15)
+
+
+def test_check_suite_cases_of_lm_and_linear_ce(run_cli, tmp_path):
+    suite = tmp_path / "s.yaml"
+    e = str(EXAMPLE)
+    suite.write_text(f"""cases:
+  - name: good
+    loss: lm
+    logits: {e}:logits
+    target: {e}:labels
+    shift: true
+    expect: {_case("lm.json", "example-batch")["expect"]["loss"]!r}
+  - name: bad
+    loss: lm
+    logits: [[1.0, 2.0]]
+    target: [0]
+    expect: 0.5
+  - name: unknown-key
+    loss: linear-ce
+    hidden: [[1.0]]
+    lm_head: [[1.0]]
+    target: [0]
+    shift: true
+""")
+    r = run_cli(["check", str(suite)])
+    assert r.code == 3  # the malformed case: the suite is refused before anything runs
+    assert "shift" in r.stderr
+    suite.write_text(suite.read_text().split("  - name: unknown-key")[0])
+    r = run_cli(["check", str(suite)])
+    assert r.code == 1
+    assert "PASS good" in r.stdout and "FAIL bad" in r.stdout

@@ -10,7 +10,7 @@ import pytest
 
 from lossctl.errors import UsageError
 from lossctl.render.plot import DPI, FIGSIZE, plot_histogram
-from lossctl.triage import histogram
+from lossctl.core.triage import histogram
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

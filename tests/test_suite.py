@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -710,18 +709,17 @@ def test_examples_ci_workflow_runs_the_suite_with_junit():
     assert any("junit" in s.get("uses", "") for s in steps)
 
 
-def test_a_thousand_cases_run_in_one_process_quickly(run_cli, tmp_path):
+def test_a_thousand_cases_run_in_one_process(run_cli, tmp_path):
+    """Every case runs and is counted; the speed of 1000 cases is measured by benchmarks/run.py, not here."""
     lines = ["cases:"]
     for i in range(1000):
         lines += [f"  - name: c{i}", "    loss: ce", f"    logits: {json.dumps(LOGITS)}", "    target: [0, 2]",
                   f"    expect: {CE_LOSS!r}"]
     suite = write(tmp_path, "\n".join(lines) + "\n")
-    start = time.perf_counter()
     r = run_cli(["check", suite])
-    elapsed = time.perf_counter() - start
     assert r.code == 0
     assert r.stdout.splitlines()[-1] == "1000 passed, 0 failed"
-    assert elapsed < 10.0, elapsed  # ~1 s on a laptop; generous for loaded CI machines
+    assert [line for line in r.stdout.splitlines() if line.startswith("PASS ")][-1] == "PASS c999"
 
 
 def test_update_with_anchors_merge_keys_and_shared_values(run_cli, tmp_path):

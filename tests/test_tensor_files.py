@@ -155,7 +155,7 @@ def test_safetensors_one_tensor_needs_no_key_and_cli_computes(tmp_path, run_cli)
 
 
 def test_safetensors_several_tensors_need_a_key(run_cli, monkeypatch):
-    monkeypatch.chdir(FIXTURES)  # a short origin: a long checkout path would be shortened in the message
+    monkeypatch.chdir(FIXTURES)  # a short origin: the CLI shortens long ones
     r = run_cli(["ce", "--logits", "dtypes.safetensors", "--target", "[0]"])
     assert r.code == 3
     assert "dtypes.safetensors" in r.stderr and "name one as FILE.safetensors:NAME" in r.stderr and "bf16" in r.stderr
@@ -191,3 +191,324 @@ def test_safetensors_writer_is_read_by_the_reference(tmp_path):
         assert back[k].dtype == np.asarray(v).dtype and same(back[k], v), k
     for k, v in arrays.items():
         assert same(read(f"{tmp_path / 'w.safetensors'}:{k}"), v)
+
+
+# --------------------------------------------------------------------------- PyTorch zip (.pt / .pth / .bin)
+
+
+PT_NAMES = SAFETENSORS_NAMES + ["strided", "transposed"]
+
+
+@pytest.mark.parametrize("name", PT_NAMES)
+def test_pt_fixture_matches_torch_values(name):
+    got = read(f"{FIXTURES / 'dtypes.pt'}:{name}")
+    assert isinstance(got, np.ndarray)
+    assert same(got, EXPECTED[name])
+    if name.startswith(("i", "u")):
+        assert got.dtype == EXPECTED[name].dtype
+
+
+def test_pt_nested_keys_and_lists():
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.model.head"), EXPECTED["logits"])
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.list.0"), EXPECTED["f32"])
+    assert same(read(f"{FIXTURES / 'dtypes.pt'}:nested.list.1"), EXPECTED["i64"])
+
+
+def test_pt_views_are_memory_mapped_strided_views():
+    strided = read(f"{FIXTURES / 'dtypes.pt'}:strided")
+    assert not strided.flags.writeable and not strided.flags.c_contiguous
+    root = strided
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    assert isinstance(root, np.memmap)
+    lazy = read(f"{FIXTURES / 'dtypes.pt'}:logits", lazy=True)
+    assert isinstance(lazy, EncodedArray) and same(lazy.widen(np.float64), EXPECTED["logits"])
+
+
+def test_pt_live_state_dict_with_dotted_keys(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2)).to(torch.bfloat16)
+    sd = model.state_dict()
+    torch.save({"model": sd, "epoch": 7, "step": 1.5, "names": ["a", "b"]}, tmp_path / "ck.pth")
+    for k, v in sd.items():
+        assert same(read(f"{tmp_path / 'ck.pth'}:model.{k}"), v.double().numpy()), k
+    assert read(f"{tmp_path / 'ck.pth'}:epoch") == 7
+    torch.save(sd, tmp_path / "sd.bin")
+    assert same(read(f"{tmp_path / 'sd.bin'}:2.weight"), sd["2.weight"].double().numpy())
+
+
+@pytest.mark.parametrize("tdtype", ["float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
+                                    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"])
+def test_pt_live_against_torch(tmp_path, tdtype):
+    torch = pytest.importorskip("torch")
+    dt = getattr(torch, tdtype)
+    rng = np.random.default_rng(11)
+    base = torch.from_numpy(rng.standard_normal((6, 9, 4)) * 30)
+    if dt == torch.bool:
+        base = base > 0
+    elif not dt.is_floating_point:
+        base = base.abs().round()
+    t = base.to(dt)
+    views = {"whole": t, "slice": t[1:5, ::2], "perm": t.permute(2, 0, 1), "row": t[3], "param": torch.nn.Parameter(
+        t.double(), requires_grad=False).to(dt) if dt.is_floating_point else t[0]}
+    torch.save(views, tmp_path / "v.pt")
+    for k, v in views.items():
+        ref = v.double().numpy() if dt.is_floating_point else v.numpy()
+        assert same(read(f"{tmp_path / 'v.pt'}:{k}"), ref), k
+
+
+def test_pt_single_tensor_and_cli_on_bfloat16(tmp_path, run_cli):
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(5)
+    logits = (torch.randn(7, 13, generator=g) * 3).to(torch.bfloat16)
+    target = torch.randint(0, 13, (7,), generator=g)
+    torch.save(logits, tmp_path / "l.pt")
+    torch.save({"labels": target}, tmp_path / "y.pt")
+    r = run_cli(["ce", "--logits", tmp_path / "l.pt", "--target", tmp_path / "y.pt"])
+    assert r.code == 0, r.stderr
+    ref = torch.nn.functional.cross_entropy(logits.double(), target).item()
+    assert float(r.stdout) == pytest.approx(ref, rel=1e-14)
+
+
+def test_pt_several_tensors_need_a_key(run_cli, monkeypatch):
+    monkeypatch.chdir(FIXTURES)
+    r = run_cli(["ce", "--logits", "dtypes.pt", "--target", "[0]"])
+    assert r.code == 3
+    assert "dtypes.pt" in r.stderr and "name one as FILE.pt:KEY" in r.stderr and "23 tensors (f64, f32" in r.stderr
+
+
+# --------------------------------------------------------------------------- parquet / arrow / feather
+
+
+def _arrow_table():
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(2)
+    logits = rng.standard_normal((5, 4))
+    return pa, pa.table({
+        "label": pa.array([0, 3, 1, 2, 3], type=pa.int64()),
+        "weight": pa.array(rng.random(5), type=pa.float64()),
+        "half": pa.array(rng.random(5).astype(np.float16), type=pa.float16()),
+        "flag": pa.array([True, False, True, True, False]),
+        "logits": pa.array(list(logits), type=pa.list_(pa.float64())),
+        "fixed": pa.array(list(logits.astype(np.float32)), type=pa.list_(pa.float32(), 4)),
+        "large": pa.array(list(logits), type=pa.large_list(pa.float64())),
+        "cube": pa.array([[[1.0, 2.0], [3.0, 4.0]]] * 5, type=pa.list_(pa.list_(pa.float64()))),
+    })
+
+
+def _write_arrow(pa, table, path: Path) -> None:
+    suffix = path.suffix
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path, row_group_size=2)  # several row groups: chunked columns
+    elif suffix == ".feather":
+        import pyarrow.feather as pf
+
+        pf.write_feather(table, path, chunksize=2)
+    elif path.stem.endswith("stream"):
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=2)
+    else:
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as w:
+            w.write_table(table, max_chunksize=2)
+
+
+@pytest.mark.parametrize("name", ["t.parquet", "t.feather", "t.arrow", "t-stream.arrow"])
+def test_arrow_formats_read_every_column_as_pyarrow_gives_it(tmp_path, name):
+    pa, table = _arrow_table()
+    _write_arrow(pa, table, tmp_path / name)
+    for column in table.column_names:
+        got = read(f"{tmp_path / name}:{column}")
+        ref = np.array(table.column(column).to_pylist())
+        assert same(got, ref), column
+        assert got.shape == ref.shape
+    assert read(f"{tmp_path / name}:half").dtype == np.float16
+    assert read(f"{tmp_path / name}:fixed").dtype == np.float32
+    assert read(f"{tmp_path / name}:cube").shape == (5, 2, 2)
+
+
+def test_arrow_table_without_key(tmp_path):
+    pa, table = _arrow_table()
+    _write_arrow(pa, table.select(["label", "weight"]), tmp_path / "two.parquet")
+    ref = np.stack([table.column("label").to_numpy(), table.column("weight").to_numpy()], axis=1)
+    assert same(read(str(tmp_path / "two.parquet")), ref)
+    _write_arrow(pa, table.select(["logits"]), tmp_path / "one.feather")
+    assert same(read(str(tmp_path / "one.feather")), np.array(table.column("logits").to_pylist()))
+
+
+def test_cli_on_parquet_logits_and_labels(tmp_path, run_cli):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"logits": pa.array(LOGITS, type=pa.list_(pa.float64())), "y": TARGET}), tmp_path / "b.parquet")
+    r = run_cli(["ce", "--logits", f"{tmp_path / 'b.parquet'}:logits", "--target", f"{tmp_path / 'b.parquet'}:y"])
+    assert r.code == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(BASE_LOSS, rel=1e-15)
+
+
+# --------------------------------------------------------------------------- HDF5
+
+
+def test_hdf5_datasets(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((6, 5))
+    with h5py.File(tmp_path / "d.h5", "w") as f:
+        f["batch/logits"] = x
+        f.create_dataset("batch/packed", data=x.astype(np.float32), compression="gzip", chunks=(2, 5))
+        f.create_dataset("big_endian", data=np.arange(4, dtype=">i4"))
+        f["batch/labels"] = np.array([0, 1, 4, 2, 3, 0])
+    logits = read(f"{tmp_path / 'd.h5'}:/batch/logits")
+    assert isinstance(logits, np.memmap) and same(logits, x)
+    assert same(read(f"{tmp_path / 'd.h5'}:batch/logits"), x)
+    packed = read(f"{tmp_path / 'd.h5'}:/batch/packed")
+    assert packed.dtype == np.float32 and same(packed, x.astype(np.float32))
+    assert same(read(f"{tmp_path / 'd.h5'}:/big_endian"), [0, 1, 2, 3])
+    with h5py.File(tmp_path / "one.hdf5", "w") as f:
+        f["only"] = x
+    assert same(read(str(tmp_path / "one.hdf5")), x)
+
+
+def test_cli_on_hdf5(tmp_path, run_cli):
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "b.h5", "w") as f:
+        f["l"] = np.array(LOGITS)
+        f["y"] = np.array(TARGET)
+    r = run_cli(["ce", "--logits", f"{tmp_path / 'b.h5'}:/l", "--target", f"{tmp_path / 'b.h5'}:/y"])
+    assert r.code == 0, r.stderr
+    assert float(r.stdout) == pytest.approx(BASE_LOSS, rel=1e-15)
+
+
+# --------------------------------------------------------------------------- optional packages missing
+
+
+@pytest.mark.parametrize("module, suffix, extra", [("pyarrow", ".parquet", "arrow"), ("pyarrow", ".feather", "arrow"),
+                                                   ("pyarrow", ".arrow", "arrow"), ("h5py", ".h5", "hdf5"),
+                                                   ("h5py", ".hdf5", "hdf5")])
+def test_missing_optional_package_is_a_usage_error_naming_the_extra(tmp_path, run_cli, monkeypatch, module, suffix, extra):
+    (tmp_path / f"x{suffix}").write_bytes(b"whatever")
+    import sys
+
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    r = run_cli(["ce", "--logits", f"x{suffix}", "--target", "[0]"])
+    assert r.code == 2, r.stderr
+    assert f"pip install 'lossctl[{extra}]'" in r.stderr and f"x{suffix}" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_missing_pyarrow_in_a_fresh_process(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text("import sys\nsys.modules['pyarrow'] = None\n")
+    (tmp_path / "x.parquet").write_bytes(b"PAR1")
+    env = {**__import__("os").environ, "PYTHONPATH": f"{tmp_path}:{Path(__file__).resolve().parents[1]}"}
+    r = subprocess.run([sys.executable, "-m", "lossctl", "ce", "--logits", "x.parquet", "--target", "[0]"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'lossctl[arrow]'" in r.stderr
+
+
+# --------------------------------------------------------------------------- -o FILE.safetensors
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_output_safetensors_in_memory_and_streamed(tmp_path, monkeypatch, run_cli, stream):
+    st = pytest.importorskip("safetensors.numpy")
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(9)
+    np.save("x.npy", rng.standard_normal((501, 7)).astype(np.float32))
+    np.save("y.npy", rng.integers(0, 7, 501))
+    if stream:
+        monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+        monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "600")
+    else:
+        monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", str(1 << 40))
+    for out in ("o.safetensors", "o.npz"):
+        r = run_cli(["ce", "--logits", "x.npy", "--target", "y.npy", "--grad", "-o", out, "--format", "plain"])
+        assert r.code == 0, r.stderr
+    got = st.load_file("o.safetensors")  # the reference reader
+    ref = np.load("o.npz")
+    assert sorted(got) == sorted(ref.files) == ["grad_logits", "per_sample"]
+    for k in ref.files:
+        assert got[k].dtype == ref[k].dtype and np.array_equal(got[k], ref[k]), k
+    assert same(read("o.safetensors:per_sample"), ref["per_sample"])
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary parts left behind"
+
+
+def test_output_safetensors_streamed_equals_in_memory_byte_for_byte(tmp_path, monkeypatch, run_cli):
+    monkeypatch.chdir(tmp_path)
+    rng = np.random.default_rng(10)
+    np.save("x.npy", rng.standard_normal((300, 5)))
+    np.save("y.npy", rng.standard_normal((300, 5)))
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", str(1 << 40))
+    assert run_cli(["mse", "--pred", "x.npy", "--target", "y.npy", "--grad", "-o", "a.safetensors"]).code == 0
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "400")
+    assert run_cli(["mse", "--pred", "x.npy", "--target", "y.npy", "--grad", "-o", "b.safetensors"]).code == 0
+    assert Path("a.safetensors").read_bytes() == Path("b.safetensors").read_bytes()
+
+
+# --------------------------------------------------------------------------- several tensors at once (--params)
+
+
+@pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
+def test_params_from_a_state_dict(tmp_path, run_cli, monkeypatch, suffix):
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    torch.manual_seed(1)
+    sd = {k: v.detach() for k, v in torch.nn.Linear(3, 4).state_dict().items()}
+    sd["emb.weight"] = torch.randn(5, 2).to(torch.bfloat16)
+    monkeypatch.chdir(tmp_path)
+    if suffix == ".pt":
+        torch.save(sd, "w.pt")
+    else:
+        save_file(sd, "w.safetensors")
+    from lossctl.io.readers import read_named_arrays
+
+    got = read_named_arrays(parse_source(f"w{suffix}"), "--params")
+    assert sorted(got) == sorted(sd)
+    for k, v in sd.items():
+        assert same(got[k], v.double().numpy()), k
+    r = run_cli(["ce", "--logits", json.dumps(LOGITS), "--target", json.dumps(TARGET), "--l2", "0.5",
+                 "--params", f"w{suffix}", "--exclude-params", "", "--format", "json"])
+    assert r.code == 0, r.stderr
+    penalty = 0.5 * 0.5 * sum(float((v.double() ** 2).sum()) for v in sd.values())
+    assert json.loads(r.stdout)["loss"] == pytest.approx(BASE_LOSS + penalty, rel=1e-12)
+
+
+# --------------------------------------------------------------------------- bfloat16 widened block by block
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_bfloat16_logits_stream_block_by_block(tmp_path, monkeypatch, run_cli, dtype):
+    """A streamed call widens each block of an encoded tensor into its buffer: the whole tensor is
+    never decoded (tracemalloc's peak stays under the size of its float32 copy), and the loss is
+    torch's float64 loss on the same bfloat16 values."""
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(12)
+    logits = (torch.randn(4000, 500, generator=g) * 3).to(torch.bfloat16)  # 4 MB of bf16, 8 MB as float32
+    target = torch.randint(0, 500, (4000,), generator=g)
+    save_file({"logits": logits}, str(tmp_path / "l.safetensors"))
+    np.save(tmp_path / "y.npy", target.numpy())
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LOSSCTL_STREAM_MIN_BYTES", "1")
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", str(256 << 10))
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        r = run_cli(["ce", "--logits", "l.safetensors", "--target", "y.npy", "--dtype", dtype, "--format", "plain"])
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert r.code == 0, r.stderr
+    ref = torch.nn.functional.cross_entropy(logits.double(), target).item()
+    assert float(r.stdout) == pytest.approx(ref, rel=1e-12 if dtype == "float64" else 1e-6)
+    assert peak < 6_000_000, f"peak {peak:,} bytes: the tensor was decoded whole"

@@ -1,4 +1,4 @@
-"""lossctl.triage: the K largest losses, their histogram, and why a loss is not finite."""
+"""lossctl.core.triage: the K largest losses, their histogram, and why a loss is not finite."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import lossctl
-from lossctl.triage import histogram, rank_order, top_samples, why_not_finite
+from lossctl.errors import ref
+from lossctl.core.triage import histogram, rank_order, top_samples, why_not_finite
 
 
 def _compute(call):
@@ -136,7 +137,7 @@ def test_float32_overflow_is_named_when_float64_is_finite():
 
 def test_inputs_that_are_not_finite_are_named():
     _, text = _causes({"loss": "bce-logits", "logits": [0.0, np.nan], "target": [1.0, 0.0]})
-    assert "--logits is NaN" in text
+    assert f"{ref('logits')} is NaN" in text  # a key reference: the CLI spells it --logits
     _, text = _causes({"loss": "mse", "pred": [np.inf], "target": [np.inf]})
     assert "inf − inf" in text and "difference" in text
 

@@ -1,4 +1,4 @@
-"""``lossctl diff A B``: compare two dumps array by array (statistics in :mod:`lossctl.diff`)."""
+"""``lossctl diff A B``: compare two dumps array by array (statistics in :mod:`lossctl.core.diff`)."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def register(app: typer.Typer) -> None:
 
 
 def diff(
-    a: str = typer.Argument(..., help="The array(s) under test: a source in any input form."),
-    b: str = typer.Argument(..., help="The reference array(s), in any input form."),
+    a: str = typer.Argument(..., metavar="A", help="The array(s) under test: a source in any input form."),
+    b: str = typer.Argument(..., metavar="B", help="The reference array(s), in any input form."),
     rtol: float = typer.Option(1e-7, "--rtol", help="Relative tolerance, as numpy.isclose."),
     atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance, as numpy.isclose."),
     top: int = typer.Option(5, "--top", help="How many worst positions to list per array."),
@@ -44,7 +44,7 @@ def diff(
                                     help="Also write the comparison as one self-contained HTML page."),
     force: bool = typer.Option(False, "--force", help="Allow --html to replace an existing file."),
 ) -> int:
-    from ..diff import compare_named
+    from ..core.diff import compare_named
     from ..render.diff import problems
 
     fmt = "json" if json_ else format

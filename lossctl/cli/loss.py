@@ -43,6 +43,9 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
             from ..core.frameworks import framework_label
 
             raise UsageError(f"--grad: {framework_label(conv)} has no gradient (scikit-learn's metrics are not differentiated)")
+    from . import views
+
+    views.check_options(opts, fmt, reader.paths)
     output = Path(opts["output"]) if opts["output"] else None
     sink = None
     if output is not None:
@@ -65,7 +68,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     want_grad = opts["grad"] or opts["expect_grad"] is not None or page is not None
     # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
     keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
-        or opts["expect_grad"] is not None or page is not None
+        or opts["expect_grad"] is not None or page is not None or views.wanted(opts)
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
             result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
@@ -103,8 +106,11 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
             raise
     if page is not None:
         _write_page(page, spec, call, result, reader, opts)
-    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad,
-            explain=opts["explain"], rows=opts["rows"])
+    shown = views.compute_views(call, result, opts) if views.wanted(opts) else None
+    _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"],
+            views=shown)
+    if not _finite(result):
+        views.report_not_finite(_with_per_sample(call, result, keep), result)
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
@@ -139,7 +145,7 @@ def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader
     """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
     from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
     from ..render.html import LossPage, SourceInfo, loss_page
-    from ..triage import histogram, top_samples
+    from ..core.triage import histogram, top_samples
 
     check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
     sources = []
@@ -214,7 +220,7 @@ class _Reader:
         self._stdin_used_by: str | None = None
 
     def read(self, name: str, text: str):
-        return read_array(*self._source(name, text), stdin_format=self.stdin_format)
+        return read_array(*self._source(name, text), stdin_format=self.stdin_format, lazy=True)  # bf16 widens per block
 
     def read_named(self, name: str, text: str):
         return read_named_arrays(*self._source(name, text), stdin_format=self.stdin_format)
@@ -240,24 +246,50 @@ def _printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int) -> None:
+def _finite(result) -> bool:
+    import numpy as np
+
+    values = result.per_sample if result.per_sample is not None else result.loss
+    with np.errstate(all="ignore"):
+        return bool(np.all(np.isfinite(np.asarray(result.loss, dtype=np.float64)))
+                    and np.all(np.isfinite(np.asarray(values, dtype=np.float64))))
+
+
+def _with_per_sample(call: dict[str, Any], result, kept: bool):
+    """``call`` for the why-not-finite walk; a streamed result without its per-sample values gets
+    them (computed again, kept this time) so that the first offending samples can be named."""
+    if result.per_sample is None and not kept:
+        from ..api import compute
+
+        again = compute(call, grad=False, keep_arrays=True)
+        result.per_sample = again.per_sample
+    return call
+
+
+def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
+            views=None) -> None:
+    from . import views as triage_views
+
     out = sys.stdout
     if fmt == "json":
         from ..render.text import document, write_json
 
-        write_json(out, document(result, report, per_sample=per_sample, grad=grad, explain=explain))
+        write_json(out, document(result, report, per_sample=per_sample, grad=grad, explain=explain,
+                                 extra=triage_views.json_parts(views)))
         return
     if fmt == "plain":
         from ..render.text import write_check_plain, write_plain
 
         write_plain(out, result, per_sample=per_sample, grad=grad, explain=explain)
+        triage_views.write_plain(out, views)
         if report is not None:
             write_check_plain(sys.stderr, report)
         return
     if fmt == "csv":
         from ..render.text import write_check_plain, write_csv
 
-        write_csv(out, result, per_sample=per_sample, grad=grad)
+        if not triage_views.write_csv(out, views):
+            write_csv(out, result, per_sample=per_sample, grad=grad)
         if report is not None:
             write_check_plain(sys.stderr, report)
         return
@@ -274,5 +306,6 @@ def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: 
         console.print(table.gradients(result))
     if explain:
         console.print(table.derivation(result))
+    triage_views.print_tables(console, views, result.loss_name)
     if report is not None:
         console.print(table.check(report))

@@ -126,12 +126,17 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("explain", "bool", "Output", "Also show the step-by-step derivation.", False, suite=False),
     Key("rows", "int", "Output", f"Samples shown by {ref('explain')} and in per-sample tables.", 3, suite=False),
     Key("output", "text", "Output",
-        f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz or .csv.", suite=False, short="-o"),
+        f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz, .csv or .safetensors.", suite=False, short="-o"),
     Key("html", "text", "Output",
         "Also write the call as one self-contained HTML page: the inputs, the value, the derivation with its "
         "formulas typeset, the reduction, per-sample values and gradients.", suite=False),
-    Key("force", "bool", "Output", f"Allow {ref('output')} or {ref('html')} to replace an existing file.", False,
-        suite=False),
+    Key("force", "bool", "Output", f"Allow {ref('output')}, {ref('html')} or {ref('plot')} to replace an existing "
+        "file.", False, suite=False),
+    Key("top", "int", "Output", "Also list the K samples with the largest loss (index, loss, target, predicted "
+        "class or value).", suite=False),
+    Key("hist", "bool", "Output", "Also show a histogram of the per-sample losses.", False, suite=False),
+    Key("plot", "text", "Output", "Draw the histogram of the per-sample losses into FILE.png or FILE.svg "
+        "(needs matplotlib: pip install 'lossctl[plot]').", suite=False),
     Key("expect", "source", "Checks", "Expected loss value; exit 1 if it differs."),
     Key("expect_per_sample", "source", "Checks", "Expected per-sample values (an array source)."),
     Key("expect_grad", "source", "Checks", "Expected gradient of the prediction input (an array source)."),

@@ -183,6 +183,10 @@ class LossSpec:
     # Its values must equal ``forward`` after the conversion (ce --logits: only log_softmax at
     # the target class, not the whole (N, C) array).
     fused_forward: Callable[..., "Forward | None"] | None = None
+    # Optional whole-call path for token batches (vocabulary last, streamed over blocks of rows
+    # and of the vocabulary): token_path(arrays, params, reduction, dtype, dim, grad) -> a mapping
+    # {loss, per_sample, grad, denominator} or None when it does not apply to this call.
+    token_path: Callable[..., "Mapping[str, Any] | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
     # Each framework that has this loss, by name; the torch entry (kernel None) is the spec's own

@@ -102,7 +102,7 @@ class Layout:
 
 
 def _as_array(value: Any) -> np.ndarray | None:
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) or hasattr(value, "widen"):  # an encoded array (bfloat16): widened per block
         return value
     try:
         a = np.asarray(value)
@@ -221,6 +221,7 @@ class _Pages:
     def __init__(self, arrays: list[np.ndarray]):
         self.maps = []
         for a in arrays:
+            a = getattr(a, "bits", a)  # an encoded array's pages are its bits'
             m = _mapping(a) if isinstance(a, np.ndarray) else None
             if m is not None:
                 self.maps.append((a, *m))
@@ -356,7 +357,7 @@ class Engine:
         self.progress = progress
         self.threads = threads()
         self.precast = [name for name, a in layout.sliced.items()
-                        if a.dtype.kind == "f" and a.dtype != self.ftype
+                        if (a.dtype.kind == "f" and a.dtype != self.ftype or hasattr(a, "widen"))
                         and (name in self.spec.kinds or name in self.spec.extra_inputs or name == TARGET)]
         self.rings: dict[str, list[np.ndarray]] = {}
         self.ring_lock = threading.Lock()
@@ -389,7 +390,12 @@ class Engine:
                                                for _ in range(self.ring_size)]
             slot = (i0 // self.rows) % self.ring_size
             buf = ring[slot][:shape[0]]
-            np.copyto(buf, raw[name], casting="unsafe")
+            widen = getattr(raw[name], "widen", None)
+            if widen is not None:  # bfloat16/float8 bits: widened exactly, straight into the buffer
+                widen(out=buf)
+                raw[name] = buf  # kernels see numbers only
+            else:
+                np.copyto(buf, raw[name], casting="unsafe")
             arrays[name] = buf
         arrays.update(lay.whole)
         params = dict(lay.params)

@@ -9,6 +9,8 @@ not meant to be replaced:
 
 * ``.npy``: the per-sample part *is* the file (renamed);
 * ``.npz``: the parts are stored (not compressed, as ``np.savez``) in a zip;
+* ``.safetensors``: a header for the parts' shapes and dtypes, then each part's
+  data copied in, in order;
 * ``.csv``: the parts are read back a chunk at a time and written as the same rows
   as :func:`lossctl.render.text.write_csv`.
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -123,6 +126,8 @@ class OutputStream:
                 os.replace(self.parts.pop("per_sample").path, self.path)
             elif self.suffix == ".npz":
                 self._zip()
+            elif self.suffix == ".safetensors":
+                self._safetensors()
             else:
                 self._csv()
         except OSError as e:
@@ -140,6 +145,22 @@ class OutputStream:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, part in self.parts.items():
                     zf.write(part.path, arcname=f"{name}.npy")
+            os.replace(tmp, self.path)
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def _safetensors(self) -> None:
+        from .safetensors import header_bytes
+
+        fd, tmp = self._temp()
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(header_bytes({name: (part.shape, part.dtype) for name, part in self.parts.items()}))
+                for part in self.parts.values():
+                    with open(part.path, "rb") as f:
+                        f.seek(part.offset)
+                        shutil.copyfileobj(f, out, 1 << 20)
             os.replace(tmp, self.path)
         except BaseException:
             _unlink(tmp)

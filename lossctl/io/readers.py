@@ -140,10 +140,21 @@ def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False) -
 
 def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None = None) -> dict[str, np.ndarray]:
     """Several named arrays from one source: every array of an ``.npz`` (or every top-level
-    key of a JSON/YAML mapping) when no ``:KEY`` is given; otherwise ``{"params": array}``
-    (or ``{KEY: array}``)."""
+    key of a JSON/YAML mapping, every tensor of a ``.safetensors`` or ``.pt`` file) when no
+    ``:KEY`` is given; otherwise ``{"params": array}`` (or ``{KEY: array}``)."""
     if source.kind == "path" and source.key is None and source.path is not None:
         suffix = source.path.suffix.lower()
+        if TENSOR_FORMATS.get(suffix) in ("safetensors", "torchzip"):
+            import importlib
+
+            _check_regular(source.path, origin)
+            module = importlib.import_module(f"{__package__}.{TENSOR_FORMATS[suffix]}")
+            try:
+                return module.read_all(source.path, origin)
+            except PermissionError:
+                raise InputError(f"{origin}: permission denied") from None
+            except OSError as e:
+                raise InputError(f"{origin}: cannot read: {e.strerror or e}") from None
         if suffix in (".npz", ".json", ".yaml", ".yml"):
             _check_regular(source.path, origin)
             try:

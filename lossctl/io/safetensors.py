@@ -210,6 +210,14 @@ def write(f: BinaryIO, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, 
         f.write(memoryview(a).cast("B") if a.size else b"")
 
 
+def read_all(path: Path, origin: str) -> dict[str, np.ndarray]:
+    """Every tensor of the file, by name (bfloat16/float8 widened to float32)."""
+    from .readers import open_regular
+
+    with open_regular(path, origin) as f:
+        return {name: load(f, name, f"{origin}:{name}") for name in tensor_names(f, origin)}
+
+
 def read_file(path: Path, key: str | None, origin: str, *, lazy: bool = False) -> Any:
     from .readers import open_regular
 

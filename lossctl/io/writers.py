@@ -1,4 +1,4 @@
-"""``-o/--output``: per-sample values (and gradients) to ``.npy``, ``.npz`` or ``.csv``.
+"""``-o/--output``: per-sample values (and gradients) to ``.npy``, ``.npz``, ``.csv`` or ``.safetensors``.
 
 Never writes over an input file; refuses an existing file unless ``force``;
 writes to a temporary file in the same directory and renames it into place,
@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import InputError, UsageError, ref
 
-OUTPUT_SUFFIXES = (".npy", ".npz", ".csv")
+OUTPUT_SUFFIXES = (".npy", ".npz", ".csv", ".safetensors")
 
 
 PAGE_SUFFIXES = (".html", ".htm")
@@ -77,6 +77,11 @@ def write_output(path: Path, result, grad: bool) -> None:
         data = buf.getvalue()
     elif suffix == ".npz":
         np.savez(buf, **arrays)
+        data = buf.getvalue()
+    elif suffix == ".safetensors":
+        from .safetensors import write
+
+        write(buf, arrays)
         data = buf.getvalue()
     else:
         from ..render.text import write_csv

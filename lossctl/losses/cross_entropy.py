@@ -159,6 +159,40 @@ def _validate_ce(x: dict, params: dict) -> None:
         raise InvalidInput("ignore_index", "is not supported with class-probability targets (it must be negative)")
 
 
+def cross_entropy_tokens(arrays: dict, params: dict, reduction: str, dtype, dim, grad: bool):
+    """``ce`` with ``dim`` the last axis of (B, T, V) logits and class-index targets (B, T): the
+    token-batch kernels of :mod:`.lm` (streamed over blocks of rows and of the vocabulary, the
+    same numbers as ``lossctl lm``). None when the call is not that (probabilities, a weight,
+    smoothing, NaN/inf logits, an invalid target: the general path computes or reports it)."""
+    from . import lm
+
+    logits, target = arrays.get("logits"), arrays.get("target")
+    if logits is None or target is None or any(arrays.get(k) is not None for k in ("probs", "log_probs")):
+        return None
+    if not hasattr(logits, "shape") or len(logits.shape) < 3 or dim is None or dim % len(logits.shape) != len(logits.shape) - 1:
+        return None
+    if params.get("weight") is not None or max(float(params.get("label_smoothing") or 0.0), 0.0) > 0:
+        return None
+    target = np.asarray(target)
+    if target.shape != tuple(logits.shape[:-1]) or getattr(logits, "dtype", np.dtype("O")).kind != "f":
+        return None
+    with np.errstate(all="ignore"):
+        if not np.isfinite(np.sum(logits, dtype=np.float64)):
+            return None
+    lead = int(np.prod(logits.shape[:-2], dtype=np.int64))
+    x = {"logits": np.reshape(logits, (lead,) + tuple(logits.shape[-2:])), "labels": target.reshape(lead, -1)}
+    normalize = "tokens" if reduction == "mean" else "global:1"  # sum, and none (the gradient of the sum)
+    try:
+        r = lm.evaluate(x, {"ignore_index": params.get("ignore_index", -100), "normalize": normalize}, dtype=dtype,
+                        grad=grad, per_sample=True)
+    except InvalidInput:
+        return None
+    values = r.per_token.reshape(target.shape).astype(dtype, copy=False)
+    return {"loss": values if reduction == "none" else r.loss, "per_sample": values,
+            "grad": {"logits": r.grad.reshape(logits.shape)} if grad else {},
+            "denominator": r.denominator if reduction == "mean" else 1.0}
+
+
 CE = LossSpec(
     name="ce",
     aliases=("cross-entropy",),
@@ -174,6 +208,7 @@ CE = LossSpec(
     steps=cross_entropy_steps,
     validate=_validate_ce,
     fused_forward=cross_entropy_fused,
+    token_path=cross_entropy_tokens,
     notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
     conventions=CE_CONVENTIONS,
 )

@@ -88,7 +88,7 @@ def verdict(report) -> str:
     """One line: how many arrays were compared and how many are outside the tolerance."""
     failed = sum(1 for d in report.arrays if d.shapes_match and not d.passed)
     compared = sum(1 for d in report.arrays if d.shapes_match)
-    parts = [f"{compared} array{'s' if compared != 1 else ''} compared", f"{failed} outside tolerance"]
+    parts = [f"{compared} array{'s' if compared != 1 else ''} compared"] + ([f"{failed} outside tolerance"] if compared else [])
     if report.shape_mismatches:
         parts.append(f"{len(report.shape_mismatches)} with different shapes")
     if report.only_a or report.only_b:

@@ -26,7 +26,7 @@ def _matplotlib_figure():
 
 
 def plot_histogram(path: Path, h, title: str, log: bool) -> None:
-    """Bars of ``h`` (a :class:`lossctl.triage.Histogram`) into ``path``; ``log`` draws the counts
+    """Bars of ``h`` (a :class:`lossctl.core.triage.Histogram`) into ``path``; ``log`` draws the counts
     on a log axis. The file type follows the suffix."""
     check_plot_path(path)
     Figure = _matplotlib_figure()
@@ -45,10 +45,13 @@ def plot_histogram(path: Path, h, title: str, log: bool) -> None:
                     ha="right", va="bottom", fontsize=8)
     from matplotlib import rc_context
 
-    with rc_context({"svg.hashsalt": "lossctl"}):  # fixed element ids: the same inputs give the same bytes
-        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path))
+    # fixed element ids (the same inputs give the same bytes); text kept as text (searchable, small)
+    with rc_context({"svg.hashsalt": "lossctl", "svg.fonttype": "none"}):
+        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path, title))
 
 
-def _metadata(path: Path) -> dict:
-    # no creation date: the same inputs draw the same bytes (the README picture stays put)
-    return {"Date": None} if path.suffix.lower() == ".svg" else {"Software": None}
+def _metadata(path: Path, title: str) -> dict:
+    # no creation date or version: the same inputs draw the same bytes (the README picture stays put)
+    if path.suffix.lower() == ".svg":
+        return {"Date": None, "Title": title, "Creator": "lossctl"}
+    return {"Software": None, "Title": title}

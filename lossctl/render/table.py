@@ -272,7 +272,8 @@ def loss_histogram(h, loss_name: str) -> Table:
     from .triage import histogram_labels
 
     labels, counts = histogram_labels(h)
-    return histogram(f"per-sample {escape(loss_name)} losses ({h.total} samples)", labels, counts)
+    return histogram(f"per-sample {escape(loss_name)} losses, {h.total} samples", labels, counts)
+
 
 # --------------------------------------------------------------------------- lossctl lm
 

@@ -79,7 +79,7 @@ def histogram_labels(h) -> tuple[list[str], list[int]]:
 
 
 def not_finite_lines(report, loss_name: str) -> list[str]:
-    """stderr lines: what is not finite, then one line per explained sample with its causes."""
+    """Lines for stderr: what is not finite, then one line per explained sample with its causes."""
     loss = report.loss
     try:
         head = f"the {loss_name} loss is {_text(float(loss))}"
@@ -91,7 +91,9 @@ def not_finite_lines(report, loss_name: str) -> list[str]:
             head += f" (the first {len([s for s in report.samples if s.index is not None])} explained)"
     lines = [head]
     for s in report.samples:
-        where = "the reduction" if s.index is None else \
-            f"sample {s.index[0] if len(s.index) == 1 else list(s.index) if s.index else '(the only one)'}"
-        lines.append(f"  {where} = {_text(s.value)}: " + "; ".join(s.causes))
+        if s.index is None:
+            where = "the reduction"
+        else:
+            where = f"sample {s.index[0] if len(s.index) == 1 else list(s.index) if s.index else '(the only one)'}"
+        lines.append(f"{where} is {_text(s.value)}: " + "; ".join(s.causes))
     return lines

@@ -185,7 +185,9 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         problems.add(where("loss"), f"{label}: loss: expected a loss name, got {_show(loss_name)}")
         return None
     try:
-        spec = reg.get(loss_name)
+        from ..tokens import command_spec
+
+        spec = command_spec(loss_name) or reg.get(loss_name)
     except LossctlError as e:
         problems.add(where("loss"), f"{label}: loss: {e}")
         return None

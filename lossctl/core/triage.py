@@ -1,7 +1,7 @@
 """Looking at per-sample losses: the K largest, their histogram, and why a value is not finite.
 
 Pure NumPy on a loss call (the mapping :func:`lossctl.compute` takes) and its
-:class:`~lossctl.api.Result`; rendering is the caller's.
+:class:`~lossctl.core.evaluate.Result`; rendering is the caller's.
 
 * :func:`top_samples`: the ``k`` largest per-sample losses (NaN first, then ``+inf``, then by
   value; ties to the earlier sample), each with its index in the per-sample array (the
@@ -19,10 +19,13 @@ Pure NumPy on a loss call (the mapping :func:`lossctl.compute` takes) and its
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
+
+from ..errors import ref
 
 #: Bins of :func:`histogram` (fewer when there are fewer samples).
 HISTOGRAM_BINS = 20
@@ -158,7 +161,10 @@ def why_not_finite(call: Mapping[str, Any], result, limit: int = EXPLAINED_SAMPL
         index = tuple(int(i) for i in np.unravel_index(int(flat), values.shape)) if values.ndim else ()
         value = float(values[index])
         samples.append(NotFinite(index, value, _explain_sample(call, result, index, values.shape, value)))
-    if bad.size == 0 and result.reduction == "mean" and float(result.denominator) == 0.0:
+    if bad.size == 0 and values is not None and values.size == 0:
+        samples.append(NotFinite(None, float(np.asarray(loss, dtype=np.float64)), [
+            "there are no samples: the mean of nothing is 0/0"]))
+    elif bad.size == 0 and result.reduction == "mean" and float(result.denominator) == 0.0:
         samples.append(NotFinite(None, float(np.asarray(loss, dtype=np.float64)), [
             "the mean divides by D = 0: every target is ignored (or the counted targets' weights sum to 0), "
             "so Σ l / D = 0/0"]))
@@ -177,7 +183,7 @@ def _reduction_cause(values, result) -> str:
 
 
 def _spec(call: Mapping[str, Any]):
-    from .api import registry
+    from ..losses import registry
 
     return registry().get(str(call["loss"]))
 
@@ -203,7 +209,7 @@ def _sub_call(call: Mapping[str, Any], spec, index: tuple[int, ...], shape: tupl
 
 
 def _explain_sample(call, result, index, shape, value) -> list[str]:
-    from .api import compute
+    from ..api import compute
 
     spec = _spec(call)
     causes = _input_causes(call, spec, result.kind, index, shape)
@@ -212,7 +218,8 @@ def _explain_sample(call, result, index, shape, value) -> list[str]:
         return causes or [f"{_fmt(value)} (the derivation of this sample is too large to walk)"]
     sub, row = cut
     sub = {k: v for k, v in sub.items() if k not in ("l1", "l2", "params", "exclude_params")}
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the inputs' warnings were given when the loss was computed
         try:
             walked = compute(sub, grad=False, explain=True, rows=row + 1, stream=False)
         except Exception:  # the walk is a courtesy: the value itself was already computed
@@ -222,12 +229,13 @@ def _explain_sample(call, result, index, shape, value) -> list[str]:
     if walk and result.dtype == "float32" and any("overflow" in c for c in walk):
         wide = dict(sub, dtype="float64")
         try:
-            again = compute(wide, grad=False, explain=False, stream=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                again = compute(wide, grad=False, explain=False, stream=False)
             v64 = np.asarray(again.per_sample, dtype=np.float64).reshape(-1)[row]
             if np.isfinite(v64):
-                walk = [c.replace("overflow", f"overflow in float32 (float64 gives {_fmt(v64)}, "
-                                               f"above float32's largest {float(np.finfo(np.float32).max):.8g})", 1)
-                        for c in walk]
+                walk = [c + f": an overflow in float32 (float64 gives {_fmt(v64)}, above float32's largest "
+                        f"{float(np.finfo(np.float32).max):.8g})" if c.startswith("overflow") else c for c in walk]
         except Exception:
             pass
     return _merge(causes, walk) or [_fmt(value)]
@@ -257,7 +265,7 @@ def _input_causes(call, spec, kind, index, shape) -> list[str]:
     if spec.has_class_axis(kind) and pred.ndim:
         dim = call.get("dim")
         class_dim = (1 if pred.ndim >= 2 else 0) if dim is None else dim % pred.ndim
-    option = "--" + kind.replace("_", "-")
+    option = ref(kind)
     if class_dim is not None and pred.ndim == len(shape) + 1:
         row = np.moveaxis(pred, class_dim, -1)[index]
         target = call.get("target")
@@ -296,9 +304,9 @@ def _input_causes(call, spec, kind, index, shape) -> list[str]:
     if target is not None:
         tv = _at(np.asarray(target, dtype=np.float64), index, shape)
         if tv is not None and not np.isfinite(tv):
-            causes.append(f"--target is {_fmt(tv)} here")
+            causes.append(f"{ref('target')} is {_fmt(tv)} here")
         if at is not None and tv is not None and np.isinf(at) and np.isinf(tv) and np.sign(at) == np.sign(tv):
-            causes = [f"inf − inf: {option} and --target are both {_fmt(at)} here"]
+            causes = [f"inf − inf: {option} and {ref('target')} are both {_fmt(at)} here"]
     return causes
 
 
