@@ -37,6 +37,12 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     fmt = output_format(opts)
 
     call, reader = read_call(spec, opts)
+    if opts["grad"] or opts["expect_grad"] is not None:
+        conv = spec.convention(call.get("convention") or spec.home)
+        if not conv.differentiates:
+            from ..core.frameworks import framework_label
+
+            raise UsageError(f"--grad: {framework_label(conv)} has no gradient (scikit-learn's metrics are not differentiated)")
     from . import views
 
     views.check_options(opts, fmt, reader.paths)
@@ -139,7 +145,7 @@ def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader
     """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
     from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
     from ..render.html import LossPage, SourceInfo, loss_page
-    from ..triage import histogram, top_samples
+    from ..core.triage import histogram, top_samples
 
     check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
     sources = []
