@@ -139,7 +139,7 @@ def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader
     """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
     from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
     from ..render.html import LossPage, SourceInfo, loss_page
-    from ..triage import histogram, top_samples
+    from ..core.triage import histogram, top_samples
 
     check_output_path(page, reader.paths, opts["force"], key="html", suffixes=PAGE_SUFFIXES)
     sources = []
