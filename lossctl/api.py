@@ -50,16 +50,29 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
         raise UsageError("missing the loss name ('loss')")
     spec = registry().get(str(call["loss"]))
     reduction = call.get("reduction", "mean")
-    if reduction not in spec.reductions:
-        raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
     input_names = set(PREDICTION_KINDS) | set(spec.inputs)
     arrays = {k: v for k, v in call.items() if k in input_names}
     params = {}
-    for p in spec.params:
+    for p in spec.all_params:
         params[p.name] = call.get(p.name, p.default)
     unknown = sorted(set(call) - set(compute_keys(spec)))
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+    conv = spec.convention(call.get("convention") or spec.home)
+    from .core.frameworks import check_call
+
+    check_call(spec, conv, call, next((k for k in spec.prediction_kinds if arrays.get(k) is not None), None))
+    if conv.kernel is not None:  # another framework's convention (Keras, optax, scikit-learn)
+        from .core.frameworks import run as run_convention
+
+        result = run_convention(spec, conv, call, arrays, params, reduction, grad=grad, explain=explain, rows=rows,
+                                origins=origins)
+        if any(call.get(k) is not None for k in ("l1", "l2")):
+            _regularise(result, call, grad)
+        return result
+    if reduction not in spec.reductions:
+        raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
+    params = {p.name: params[p.name] for p in spec.params}
     result = None
     if not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
         token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
@@ -69,11 +82,11 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = True, expl
     if result is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 
-        result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype", "float64"), dim=call.get("dim"),
+        result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
                                origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, mode=stream,
                                block_rows=block_rows, progress=progress)
     if result is None:
-        prep = prepare(spec, arrays, params, dtype=call.get("dtype", "float64"), dim=call.get("dim"), origins=origins)
+        prep = prepare(spec, arrays, params, dtype=call.get("dtype") or "float64", dim=call.get("dim"), origins=origins)
         result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
     if any(call.get(k) is not None for k in ("l1", "l2")):
         _regularise(result, call, grad)

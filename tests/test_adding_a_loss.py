@@ -1,7 +1,7 @@
 """Adding a loss: a toy loss in a temporary registry gets every common check, the CLI, ``list``
 and fixture cases from its declarations alone (README, "Adding a loss").
 
-The toy is log-cosh, ``l = log cosh(a − y)``: one ``LossSpec`` (what a family module holds)
+The toy is log-cosh (registered as toy-log-cosh: lossctl has a real log-cosh), ``l = log cosh(a − y)``: one ``LossSpec`` (what a family module holds)
 and one oracle entry (what tests/torch_reference.py ``ORACLES`` holds). The global registry
 is never touched: the toy lives in a copy, swapped in for one test.
 """
@@ -44,7 +44,7 @@ def _steps(x: dict, params: dict) -> list[Step]:
     return [Step("difference", "d = a − y", d), Step("loss", "log cosh d", _forward(x, params).values)]
 
 
-TOY = LossSpec(name="log-cosh", mirrors="log(cosh(a − y))", summary="Log-cosh error.", formula="l = log cosh(a − y)",
+TOY = LossSpec(name="toy-log-cosh", mirrors="log(cosh(a − y))", summary="Log-cosh error.", formula="l = log cosh(a − y)",
                kinds={"pred": None}, target="same", forward=_forward, backward=_backward, steps=_steps)
 
 
@@ -85,11 +85,11 @@ def test_every_common_check_runs_for_the_toy(toy_registry):
 
 
 def test_the_toy_is_a_command_and_listed(toy_registry, run_cli):
-    r = run_cli(["log-cosh", "--pred", "[0.5, 2.0]", "--target", "[0.0, 0.0]", "-r", "sum"])
+    r = run_cli(["toy-log-cosh", "--pred", "[0.5, 2.0]", "--target", "[0.0, 0.0]", "-r", "sum"])
     assert r.code == 0, r.stderr
     assert float(r.stdout) == pytest.approx(math.log(math.cosh(0.5)) + math.log(math.cosh(2.0)), rel=1e-15)
-    assert "log-cosh" in run_cli(["list", "--format", "plain"]).stdout
-    assert "--pred" in run_cli(["log-cosh", "--help"]).stdout
+    assert "toy-log-cosh" in run_cli(["list", "--format", "plain"]).stdout
+    assert "--pred" in run_cli(["toy-log-cosh", "--help"]).stdout
 
 
 def test_a_wrong_gradient_fails_the_common_checks(toy_registry, monkeypatch):

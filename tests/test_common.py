@@ -88,7 +88,7 @@ def check_mean_is_sum_over_denominator(spec: LossSpec, call: dict) -> None:
 
 def check_explain(spec: LossSpec, call: dict) -> None:
     """--explain shows each sample's loss as the per-sample values, and ends with the loss."""
-    for reduction in REDUCTIONS:
+    for reduction in [r for r in REDUCTIONS if r in spec.reductions]:
         r = lossctl.compute(_with(call, reduction=reduction), explain=True, rows=100)
         assert r.steps, "a derivation"
         per_sample_steps = [s for s in r.steps if s.label == "loss"]
@@ -229,7 +229,7 @@ def cli_argv(spec: LossSpec, call: dict) -> list[str]:
                 continue
             argv += ["--" + p.name.replace("_", "-"), _json(value) if p.kind == "array" else str(value)]
         else:
-            argv += ["--" + key.replace("_", "-"), _json(value)]
+            argv += ["--" + key.replace("_", "-"), value if isinstance(value, str) else _json(value)]
     return argv
 
 

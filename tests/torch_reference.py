@@ -670,6 +670,54 @@ ORACLES: dict[str, Oracle] = {
     "zero-one": Oracle(_zero_one, _ex_zero_one),
 }
 
+# --------------------------------------------------------------------------- losses torch lacks
+# Their oracle is their home framework (Keras, optax, scikit-learn): tests/framework_oracles.py,
+# tests/test_framework_fixtures.py and tests/test_framework_live.py. Here they only give the
+# common checks an example call (their first framework case for the kind, in float64).
+
+
+def _not_torch(name: str):
+    def torch_definition(case, leaves, reduction):
+        raise NotImplementedError(f"{name} is not a PyTorch loss: its oracle is its home framework "
+                                  "(tests/framework_oracles.py)")
+    torch_definition.not_torch = True
+    return torch_definition
+
+
+def _framework_example(name: str):
+    def example(rng, kind):
+        from framework_oracles import CASES
+
+        for case in CASES[name]:
+            if kind in case and not {"reduction", "sample_weight"} & set(case):
+                return {**{k: v for k, v in case.items() if k != "dtype"}, "dtype": "float64"}
+        raise KeyError(f"{name}: no framework case with {kind}")
+    return example
+
+
+_NO_GRADIENT = "scikit-learn's metrics have no gradient: its convention refuses --grad and computes none"
+_MEAN_ONLY = "scikit-learn's regression metrics have no sum (normalize) option: mean and none only"
+_SKLEARN_OPT_OUT = {"central_differences": _NO_GRADIENT, "shapes": _NO_GRADIENT, "cli": _NO_GRADIENT}
+_SKLEARN_MEAN_ONLY = {**_SKLEARN_OPT_OUT, "reductions": _MEAN_ONLY, "mean_is_sum_over_denominator": _MEAN_ONLY}
+_GLOBAL = "Keras's Dice/Tversky (axis=None) give one value for the whole batch: no per-sample values to permute"
+_OPTAX_LOGITS = {f"{check}/logits": "logits are optax's dice_loss input; the default (Keras) takes probabilities "
+                                    "(optax is checked by tests/test_framework_fixtures.py)"
+                 for check in ("central_differences", "reductions", "mean_is_sum_over_denominator", "explain", "shapes",
+                               "float32", "permutation", "streaming", "cli")}
+_CLIP_BY_DTYPE = "scikit-learn clips at the dtype's machine epsilon: p = 0 costs 36.04 in float64, 15.94 in float32"
+_FRAMEWORK_LOSSES = {
+    "log-cosh": {}, "mape": {}, "msle": {}, "squared-hinge": {}, "categorical-hinge": {}, "multiclass-hinge": {},
+    "perceptron": {}, "cosine-similarity": {}, "categorical-focal": {}, "poly1": {}, "generalized-kl": {},
+    "sparsemax": {},
+    "dice": {"permutation": _GLOBAL, "streaming": _GLOBAL, **_OPTAX_LOGITS},
+    "tversky": {"permutation": _GLOBAL, "streaming": _GLOBAL, **_OPTAX_LOGITS},
+    "pinball": _SKLEARN_MEAN_ONLY, "poisson-deviance": _SKLEARN_MEAN_ONLY, "tweedie-deviance": _SKLEARN_MEAN_ONLY,
+    "brier": _SKLEARN_MEAN_ONLY, "log-loss": {**_SKLEARN_OPT_OUT, "float32": _CLIP_BY_DTYPE},
+}
+ORACLES.update({name: Oracle(_not_torch(name), _framework_example(name), opt_out)
+                for name, opt_out in _FRAMEWORK_LOSSES.items()})
+
+
 #: loss name -> its torch definition (the ``torch`` column of :data:`ORACLES`).
 REFERENCES: dict[str, Callable[[dict, dict, str], Any]] = {name: o.torch for name, o in ORACLES.items()}
 

@@ -32,11 +32,16 @@ def registry_rows() -> list[dict]:
             "inputs": [k for k in spec.inputs],
             "params": [
                 {"name": p.name, "option": option_name(p.name), "type": p.kind, "default": p.default, "help": p.help}
-                for p in spec.params
+                for p in spec.all_params
             ] + [{"name": "reduction", "option": "--reduction", "type": "choice", "default": "mean",
                   "choices": list(spec.reductions), "help": "Reduction over samples."}],
             "mirrors": spec.mirrors,
             "summary": spec.summary,
+            "conventions": {
+                name: {"mirrors": spec.convention(name).mirrors, "difference": spec.convention(name).difference,
+                       "default": name == spec.home, "declared": bool(spec.conventions)}
+                for name in spec.convention_names
+            },
         })
     return rows
 
@@ -80,4 +85,26 @@ def markdown_table(rows: list[dict]) -> str:
         params = " ".join(f"`{p['option']}`" for p in r["params"])
         aliases = ", ".join(f"`{a}`" for a in r["aliases"])
         lines.append(f"| `{r['name']}` | {aliases} | `{r['mirrors']}` | {inputs} | {params} |")
+    return "\n".join(lines) + "\n"
+
+
+def conventions_table(rows: list[dict]) -> str:
+    """The loss × framework table in README.md: each cell the framework's name for the loss and
+    the one-line difference (tests/test_docs.py keeps it equal to the registry)."""
+    from ..core.registry import FRAMEWORKS
+
+    lines = ["| loss | " + " | ".join(FRAMEWORKS) + " |", "| --- |" + " --- |" * len(FRAMEWORKS)]
+    for r in rows:
+        conventions = r["conventions"]
+        if list(conventions) == ["torch"] and not conventions["torch"].get("declared", True):
+            continue
+        cells = []
+        for f in FRAMEWORKS:
+            c = conventions.get(f)
+            if c is None:
+                cells.append("—")
+            else:
+                home = " (default)" if c["default"] and f != "torch" else ""
+                cells.append(f"`{c['mirrors']}`{home}: {c['difference']}".replace("|", "\\|"))
+        lines.append(f"| `{r['name']}` | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -37,6 +37,12 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     fmt = output_format(opts)
 
     call, reader = read_call(spec, opts)
+    if opts["grad"] or opts["expect_grad"] is not None:
+        conv = spec.convention(call.get("convention") or spec.home)
+        if not conv.differentiates:
+            from ..core.frameworks import framework_label
+
+            raise UsageError(f"--grad: {framework_label(conv)} has no gradient (scikit-learn's metrics are not differentiated)")
     from . import views
 
     views.check_options(opts, fmt, reader.paths)

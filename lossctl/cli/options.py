@@ -76,7 +76,7 @@ def spec_options(spec: LossSpec) -> list[Opt]:
     opts += [input_option(k) for k in spec.aux_inputs]
     opts = [_with_help(o, spec.input_help.get(o.name)) for o in opts]
     opts += [key_option(k, spec) for k in LOSS_KEYS if k.applies_to(spec)]
-    opts += [_param_option(p) for p in spec.params]
+    opts += [_param_option(p) for p in spec.all_params]
     opts += [key_option(k, spec) for k in SHARED_KEYS if k.applies_to(spec)]
     return opts
 

@@ -33,12 +33,12 @@ from typing import Any, Callable, Mapping
 
 from ..errors import ref
 from .expectations import DEFAULT_ATOL, DEFAULT_RTOL
-from .registry import PREDICTION_KINDS, LossSpec
+from .registry import FRAMEWORKS, PREDICTION_KINDS, LossSpec
 
 # The top-level commands besides the losses, in help order (the losses' commands come between
 # the two tuples); lossctl/cli/<name>.py registers each with its register(app).
 COMMANDS_BEFORE_LOSSES = ("list",)
-COMMANDS_AFTER_LOSSES = ("check", "record", "gradcheck", "info", "diff", "lm", "linear-ce")
+COMMANDS_AFTER_LOSSES = ("check", "record", "gradcheck", "info", "diff", "lm", "linear-ce", "compare")
 COMMANDS = COMMANDS_BEFORE_LOSSES + COMMANDS_AFTER_LOSSES
 # Names no loss may take: the commands and the help command.
 RESERVED_NAMES = frozenset(COMMANDS + ("help",))
@@ -101,7 +101,13 @@ LOSS_KEYS: tuple[Key, ...] = (
 SHARED_KEYS: tuple[Key, ...] = (
     Key("stdin_format", "text", "Inputs",
         "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", suite=False),
-    Key("dtype", "choice", "Parameters", "Compute in float64 (default) or float32.", "float64", choices=DTYPES),
+    Key("dtype", "choice", "Parameters",
+        f"Compute in float64 (default; float32 under {ref('convention')} keras, as Keras does) or float32.",
+        choices=DTYPES),
+    Key("convention", "choice", "Parameters",
+        "Whose numbers: torch, keras, optax or sklearn (default: torch, or the loss's home framework).",
+        choices=FRAMEWORKS),
+    Key("sample_weight", "source", "Parameters", "Per-sample weights (the Keras and scikit-learn conventions)."),
     Key("strict", "bool", "Inputs",
         "Refuse inputs that only draw a warning (NaN or inf values, target probabilities that do not sum to 1): "
         "exit 3 instead.", False, suite=False),
@@ -159,7 +165,7 @@ def output_only_keys() -> tuple[str, ...]:
 def array_keys(spec: LossSpec) -> tuple[str, ...]:
     """Keys of ``spec``'s call whose value is an array (a source on the command line)."""
     names = list(spec.prediction_kinds) + [k for k in spec.inputs if k not in PREDICTION_KINDS]
-    names += [p.name for p in spec.params if p.kind == "array"]
+    names += [p.name for p in spec.all_params if p.kind == "array"] + ["sample_weight"]
     return tuple(dict.fromkeys(names))
 
 
@@ -170,7 +176,7 @@ def call_keys(spec: LossSpec) -> tuple[str, ...]:
     if spec.target != "none":
         inputs.append("target")
     inputs += list(spec.aux_inputs)
-    own = [k.name for k in LOSS_KEYS if k.applies_to(spec)] + list(spec.param_names)
+    own = [k.name for k in LOSS_KEYS if k.applies_to(spec)] + [p.name for p in spec.all_params]
     shared = [k.name for k in SHARED_KEYS if k.applies_to(spec)]
     return tuple(dict.fromkeys(inputs + own + shared))
 
@@ -183,7 +189,8 @@ def suite_keys(spec: LossSpec) -> tuple[str, ...]:
 def compute_keys(spec: LossSpec) -> tuple[str, ...]:
     """Keys :func:`lossctl.compute` takes for ``spec``: loss, inputs, parameters, regularisation."""
     inputs = tuple(PREDICTION_KINDS) + tuple(spec.inputs)
-    return ("loss",) + tuple(dict.fromkeys(inputs + tuple(spec.param_names) + keys_in(*COMPUTE_GROUPS)))
+    own = tuple(p.name for p in spec.all_params)
+    return ("loss",) + tuple(dict.fromkeys(inputs + own + keys_in(*COMPUTE_GROUPS)))
 
 
 @dataclass
@@ -207,14 +214,15 @@ class Request:
     @classmethod
     def from_values(cls, spec: LossSpec, values: Mapping[str, Any]) -> "Request":
         """Sort a flat mapping key -> value (a command line's options, a suite case) into groups."""
-        arrays = set(array_keys(spec)) - set(spec.param_names)
+        own = {p.name for p in spec.all_params}
+        arrays = set(array_keys(spec)) - own
         req = cls(spec.name)
         for key, value in values.items():
             if key in ("loss", "name"):
                 continue
             if key in arrays:
                 req.inputs[key] = value
-            elif key in spec.param_names:
+            elif key in own:
                 req.params[key] = value
             elif key in BY_NAME:
                 group = BY_NAME[key].group

@@ -36,6 +36,8 @@ class Result:
     dtype: str = "float64"
     data_loss: Any = None  # with --l1/--l2: the loss before the penalties (``loss`` is the objective)
     penalties: dict[str, float] = field(default_factory=dict)
+    convention: str = "torch"  # the framework whose numbers these are (the convention key)
+    recorded: list | None = None  # another framework's derivation over the whole batch (core.tape.Recorded)
 
 
 

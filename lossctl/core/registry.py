@@ -33,7 +33,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, ref
 
 PREDICTION_KINDS = ("logits", "probs", "log_probs", "pred")
 TARGET = "target"
@@ -89,6 +89,58 @@ class Conversion:
     along_classes: bool = False
 
 
+FRAMEWORKS = ("torch", "keras", "optax", "sklearn")
+FRAMEWORK_NAMES = {"torch": "PyTorch", "keras": "Keras", "optax": "optax", "sklearn": "scikit-learn"}
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one framework defines a loss: its kernel, the kinds and parameters it takes, how it reduces.
+
+    ``kernel(tape, x, params) -> Var`` gives the framework's per-sample values (after its own
+    inner reduction, e.g. Keras's mean over the last axis) from traced inputs in lossctl's
+    canonical layout, recording its derivation on the tape (:mod:`lossctl.core.tape`). ``kernel``
+    None means the loss's own (PyTorch) kernels. ``difference`` is one line: what this
+    framework does differently (the README's loss × framework table).
+    """
+
+    framework: str  # one of FRAMEWORKS
+    mirrors: str  # the framework's own spelling: "keras.losses.BinaryCrossentropy"
+    difference: str
+    kernel: Callable[..., Any] | None = None
+    kinds: tuple[str, ...] = ()  # prediction kinds the framework takes (empty: the loss's own)
+    params: tuple[str, ...] = ()  # names of the loss's parameters the framework has
+    extra_params: tuple[Param, ...] = ()  # parameters only this framework has (added to the loss's options)
+    # Shape of the per-sample values: Keras reduces the last axis of an elementwise loss first
+    # (a 1-D input counts as (N, 1): one sample per element); class losses reduce the class axis.
+    validate: Callable[[dict, dict], None] | None = None
+    reductions: tuple[str, ...] = ("mean", "sum", "none")
+    # For ``lossctl compare`` on a convention without a tape (torch's own kernels):
+    # departures(inputs, call) -> [(step key, reason, first index, "p = 0")] — its steps that
+    # changed these inputs (torch's clamp of log 0 at −100).
+    departures: Callable[[dict, dict], list] | None = None
+
+    @property
+    def differentiates(self) -> bool:
+        """Keras and optax differentiate their losses; scikit-learn's metrics have no gradient."""
+        return self.framework in ("torch", "keras", "optax")
+
+    @property
+    def sample_weight(self) -> bool:
+        return self.framework in ("keras", "sklearn")
+
+    @property
+    def float32(self) -> bool:
+        """Keras casts both inputs to floatx() = float32 unless the loss is built with dtype="float64"."""
+        return self.framework == "keras"
+
+
+def torch_convention(mirrors: str, difference: str = "the reference: lossctl's own kernels",
+                     departures: Callable[[dict, dict], list] | None = None) -> Convention:
+    """The PyTorch convention of a loss whose own kernels are PyTorch's."""
+    return Convention("torch", mirrors, difference, departures=departures)
+
+
 @dataclass(frozen=True)
 class LossSpec:
     name: str
@@ -137,6 +189,10 @@ class LossSpec:
     token_path: Callable[..., "Mapping[str, Any] | None"] | None = None
     input_help: Mapping[str, str] = field(default_factory=dict)  # CLI help for the loss's own input names
     notes: str = ""
+    # Each framework that has this loss, by name; the torch entry (kernel None) is the spec's own
+    # kernels. Losses torch lacks default to their home framework's convention.
+    conventions: Mapping[str, Convention] = field(default_factory=dict)
+    home: str = "torch"
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -157,6 +213,39 @@ class LossSpec:
     @property
     def param_names(self) -> tuple[str, ...]:
         return tuple(p.name for p in self.params)
+
+    @property
+    def convention_names(self) -> tuple[str, ...]:
+        """The frameworks that have this loss, in FRAMEWORKS order (torch alone when none is declared)."""
+        return tuple(f for f in FRAMEWORKS if f in self.conventions) or ("torch",)
+
+    def convention(self, framework: str) -> Convention:
+        if framework not in FRAMEWORKS:
+            raise UsageError(f"{ref('convention')}: expected one of {', '.join(FRAMEWORKS)}, got {framework!r}")
+        if framework not in self.conventions:
+            if framework == "torch" and not self.conventions:
+                return torch_convention(self.mirrors)
+            have = ", ".join(self.convention_names)
+            raise UsageError(f"{self.name}: {FRAMEWORK_NAMES[framework]} has no such loss "
+                             f"({ref('convention')} {framework}); the conventions that have it: {have}")
+        return self.conventions[framework]
+
+    @property
+    def extra_params(self) -> tuple[Param, ...]:
+        """Parameters that only some convention has (keras's label smoothing on bce, ...), once each."""
+        seen = set(self.param_names)
+        out = []
+        for conv in self.conventions.values():
+            for p in conv.extra_params:
+                if p.name not in seen:
+                    seen.add(p.name)
+                    out.append(p)
+        return tuple(out)
+
+    @property
+    def all_params(self) -> tuple[Param, ...]:
+        """The loss's parameters, then those only some framework convention has."""
+        return self.params + self.extra_params
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from ..core.call import RESERVED_NAMES
 from ..core.registry import Registry
-from . import binary, cross_entropy, divergence, embedding, margin, regression, sequence
+from . import (binary, cross_entropy, divergence, embedding, error_measures, hinges, margin, overlap, probabilistic,
+               regression, sequence)
 
 # Family by family; focal, sce and zero-one follow the margin losses (the order of `lossctl list`).
 ALL_SPECS = (cross_entropy.SPECS + binary.SPECS + divergence.SPECS + regression.SPECS + margin.SPECS
-             + (binary.FOCAL, cross_entropy.SCE, margin.ZERO_ONE) + embedding.SPECS + sequence.SPECS)
+             + (binary.FOCAL, cross_entropy.SCE, margin.ZERO_ONE) + embedding.SPECS + sequence.SPECS
+             # the losses PyTorch lacks, each defaulting to its home framework's convention
+             + error_measures.SPECS + hinges.SPECS + overlap.SPECS + probabilistic.SPECS)
 
 _REGISTRY: Registry | None = None
 

@@ -7,6 +7,7 @@ import numpy as np
 from ..errors import InvalidInput
 from ..core.numerics import sigmoid, softplus
 from ..core.registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Param, Step
+from .ported import BCE_CONVENTIONS, BCE_LOGITS_CONVENTIONS, FOCAL_CONVENTIONS
 
 # ATen's EPSILON in binary_cross_entropy_backward is float(1e-12), a float32
 # constant even in double kernels: 9.999999960041972e-13.
@@ -149,6 +150,7 @@ BCE = LossSpec(
     steps=bce_steps,
     validate=_validate_bce,
     notes="--logits uses the with-logits form (stable, no clamp), as binary_cross_entropy_with_logits.",
+    conventions=BCE_CONVENTIONS,
 )
 
 BCE_LOGITS = LossSpec(
@@ -164,6 +166,7 @@ BCE_LOGITS = LossSpec(
     backward=bce_backward,
     steps=bce_steps,
     validate=_validate_bce,
+    conventions=BCE_LOGITS_CONVENTIONS,
 )
 
 # -- focal ---------------------------------------------------------------------------------
@@ -288,6 +291,7 @@ FOCAL = LossSpec(
     validate=_validate_focal,
     notes=("--probs is the seed's probability-space FocalLoss (BCE on p, logs clamped at −100 as torch). "
            "The default reduction is 'mean' as for every lossctl loss (torchvision's default is 'none')."),
+    conventions=FOCAL_CONVENTIONS,
 )
 
 

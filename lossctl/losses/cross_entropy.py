@@ -13,6 +13,7 @@ from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..errors import InvalidInput
 from ..core.numerics import log_softmax, log_softmax_at, softmax
 from ..core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Param, Step
+from .ported import CE_CONVENTIONS
 
 
 def _class_weights(weight, n_classes: int, dtype) -> np.ndarray:
@@ -209,6 +210,7 @@ CE = LossSpec(
     fused_forward=cross_entropy_fused,
     token_path=cross_entropy_tokens,
     notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
+    conventions=CE_CONVENTIONS,
 )
 
 NLL = LossSpec(

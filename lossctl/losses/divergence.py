@@ -7,6 +7,7 @@ import numpy as np
 from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
 from ..core.numerics import sum_to_shape, xlogy
 from ..core.registry import LOG_TARGET, Forward, LossSpec, Step
+from .ported import KL_CONVENTIONS
 
 
 def kl_forward(x: dict, params: dict) -> Forward:
@@ -64,6 +65,7 @@ KL = LossSpec(
     backward=kl_backward,
     steps=kl_steps,
     notes="reduction 'mean' divides by the number of elements (torch warns); 'batchmean' is the KL divergence.",
+    conventions=KL_CONVENTIONS,
 )
 
 SPECS = (KL,)

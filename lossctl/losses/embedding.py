@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import InvalidInput
 from ..core.numerics import sum_to_shape
 from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
+from .ported import TRIPLET_CONVENTIONS
 
 # ATen's EPSILON in cosine_embedding_loss is float(1e-12), a float32 constant
 # even in double kernels: 9.999999960041972e-13, added to each squared norm.
@@ -322,6 +323,7 @@ TRIPLET_MARGIN = LossSpec(
     },
     notes="eps is added to the difference before the norm, so d(x, x) = eps·D^(1/p) and an 'exactly 0' loss "
           "comes out ~1e-13 and still gets a gradient, as in torch.",
+    conventions=TRIPLET_CONVENTIONS,
 )
 
 SPECS = (COSINE_EMBEDDING, TRIPLET_MARGIN)

@@ -29,6 +29,7 @@ from ..errors import InvalidInput
 from ..core.numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
 from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
 from .cross_entropy import check_class_indices
+from .hinges import HINGE_CONVENTIONS
 
 P = Param("p", "int", 1, "Exponent of each hinge term: 1 or 2 (the only values torch supports).")
 CLASS_WEIGHT = Param("weight", "array", None, "Class weight (C,), applied as w[y] to each hinge term after the power.")
@@ -586,6 +587,7 @@ HINGE = LossSpec(
     validate=_validate_binary_labels,
     input_help={"pred": "Scores (decision values).", "target": "Labels −1/1 or 0/1 (0 is read as −1)."},
     notes="The gradient −y passes at 1 − y·a == 0, as torch.clamp_min's backward.",
+    conventions=HINGE_CONVENTIONS,
 )
 
 EXPONENTIAL = LossSpec(

@@ -26,6 +26,7 @@ import numpy as np
 from ..errors import InvalidInput
 from ..core.numerics import sum_to_shape
 from ..core.registry import Forward, LossSpec, Param, Step
+from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS, POISSON_CONVENTIONS
 
 # -- parameters (help or default differ from the shared ones, so they live here) ----------
 
@@ -412,6 +413,7 @@ MSE = LossSpec(
     steps=mse_steps,
     validate=_validate_weight,
     notes="The target broadcasts with the prediction as in torch (which warns when the sizes differ).",
+    conventions=MSE_CONVENTIONS,
 )
 
 L1 = LossSpec(
@@ -427,6 +429,7 @@ L1 = LossSpec(
     backward=l1_backward,
     steps=l1_steps,
     validate=_validate_weight,
+    conventions=L1_CONVENTIONS,
 )
 
 SMOOTH_L1 = LossSpec(
@@ -459,6 +462,7 @@ HUBER = LossSpec(
     steps=huber_steps,
     validate=_validate_huber,
     notes="With --weight, 'mean' is mean(w·l) (÷ number of elements), unlike mse/l1 (÷ Σ w): torch 2.13's rule.",
+    conventions=HUBER_CONVENTIONS,
 )
 
 POISSON_NLL = LossSpec(
@@ -474,6 +478,7 @@ POISSON_NLL = LossSpec(
     backward=poisson_nll_backward,
     steps=poisson_nll_steps,
     notes="The Stirling term is 0 for every target ≤ 1 (0, 0.5 and 1 included) and has no gradient.",
+    conventions=POISSON_CONVENTIONS,
 )
 
 GAUSSIAN_NLL = LossSpec(

@@ -47,6 +47,8 @@ def summary(result, extra: dict | None = None) -> Table:
     t.add_column("field", style="bold")
     t.add_column("value")
     t.add_row("loss", result.loss_name)
+    if getattr(result, "convention", "torch") != "torch":
+        t.add_row("convention", result.convention)
     t.add_row("input", "--" + result.kind.replace("_", "-"))
     t.add_row("reduction", result.reduction)
     if result.reduction in ("mean", "batchmean"):
@@ -121,6 +123,42 @@ def check(report) -> Table:
                   c.problem or (str(list(c.worst_index)) if c.worst_index is not None else ""))
     return t
 
+
+def comparison(cmp, *, per_sample: bool = False, rows: int = 10):
+    """``lossctl compare``: the conventions' values side by side, then why each differing pair differs."""
+    t = Table(title=f"lossctl compare {cmp.loss_name} (reduction {cmp.reduction})", title_justify="left")
+    t.add_column("convention", style="bold")
+    t.add_column("mirrors", overflow="fold")
+    t.add_column("dtype")
+    t.add_column("loss", justify="right")
+    for name, mirrors in cmp.mirrors.items():
+        if name in cmp.results:
+            r = cmp.results[name]
+            value = _cell(r.loss) if r.reduction != "none" else "(per sample)"
+            t.add_row(name, escape(mirrors), r.dtype, value)
+        else:
+            t.add_row(name, escape(mirrors), "—", Text(cmp.refused[name], style="dim"))
+    parts: list[Any] = [t]
+    if per_sample:
+        s = Table(title="per-sample values", title_justify="left")
+        s.add_column("sample", justify="right")
+        names = list(cmp.results)
+        for name in names:
+            s.add_column(name, justify="right")
+        flat = {n: np.ravel(np.asarray(cmp.results[n].per_sample)) for n in names}
+        longest = max((v.size for v in flat.values()), default=0)
+        for i in range(min(longest, rows)):
+            s.add_row(str(i), *(_short(flat[n][i], TABLE_DIGITS) if i < flat[n].size else "—" for n in names))
+        parts.append(s)
+    if cmp.differences:
+        d = Table(title="where they part", title_justify="left")
+        d.add_column("pair", style="bold")
+        d.add_column("step")
+        d.add_column("why", overflow="fold")
+        for diff in cmp.differences:
+            d.add_row(f"{diff.between[0]} vs {diff.between[1]}", diff.step, escape(diff.reason))
+        parts.append(d)
+    return Group(*parts)
 
 # --------------------------------------------------------------------------- lossctl diff
 

@@ -18,6 +18,8 @@ def document(result, report=None, *, per_sample: bool = False, grad: bool = Fals
         "reduction": result.reduction,
         "loss": jsonable(result.loss),
     }
+    if getattr(result, "convention", "torch") != "torch":
+        doc["convention"] = result.convention
     if result.penalties:
         doc["data_loss"] = jsonable(result.data_loss)
         doc["penalties"] = {k: jsonable(v) for k, v in result.penalties.items()}
@@ -177,3 +179,44 @@ def _pick(value: Any, index) -> str:
     if index is not None and a.ndim and a.size:
         a = np.broadcast_to(a, a.shape)[index] if a.ndim == len(index) else a
     return fmt_float(a) if a.ndim == 0 else json.dumps(jsonable(a))
+
+
+def compare_document(cmp, *, per_sample: bool = False) -> dict[str, Any]:
+    """``lossctl compare --format json``: {"loss_name", "conventions": {...}, "differences": [...]}."""
+    conventions: dict[str, Any] = {}
+    for name, mirrors in cmp.mirrors.items():
+        entry: dict[str, Any] = {"mirrors": mirrors}
+        if name in cmp.results:
+            r = cmp.results[name]
+            entry.update({"loss": jsonable(r.loss), "dtype": r.dtype, "divided_by": jsonable(r.denominator)})
+            if per_sample:
+                entry["per_sample"] = jsonable(r.per_sample)
+        else:
+            entry["refused"] = cmp.refused[name]
+        conventions[name] = entry
+    return {
+        "loss_name": cmp.loss_name,
+        "reduction": cmp.reduction,
+        "conventions": conventions,
+        "differences": [
+            {"between": list(d.between), "step": d.step, "reason": d.reason,
+             **({"sample": list(d.sample)} if d.sample is not None else {}),
+             **({"values": {k: jsonable(v) for k, v in d.values.items()}} if d.values else {})}
+            for d in cmp.differences
+        ],
+    }
+
+
+def write_compare_plain(out: TextIO, cmp, *, per_sample: bool = False) -> None:
+    """One ``convention<TAB>loss`` line each (``refused: why`` for a framework that cannot compute
+    the call), then ``# a vs b: reason`` for each pair that differs."""
+    for name in cmp.mirrors:
+        if name in cmp.results:
+            out.write(f"{name}\t{fmt_float(cmp.results[name].loss) if cmp.results[name].reduction != 'none' else ''}\n")
+            if per_sample or cmp.results[name].reduction == "none":
+                for v in np.ravel(cmp.results[name].per_sample):
+                    out.write(f"  {fmt_float(v)}\n")
+        else:
+            out.write(f"{name}\trefused: {cmp.refused[name]}\n")
+    for d in cmp.differences:
+        out.write(f"# {d.between[0]} vs {d.between[1]}: {d.reason}\n")

@@ -15,7 +15,7 @@ from .values import _array_problem, _param_value, _reg_value, _tolerance
 from .yamlnodes import _check_duplicate_keys, _key_nodes, _line, _value_node, compose
 
 TOP_KEYS = ("cases", "defaults", "rtol", "atol", "name")
-CALL_KEYS = ("loss", "reduction", "dtype", "dim")
+CALL_KEYS = ("loss", "reduction", "dtype", "dim", "convention")
 # Regularisation (--l1/--l2 over --params, on any loss): ``params`` is an array, a source of
 # named arrays (an .npz, a JSON/YAML mapping) or a mapping name -> array; ``exclude_params`` text.
 REG_KEYS = ("l1", "l2", "params", "exclude_params")
@@ -192,8 +192,8 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         problems.add(where("loss"), f"{label}: loss: {e}")
         return None
 
-    params = {p.name: p for p in spec.params}
-    inputs = set(spec.inputs)
+    params = {p.name: p for p in (*spec.params, *spec.extra_params)}
+    inputs = set(spec.inputs) | {"sample_weight"}
     valid = set(CALL_KEYS) | set(CHECK_KEYS) | set(EXPECT_KEYS) | set(FLAG_KEYS) | {"name"} | inputs | set(params) | set(REG_KEYS)
     if not spec.class_axis:
         valid.discard("dim")
@@ -241,6 +241,12 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         elif key == "dtype":
             if value not in DTYPES:
                 problems.add(at, f"{label}: {origin(key)}: expected one of {', '.join(DTYPES)}, got {_show(value)}")
+            else:
+                case.call[key] = value
+        elif key == "convention":
+            if value not in spec.convention_names:
+                problems.add(at, f"{label}: {origin(key)}: {spec.name} has the conventions {', '.join(spec.convention_names)}; "
+                                 f"got {_show(value)}")
             else:
                 case.call[key] = value
         elif key == "dim":

@@ -45,7 +45,8 @@ class Case:
 
     @property
     def array_keys(self) -> tuple[str, ...]:
-        names = set(self.spec.prediction_kinds) | set(self.spec.inputs) | {p.name for p in self.spec.params if p.kind == "array"}
+        names = set(self.spec.prediction_kinds) | set(self.spec.inputs) | {"sample_weight"} \
+            | {p.name for p in (*self.spec.params, *self.spec.extra_params) if p.kind == "array"}
         return tuple(k for k in self.call if k in names)
 
 

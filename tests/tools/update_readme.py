@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lossctl.cli.list import markdown_table, registry_rows
+from lossctl.cli.list import conventions_table, markdown_table, registry_rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"(<!-- registry:start -->\n).*?(<!-- registry:end -->)", re.S)
+CONVENTIONS = re.compile(r"(<!-- conventions:start -->\n).*?(<!-- conventions:end -->)", re.S)
 
 
 def render(text: str) -> str:
-    return BLOCK.sub(lambda m: m.group(1) + markdown_table(registry_rows()) + m.group(2), text)
+    rows = registry_rows()
+    text = BLOCK.sub(lambda m: m.group(1) + markdown_table(rows) + m.group(2), text)
+    return CONVENTIONS.sub(lambda m: m.group(1) + conventions_table(rows) + m.group(2), text)
 
 
 if __name__ == "__main__":
