@@ -513,7 +513,7 @@ def check_rows(report: Any) -> list[CaseRow]:
 
 
 def diff_arrays(report: Any) -> list[DiffArray]:
-    """The page's arrays from a :class:`lossctl.diff.DiffReport`."""
+    """The page's arrays from a :class:`lossctl.core.diff.DiffReport`."""
     from .diff import dtype_text, shape_text
 
     out = []
