@@ -73,13 +73,15 @@ class LossGroup(TyperGroup):
 
     def list_commands(self, ctx) -> list[str]:
         from ..losses import registry
+        from ..tokens import COMMAND_NAMES
 
-        return registry().names()
+        return registry().names() + list(COMMAND_NAMES)
 
     def get_command(self, ctx, cmd_name: str):
         from ..losses import registry
+        from ..tokens import command_spec
 
-        spec = registry().find(cmd_name)
+        spec = registry().find(cmd_name) or command_spec(cmd_name)  # the losses, then lm and linear-ce
         if spec is None:
             return None
         fn = make_loss_command(spec, extra=self.extra, omit=self.omit, body=self.body)
