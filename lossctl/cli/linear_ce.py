@@ -28,7 +28,7 @@ def register(app: typer.Typer) -> None:
 
 def _linear_ce_body(spec, opts: dict[str, Any]) -> int:
     from .. import tokens
-    from .loss import _render, strict_inputs
+    from .loss import render_result, strict_inputs
     from .token_command import check, output_stream, read_token_call
 
     fmt, call, reader = read_token_call(spec, opts)
@@ -44,6 +44,6 @@ def _linear_ce_body(spec, opts: dict[str, Any]) -> int:
         if sink is not None:
             sink.abort()
         raise
-    _render(fmt, result, report, per_sample=opts["per_sample"] and sink is None, grad=opts["grad"] and sink is None,
+    render_result(fmt, result, report, per_sample=opts["per_sample"] and sink is None, grad=opts["grad"] and sink is None,
             explain=False, rows=opts["rows"])
     return ExitCode.CHECK_FAILED if report is not None and not report.passed else ExitCode.OK

@@ -54,14 +54,14 @@ def check(result, reader, opts: dict[str, Any], grad_name: str):
     if opts["expect"] is None and opts["expect_per_sample"] is None and opts["expect_grad"] is None:
         return None
     from ..core.expectations import check_result
-    from .loss import _parse_expect
+    from .loss import parse_expect
 
     def read(key: str):
         return reader.read(key, opts[key]) if opts[key] is not None else None
 
     return check_result(
         result,
-        expect=_parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
+        expect=parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
         expect_per_sample=read("expect_per_sample"),
         expect_grad={grad_name: read("expect_grad")} if opts["expect_grad"] is not None else None,
         rtol=opts["rtol"], atol=opts["atol"])
