@@ -229,7 +229,7 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
             problems.add(node_line(lines, key, cnode), f"{label}: {_unknown_key_message(key, spec, valid, reg)}")
             continue
         if canon(key) in merged and spelt.get(canon(key)) in raw:
-            problems.add(_line(lines, key, cnode), f"{label}: {_q(spelt[canon(key)])} and {_q(key)} are the same input; "
+            problems.add(node_line(lines, key, cnode), f"{label}: {quote(spelt[canon(key)])} and {quote(key)} are the same input; "
                                                    "give one of them")
             continue
         merged[canon(key)] = value
