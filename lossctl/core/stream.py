@@ -732,10 +732,10 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         return None
     if mode is None and layout.nbytes < min_bytes():
         return None
-    # The compiled kernels (lossctl.core.kernels) serve the calls that stream because they are
-    # large; a forced stream (``mode`` True) keeps the NumPy kernels, bit for bit the in-memory ones.
+    # The compiled kernels (lossctl.core.kernels), when in use, serve every call that takes them,
+    # streamed or in memory (lossctl.core.evaluate), so a call's values never depend on the path.
     engine = Engine(layout, reduction, dtype=dtype, dim=dim, origins=origins, block_rows=block_rows,
-                    progress=progress, use_compiled=mode is None)
+                    progress=progress, use_compiled=True)
     try:
         return engine.run(grad=grad, keep_values=keep_values, sink=sink)
     except _NotSeparable:
