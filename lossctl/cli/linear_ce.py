@@ -20,10 +20,14 @@ processed in blocks with a running log-sum-exp; --grad gives d(loss)/d(hidden, l
 
 
 def register(app: typer.Typer) -> None:
+    from .help import examples
     from .token_command import register_command
 
     register_command(app, "linear-ce", _linear_ce_body, help=LCE_HELP,
-                     short_help="Fused linear cross-entropy (F.linear_cross_entropy).")
+                     short_help="Fused linear cross-entropy (F.linear_cross_entropy).",
+                     epilog=examples("lossctl linear-ce --hidden '[[1,0],[0,1]]' --lm-head '[[1,2],[3,4],[5,6]]' --target '[0,2]'",
+                                       "lossctl linear-ce --hidden h.npy --lm-head w.npy --lm-head-bias b.npy --target y.npy --grad",
+                                       "lossctl linear-ce --hidden h.npy --lm-head w.npy --target y.npy --reduction none --json"))
 
 
 def _linear_ce_body(spec, opts: dict[str, Any]) -> int:

@@ -32,10 +32,14 @@ perplexity). Streams in constant memory: the logits are read and widened block b
 
 
 def register(app: typer.Typer) -> None:
+    from .help import examples
     from .token_command import register_command
 
     register_command(app, "lm", _lm_body, help=LM_HELP,
-                     short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.")
+                     short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.",
+                     epilog=examples("lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels --shift",
+                                       "lossctl lm --logits logits.safetensors -t labels.npy --shift --attention-mask mask.npy --bytes bytes.npy",
+                                       "lossctl lm --logits logits.npy -t labels.npy --shift --per-sample --json"))
 
 
 @dataclass

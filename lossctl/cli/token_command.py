@@ -13,13 +13,14 @@ from ..errors import UsageError
 
 
 def register_command(app: typer.Typer, name: str, body: Callable[[Any, dict[str, Any]], int], *,
-                     help: str, short_help: str) -> None:
+                     help: str, short_help: str, epilog: str) -> None:
     """``lossctl NAME``: options from the command's spec, ``body(spec, options) -> exit code``."""
     from ..tokens import command_spec
+    from .help import Command
     from .typer_commands import make_loss_command
 
     fn = make_loss_command(command_spec(name), body=body)
-    app.command(name, help=help, short_help=short_help)(fn)
+    app.command(name, help=help, short_help=short_help, cls=Command, epilog=epilog)(fn)
 
 
 def read_token_call(spec, opts: dict[str, Any]):
