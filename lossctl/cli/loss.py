@@ -47,13 +47,16 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
 
     views.check_options(opts, fmt, reader.paths)
     output = Path(opts["output"]) if opts["output"] else None
+    backend = opts.get("backend") or "local"
+    # On Dask the gradient goes to shards next to the output, not into it.
+    grad_shards = backend == "dask" and opts["grad"] and output is not None
     sink = None
     if output is not None:
         from ..io.outstream import OutputStream
         from ..io.writers import check_output_path
 
         check_output_path(output, reader.paths, opts["force"])
-        sink = OutputStream(output, grad=opts["grad"])  # large inputs stream into it
+        sink = OutputStream(output, grad=opts["grad"] and not grad_shards)  # large inputs stream into it
 
     page = Path(opts["html"]) if opts.get("html") else None
     if page is not None:
@@ -72,7 +75,9 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
             result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
-                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress)
+                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress,
+                             backend=backend, scheduler=opts.get("scheduler"), chunk_rows=opts.get("chunk_rows"),
+                             grad_output=output if grad_shards else None, force=opts["force"])
     except BaseException:
         if sink is not None:
             sink.abort()
