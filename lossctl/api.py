@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .core.call import BACKENDS, compute_keys
+from .core.call import compute_keys
 from .core.evaluate import Result, evaluate
 from .core.prepare import DTYPES, prepare
 from .core.registry import PREDICTION_KINDS
@@ -30,8 +30,7 @@ def registry_names() -> list[str]:
 def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, explain: bool = False,
             rows: int = 3, origins: Mapping[str, str] | None = None, keep_arrays: bool = True,
             sink: Any = None, stream: bool | None = None, block_rows: int | None = None,
-            progress: Any = None, backend: str = "local", scheduler: str | None = None,
-            chunk_rows: int | None = None, grad_output: Any = None, force: bool = False, **kwargs: Any) -> Result:
+            progress: Any = None, executor: Any = None, **kwargs: Any) -> Result:
     """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
 
     Only the loss and its per-sample values are computed unless ``grad=True`` asks for the
@@ -44,10 +43,9 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     (an :class:`lossctl.io.outstream.OutputStream`, which receives them as they stream);
     ``progress(done_rows, total_rows)`` is called after each block.
 
-    ``backend="dask"`` computes the rows on a Dask cluster (:mod:`lossctl.backends.dask`):
-    ``scheduler`` its address (a local cluster when None), ``chunk_rows`` the rows per task,
-    ``grad_output`` the ``-o`` path next to which gradient shards are written. The result is
-    the local one bit for bit. On the local backend ``chunk_rows`` is the block size.
+    ``executor`` computes the rows elsewhere (``lossctl.backends.dask.DaskExecutor``: a Dask
+    cluster): it is called as :func:`lossctl.core.stream.run` is, and gives the same result bit
+    for bit (None when the call does not split into rows: it is then evaluated here).
 
     >>> r = compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
     >>> r.loss
@@ -83,29 +81,20 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
     params = {p.name: params[p.name] for p in spec.params}
     result = None
-    if backend not in BACKENDS:
-        raise UsageError(f"{ref('backend')}: expected one of {', '.join(BACKENDS)}; got {backend!r}")
-    if backend == "local" and scheduler is not None:
-        raise UsageError(f"{ref('scheduler')} is the address of a Dask scheduler: give {ref('backend')} dask too")
-    if backend == "local" and block_rows is None:
-        block_rows = chunk_rows
-    if backend == "dask":
+    if executor is not None:
         if explain:
-            raise UsageError(f"{ref('explain')} shows a derivation in memory; it is not computed with {ref('backend')} dask")
+            raise UsageError(f"{ref('explain')} shows a derivation computed in memory; not with {ref('backend')} "
+                             f"{getattr(executor, 'name', 'local')}")
         if spec.batch_axis != 0:
-            raise UsageError(f"{ref('backend')} dask: {spec.name} does not split into rows; use {ref('backend')} local")
-        from .backends.dask import run as run_dask
-
-        result = run_dask(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
-                          origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, grad_output=grad_output,
-                          force=force, progress=progress, scheduler=scheduler, chunk_rows=chunk_rows,
-                          compiled=False if stream else None)
-    if result is None and backend == "local" and not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
+            raise UsageError(f"{ref('backend')}: {spec.name} does not split into rows; only the local backend computes it")
+        result = executor(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
+                          origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, progress=progress)
+    if result is None and executor is None and not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
         token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
         if token is not None:
             result = Result(loss_name=spec.name, reduction=reduction, kind="logits", dtype=call.get("dtype", "float64"),
-                            **token)
-    if result is None and backend == "local" and not explain and (stream or (stream is None and _large(arrays))):
+                            batch_axis=spec.batch_axis or 0, **token)
+    if result is None and executor is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 
         result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),

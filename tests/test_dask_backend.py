@@ -27,7 +27,7 @@ from test_exactsum import same
 from test_streaming import _cases, _streamable, _tile
 
 import lossctl
-from lossctl.core import stream
+from lossctl.backends.dask import DaskExecutor
 from lossctl.io.readers import read_array
 from lossctl.io.sources import parse_source
 
@@ -94,8 +94,7 @@ def test_every_streamable_loss_on_dask_is_the_in_memory_result_bit_for_bit(name,
                 warnings.simplefilter("ignore")
                 ref = lossctl.compute(dict(call), grad=False, stream=False)
                 for chunk_rows in (None, 4):
-                    got = lossctl.compute(dict(sharded, reduction=reduction), grad=False, backend="dask",
-                                          scheduler=address, chunk_rows=chunk_rows)
+                    got = lossctl.compute(dict(sharded, reduction=reduction), grad=False, executor=DaskExecutor(address, chunk_rows))
             what = (name, j, reduction, chunk_rows)
             if reduction == "none":
                 assert np.asarray(got.loss).tobytes() == np.asarray(ref.loss).tobytes(), what
@@ -113,8 +112,7 @@ def test_gradients_on_dask_match_the_in_memory_ones(cluster, tmp_path, rng):
     sharded = {"logits": _read(str(_shard(tmp_path, "logits", x, (5, 6, 40)))), "target": t}
     for reduction in ("mean", "sum", "none"):
         ref = lossctl.compute({"loss": "ce", "logits": x, "target": t, "reduction": reduction}, grad=True, stream=False)
-        got = lossctl.compute(dict(sharded, loss="ce", reduction=reduction), grad=True, backend="dask",
-                              scheduler=client.scheduler.address, chunk_rows=7)
+        got = lossctl.compute(dict(sharded, loss="ce", reduction=reduction), grad=True, executor=DaskExecutor(client.scheduler.address, 7))
         assert same(got.loss, ref.loss) if reduction != "none" else np.array_equal(got.loss, ref.loss)
         np.testing.assert_allclose(got.grad["logits"], ref.grad["logits"], rtol=1e-12, atol=1e-300)
 
@@ -130,8 +128,7 @@ def test_zarr_array_input(cluster, tmp_path, rng):
     logits = _read(str(tmp_path / "x.zarr"))
     assert logits.shape == x.shape
     ref = lossctl.compute({"loss": "ce", "logits": x, "target": t, "reduction": "sum"}, stream=False)
-    got = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, backend="dask",
-                          scheduler=client.scheduler.address, chunk_rows=10)
+    got = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, executor=DaskExecutor(client.scheduler.address, 10))
     assert same(got.loss, ref.loss)
     local = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, stream=True, block_rows=3)
     assert same(local.loss, ref.loss)
@@ -198,8 +195,7 @@ def test_progress_follows_the_tasks(cluster, rng):
     _, client = cluster
     x, t = rng.standard_normal((30, 3)), rng.integers(0, 3, 30)
     seen = []
-    lossctl.compute({"loss": "ce", "logits": x, "target": t}, backend="dask", scheduler=client.scheduler.address,
-                    chunk_rows=7, progress=lambda done, total: seen.append((done, total)))
+    lossctl.compute({"loss": "ce", "logits": x, "target": t}, executor=DaskExecutor(client.scheduler.address, 7), progress=lambda done, total: seen.append((done, total)))
     assert seen == [(7, 30), (14, 30), (21, 30), (28, 30), (30, 30)]
 
 
@@ -266,8 +262,7 @@ def test_a_worker_killed_mid_job_still_gives_the_exact_result(cluster, tmp_path,
     x, t, sharded = _fault_inputs(tmp_path, rng)
     ref = lossctl.compute({"loss": "mse", "pred": x, "target": t, "reduction": "sum"}, stream=False)
     kill, state = _killer(c, client)
-    got = lossctl.compute(dict(sharded, loss="mse", reduction="sum"), backend="dask",
-                          scheduler=client.scheduler.address, chunk_rows=2_000,
+    got = lossctl.compute(dict(sharded, loss="mse", reduction="sum"), executor=DaskExecutor(client.scheduler.address, 2_000),
                           progress=lambda done, total: kill() if done >= 20_000 else None)
     assert state["killed"]
     assert same(got.loss, ref.loss), (got.loss, ref.loss)
@@ -278,17 +273,17 @@ def test_when_the_scheduler_gives_up_exit_3_and_no_output(run_cli, cluster, tmp_
     c, client = cluster
     client.wait_for_workers(2, timeout=60)
     x, t, _ = _fault_inputs(tmp_path, rng)
-    from lossctl.backends import dask as backend
+    import contextlib
 
-    real = backend._Run._ordered
+    from lossctl.cli import progress as progress_module
+
     kill, state = _killer(c, client)
 
-    def ordered(self, *args, **kwargs):  # kill once the first result is back, tasks still running
-        for item in real(self, *args, **kwargs):
-            kill()
-            yield item
+    @contextlib.contextmanager
+    def progress_bar(*args, **kwargs):  # the CLI's progress callback kills once the first rows are back
+        yield lambda done, total: kill()
 
-    monkeypatch.setattr(backend._Run, "_ordered", ordered)
+    monkeypatch.setattr(progress_module, "progress_bar", progress_bar)
     allowed = c.scheduler.allowed_failures
     c.scheduler.allowed_failures = 0  # no second chance: the scheduler gives up on the first loss
     out = tmp_path / "values.npy"

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -35,6 +36,7 @@ import numpy as np
 from ..core import exactsum, stream
 from ..core.evaluate import Result
 from ..core.prepare import DTYPES
+from ..core.reduction import upstream
 from ..core.registry import LossSpec
 from ..errors import InputError, LossctlError, UsageError, ref
 
@@ -125,8 +127,10 @@ def client_for(scheduler: str | None, workers: int | None = None):
                                  f"(within {CONNECT_TIMEOUT:g} s: {type(e).__name__}: {e})") from None
         else:
             n = workers or _env_int("LOSSCTL_DASK_WORKERS", min(4, os.cpu_count() or 1))
-            cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=True, dashboard_address=None,
-                                   silence_logs=logging.CRITICAL)
+            with warnings.catch_warnings():  # "port 8787 is in use": another cluster's; any free port serves
+                warnings.simplefilter("ignore", UserWarning)
+                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster, set_as_default=False)
         try:
             yield client
@@ -170,17 +174,42 @@ def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int |
     return list(zip(cuts[:-1], cuts[1:]))
 
 
+class DaskExecutor:
+    """``lossctl.compute(call, executor=DaskExecutor(...))``: the call's rows computed on Dask.
+
+    ``scheduler``: the scheduler's address (a local cluster of worker processes when None);
+    ``chunk_rows``: rows per task (default: by size, and at the prediction's shard boundaries);
+    ``grad_output``: the ``-o`` path next to which gradient shards are written (``force``:
+    replace existing ones); ``client``: an already connected :class:`distributed.Client`."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, chunk_rows: int | None = None, grad_output: Any = None,
+                 force: bool = False, client: Any = None):
+        _require()
+        self.scheduler = scheduler
+        self.chunk_rows = chunk_rows
+        self.grad_output = grad_output
+        self.force = force
+        self.client = client
+
+    def __call__(self, spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str,
+                 **kwargs: Any) -> Result | None:
+        return run(spec, arrays, params, reduction, scheduler=self.scheduler, chunk_rows=self.chunk_rows,
+                   grad_output=self.grad_output, force=self.force, client=self.client, **kwargs)
+
+
 def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str, *,
         dtype: str = "float64", dim: int | None = None, origins: Mapping[str, str] | None = None,
         grad: bool = False, keep_values: bool = True, sink: Any = None, grad_output: Any = None,
         force: bool = False, progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
-        chunk_rows: int | None = None, compiled: bool | None = None, client: Any = None) -> Result | None:
+        chunk_rows: int | None = None, client: Any = None) -> Result | None:
     """Evaluate a call on Dask; None when it does not split into rows (the caller evaluates it
     in memory, where any problem with the inputs is reported).
 
     ``sink``: the ``-o`` stream that receives the per-sample values in order; ``grad_output``:
-    the ``-o`` path next to which gradient shards are written; ``compiled``: None decides by
-    size as the local engine does; ``client``: an already connected client (tests)."""
+    the ``-o`` path next to which gradient shards are written; ``client``: an already connected
+    client."""
     _require()
     origins = dict(origins or {})
     if dtype not in DTYPES:
@@ -190,11 +219,9 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         return None
     n = layout.n
     ftype = np.dtype(DTYPES[dtype])
-    if compiled is None:
-        compiled = layout.nbytes >= stream.min_bytes()
     job = {
         "loss": spec.name, "kind": layout.kind, "n": n, "reduction": reduction, "dtype": dtype, "dim": dim,
-        "origins": origins, "compiled": bool(compiled), "whole": layout.whole,
+        "origins": origins, "compiled": True, "whole": layout.whole,
         "params": {k: v for k, v in layout.params.items() if k not in layout.params_sliced},
         "sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
         "params_sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
@@ -253,7 +280,7 @@ class _Run:
         loss, denom = stream.reduce_sums(self.reduction, total_state, den_state, vshape, vdtype)
         grads: dict[str, np.ndarray] = {}
         if grad:
-            grads = self._gradients(stream._upstream(denom), grad_names, grad_output, force, n)
+            grads = self._gradients(upstream(denom), grad_names, grad_output, force, n)
         stream.emit_warnings(self.warnings)
         return Result(loss_name=self.spec.name, reduction=self.reduction, kind=self.layout.kind,
                       loss=values_out if self.reduction == "none" else loss, per_sample=values_out, grad=grads,

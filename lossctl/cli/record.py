@@ -42,7 +42,7 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     from ..io.sources import parse_source
     from ..suite import compose, parse_suite
     from ..suite.rewrite import append_case, to_plain, write_text
-    from .loss import _render, not_computed
+    from .loss import render_result, not_computed
     from .options import spec_options
 
     opts = dict(opts)
@@ -142,7 +142,7 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     except OSError as e:
         raise InputError(f"--to {to}: cannot write: {e.strerror or e}") from None
 
-    _render(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

@@ -84,7 +84,7 @@ def write_output(path: Path, result, grad: bool) -> None:
         write(buf, arrays)
         data = buf.getvalue()
     else:
-        from ..render.text import write_csv
+        from .per_sample_csv import write_csv
 
         text = io.StringIO()
         write_csv(text, result, per_sample=True, grad=grad)

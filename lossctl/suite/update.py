@@ -1,0 +1,47 @@
+"""``lossctl check --update``: rewrite a suite's failing and missing expected values from a run.
+
+:func:`update_suite` plans the edits (:func:`lossctl.suite.rewrite.plan_update`), writes the file
+only if it did not change while the cases ran, and returns what it did; rendering is the caller's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ExitCode, InputError
+from .model import Suite
+from .rewrite import UpdatePlan, plan_update, write_text
+from .run import CaseResult, SuiteReport
+
+
+@dataclass
+class UpdateOutcome:
+    report: SuiteReport
+    plan: UpdatePlan
+    changed: set[str]  # the cases with a value written
+    kept: set[str]  # the cases still failing (a value that could not be rewritten)
+    errors: list[CaseResult]
+    unchanged: int
+    exit_code: int
+
+
+def update_suite(suite: Suite, report: SuiteReport) -> UpdateOutcome:
+    """Write the planned values into ``suite``'s file (keeping everything else) and say what changed."""
+    plan = plan_update(suite, report)
+    if plan.text != suite.text:
+        try:
+            current = suite.path.read_bytes().decode("utf-8-sig")
+        except OSError as e:
+            raise InputError(f"{suite.path}: cannot read: {e.strerror or e}") from None
+        if current != suite.text:
+            raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
+        try:
+            write_text(suite.path, ("\ufeff" if suite.bom else "") + plan.text)
+        except OSError as e:
+            raise InputError(f"{suite.path}: cannot write: {e.strerror or e}") from None
+    changed = plan.cases_changed()
+    errors = [r for r in report.results if r.status == "error"]
+    kept = {c.case for c in plan.kept}
+    unchanged = len(report.results) - len(changed | kept) - len(errors)
+    code = int(report.exit_code) if errors else int(ExitCode.CHECK_FAILED if kept else ExitCode.OK)
+    return UpdateOutcome(report, plan, changed, kept, errors, unchanged, code)
