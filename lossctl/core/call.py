@@ -117,7 +117,7 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("params", "named_sources", "Regularisation",
         f"Model parameters for {ref('l1')}/{ref('l2')}: one array, or an .npz (JSON/YAML mapping) of several."),
     Key("exclude_params", "text", "Regularisation",
-        "Parameters whose name contains this get no penalty (as the seed skips biases); '' for none.", DEFAULT_EXCLUDE),
+        "Parameters whose name contains this get no penalty (by default the biases); '' for none.", DEFAULT_EXCLUDE),
     Key("format", "text", "Output",
         "Output format: auto (table on a terminal, plain otherwise), table, json, plain, csv.", "auto",
         suite=False, short="-f"),
