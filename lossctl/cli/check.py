@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from ..errors import InputError, UsageError
+from .help import Command, examples
 from .options import pick_format
 
 CHECK_FORMATS = ("auto", "table", "json", "plain")
@@ -39,7 +40,10 @@ rewritten: they are reported and the run exits 1."""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.")(check)
+    app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.", cls=Command,
+                epilog=examples("lossctl check examples/seeds.yaml",
+                                "lossctl check examples/seeds.yaml -k ce --format json",
+                                "lossctl check suite.yaml --junit report.xml"))(check)
 
 
 def check(

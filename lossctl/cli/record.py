@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ..errors import UsageError
+from .help import examples
 from .options import Opt
 from .loss import read_call
 from .typer_commands import loss_group
@@ -29,6 +30,8 @@ def register(app: typer.Typer) -> None:
              "loss, and also the per-sample values with --per-sample and the gradient with "
              "--grad; non-default --rtol/--atol are kept. Prints the result as the loss "
              "command does; 'lossctl check SUITE.yaml' then passes.",
+        epilog=examples("lossctl record ce --logits logits.npy --target labels.npy --to suite.yaml",
+                        "lossctl record ce --logits '[[2,0]]' --target '[0]' --per-sample --to suite.yaml --name tiny"),
         short_help="Append a loss call to a check suite as a pinned case.",
     ), name="record")
 
@@ -50,10 +53,16 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
 
     call, reader = read_call(spec, opts)
     check_target(to, reader.paths)
-    result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
+    if spec.command_keys is not None:  # lm, linear-ce: token batches, computed as their commands do
+        from ..tokens import suite_result
+
+        result = suite_result(call, grad=opts["grad"], origins=reader.origins)
+    else:
+        result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
     name = record_case(spec, opts, call, result, to, name, per_sample=opts["per_sample"], grad=opts["grad"])
 
-    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
+            explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

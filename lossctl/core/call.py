@@ -80,13 +80,18 @@ class Key:
             raise ValueError(f"key {self.name!r}: kind {self.kind!r} / group {self.group!r}")
 
     def applies_to(self, spec: LossSpec) -> bool:
+        if spec.command_keys is not None:  # a command of its own names the shared keys it takes
+            return self.name in spec.command_keys
         return self.applies is None or self.applies(spec)
 
     def help_text(self, spec: LossSpec | None = None) -> str:
+        if spec is not None and self.name in spec.key_help:
+            return spec.key_help[self.name]
         return self.help_for(spec) if self.help_for is not None and spec is not None else self.help
 
 
 DTYPES = ("float64", "float32")
+BACKENDS = ("local", "dask")
 DEFAULT_EXCLUDE = "bias"
 
 # The loss's own settings: listed before the loss's parameters.
@@ -116,7 +121,7 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("params", "named_sources", "Regularisation",
         f"Model parameters for {ref('l1')}/{ref('l2')}: one array, or an .npz (JSON/YAML mapping) of several."),
     Key("exclude_params", "text", "Regularisation",
-        "Parameters whose name contains this get no penalty (as the seed skips biases); '' for none.", DEFAULT_EXCLUDE),
+        "Parameters whose name contains this get no penalty (by default the biases); '' for none.", DEFAULT_EXCLUDE),
     Key("format", "text", "Output",
         "Output format: auto (table on a terminal, plain otherwise), table, json, plain, csv.", "auto",
         suite=False, short="-f"),
@@ -142,6 +147,16 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("expect_grad", "source", "Checks", "Expected gradient of the prediction input (an array source)."),
     Key("rtol", "float", "Checks", "Relative tolerance, as numpy.isclose.", DEFAULT_RTOL),
     Key("atol", "float", "Checks", "Absolute tolerance, as numpy.isclose.", DEFAULT_ATOL),
+    Key("backend", "choice", "Execution",
+        "Where the rows are computed: local (this process, streaming large inputs) or dask (a Dask cluster: "
+        f"{ref('scheduler')}, or a local one; needs pip install 'lossctl[dask]'). The result is the same bit for bit.",
+        "local", suite=False, choices=BACKENDS, applies=lambda spec: spec.batch_axis == 0),
+    Key("scheduler", "text", "Execution",
+        f"Address of the Dask scheduler for {ref('backend')} dask (tcp://HOST:8786); a local cluster when omitted.",
+        suite=False, applies=lambda spec: spec.batch_axis == 0),
+    Key("chunk_rows", "int", "Execution",
+        f"Rows per task with {ref('backend')} dask (rows per block when streaming locally); default: by size.",
+        suite=False, applies=lambda spec: spec.batch_axis == 0),
 )
 
 KEYS: tuple[Key, ...] = LOSS_KEYS + SHARED_KEYS
@@ -165,7 +180,8 @@ def output_only_keys() -> tuple[str, ...]:
 def array_keys(spec: LossSpec) -> tuple[str, ...]:
     """Keys of ``spec``'s call whose value is an array (a source on the command line)."""
     names = list(spec.prediction_kinds) + [k for k in spec.inputs if k not in PREDICTION_KINDS]
-    names += [p.name for p in spec.all_params if p.kind == "array"] + ["sample_weight"]
+    names += [p.name for p in spec.all_params if p.kind == "array"]
+    names += ["sample_weight"] if BY_NAME["sample_weight"].applies_to(spec) else []
     return tuple(dict.fromkeys(names))
 
 

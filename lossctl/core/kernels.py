@@ -15,10 +15,10 @@ from a safetensors file), and gets back, from one pass over the block:
 Every entry is widened to float64 as it is read and all arithmetic is float64 (the same
 TwoSum-corrected shift, compensated row sum and ``log1p`` as :mod:`lossctl.numerics`), so the
 values are those of the NumPy kernels to within a few ulp, with the same NaN/inf results.
-The kernels serve the calls that stream because they are large (``compute(stream=None)``,
-every large CLI call), with or without gradients, so a given call always gives the same
-numbers; small calls, ``stream=False`` and forced streaming (``stream=True``) use the NumPy
-kernels, bit for bit alike. Gradients always come from the NumPy kernels.
+When the extension is in use, every call these kernels take gets its per-sample values from
+them (in memory, :mod:`lossctl.core.evaluate`, and streamed, with or without gradients), so a
+call gives the same numbers bit for bit however it is evaluated; each row's value depends on
+that row alone, never on the block it came in. Gradients always come from the NumPy kernels.
 
 The extension is loaded on first use, never at start-up. ``LOSSCTL_PURE=1`` in the
 environment disables it (the NumPy kernels run everywhere); so does a failed build.
@@ -166,3 +166,30 @@ def bce_logits(raw: Any, target: np.ndarray, weight: Any, pos_weight: Any) -> Bl
     total = exactsum.zeros()
     bad, neginf = mod.bce_logits(z, code, z.size, y, w, pw, out, total)
     return Block(out, exactsum.normalize(total), None, bad > 0 or neginf > 0)
+
+
+def row_stats(block: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(m, s)`` of each row of a 2-D block of logits as given (float64/32/16 or bfloat16 bits;
+    rows may be a column slice of a larger array): ``m = max_j z_j``,
+    ``s = Σ_{j≠argmax} exp(z_j − m)`` in float64, from the compiled row kernel of
+    :func:`ce_rows`. None when the kernels cannot take the block (not loaded, fewer than 8
+    columns, a layout they do not read) or a row holds NaN, +inf or only −inf (the caller's
+    own kernel then gives those rows their exact NaN/inf semantics)."""
+    mod = compiled()
+    if mod is None:
+        return None
+    if getattr(block, "encoding", None) == "bfloat16" and isinstance(getattr(block, "bits", None), np.ndarray):
+        x, code = block.bits, 3
+    elif isinstance(block, np.ndarray):
+        code = FORMATS.get(block.dtype.name)
+        if code is None or not block.dtype.isnative:
+            return None
+        x = block.view(np.uint16) if code == 3 else block
+    else:
+        return None
+    if x.ndim != 2 or x.shape[1] < 8 or x.strides[1] != x.itemsize or x.strides[0] < x.shape[1] * x.itemsize:
+        return None
+    m, s = np.empty(x.shape[0]), np.empty(x.shape[0])
+    if x.shape[0] and mod.row_stats(x, code, m, s):
+        return None
+    return m, s

@@ -300,7 +300,7 @@ FOCAL = LossSpec(
     backward=focal_backward,
     steps=focal_steps,
     validate=_validate_focal,
-    notes=(f"{ref('probs')} is the seed's probability-space FocalLoss (BCE on p, logs clamped at −100 as torch). "
+    notes=(f"{ref('probs')}: the focal loss on probabilities (BCE on p, logs clamped at −100 as torch does). "
            "The default reduction is 'mean' as for every lossctl loss (torchvision's default is 'none')."),
     conventions=FOCAL_CONVENTIONS,
 )

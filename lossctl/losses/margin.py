@@ -609,7 +609,7 @@ EXPONENTIAL = LossSpec(
 
 THRESHOLD = Param(
     "threshold", "float", None,
-    f"With {ref('pred')}: count |y − a| ≥ T as an error (the seed's relaxed 0-1 loss); without it, a ≠ y.",
+    f"With {ref('pred')}: count |y − a| ≥ T as an error (a 0-1 loss for regression); without it, a ≠ y.",
 )
 
 
