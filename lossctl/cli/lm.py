@@ -127,6 +127,14 @@ def _write_page(page: Path, sources: Sources, call: dict, given: dict, result, f
     write_page(page, lm_page(result, infos, parameters, command=shlex.join(words + ["--html", str(page)])))
 
 
+def _key_help(key: str) -> str:
+    """A call key's help (its one declaration in lossctl.core.call), spelt for the command line."""
+    from ..core.call import BY_NAME
+    from .options import spell
+
+    return spell(BY_NAME[key].help)
+
+
 def lm(
     logits: str = typer.Option(None, "--logits", help="Logits (B, T, V) or (T, V), vocabulary last."),
     labels: str = typer.Option(None, "--labels", "--target", "-t", help="Token ids (B, T) or (T,)."),
@@ -154,9 +162,12 @@ def lm(
     html: str = typer.Option(None, "--html", metavar="FILE.html",
                              help="Also write the batch's numbers, one token's derivation and the per-sequence "
                                   "table as one self-contained HTML page (--force to replace a file)."),
+    backend: str = typer.Option("local", "--backend", help=_key_help("backend")),
+    scheduler: str = typer.Option(None, "--scheduler", help=_key_help("scheduler")),
+    chunk_rows: int = typer.Option(None, "--chunk-rows", help=_key_help("chunk_rows")),
 ) -> None:
     from .. import tokens
-    from .loss import strict_inputs
+    from .loss import executor, strict_inputs
 
     fmt = pick_lm_format(format, json_, rows)
     if logits is None or labels is None:
@@ -171,7 +182,9 @@ def lm(
     with strict_inputs(strict):
         result = tokens.lm(call, grad=want_grad,
                            per_sample=per_sample or expect_per_sample is not None or output is not None or page is not None,
-                           explain=explain or page is not None, origins=sources.origins)
+                           explain=explain or page is not None, origins=sources.origins,
+                           executor=executor({"backend": backend, "scheduler": scheduler, "chunk_rows": chunk_rows,
+                                              "force": force}, None))
     checked = _Checked(result.loss, result.per_token, {"logits": result.grad} if result.grad is not None else {})
     report = check_expect(checked, sources, expect, expect_per_sample, expect_grad, "logits", rtol, atol)
     write_output_file(output, force, sources, checked, grad)
