@@ -111,7 +111,12 @@ def token_nll_task(job: Mapping[str, Any], r0: int, r1: int) -> np.ndarray:
 
     lay = replace(job["layout"], rows=_rows(job["rows"], r0, r1), target=job["target"][r0:r1],
                   counted=job["counted"][r0:r1])
-    return lm.token_nll(lay, dtype=np.dtype(job["dtype"]), per_sample=job["per_sample"], threads=1)
+    found: list = []
+    values = lm.token_nll(lay, dtype=np.dtype(job["dtype"]), per_sample=job["per_sample"], threads=1, nonfinite=found)
+    # NaN/inf met in the rows: counts, and the first one's position in the whole call's rows
+    found = [(n_nan, n_inf, None if first is None else (first[0] + r0, first[1]), value)
+             for n_nan, n_inf, first, value in found]
+    return values, found
 
 
 # -- the client's side ------------------------------------------------------------------------
@@ -209,7 +214,8 @@ class DaskExecutor:
         return run(spec, arrays, params, reduction, scheduler=self.scheduler, chunk_rows=self.chunk_rows,
                    grad_output=self.grad_output, force=self.force, client=self.client, **kwargs)
 
-    def token_nll(self, lay: Any, *, dtype, per_sample: bool, progress: Callable[[int, int], None] | None = None):
+    def token_nll(self, lay: Any, *, dtype, per_sample: bool, nonfinite: list | None = None,
+                  progress: Callable[[int, int], None] | None = None):
         """``lossctl lm``'s per-token NLL (:func:`lossctl.losses.lm.token_nll`) of the rows of
         ``lay`` (a :class:`lossctl.losses.lm.TokenLayout`), computed by the workers from their
         own rows of the logits; the same values."""
@@ -229,8 +235,10 @@ class DaskExecutor:
         out = np.zeros(n, dtype=dtype)
         with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
             run_ = _Run(c, None, None, job, chunks, None, None, progress)
-            for (r0, r1), values in run_.ordered(token_nll_task, lambda r0, r1: (), n):
+            for (r0, r1), (values, found) in run_.ordered(token_nll_task, lambda r0, r1: (), n):
                 out[r0:r1] = values
+                if nonfinite is not None:
+                    nonfinite += found
         return out
 
 
