@@ -14,9 +14,20 @@ The public Python API:
 
 from __future__ import annotations
 
-from .api import Result, compute, registry, registry_names
 from .errors import ExitCode, InputError, LossctlError, UsageError
 
 __version__ = "0.1.0"
+
+_API = ("compute", "registry", "registry_names", "Result")
+
+
+def __getattr__(name: str):
+    # The API (and numpy) is imported on first use: the command line installs its signal
+    # handlers before the heavy imports, and ``import lossctl`` stays cheap.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["compute", "registry", "registry_names", "Result", "ExitCode", "LossctlError", "UsageError", "InputError", "__version__"]

@@ -164,7 +164,7 @@ def lm(
             "attention_mask": sources.read("attention_mask", attention_mask, lazy=False),
             "bytes": sources.read("bytes", bytes_, lazy=False),
             "shift": shift, "ignore_index": ignore_index, "normalize": normalize, "dtype": dtype}
-    page = _page_path(html, sources, force) if html else None
+    page = _page_path(html, sources, force) if html is not None else None
     want_grad = grad or expect_grad is not None
     with strict_inputs(strict):
         result = tokens.lm(call, grad=want_grad,
