@@ -81,7 +81,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
         if token is not None:
             result = Result(loss_name=spec.name, reduction=reduction, kind="logits", dtype=call.get("dtype", "float64"),
-                            **token)
+                            batch_axis=spec.batch_axis or 0, **token)
     if result is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 

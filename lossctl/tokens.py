@@ -80,9 +80,9 @@ def _release_pages(rows: Any):
     bits = getattr(rows, "bits", rows)
     if not isinstance(bits, np.ndarray):
         return None
-    from .core.stream import _Pages
+    from .core.stream import Pages
 
-    pages = _Pages([bits])
+    pages = Pages([bits])
     return pages.release if pages.maps else None
 
 

@@ -360,9 +360,9 @@ def test_families_suite_values_agree_with_torch(case):
     pytest.importorskip("torch")
     import torch_reference as ref
 
-    from lossctl.suite import SourceCache, materialize
+    from lossctl.suite import suite_reader, materialize
 
-    cache = SourceCache(FAMILIES.parent)
+    cache = suite_reader(FAMILIES.parent)
     call = {k: (materialize(v, k, cache).tolist() if k in case.array_keys else v) for k, v in case.call.items()}
     want = ref.reference(call)
     for key, quantity in case.expect.items():

@@ -82,23 +82,33 @@ def check(
     out = sys.stdout
     on_result = None
     if fmt == "plain" and not update:
+        from ..render.check import plain_line
+
         def on_result(r) -> None:
-            out.write(_plain_line(r) + "\n")
+            out.write(plain_line(r) + "\n")
 
     report = suites.run_suite(loaded, patterns, on_result=on_result)
 
     if update:
-        code = _update(loaded, report, fmt)
+        from ..render.check import write_update
+        from ..suite.update import update_suite
+
+        outcome = update_suite(loaded, report)
+        write_update(out, outcome, fmt)
+        code = outcome.exit_code
     else:
         code = int(report.exit_code)
         if fmt == "plain":
             out.write(report.summary_line() + "\n")
         elif fmt == "json":
+            from ..render.check import report_document
             from ..render.text import write_json
 
-            write_json(out, _report_document(report))
+            write_json(out, report_document(report))
         else:
-            _print_table(report)
+            from ..render.check import write_table
+
+            write_table(out, report)
         if junit is not None:
             _write_junit(junit, report, None, path)
         if html is not None:
@@ -125,61 +135,6 @@ def _write_page(html: str, report, suite_path: Path) -> None:
     command = shlex.join(["lossctl", "check", str(suite_path), "--html", html])
     write_page(Path(html), check_page(report.suite.name, str(suite_path), check_rows(report), report.summary_line(),
                                       seconds=report.seconds, command=command))
-
-
-def _plain_line(r) -> str:
-    if r.status == "pass":
-        return f"PASS {r.name}"
-    if r.status == "fail":
-        return f"FAIL {r.name}: {r.summary}"
-    return f"ERROR {r.name}: {r.error}"
-
-
-def _report_document(report, updates=None) -> dict:
-    from ..render import jsonable
-    from ..render.text import check_document
-
-    cases = []
-    for r in report.results:
-        item: dict[str, Any] = {"name": r.name, "status": r.status, "loss_name": r.case.spec.name, "line": r.case.line}
-        if r.result is not None:
-            item["loss"] = jsonable(r.result.loss)
-        if r.report is not None:
-            item["check"] = check_document(r.report)
-        if r.status != "pass":
-            item["message"] = r.summary
-        if r.status == "error":
-            item["error"] = r.error
-        cases.append(item)
-    doc = {
-        "suite": str(report.suite.path), "name": report.suite.name,
-        "passed": report.passed, "failed": report.failed, "errors": report.errors, "deselected": report.deselected,
-        "summary": report.summary_line(), "exit_code": int(report.exit_code), "cases": cases,
-    }
-    if updates is not None:
-        doc["updates"] = updates
-    return doc
-
-
-def _print_table(report) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..suite import fmt_value
-
-    table = Table(title=f"{report.suite.name} ({report.suite.path})", title_justify="left")
-    table.add_column("")
-    table.add_column("case")
-    table.add_column("loss")
-    table.add_column("value", justify="right")
-    table.add_column("detail", overflow="fold")
-    styles = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]"}
-    for r in report.results:
-        value = "" if r.result is None else fmt_value(r.result.loss)
-        table.add_row(styles[r.status], r.name, r.case.spec.name, value, r.summary)
-    console = Console(file=sys.stdout)
-    console.print(table)
-    console.print(report.summary_line())
 
 
 def _check_junit_path(junit: str, suite_path: Path, suite) -> None:
@@ -210,51 +165,3 @@ def _write_junit(junit: str, report, error: str | None, suite_path: Path) -> Non
         except OSError as e:
             raise InputError(f"--junit {junit}: cannot create {target.parent}: {e.strerror or e}") from None
     write_atomic(target, junit_xml.document(root), what=f"--junit {junit}")
-
-
-def _update(suite, report, fmt: str) -> int:
-    from ..io.writers import check_target, locked, write_text
-    from ..suite.rewrite import plan_update
-
-    plan = plan_update(suite, report)
-    if plan.text != suite.text:
-        what = str(suite.path)
-        check_target(suite.path, what=what)
-        with locked(suite.path, what=what) as target:  # the suite's own file (a symbolic link's target)
-            try:
-                current = target.read_bytes().decode("utf-8-sig")
-            except (OSError, UnicodeDecodeError) as e:
-                raise InputError(f"{suite.path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
-            if current != suite.text:
-                raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
-            write_text(target, ("\ufeff" if suite.bom else "") + plan.text, what=what)
-    changed = plan.cases_changed()
-    errors = [r for r in report.results if r.status == "error"]
-    kept_cases = {c.case for c in plan.kept}
-    unchanged = len(report.results) - len(changed | kept_cases) - len(errors)
-    summary = f"{len(changed)} updated, {unchanged} unchanged"
-    if kept_cases:
-        summary += f", {len(kept_cases)} still failing"
-    if errors:
-        summary += f", {len(errors)} error" + ("s" if len(errors) != 1 else "")
-    if report.deselected:
-        summary += f", {report.deselected} deselected"
-    code = int(report.exit_code) if errors else (ExitCode.CHECK_FAILED if kept_cases else ExitCode.OK)
-    if fmt == "json":
-        from ..render import jsonable
-        from ..render.text import write_json
-
-        updates = [{"case": c.case, "what": c.what, "action": c.action,
-                    "old": c.old if isinstance(c.old, str) else jsonable(c.old), "new": jsonable(c.new),
-                    **({"reason": c.reason} if c.reason else {})} for c in plan.changes]
-        doc = _report_document(report, updates)
-        doc["summary"] = summary
-        doc["exit_code"] = int(code)
-        write_json(sys.stdout, doc)
-        return int(code)
-    for c in plan.changes:
-        sys.stdout.write(c.describe() + "\n")
-    for r in errors:
-        sys.stdout.write(f"ERROR {r.name}: {r.error}\n")
-    sys.stdout.write(summary + "\n")
-    return int(code)

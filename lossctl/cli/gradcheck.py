@@ -34,7 +34,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _gradcheck_body(spec, opts: dict[str, Any]) -> int:
-    from ..gradcheck import describe, document, gradcheck
+    from ..gradcheck import gradcheck
+    from ..render.gradcheck import describe, document
 
     opts = dict(opts)
     tol = opts.pop("tol")

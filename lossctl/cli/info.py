@@ -58,7 +58,9 @@ def info(
     rows: int = typer.Option(10, "--rows", help="Rows shown in the table's per-row part."),
 ) -> int:
     from ..core import information as infolib
-    from .loss import _Reader, strict_inputs
+    from ..io.source_reader import SourceReader
+    from .loss import strict_inputs
+    from .options import option_name
 
     fmt = "json" if json_ else format
     if fmt not in INFO_FORMATS:
@@ -73,7 +75,7 @@ def info(
     for name, probs_text, logits_text in (("p", p, p_logits), ("q", q, q_logits)):
         if probs_text is not None and logits_text is not None:
             raise UsageError(f"--{name} and --{name}-logits: give one of them")
-    reader = _Reader(stdin_format)
+    reader = SourceReader(stdin_format=stdin_format, name=option_name)
 
     if event_probs is not None:
         given = [o for o, v in (("--p", p), ("--q", q), ("--p-logits", p_logits), ("--q-logits", q_logits)) if v is not None]
@@ -99,7 +101,7 @@ def info(
         P = load("p_logits", p_logits, True) if p is None else load("p", p, False)
         Q = load("q_logits", q_logits, True) if q is None else load("q", q, False)
     result = infolib.information(P, Q, base=base)
-    _render(fmt, result, rows)
+    render_result(fmt, result, rows)
     if result.identity_holds is False:
         _stderr(f"check failed: H(P,Q) = H(P) + KL(P‖Q) does not hold: max |residual| {result.max_abs_residual!r} "
                 f"at row {result.worst_row}")
@@ -131,7 +133,7 @@ def document(result) -> dict[str, Any]:
     return doc
 
 
-def _render(fmt: str, result, rows: int) -> None:
+def render_result(fmt: str, result, rows: int) -> None:
     out = sys.stdout
     if fmt == "json":
         from ..render.text import write_json

@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import ExitCode, UsageError
-from .lm import _check, _format, _Sources, _write_output
+from .lm import check_expect, pick_lm_format, Sources, write_output_file
 
 LCE_HELP = """Fused linear cross-entropy: cross_entropy(H·Wᵀ + b, y) without forming the (N, V) logits.
 
@@ -48,14 +48,14 @@ def linear_ce(
     atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance, as numpy.isclose."),
 ) -> None:
     from .. import tokens
-    from .loss import _render, strict_inputs
+    from .loss import render_result, strict_inputs
 
-    fmt = _format(format, json_, rows)
+    fmt = pick_lm_format(format, json_, rows)
     if hidden is None or lm_head is None or target is None:
         raise UsageError("linear-ce needs --hidden, --lm-head and --target")
     if reduction not in ("mean", "sum", "none"):
         raise UsageError(f"--reduction: linear-ce takes one of mean, sum, none; got {reduction!r}")
-    sources = _Sources(stdin_format)
+    sources = Sources(stdin_format)
     call = {"hidden": sources.read("hidden", hidden), "lm_head": sources.read("lm_head", lm_head),
             "lm_head_bias": sources.read("lm_head_bias", lm_head_bias),
             "target": sources.read("target", target, lazy=False), "weight": sources.read("weight", weight, lazy=False),
@@ -63,9 +63,9 @@ def linear_ce(
     want_grad = grad or expect_grad is not None
     with strict_inputs(strict):
         result = tokens.linear_ce_result(call, grad=want_grad, origins=sources.origins)
-    report = _check(result, sources, expect, expect_per_sample, expect_grad, "hidden", rtol, atol)
-    _write_output(output, force, sources, result, grad)
-    _render(fmt, result, report, per_sample=per_sample and output is None, grad=grad and output is None,
+    report = check_expect(result, sources, expect, expect_per_sample, expect_grad, "hidden", rtol, atol)
+    write_output_file(output, force, sources, result, grad)
+    render_result(fmt, result, report, per_sample=per_sample and output is None, grad=grad and output is None,
             explain=False, rows=rows)
     if report is not None and not report.passed:
         raise typer.Exit(ExitCode.CHECK_FAILED)

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     app.command("lm", help=LM_HELP, short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.")(lm)
 
 
-def _format(fmt: str, json_: bool, rows: int) -> str:
+def pick_lm_format(fmt: str, json_: bool, rows: int) -> str:
     fmt = "json" if json_ else fmt
     if fmt not in FORMATS:
         raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -45,21 +45,19 @@ def _format(fmt: str, json_: bool, rows: int) -> str:
     return ("table" if sys.stdout.isatty() else "plain") if fmt == "auto" else fmt
 
 
-class _Sources:
+class Sources:
     """Reads each option's source once (lazily: memory maps, raw bfloat16), keeping origins and paths."""
 
     def __init__(self, stdin_format: str | None):
-        from .loss import _Reader
+        from ..io.source_reader import SourceReader
+        from .options import option_name
 
-        self.reader = _Reader(stdin_format)
+        self.reader = SourceReader(stdin_format=stdin_format, name=option_name)
 
     def read(self, name: str, text: str | None, lazy: bool = True):
         if text is None:
             return None
-        from ..io.readers import read_array
-
-        source, origin = self.reader._source(name, text)
-        return read_array(source, origin, stdin_format=self.reader.stdin_format, lazy=lazy)
+        return self.reader.read(name, text, lazy=lazy)
 
     @property
     def origins(self):
@@ -77,21 +75,21 @@ class _Checked:
     reduction: str = "mean"
 
 
-def _check(result, sources: _Sources, expect, expect_per_sample, expect_grad, grad_name: str, rtol, atol):
+def check_expect(result, sources: Sources, expect, expect_per_sample, expect_grad, grad_name: str, rtol, atol):
     if expect is None and expect_per_sample is None and expect_grad is None:
         return None
     from ..core.expectations import check_result
-    from .loss import _parse_expect
+    from .loss import parse_expect
 
     return check_result(
         result,
-        expect=_parse_expect(expect, sources.reader) if expect is not None else None,
+        expect=parse_expect(expect, sources.reader) if expect is not None else None,
         expect_per_sample=sources.read("expect_per_sample", expect_per_sample, lazy=False),
         expect_grad={grad_name: sources.read("expect_grad", expect_grad, lazy=False)} if expect_grad else None,
         rtol=rtol, atol=atol)
 
 
-def _write_output(output: str | None, force: bool, sources: _Sources, result, grad: bool) -> None:
+def write_output_file(output: str | None, force: bool, sources: Sources, result, grad: bool) -> None:
     if output is None:
         return
     from ..io.writers import check_output_path, write_output
@@ -101,14 +99,14 @@ def _write_output(output: str | None, force: bool, sources: _Sources, result, gr
     write_output(path, result, grad)
 
 
-def _page_path(html: str, sources: _Sources, force: bool) -> Path:
+def _page_path(html: str, sources: Sources, force: bool) -> Path:
     from ..io.writers import PAGE_SUFFIXES, check_output_path
 
     check_output_path(Path(html), sources.reader.paths, force, key="html", suffixes=PAGE_SUFFIXES)
     return Path(html)
 
 
-def _write_page(page: Path, sources: _Sources, call: dict, given: dict, result, force: bool) -> None:
+def _write_page(page: Path, sources: Sources, call: dict, given: dict, result, force: bool) -> None:
     import shlex
 
     from ..io.writers import write_page
@@ -156,10 +154,10 @@ def lm(
     from .. import tokens
     from .loss import strict_inputs
 
-    fmt = _format(format, json_, rows)
+    fmt = pick_lm_format(format, json_, rows)
     if logits is None or labels is None:
         raise UsageError("lm needs --logits and --labels (or --target / -t)")
-    sources = _Sources(stdin_format)
+    sources = Sources(stdin_format)
     call = {"logits": sources.read("logits", logits), "labels": sources.read("labels", labels, lazy=False),
             "attention_mask": sources.read("attention_mask", attention_mask, lazy=False),
             "bytes": sources.read("bytes", bytes_, lazy=False),
@@ -171,8 +169,8 @@ def lm(
                            per_sample=per_sample or expect_per_sample is not None or output is not None or page is not None,
                            explain=explain or page is not None, origins=sources.origins)
     checked = _Checked(result.loss, result.per_token, {"logits": result.grad} if result.grad is not None else {})
-    report = _check(checked, sources, expect, expect_per_sample, expect_grad, "logits", rtol, atol)
-    _write_output(output, force, sources, checked, grad)
+    report = check_expect(checked, sources, expect, expect_per_sample, expect_grad, "logits", rtol, atol)
+    write_output_file(output, force, sources, checked, grad)
     if page is not None:
         _write_page(page, sources, call, {"logits": logits, "labels": labels, "attention_mask": attention_mask,
                                           "bytes": bytes_}, result, force)

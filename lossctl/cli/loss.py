@@ -11,8 +11,8 @@ from ..core.call import BY_NAME, COMPUTE_GROUPS, array_keys
 from ..core.expectations import check_result
 from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, UsageError
-from ..io.readers import read_array, read_named_arrays
-from ..io.sources import parse_source
+from ..io.source_reader import SourceReader
+from .options import option_name
 from ..render import FORMATS
 
 
@@ -85,7 +85,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         try:
             report = check_result(
                 result,
-                expect=_parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
+                expect=parse_expect(opts["expect"], reader) if opts["expect"] is not None else None,
                 expect_per_sample=reader.read("expect_per_sample", opts["expect_per_sample"]) if opts["expect_per_sample"] else None,
                 expect_grad={result.kind: reader.read("expect_grad", opts["expect_grad"])} if opts["expect_grad"] else None,
                 rtol=opts["rtol"], atol=opts["atol"],
@@ -119,8 +119,8 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
 
             write_check_plain(sys.stderr, report)
     else:
-            _render(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"],
-                rows=opts["rows"], views=shown)
+        render_result(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"],
+                      rows=opts["rows"], views=shown)
     if not _finite(result):
         views.report_not_finite(_with_per_sample(call, result, keep), result)
     if report is not None and not report.passed:
@@ -154,10 +154,10 @@ def _written(written: dict[str, tuple[int, ...]]) -> str:
 _ARRAY_OPTIONS = {k for k, key in BY_NAME.items() if key.kind in ("source", "named_sources")}  # sources besides the loss's
 
 
-def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_Reader"]:
+def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], SourceReader]:
     """The loss call (every source read) from a loss command's options, and the reader
     (origins, input paths). Shared with ``lossctl record`` and ``lossctl gradcheck``."""
-    reader = _Reader(opts.get("stdin_format"))
+    reader = SourceReader(stdin_format=opts.get("stdin_format"), name=option_name)
     names = set(array_keys(spec))
     stdin_users = ["--" + k.replace("_", "-") for k, v in opts.items() if v == "-" and (k in names or k in _ARRAY_OPTIONS)]
     if len(stdin_users) > 1:  # say so before standard input is consumed
@@ -175,7 +175,7 @@ def read_call(spec: LossSpec, opts: dict[str, Any]) -> tuple[dict[str, Any], "_R
     return call, reader
 
 
-def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader: "_Reader",
+def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader: SourceReader,
                 opts: dict[str, Any]) -> None:
     """The ``--html`` page of this call (checked again: ``--expect-*`` files are inputs too)."""
     from ..io.writers import PAGE_SUFFIXES, check_output_path, write_page
@@ -238,47 +238,11 @@ class strict_inputs:
         return False
 
 
-def _parse_expect(text: str, reader: "_Reader"):
+def parse_expect(text: str, reader: SourceReader):
     try:
         return float(text)
     except ValueError:
         return reader.read("expect", text)
-
-
-class _Reader:
-    """Reads each option's source once, remembering origins and input paths (never to be overwritten)."""
-
-    def __init__(self, stdin_format: str | None):
-        self.stdin_format = stdin_format
-        self.origins: dict[str, str] = {}
-        self.paths: list[Path] = []
-        self._stdin_used_by: str | None = None
-
-    def read(self, name: str, text: str):
-        return read_array(*self._source(name, text), stdin_format=self.stdin_format, lazy=True)  # bf16 widens per block
-
-    def read_named(self, name: str, text: str):
-        return read_named_arrays(*self._source(name, text), stdin_format=self.stdin_format)
-
-    def _source(self, name: str, text: str):
-        option = "--" + name.replace("_", "-")
-        shown = text if text.isprintable() else _printable(text)  # the error stays one line
-        origin = f"{option} {shown}" if len(shown) <= 60 else f"{option} {shown[:57]}..."
-        self.origins[name] = origin
-        source = parse_source(text)
-        if source.kind == "stdin":
-            if self._stdin_used_by is not None:
-                raise UsageError(f"{option}: standard input is already read by {self._stdin_used_by}")
-            self._stdin_used_by = option
-        if source.path is not None:
-            self.paths.append(source.path)
-        return source, origin
-
-
-def _printable(text: str) -> str:
-    """``text`` on one line: whitespace runs (newlines too) as one space, other control characters escaped."""
-    text = " ".join(text.split())
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _finite(result) -> bool:
@@ -301,7 +265,7 @@ def _with_per_sample(call: dict[str, Any], result, kept: bool):
     return call
 
 
-def _render(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
+def render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
             views=None) -> None:
     from . import views as triage_views
 

@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
 def _record_body(spec, opts: dict[str, Any]) -> int:
     from ..api import compute
     from ..io.writers import check_target, locked
-    from .loss import _render
+    from .loss import render_result
 
     opts = dict(opts)
     to_text = opts.pop("to")
@@ -66,7 +66,7 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     with locked(to, what=what) as target:  # read, add and write with no other writer in between
         name = _append(spec, opts, call, reader, result, to, target, name, what)
 
-    _render(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

@@ -38,6 +38,7 @@ class Result:
     penalties: dict[str, float] = field(default_factory=dict)
     convention: str = "torch"  # the framework whose numbers these are (the convention key)
     recorded: list | None = None  # another framework's derivation over the whole batch (core.tape.Recorded)
+    batch_axis: int = 0  # the axis of per_sample along which the samples lie (the spec's; CTC's is 1)
 
 
 
@@ -59,7 +60,7 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
     loss = per_sample if reduction == "none" else float(reduced)
     result = Result(
         loss_name=spec.name, reduction=reduction, kind=prep.kind, loss=loss, per_sample=per_sample,
-        grad=grads, denominator=denom, dtype=np.dtype(prep.dtype).name,
+        grad=grads, denominator=denom, dtype=np.dtype(prep.dtype).name, batch_axis=spec.batch_axis or 0,
     )
     if explain:
         from .explain import derivation

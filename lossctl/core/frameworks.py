@@ -111,7 +111,8 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
     per_sample = prep.restore_values(np.asarray(weighted.value, dtype=prep.dtype))
     loss = per_sample if reduction == "none" else float(reduced.value)
     result = Result(loss_name=spec.name, reduction=reduction, kind=kind, loss=loss, per_sample=per_sample, grad=grads,
-                    denominator=denom, dtype=np.dtype(prep.dtype).name, convention=conv.framework, recorded=tape.steps)
+                    denominator=denom, dtype=np.dtype(prep.dtype).name, convention=conv.framework, recorded=tape.steps,
+                    batch_axis=spec.batch_axis or 0)
     if explain:
         result.steps, result.shown_rows, result.total_rows = _steps(tape, weighted.value, rows, reduction, reduced, denom)
     return result

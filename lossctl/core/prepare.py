@@ -74,7 +74,7 @@ def _warn(problem: str, consequence: str) -> None:
     warnings.warn(InputWarning(f"{problem}; {consequence}", problem), stacklevel=3)
 
 
-def _check_finite(origin: str, a: np.ndarray, log_scale: bool = False) -> None:
+def check_finite(origin: str, a: np.ndarray, log_scale: bool = False) -> None:
     """Warn about NaN/inf values (PyTorch computes with them; so does lossctl).
 
     ``log_scale``: the values are logarithms of probabilities, where -inf is log(0), not a mistake.
@@ -207,16 +207,16 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
 
     pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
     if kind not in unchecked:
-        _check_finite(_origin(origins, kind), pred, log_scale=kind == "log_probs")
+        check_finite(_origin(origins, kind), pred, log_scale=kind == "log_probs")
     given = {kind: pred}
     for name in spec.extra_inputs:
         given[name] = _real_array(_origin(origins, name), arrays[name], ftype)
-        _check_finite(_origin(origins, name), given[name])
+        check_finite(_origin(origins, name), given[name])
     params = dict(params)
     for p in spec.params:
         if p.kind == "array" and params.get(p.name) is not None:
             params[p.name] = _real_array(_origin(origins, p.name), params[p.name], ftype)
-            _check_finite(_origin(origins, p.name), params[p.name])
+            check_finite(_origin(origins, p.name), params[p.name])
 
     prep = Prepared(spec=spec, kind=kind, given=given, native={}, params=params, dtype=ftype, origins=origins)
     target_origin = _origin(origins, TARGET)
@@ -230,7 +230,7 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             with_kind = f" with --{kind.replace('_', '-')}" if spec.class_axis else ""
             raise UsageError(f"{spec.name}{with_kind} has no class dimension; --dim does not apply")
         target = _real_array(target_origin, target, ftype)
-        _check_finite(target_origin, target, log_scale=bool(params.get("log_target")))
+        check_finite(target_origin, target, log_scale=bool(params.get("log_target")))
         if spec.target == "same" and target.shape != pred.shape:
             raise InputError(f"{target_origin}: shape {target.shape} does not match the prediction's shape {pred.shape}")
         if spec.target == "broadcast":
@@ -287,7 +287,7 @@ def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim
         raise InputError(f"{target_origin}: {spec.name} needs class indices, shape {_without(pred.shape, user_dim)}; got the prediction's shape {pred.shape}")
     if prob_mode:
         t = _real_array(target_origin, target_arr, prep.dtype)
-        _check_finite(target_origin, t)
+        check_finite(target_origin, t)
         if spec.target == "class":
             _check_distribution(target_origin, t, user_dim)
     else:

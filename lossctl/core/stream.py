@@ -217,7 +217,7 @@ def _byte_bounds(a: np.ndarray) -> tuple[int, int]:
     return byte_bounds(a)
 
 
-class _Pages:
+class Pages:
     """Drops the pages of used row blocks of memory-mapped inputs from the resident set."""
 
     def __init__(self, arrays: list[np.ndarray]):
@@ -356,7 +356,7 @@ class Engine:
         self.rows = _pick_block_rows(layout, np.dtype(self.ftype).itemsize, block_rows)
         self.blocks = [(i, min(i + self.rows, layout.n)) for i in range(0, layout.n, self.rows)]
         self.messages = _Messages(layout, self.origins)
-        self.pages = _Pages(list(layout.sliced.values()) + list(layout.params_sliced.values()))
+        self.pages = Pages(list(layout.sliced.values()) + list(layout.params_sliced.values()))
         self.progress = progress
         self.threads = threads()
         self.precast = [name for name, a in layout.sliced.items()
@@ -464,7 +464,7 @@ class Engine:
         Inputs are validated by ``prepare`` as always, except the prediction's values: the kernel
         flags NaN/inf in them, and only then are they checked (and warned about) here."""
         from .kernels import widened
-        from .prepare import _check_finite
+        from .prepare import check_finite
 
         arrays, params, raw = self._block_inputs(i0, i1)
         pred, rows = raw[self.kind], i1 - i0
@@ -477,7 +477,7 @@ class Engine:
                 block = self.spec.compiled_forward(self.kind, pred, prep.native, prep.params,
                                                    self._values_buffer(i0, rows))
             if block is not None and block.nonfinite:
-                _check_finite(self.origins.get(self.kind, "--" + self.kind.replace("_", "-")), widened(pred),
+                check_finite(self.origins.get(self.kind, "--" + self.kind.replace("_", "-")), widened(pred),
                               log_scale=self.kind == "log_probs")
         except LossctlError as e:
             raise type(e)(self.messages.rewrite(str(e), i0, rows)) from None
@@ -701,7 +701,7 @@ class Engine:
                 loss = float(ftype(total) / ftype(denom))
         return Result(
             loss_name=spec.name, reduction=reduction, kind=self.kind, loss=loss, per_sample=values_out,
-            grad=grads_out, denominator=denom, dtype=np.dtype(self.ftype).name,
+            grad=grads_out, denominator=denom, dtype=np.dtype(self.ftype).name, batch_axis=spec.batch_axis or 0,
         )
 
 

@@ -37,7 +37,7 @@ def _pyarrow(origin: str):
 
 
 def _table(pa, path: Path, key: str | None, origin: str):
-    from .readers import _size, max_input_bytes
+    from .readers import size_text, max_input_bytes
 
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -50,8 +50,8 @@ def _table(pa, path: Path, key: str | None, origin: str):
                        for g in range(meta.num_row_groups) for c in range(meta.num_columns)
                        if meta.row_group(g).column(c).path_in_schema.split(".")[0] in wanted)
         if declared > max_input_bytes():
-            raise InputError(f"{origin}: the Parquet data declares {_size(declared)} uncompressed, more than lossctl "
-                             f"reads into memory ({_size(max_input_bytes())}); raise LOSSCTL_MAX_INPUT_BYTES")
+            raise InputError(f"{origin}: the Parquet data declares {size_text(declared)} uncompressed, more than lossctl "
+                             f"reads into memory ({size_text(max_input_bytes())}); raise LOSSCTL_MAX_INPUT_BYTES")
         return pf.read(columns=[key] if key is not None else None)
     source = pa.memory_map(str(path), "r")
     try:

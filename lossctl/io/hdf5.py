@@ -67,7 +67,7 @@ def _listed(names: list[str]) -> str:
 
 
 def _read(h5py, ds, path: Path, origin: str) -> np.ndarray:
-    from .readers import _size, max_input_bytes
+    from .readers import size_text, max_input_bytes
 
     dtype = ds.dtype
     if dtype.kind not in "biuf":
@@ -82,12 +82,12 @@ def _read(h5py, ds, path: Path, origin: str) -> np.ndarray:
     offset = ds.id.get_offset() if ds.chunks is None and ds.compression is None else None
     if offset is not None:
         if offset + nbytes > os.path.getsize(path):
-            raise InputError(f"{origin}: dataset {ds.name} declares {_size(nbytes)} at byte {offset:,}, past the end "
+            raise InputError(f"{origin}: dataset {ds.name} declares {size_text(nbytes)} at byte {offset:,}, past the end "
                              "of the file (truncated?)")
         return np.memmap(path, dtype=dtype, mode="r", offset=offset, shape=shape)
     if nbytes > max_input_bytes():
-        raise InputError(f"{origin}: dataset {ds.name} is {_size(nbytes)} (chunked or compressed, so read into memory), "
-                         f"more than lossctl reads ({_size(max_input_bytes())}); raise LOSSCTL_MAX_INPUT_BYTES")
+        raise InputError(f"{origin}: dataset {ds.name} is {size_text(nbytes)} (chunked or compressed, so read into memory), "
+                         f"more than lossctl reads ({size_text(max_input_bytes())}); raise LOSSCTL_MAX_INPUT_BYTES")
     return np.asarray(ds[()])
 
 

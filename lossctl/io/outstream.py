@@ -12,7 +12,7 @@ not meant to be replaced:
 * ``.safetensors``: a header for the parts' shapes and dtypes, then each part's
   data copied in, in order;
 * ``.csv``: the parts are read back a chunk at a time and written as the same rows
-  as :func:`lossctl.render.text.write_csv`.
+  as :func:`lossctl.io.per_sample_csv.write_csv`.
 
 When the call did not stream (small inputs), ``commit`` falls back to
 :func:`lossctl.io.writers.write_output` on the in-memory result.
@@ -160,7 +160,7 @@ class OutputStream:
             tmp.commit()
 
     def _csv(self) -> None:
-        """The rows of ``render.text.write_csv``: sample, loss, then each gradient's entries
+        """The rows of ``per_sample_csv.write_csv``: sample, loss, then each gradient's entries
         flattened per sample (a gradient that does not split into one row per sample is left
         out, as there)."""
         values = self.parts["per_sample"]

@@ -76,7 +76,7 @@ def max_input_bytes() -> int:
         return DEFAULT_MAX_INPUT_BYTES
 
 
-def _size(n: int) -> str:
+def size_text(n: int) -> str:
     if n < 10 * 1024:
         return f"{n} bytes"
     if n < MIB:
@@ -229,7 +229,7 @@ def _read_capped(f: BinaryIO, origin: str, size_hint: int | None = None) -> byte
     """Everything from ``f``, refusing more than :func:`max_input_bytes`."""
     cap = max_input_bytes()
     if size_hint is not None and size_hint > cap:
-        raise InputError(f"{origin}: {_size(size_hint)} is more than lossctl reads into memory ({_size(cap)}); "
+        raise InputError(f"{origin}: {size_text(size_hint)} is more than lossctl reads into memory ({size_text(cap)}); "
                          "save large arrays as .npy (memory-mapped), or raise LOSSCTL_MAX_INPUT_BYTES")
     if size_hint is not None:
         data = f.read(size_hint + 1)  # a regular file: one read of the known size
@@ -244,7 +244,7 @@ def _read_capped(f: BinaryIO, origin: str, size_hint: int | None = None) -> byte
             return buf
         buf += chunk
         if len(buf) > cap:
-            raise InputError(f"{origin}: more than {_size(cap)} of data, the most lossctl reads into memory; "
+            raise InputError(f"{origin}: more than {size_text(cap)} of data, the most lossctl reads into memory; "
                              "save large arrays as .npy, or raise LOSSCTL_MAX_INPUT_BYTES")
 
 
@@ -271,7 +271,7 @@ def _read_stdin(stream: BinaryIO, origin: str, fmt: str | None) -> np.ndarray:
         if isinstance(first, str):  # a text stream without .buffer
             text = first + stream.read(max_input_bytes() + 1 - len(first))
             if len(text) > max_input_bytes():
-                raise InputError(f"{origin}: more than {_size(max_input_bytes())} of data, the most lossctl reads into memory")
+                raise InputError(f"{origin}: more than {size_text(max_input_bytes())} of data, the most lossctl reads into memory")
             stream, first = io.BytesIO(text.encode()), b""
             first = stream.read(_CHUNK)
         if not first:
@@ -284,7 +284,7 @@ def _read_stdin(stream: BinaryIO, origin: str, fmt: str | None) -> np.ndarray:
     except OSError as e:
         raise InputError(f"{origin}: cannot read standard input: {e.strerror or e}") from None
     if len(first) + len(rest) > max_input_bytes():
-        raise InputError(f"{origin}: more than {_size(max_input_bytes())} of data, the most lossctl reads into memory")
+        raise InputError(f"{origin}: more than {size_text(max_input_bytes())} of data, the most lossctl reads into memory")
     data = first + rest if rest else first
     fmt = fmt or sniff(data)
     return _parse_bytes(data, fmt, None, origin)
@@ -292,8 +292,8 @@ def _read_stdin(stream: BinaryIO, origin: str, fmt: str | None) -> np.ndarray:
 
 def _read_literal(text: str, origin: str) -> np.ndarray:
     if len(text) > MAX_LITERAL_BYTES:
-        raise InputError(f"{origin}: an inline literal of {_size(len(text))} is too long (the limit is "
-                         f"{_size(MAX_LITERAL_BYTES)}); put the data in a file (.npy, .csv, ...) and pass its path")
+        raise InputError(f"{origin}: an inline literal of {size_text(len(text))} is too long (the limit is "
+                         f"{size_text(MAX_LITERAL_BYTES)}); put the data in a file (.npy, .csv, ...) and pass its path")
     if "\x00" in text:
         raise InputError(f"{origin}: not a file name or an inline literal (it holds a NUL character)")
     return _from_document(_parse_literal(text, origin), origin, None)
@@ -421,14 +421,14 @@ def _load_npy(f: BinaryIO, origin: str, *, mmap: bool) -> np.ndarray:
     available = f.tell() - offset
     if available < nbytes:
         raise InputError(f"{origin}: truncated .npy file: the header declares shape {shape} {dtype} "
-                         f"({_size(nbytes)} of data) but only {_size(max(available, 0))} follow")
+                         f"({size_text(nbytes)} of data) but only {size_text(max(available, 0))} follow")
     order = "F" if fortran else "C"
     if count == 0:
         return np.empty(shape, dtype=dtype, order=order)
     if mmap:
         return np.memmap(f, dtype=dtype, mode="r", offset=offset, shape=shape, order=order)
     if nbytes > max_input_bytes():
-        raise InputError(f"{origin}: {_size(nbytes)} is more than lossctl reads into memory; save it to a file")
+        raise InputError(f"{origin}: {size_text(nbytes)} is more than lossctl reads into memory; save it to a file")
     buf = f.getbuffer() if isinstance(f, io.BytesIO) else None
     if buf is not None:
         arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
@@ -472,8 +472,8 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
         info = zf.getinfo(members[key])
         cap = max_input_bytes()
         if info.file_size > cap:
-            raise InputError(f"{origin}: array '{key}' is {_size(info.file_size)} uncompressed, more than lossctl "
-                             f"reads into memory ({_size(cap)}); save it as .npy (memory-mapped)")
+            raise InputError(f"{origin}: array '{key}' is {size_text(info.file_size)} uncompressed, more than lossctl "
+                             f"reads into memory ({size_text(cap)}); save it as .npy (memory-mapped)")
         try:
             with zf.open(info) as member:
                 shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
@@ -481,7 +481,7 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
                 nbytes = count * dtype.itemsize
                 if nbytes > info.file_size - offset:
                     raise InputError(f"{origin}: array '{key}' is truncated: its header declares shape {shape} "
-                                     f"{dtype} ({_size(nbytes)}) but the member holds {_size(max(info.file_size - offset, 0))}")
+                                     f"{dtype} ({size_text(nbytes)}) but the member holds {size_text(max(info.file_size - offset, 0))}")
                 data = member.read(nbytes)
         except InputError:
             raise

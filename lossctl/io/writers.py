@@ -243,7 +243,7 @@ def write_output(path: Path, result, grad: bool) -> None:
 
 def output_csv(result, grad: bool) -> str:
     """The ``-o FILE.csv`` text (and ``-o -``): one row per sample."""
-    from ..render.text import write_csv
+    from .per_sample_csv import write_csv
 
     text = io.StringIO()
     write_csv(text, result, per_sample=True, grad=grad)

@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..io.per_sample_csv import fmt_float  # noqa: F401  (one float spelling for text and files)
+
 FORMATS = ("auto", "table", "json", "plain", "csv")
 
 
@@ -38,11 +40,3 @@ def jsonable(value: Any) -> Any:
             return number(a)
         return [jsonable(v) for v in a] if a.ndim > 1 else [number(v) for v in a.tolist()]
     return a.tolist()
-
-
-def fmt_float(x: Any) -> str:
-    """Round-tripping text for one value: ``repr`` of a Python float, ints as ints."""
-    a = np.asarray(x)
-    if a.dtype.kind in "iub":
-        return str(int(a))
-    return repr(float(a))

@@ -496,6 +496,8 @@ def diff_page(a_name: str, b_name: str, arrays: Sequence[DiffArray], summary: st
 
 def check_rows(report: Any) -> list[CaseRow]:
     """The page's rows from a suite report (:class:`lossctl.suite.run.SuiteReport`)."""
+    from .check import case_summary
+
     rows = []
     for r in report.results:
         comparisons = r.report.comparisons if r.report is not None else []
@@ -508,7 +510,7 @@ def check_rows(report: Any) -> list[CaseRow]:
         else:
             expected = actual = difference = "—"
         rows.append(CaseRow(name=r.name, loss=r.case.spec.name, status=r.status, expected=expected, actual=actual,
-                            difference=difference, line=r.case.line, detail=r.summary))
+                            difference=difference, line=r.case.line, detail=case_summary(r)))
     return rows
 
 

@@ -23,7 +23,7 @@ def _time(seconds: float) -> str:
 
 def build(report, *, suite_error: str | None = None) -> ET.Element:
     """The ``<testsuites>`` element. ``suite_error``: the suite could not be loaded (one ``<error>`` case)."""
-    from ..suite import describe_comparison
+    from .check import case_summary, describe_comparison
 
     suite = report.suite if report is not None else None
     root = ET.Element("testsuites", name="lossctl")
@@ -48,7 +48,7 @@ def build(report, *, suite_error: str | None = None) -> ET.Element:
         tc = ET.SubElement(ts, "testcase", classname=f"{suite.name}.{case.spec.name}", name=case.name,
                            file=str(suite.path), line=str(case.line), time=_time(r.seconds))
         if r.status == "fail":
-            el = ET.SubElement(tc, "failure", message=r.summary, type="CheckFailed")
+            el = ET.SubElement(tc, "failure", message=case_summary(r), type="CheckFailed")
             lines = [f"case {case.name} ({suite.path}:{case.line}), loss {case.spec.name}"]
             if r.report is not None and r.report.comparisons:
                 lines.append(f"rtol {r.report.rtol:g}, atol {r.report.atol:g}")
@@ -58,7 +58,7 @@ def build(report, *, suite_error: str | None = None) -> ET.Element:
                         lines.append(f"     expected: {_full(c.expected)}")
                         lines.append(f"     actual:   {_full(c.actual)}")
             else:
-                lines.append(r.summary)
+                lines.append(case_summary(r))
             el.text = "\n".join(lines)
         elif r.status == "error":
             el = ET.SubElement(tc, "error", message=_first_line(r.error), type=r.error_type or "Error")

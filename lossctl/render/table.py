@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import fmt_float
-from .text import per_sample_columns
+from ..io.per_sample_csv import per_sample_columns
 
 MAX_CELL_VALUES = 6
 # Per-sample and gradient tables show 8 significant digits so that several columns fit a

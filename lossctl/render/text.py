@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from ..io.per_sample_csv import per_sample_columns, write_csv  # noqa: F401  (the CSV table is a file format)
 from . import fmt_float, jsonable
 
 
@@ -107,56 +108,6 @@ def _inline(value: Any) -> str:
     if a.ndim == 0:
         return fmt_float(a)
     return json.dumps(jsonable(a))
-
-
-def write_csv(out: TextIO, result, *, per_sample: bool = False, grad: bool = False) -> None:
-    """One row per sample (``index, loss, grad…``) when per-sample values are asked for
-    or the reduction is none; otherwise a ``loss`` column with one row."""
-    import csv
-
-    writer = csv.writer(out, lineterminator="\n")
-    if not per_sample and result.reduction != "none" and not grad:
-        writer.writerow(["loss"])
-        writer.writerow([fmt_float(result.loss)])
-        return
-    header, columns = per_sample_columns(result, grad=grad)
-    writer.writerow(header)
-    for row in zip(*columns):
-        writer.writerow(row)
-
-
-def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]]]:
-    """Columns of a per-sample table: index, loss, then each gradient's entries flattened per sample."""
-    values = np.asarray(result.per_sample)
-    flat = values.reshape(-1) if values.ndim else values.reshape(1)
-    n = flat.size
-    index = [str(i) for i in range(n)]
-    header = ["sample", "loss"]
-    columns = [index, [fmt_float(v) for v in flat]]
-    if grad:
-        axis = _batch_axis(result.loss_name) if values.ndim else 0
-        for name, g in result.grad.items():
-            g = np.asarray(g)
-            if axis and g.ndim > axis:  # samples along another axis (CTC's (T, N, C)): group by sample
-                g = np.moveaxis(g, axis, 0)
-            rows = g.reshape(n, -1) if n and g.size % n == 0 else g.reshape(1, -1)
-            if rows.shape[0] != n:
-                continue
-            for j in range(rows.shape[1]):
-                header.append(f"grad_{name}_{j}" if rows.shape[1] > 1 else f"grad_{name}")
-                columns.append([fmt_float(v) for v in rows[:, j]])
-    return header, columns
-
-
-def _batch_axis(loss_name: str) -> int:
-    """The axis along which a loss's samples lie (``LossSpec.batch_axis``; 0 when unknown)."""
-    from ..losses import registry
-    from ..errors import UsageError
-
-    try:
-        return registry().get(loss_name).batch_axis or 0
-    except UsageError:  # a result not from the registry
-        return 0
 
 
 def write_check_plain(err: TextIO, report) -> None:

@@ -1,8 +1,8 @@
 """Check suites: load a suite file into cases, run them through :func:`lossctl.api.compute`.
 
-Pure: nothing here prints or writes files. The CLI (``lossctl check``) renders a
-:class:`SuiteReport`; :mod:`lossctl.render.junit` writes it as JUnit XML and
-:mod:`lossctl.suite.rewrite` rewrites the ``expect`` values in place (``--update``).
+Nothing here prints. :mod:`lossctl.render.check` renders a :class:`SuiteReport` (and
+:mod:`lossctl.render.junit` as JUnit XML); :mod:`lossctl.suite.update` rewrites the ``expect``
+values in place (``--update``) and :mod:`lossctl.suite.record` appends cases (``lossctl record``).
 
 A suite::
 
@@ -44,12 +44,11 @@ Rules:
 
 from __future__ import annotations
 
-from .describe import describe_comparison, failure_summary, fmt_value
 from .load import load_suite, parse_suite
 from .model import Case, Quantity, Suite
-from .run import CaseResult, SourceCache, SuiteReport, materialize, run_case, run_suite, select, source_paths
+from .run import CaseResult, suite_reader, SuiteReport, materialize, run_case, run_suite, select, source_paths
 from .yamlnodes import compose
 
 __all__ = ["Case", "CaseResult", "Quantity", "Suite", "SuiteReport", "load_suite", "parse_suite", "run_suite",
-           "run_case", "select", "describe_comparison", "failure_summary", "fmt_value", "source_paths", "SourceCache",
+           "run_case", "select", "source_paths", "suite_reader",
            "materialize", "compose"]

@@ -9,10 +9,10 @@ from typing import Any
 from ..core.expectations import DEFAULT_ATOL, DEFAULT_RTOL
 from ..errors import InputError, LossctlError
 from ..core.registry import PREDICTION_KINDS, LossSpec
-from .messages import _Problems, _q, _show, _suggest, _type_name
+from .messages import Problems, quote, show, suggest, type_name
 from .model import Case, Quantity, Suite
-from .values import _array_problem, _param_value, _reg_value, _tolerance
-from .yamlnodes import _check_duplicate_keys, _key_nodes, _line, _value_node, compose
+from .values import array_problem, param_value, reg_value, tolerance
+from .yamlnodes import check_duplicate_keys, key_node_map, node_line, value_node, compose
 
 TOP_KEYS = ("cases", "defaults", "rtol", "atol", "name")
 CALL_KEYS = ("loss", "reduction", "dtype", "dim", "convention")
@@ -58,54 +58,54 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
     from ..io.readers import check_expanded_size
 
     check_expanded_size(data, shown)  # before any walk over the nodes: a "billion laughs" suite fails fast
-    problems = _Problems(shown)
+    problems = Problems(shown)
     if data is None:
         raise InputError(f"{shown}: empty suite; expected a mapping with a 'cases' list")
     if not isinstance(data, dict):
         raise InputError(f"{shown}:{root.start_mark.line + 1}: expected a mapping with a 'cases' list, "
-                         f"found {_type_name(data)}")
-    nodes = _key_nodes(root)
+                         f"found {type_name(data)}")
+    nodes = key_node_map(root)
     for key in data:
         if isinstance(key, str) and key.startswith("x-"):
             continue  # free extension keys (e.g. YAML anchors shared by cases), as in compose files
         if key not in TOP_KEYS:
-            problems.add(_line(nodes, key, root), f"unknown top-level key {_q(key)}{_suggest(key, TOP_KEYS)}")
-    _check_duplicate_keys(root, problems, "")
+            problems.add(node_line(nodes, key, root), f"unknown top-level key {quote(key)}{suggest(key, TOP_KEYS)}")
+    check_duplicate_keys(root, problems, "")
 
     name = data.get("name", path.stem)
     if not isinstance(name, (str, int, float)) or isinstance(name, bool) or str(name) == "":
-        problems.add(_line(nodes, "name", root), "name: expected the suite's name as text")
+        problems.add(node_line(nodes, "name", root), "name: expected the suite's name as text")
         name = path.stem
     suite_tol = {}
     for key in CHECK_KEYS:
         if key in data:
-            value = _tolerance(data[key])
+            value = tolerance(data[key])
             if value is None:
-                problems.add(_line(nodes, key, root), f"{key}: expected a number ≥ 0, got {_show(data[key])}")
+                problems.add(node_line(nodes, key, root), f"{key}: expected a number ≥ 0, got {show(data[key])}")
             else:
                 suite_tol[key] = value
 
     defaults = data.get("defaults") or {}
-    defaults_node = _value_node(root, "defaults")
+    defaults_node = value_node(root, "defaults")
     if "defaults" in data and not isinstance(data["defaults"], dict) and data["defaults"] is not None:
-        problems.add(_line(nodes, "defaults", root), f"defaults: expected a mapping of case keys, found {_type_name(data['defaults'])}")
+        problems.add(node_line(nodes, "defaults", root), f"defaults: expected a mapping of case keys, found {type_name(data['defaults'])}")
         defaults = {}
-    defaults_lines = _key_nodes(defaults_node) if defaults_node is not None else {}
+    defaults_lines = key_node_map(defaults_node) if defaults_node is not None else {}
     for key in CHECK_KEYS:
         if key in defaults and key in suite_tol:
-            problems.add(_line(defaults_lines, key, defaults_node), f"defaults: {key} is also given at the top level; keep one")
+            problems.add(node_line(defaults_lines, key, defaults_node), f"defaults: {key} is also given at the top level; keep one")
     if defaults_node is not None:
-        _check_duplicate_keys(defaults_node, problems, "defaults: ")
+        check_duplicate_keys(defaults_node, problems, "defaults: ")
 
     cases_raw = data.get("cases")
-    cases_node = _value_node(root, "cases")
+    cases_node = value_node(root, "cases")
     if "cases" not in data:
         problems.add(root.start_mark.line + 1, "missing 'cases': a list of cases")
         cases_raw = []
     elif cases_raw is None:
         cases_raw = []
     elif not isinstance(cases_raw, list):
-        problems.add(_line(nodes, "cases", root), f"cases: expected a list of cases, found {_type_name(cases_raw)}")
+        problems.add(node_line(nodes, "cases", root), f"cases: expected a list of cases, found {type_name(cases_raw)}")
         cases_raw = []
 
     from ..losses import registry
@@ -122,20 +122,20 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
             continue
         if case.named:
             if case.name in used_names:
-                problems.add(case.line, f"case {_q(case.name)}: name {_q(case.name)} is already used by case #{used_names[case.name] + 1}")
+                problems.add(case.line, f"case {quote(case.name)}: name {quote(case.name)} is already used by case #{used_names[case.name] + 1}")
             used_names.setdefault(case.name, i)
         cases.append(case)
     for key in defaults:
         if key in CHECK_KEYS or key in CALL_KEYS or key in FLAG_KEYS or key in default_keys_used:
             continue
         if key in CASE_ONLY_KEYS:
-            problems.add(_line(defaults_lines, key, defaults_node), f"defaults: {_q(key)} belongs to each case, not to defaults")
+            problems.add(node_line(defaults_lines, key, defaults_node), f"defaults: {quote(key)} belongs to each case, not to defaults")
         elif key in OUTPUT_KEYS:
-            problems.add(_line(defaults_lines, key, defaults_node), f"defaults: {_output_key_message(key)}")
+            problems.add(node_line(defaults_lines, key, defaults_node), f"defaults: {_output_key_message(key)}")
         elif cases:
             valid = _all_case_keys(reg, cases)
-            problems.add(_line(defaults_lines, key, defaults_node),
-                         f"defaults: no case's loss takes {_q(key)}{_suggest(key, valid)}")
+            problems.add(node_line(defaults_lines, key, defaults_node),
+                         f"defaults: no case's loss takes {quote(key)}{suggest(key, valid)}")
     # Generated names: LOSS-N, unique among the given names.
     for case in cases:
         if not case.named:
@@ -149,7 +149,7 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
     tol = {**{"rtol": DEFAULT_RTOL, "atol": DEFAULT_ATOL}, **suite_tol}
     for key in CHECK_KEYS:
         if key in defaults:
-            tol[key] = _tolerance(defaults[key])
+            tol[key] = tolerance(defaults[key])
     return Suite(path=path, name=str(name), cases=cases, text=text, root=root, rtol=tol["rtol"], atol=tol["atol"])
 
 
@@ -157,22 +157,22 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
     line = cnode.start_mark.line + 1 if cnode is not None else 0
     label = f"case #{i + 1}"
     if not isinstance(raw, dict):
-        problems.add(line, f"{label}: expected a mapping of keys (loss, inputs, expect, ...), found {_type_name(raw)}")
+        problems.add(line, f"{label}: expected a mapping of keys (loss, inputs, expect, ...), found {type_name(raw)}")
         return None
-    lines = _key_nodes(cnode) if cnode is not None else {}
+    lines = key_node_map(cnode) if cnode is not None else {}
     named = "name" in raw and raw["name"] is not None
     if named:
         if isinstance(raw["name"], (dict, list, bool)) or str(raw["name"]).strip() == "":
-            problems.add(_line(lines, "name", cnode), f"{label}: name: expected text, got {_show(raw['name'])}")
+            problems.add(node_line(lines, "name", cnode), f"{label}: name: expected text, got {show(raw['name'])}")
             named = False
         else:
-            label = f"case {_q(str(raw['name']))}"
-    _check_duplicate_keys(cnode, problems, f"{label}: ")
+            label = f"case {quote(str(raw['name']))}"
+    check_duplicate_keys(cnode, problems, f"{label}: ")
 
     def where(key: str) -> int:
         if key in raw:
-            return _line(lines, key, cnode)
-        return _line(defaults_lines, key, defaults_node)
+            return node_line(lines, key, cnode)
+        return node_line(defaults_lines, key, defaults_node)
 
     def origin(key: str) -> str:
         return key if key in raw else f"{key} (from defaults)"
@@ -182,7 +182,7 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         problems.add(line, f"{label}: missing key 'loss' (the loss's name, e.g. loss: ce)")
         return None
     if not isinstance(loss_name, str):
-        problems.add(where("loss"), f"{label}: loss: expected a loss name, got {_show(loss_name)}")
+        problems.add(where("loss"), f"{label}: loss: expected a loss name, got {show(loss_name)}")
         return None
     try:
         from ..tokens import command_spec
@@ -209,10 +209,10 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
             default_keys_used.add(key)
     for key, value in raw.items():
         if not isinstance(key, str):
-            problems.add(cnode.start_mark.line + 1 if cnode is not None else line, f"{label}: key {_show(key)} is not a name")
+            problems.add(cnode.start_mark.line + 1 if cnode is not None else line, f"{label}: key {show(key)} is not a name")
             continue
         if key not in valid:
-            problems.add(_line(lines, key, cnode), f"{label}: {_unknown_key_message(key, spec, valid, reg)}")
+            problems.add(node_line(lines, key, cnode), f"{label}: {_unknown_key_message(key, spec, valid, reg)}")
             continue
         merged[key] = value
 
@@ -223,53 +223,53 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
             continue
         at = where(key)
         if key in CHECK_KEYS:
-            tol = _tolerance(value)
+            tol = tolerance(value)
             if tol is None:
-                problems.add(at, f"{label}: {origin(key)}: expected a number ≥ 0, got {_show(value)}")
+                problems.add(at, f"{label}: {origin(key)}: expected a number ≥ 0, got {show(value)}")
             else:
                 setattr(case, key, tol)
         elif key in FLAG_KEYS:
             if not isinstance(value, bool):
-                problems.add(at, f"{label}: {origin(key)}: expected true or false, got {_show(value)}")
+                problems.add(at, f"{label}: {origin(key)}: expected true or false, got {show(value)}")
             else:
                 setattr(case, key, value)
         elif key == "reduction":
             if value not in spec.reductions:
-                problems.add(at, f"{label}: {origin(key)}: {spec.name} takes one of {', '.join(spec.reductions)}; got {_show(value)}")
+                problems.add(at, f"{label}: {origin(key)}: {spec.name} takes one of {', '.join(spec.reductions)}; got {show(value)}")
             else:
                 case.call[key] = value
         elif key == "dtype":
             if value not in DTYPES:
-                problems.add(at, f"{label}: {origin(key)}: expected one of {', '.join(DTYPES)}, got {_show(value)}")
+                problems.add(at, f"{label}: {origin(key)}: expected one of {', '.join(DTYPES)}, got {show(value)}")
             else:
                 case.call[key] = value
         elif key == "convention":
             if value not in spec.convention_names:
                 problems.add(at, f"{label}: {origin(key)}: {spec.name} has the conventions {', '.join(spec.convention_names)}; "
-                                 f"got {_show(value)}")
+                                 f"got {show(value)}")
             else:
                 case.call[key] = value
         elif key == "dim":
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
-                problems.add(at, f"{label}: {origin(key)}: expected an integer (the class dimension), got {_show(value)}")
+                problems.add(at, f"{label}: {origin(key)}: expected an integer (the class dimension), got {show(value)}")
             else:
                 case.call[key] = value
         elif key in REG_KEYS and key not in params and key not in inputs:
-            ok, converted, problem = _reg_value(key, value)
+            ok, converted, problem = reg_value(key, value)
             if not ok:
                 problems.add(at, f"{label}: {origin(key)}: {problem}")
             elif converted is not None:
                 case.call[key] = converted
         elif key in inputs:
-            problem = _array_problem(value)
+            problem = array_problem(value)
             if problem:
                 problems.add(at, f"{label}: {origin(key)}: {problem}")
             elif value is not None:
                 case.call[key] = value
         elif key in params:
-            ok, converted, problem = _param_value(params[key], value)
+            ok, converted, problem = param_value(params[key], value)
             if not ok:
                 problems.add(at, f"{label}: {origin(key)}: {problem}")
             elif converted is not None:
@@ -282,73 +282,73 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         problems.add(where(given[1]), f"{label}: {' and '.join(given)} given; give exactly one of {', '.join(spec.kinds)}")
     for name in spec.extra_inputs + (("target",) if spec.target != "none" else ()) + tuple(getattr(spec, "aux_inputs", ())):
         if name not in case.call:
-            problems.add(line, f"{label}: missing {_q(name)}")
+            problems.add(line, f"{label}: missing {quote(name)}")
     _load_expect(case, raw, lines, cnode, label, problems)
     return case
 
 
-def _load_expect(case: Case, raw: dict, lines, cnode, label: str, problems: "_Problems") -> None:
+def _load_expect(case: Case, raw: dict, lines, cnode, label: str, problems: "Problems") -> None:
     kind = case.kind
     diff_inputs = set(case.spec.kinds) | set(case.spec.extra_inputs)
     if "expect" in raw:
         value = raw["expect"]
-        node = _value_node(cnode, "expect")
+        node = value_node(cnode, "expect")
         case.expect_node = node
-        at = _line(lines, "expect", cnode)
+        at = node_line(lines, "expect", cnode)
         if isinstance(value, dict):
-            enodes = _key_nodes(node)
-            _check_duplicate_keys(node, problems, f"{label}: expect: ")
+            enodes = key_node_map(node)
+            check_duplicate_keys(node, problems, f"{label}: expect: ")
             for part, pvalue in value.items():
-                pat = _line(enodes, part, node)
+                pat = node_line(enodes, part, node)
                 if part not in EXPECT_PARTS:
-                    problems.add(pat, f"{label}: expect: unknown key {_q(part)}{_suggest(str(part), EXPECT_PARTS)} "
+                    problems.add(pat, f"{label}: expect: unknown key {quote(part)}{suggest(str(part), EXPECT_PARTS)} "
                                       f"(expect takes {', '.join(EXPECT_PARTS)})")
                     continue
-                pnode = _value_node(node, part)
+                pnode = value_node(node, part)
                 if part == "grad":
                     _load_grad(case, pvalue, pnode, pat, f"{label}: expect.grad", kind, diff_inputs, problems)
                     continue
-                problem = _array_problem(pvalue)
+                problem = array_problem(pvalue)
                 if problem:
                     problems.add(pat, f"{label}: expect.{part}: {problem}")
                 elif pvalue is not None:
                     case.expect[part] = Quantity(part, pvalue, pnode)
         elif value is not None:
-            problem = _array_problem(value)
+            problem = array_problem(value)
             if problem:
                 problems.add(at, f"{label}: expect: {problem} (or a mapping with {', '.join(EXPECT_PARTS)})")
             else:
                 case.expect["loss"] = Quantity("loss", value, node)
     if "expect_per_sample" in raw:
-        at = _line(lines, "expect_per_sample", cnode)
+        at = node_line(lines, "expect_per_sample", cnode)
         value = raw["expect_per_sample"]
         if "per_sample" in case.expect:
             problems.add(at, f"{label}: expect_per_sample: per-sample values are also given in expect; keep one")
         else:
-            problem = _array_problem(value)
+            problem = array_problem(value)
             if problem:
                 problems.add(at, f"{label}: expect_per_sample: {problem}")
             elif value is not None:
-                case.expect["per_sample"] = Quantity("per_sample", value, _value_node(cnode, "expect_per_sample"))
+                case.expect["per_sample"] = Quantity("per_sample", value, value_node(cnode, "expect_per_sample"))
     if "expect_grad" in raw:
-        at = _line(lines, "expect_grad", cnode)
-        _load_grad(case, raw["expect_grad"], _value_node(cnode, "expect_grad"), at, f"{label}: expect_grad", kind, diff_inputs, problems)
+        at = node_line(lines, "expect_grad", cnode)
+        _load_grad(case, raw["expect_grad"], value_node(cnode, "expect_grad"), at, f"{label}: expect_grad", kind, diff_inputs, problems)
 
 
 def _load_grad(case, value, node, at, label, kind, diff_inputs, problems) -> None:
     if value is None:
         return
     if isinstance(value, dict):
-        gnodes = _key_nodes(node)
+        gnodes = key_node_map(node)
         for name, gvalue in value.items():
-            gat = _line(gnodes, name, node)
+            gat = node_line(gnodes, name, node)
             if name not in diff_inputs and not (case.call.get("params") is not None and
                                                  (name == "params" or str(name).startswith("params."))):
                 have = ", ".join(sorted(diff_inputs) + (["params", "params.NAME"] if case.call.get("params") is not None else []))
-                problems.add(gat, f"{label}: {case.spec.name} has no gradient for {_q(name)}{_suggest(str(name), sorted(diff_inputs))} "
+                problems.add(gat, f"{label}: {case.spec.name} has no gradient for {quote(name)}{suggest(str(name), sorted(diff_inputs))} "
                                   f"(gradients are for: {have})")
                 continue
-            problem = _array_problem(gvalue)
+            problem = array_problem(gvalue)
             if problem:
                 problems.add(gat, f"{label}.{name}: {problem}")
                 continue
@@ -356,9 +356,9 @@ def _load_grad(case, value, node, at, label, kind, diff_inputs, problems) -> Non
             if key in case.expect:
                 problems.add(gat, f"{label}: the gradient of {name} is given twice; keep one")
                 continue
-            case.expect[key] = Quantity(key, gvalue, _value_node(node, name))
+            case.expect[key] = Quantity(key, gvalue, value_node(node, name))
         return
-    problem = _array_problem(value)
+    problem = array_problem(value)
     if problem:
         problems.add(at, f"{label}: {problem} (or a mapping from input name to gradient)")
         return
@@ -375,20 +375,20 @@ def _unknown_key_message(key: str, spec: LossSpec, valid: set[str], reg) -> str:
     if key in OUTPUT_KEYS:
         return _output_key_message(key)
     if key in PREDICTION_KINDS:
-        return f"{spec.name} does not take {_q(key)}; give one of {', '.join(spec.kinds)}"
+        return f"{spec.name} does not take {quote(key)}; give one of {', '.join(spec.kinds)}"
     snake = key.replace("-", "_")
     if snake != key and snake in valid:
-        return f"unknown key {_q(key)}; keys are snake case: did you mean {_q(snake)}?"
-    hint = _suggest(key, sorted(valid))
+        return f"unknown key {quote(key)}; keys are snake case: did you mean {quote(snake)}?"
+    hint = suggest(key, sorted(valid))
     if not hint:
         others = sorted({s.name for s in reg.specs if snake in s.param_names or snake in s.inputs})
         if others:
-            return f"{spec.name} does not take {_q(key)} (losses that do: {', '.join(others)})"
-    return f"unknown key {_q(key)}{hint}"
+            return f"{spec.name} does not take {quote(key)} (losses that do: {', '.join(others)})"
+    return f"unknown key {quote(key)}{hint}"
 
 
 def _output_key_message(key: str) -> str:
-    return f"{_q(key)} is an output option of the command line; it does not apply in a suite"
+    return f"{quote(key)} is an output option of the command line; it does not apply in a suite"
 
 
 def _all_case_keys(reg, cases: list[Case]) -> list[str]:

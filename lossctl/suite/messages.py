@@ -1,4 +1,4 @@
-"""Problem messages of suite validation: :class:`_Problems` collects them (file:line: message) and
+"""Problem messages of suite validation: :class:`Problems` collects them (file:line: message) and
 raises one :class:`~lossctl.errors.InputError`; small helpers quote keys, show values and suggest spellings."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from ..errors import InputError
 MAX_PROBLEMS = 20
 
 
-class _Problems:
+class Problems:
     def __init__(self, shown: str):
         self.shown = shown
         self.items: list[tuple[int, str]] = []
@@ -32,27 +32,27 @@ class _Problems:
         raise InputError(lines[0])
 
 
-def _suggest(key: str, choices: Iterable[str]) -> str:
+def suggest(key: str, choices: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(key), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean {_q(close[0])}?" if close else ""
+    return f"; did you mean {quote(close[0])}?" if close else ""
 
 
-def _q(key: Any) -> str:
+def quote(key: Any) -> str:
     return f"'{key}'"
 
 
-def _show(value: Any) -> str:
+def show(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (dict, list)):
-        return _type_name(value)
+        return type_name(value)
     text = repr(value) if isinstance(value, str) else str(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):

@@ -28,7 +28,7 @@ from ..errors import InputError
 from .load import parse_suite
 from .model import Case, Suite
 from .run import SuiteReport
-from .yamlnodes import compose
+from .yamlnodes import compose, key_node_map, value_node
 
 WIDTH = 100
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./:+=@,-]*$")
@@ -98,7 +98,7 @@ def yaml_flow(value: Any, col: int = 0, width: int = WIDTH) -> str:
     value = to_plain(value)
     if not isinstance(value, list):
         return yaml_scalar(value)
-    one = _one_line(value)
+    one = one_line(value)
     if col + len(one) <= width or not value:
         return one
     pad = " " * (col + 1)
@@ -116,9 +116,9 @@ def yaml_flow(value: Any, col: int = 0, width: int = WIDTH) -> str:
     return "[" + (",\n" + pad).join(parts) + "]"
 
 
-def _one_line(value: Any) -> str:
+def one_line(value: Any) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(_one_line(v) for v in value) + "]"
+        return "[" + ", ".join(one_line(v) for v in value) + "]"
     return yaml_scalar(value)
 
 
@@ -199,21 +199,6 @@ def _shared_nodes(root) -> set[int]:
     return shared
 
 
-def _key_node(mapping, key: str):
-    for k, _ in getattr(mapping, "value", []):
-        if getattr(k, "value", None) == key:
-            return k
-    return None
-
-
-def _value_node(mapping, key: str):
-    found = None
-    for k, v in getattr(mapping, "value", []):
-        if getattr(k, "value", None) == key:
-            found = v
-    return found
-
-
 @dataclass
 class Edit:
     start: int
@@ -247,44 +232,6 @@ class Change:
     old: Any = None
     new: Any = None
     reason: str = ""
-
-    def describe(self) -> str:
-        if self.action == "kept":
-            return f"not updated {self.case}: {self.what} {self.reason}"
-        if self.action == "added":
-            return f"added {self.case}: {self.what} {_brief(self.new)}"
-        return f"updated {self.case}: {self.what} {_change(self.old, self.new)}"
-
-
-def _brief(value: Any) -> str:
-    a = np.asarray(value, dtype=np.float64)
-    if a.ndim == 0:
-        return repr(float(a))
-    if a.size <= 6:
-        return _one_line(to_plain(a))
-    return f"(shape {'x'.join(map(str, a.shape))})"
-
-
-def _change(old: Any, new: Any) -> str:
-    if isinstance(old, str):
-        return f"{old} -> {_brief(new)}"
-    try:
-        o = np.asarray(old, dtype=np.float64)
-        n = np.asarray(new, dtype=np.float64)
-    except (TypeError, ValueError):
-        return f"-> {_brief(new)}"
-    if o.ndim == 0 and n.ndim == 0:
-        return f"{repr(float(o))} -> {repr(float(n))}"
-    if o.shape != n.shape:
-        return f"shape {o.shape} -> {_brief(n)} shape {n.shape}"
-    if n.size <= 6:
-        return f"{_one_line(to_plain(o))} -> {_one_line(to_plain(n))}"
-    with np.errstate(invalid="ignore"):
-        diff = np.abs(o - n)
-    differ = ~((o == n) | (np.isnan(o) & np.isnan(n)))
-    worst = np.unravel_index(int(np.nanargmax(np.where(differ, diff, -1))), n.shape)
-    return (f"changed at {int(differ.sum())} of {n.size} elements "
-            f"(max abs diff {float(np.nanmax(np.where(differ, diff, 0))):.3g} at {[int(i) for i in worst]})")
 
 
 @dataclass
@@ -440,7 +387,7 @@ def _add_expect(text: str, case: Case, additions: list[tuple[str, Any]], rewritt
     why = editable(enode)
     if why:
         raise _Skip(f"expect {why}")
-    key_node = _key_node(cnode, "expect")
+    key_node = key_node_map(cnode).get("expect")
     if isinstance(enode, yaml.ScalarNode) and enode.tag.endswith(":null"):
         entries = _nest(additions)
         if [k for k, _ in additions] == ["loss"]:
@@ -451,7 +398,7 @@ def _add_expect(text: str, case: Case, additions: list[tuple[str, Any]], rewritt
         edits = []
         grad_adds = [(k.split(".", 1)[1], v) for k, v in additions if k.startswith("grad.")]
         plain_adds = [(k, v) for k, v in additions if not k.startswith("grad.")]
-        gnode = _value_node(enode, "grad")
+        gnode = value_node(enode, "grad")
         if grad_adds and isinstance(gnode, yaml.MappingNode):
             if editable(gnode):
                 raise _Skip(f"expect.grad {editable(gnode)}")
@@ -566,10 +513,10 @@ def _verify_update(suite: Suite, plan: UpdatePlan) -> None:
 
 
 def _same(raw: Any, value: Any) -> bool:
-    from .run import _convert_text
+    from .run import convert_text
 
     try:
-        a = np.asarray(_convert_text(to_plain(raw)), dtype=np.float64)
+        a = np.asarray(convert_text(to_plain(raw)), dtype=np.float64)
         b = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         return False
@@ -605,8 +552,8 @@ def append_case(text: str | None, path: Path, entries: list[tuple[str, Any]]) ->
         return text + _nl(text, sep + "cases:\n" + _item_lines(entries, 2, 4) + "\n")
     if not isinstance(root, yaml.MappingNode):
         raise InputError(f"{path}: expected a mapping with a 'cases' list; not adding a case to it")
-    cases = _value_node(root, "cases")
-    key = _key_node(root, "cases")
+    cases = value_node(root, "cases")
+    key = key_node_map(root).get("cases")
     if cases is None:
         if root.flow_style:
             raise InputError(f"{path}: a suite written as one flow mapping; add 'cases:' by hand")

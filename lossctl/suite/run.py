@@ -1,4 +1,4 @@
-"""Running a suite: select cases, read their sources once (:class:`SourceCache`), compute and check
+"""Running a suite: select cases, read their sources once (:func:`suite_reader`), compute and check
 each case (:func:`run_case`) into a :class:`CaseResult`, and the whole run into a :class:`SuiteReport`."""
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ import numpy as np
 
 from ..core.expectations import CheckReport, check_result
 from ..errors import ExitCode, InputError, LossctlError
-from .describe import failure_summary
+from ..io.source_reader import SourceReader
 from .model import Case, Suite
-from .values import _float_text
+from .values import float_text
 
 
 @dataclass
@@ -32,15 +32,6 @@ class CaseResult:
     @property
     def name(self) -> str:
         return self.case.name
-
-    @property
-    def summary(self) -> str:
-        """One line: empty for a pass, the failure or error otherwise."""
-        if self.status == "error":
-            return self.error
-        if self.status == "fail":
-            return failure_summary(self)
-        return ""
 
 
 @dataclass
@@ -113,58 +104,27 @@ def select(cases: list[Case], patterns: Iterable[str]) -> list[Case]:
 # --------------------------------------------------------------------------- running
 
 
-class SourceCache:
-    """Reads each source of a suite once (cases often share data files); hands out copies."""
-
-    def __init__(self, base: Path):
-        self.base = base
-        self._arrays: dict[tuple, np.ndarray] = {}
-        self.paths: set[Path] = set()
-
-    def read(self, text: str, origin: str) -> np.ndarray:
-        from ..io.readers import read_array
-        from ..io.sources import parse_source
-
-        source = parse_source(text, base=self.base)
-        if source.kind == "stdin":
-            raise InputError(f"{origin}: standard input cannot be read in a suite")
-        key = (source.kind, str(source.path) if source.path is not None else source.text, source.key)
-        if source.path is not None:
-            self.paths.add(source.path)
-        if key not in self._arrays:
-            self._arrays[key] = read_array(source, origin)
-        return np.array(self._arrays[key], copy=True)
-
-    def read_named(self, text: str, origin: str) -> dict[str, np.ndarray]:
-        from ..io import readers
-        from ..io.sources import parse_source
-
-        source = parse_source(text, base=self.base)
-        if source.kind == "stdin":
-            raise InputError(f"{origin}: standard input cannot be read in a suite")
-        if source.path is not None:
-            self.paths.add(source.path)
-        key = ("named", str(source.path) if source.path is not None else source.text, source.key)
-        if key not in self._arrays:
-            self._arrays[key] = readers.read_named_arrays(source, origin)
-        return {k: np.array(v, copy=True) for k, v in self._arrays[key].items()}
+def suite_reader(base: Path) -> SourceReader:
+    """The reader of a suite's sources: paths relative to the suite's folder, each file read once
+    (cases often share data files; each gets a copy), no standard input."""
+    return SourceReader(base, stdin_refusal="standard input cannot be read in a suite", cache=True)
 
 
-def materialize(value: Any, origin: str, cache: SourceCache) -> Any:
+def materialize(value: Any, origin: str, cache: SourceReader) -> Any:
     """An inline value as an array, or a source string read through ``cache``."""
     if isinstance(value, str):
-        return cache.read(value, origin)
+        return cache.read(origin, value, origin, lazy=False)
     if isinstance(value, list):
         return _inline_array(value, origin)
     return value
 
 
-def _named_arrays(value: Any, origin: str, cache: SourceCache) -> Any:
+def _named_arrays(value: Any, origin: str, cache: SourceReader) -> Any:
     """``params``: a mapping of arrays, a source of named arrays, or one array."""
     if isinstance(value, dict):
         return {k: materialize(v, f"{origin}.{k}", cache) for k, v in value.items()}
     if isinstance(value, str):
-        return cache.read_named(value, origin)
+        return cache.read_named(origin, value, origin)
     return materialize(value, origin, cache)
 
 
@@ -174,7 +134,7 @@ def _inline_array(value: list, origin: str) -> np.ndarray:
     except ValueError:
         raise InputError(f"{origin}: rows of different lengths (a ragged nested list)") from None
     if arr.dtype.kind in "US":  # numbers YAML 1.1 reads as text: 1e-6, .nan
-        converted = _convert_text(value)
+        converted = convert_text(value)
         try:
             arr = np.array(converted, dtype=np.float64)
         except (ValueError, TypeError):
@@ -184,16 +144,16 @@ def _inline_array(value: list, origin: str) -> np.ndarray:
     return arr
 
 
-def _convert_text(value: Any) -> Any:
+def convert_text(value: Any) -> Any:
     if isinstance(value, list):
-        return [_convert_text(v) for v in value]
+        return [convert_text(v) for v in value]
     if isinstance(value, str):
-        f = _float_text(value)
+        f = float_text(value)
         return value if f is None else f
     return value
 
 
-def run_case(case: Case, cache: SourceCache, *, need_grad: bool = False) -> CaseResult:
+def run_case(case: Case, cache: SourceReader, *, need_grad: bool = False) -> CaseResult:
     """Compute one case and compare it with its expectations. Never raises (errors become results)."""
     from ..api import compute
 
@@ -241,7 +201,7 @@ def run_suite(suite: Suite, patterns: Iterable[str] = (), *, need_grad: bool = F
     """Run the selected cases in order; ``on_result`` sees each result as it is ready."""
     start = time.perf_counter()
     selected = select(suite.cases, patterns)
-    cache = SourceCache(suite.base)
+    cache = suite_reader(suite.base)
     results = []
     for case in selected:
         r = run_case(case, cache, need_grad=need_grad or case.grad)

@@ -6,15 +6,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .messages import _show, _type_name
+from .messages import show, type_name
 
 
-def _array_problem(value: Any) -> str:
+def array_problem(value: Any) -> str:
     """Why ``value`` cannot be an array (inline list, number, or a source string); '' when it can."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        return f"expected an array (a list, a number or a file), got {_show(value)}"
+        return f"expected an array (a list, a number or a file), got {show(value)}"
     if isinstance(value, (int, float)):
         return ""
     if isinstance(value, str):
@@ -27,7 +27,7 @@ def _array_problem(value: Any) -> str:
         return _list_problem(value)
     if isinstance(value, dict):
         return "a mapping, not an array (write a list, a number, or FILE:KEY for one array of a file)"
-    return f"expected an array (a list, a number or a file), got {_type_name(value)}"
+    return f"expected an array (a list, a number or a file), got {type_name(value)}"
 
 
 def _list_problem(value: list) -> str:
@@ -37,70 +37,70 @@ def _list_problem(value: list) -> str:
         if isinstance(item, list):
             stack.extend(item)
         elif isinstance(item, bool):
-            return f"expected numbers in the list, found {_show(item)}"
+            return f"expected numbers in the list, found {show(item)}"
         elif isinstance(item, str):
-            if _float_text(item) is None:
+            if float_text(item) is None:
                 return f"expected numbers in the list, found text {item!r}"
         elif not isinstance(item, (int, float)):
-            return f"expected numbers in the list, found {_type_name(item)}"
+            return f"expected numbers in the list, found {type_name(item)}"
     return ""
 
 
-def _param_value(param, value) -> tuple[bool, Any, str]:
+def param_value(param, value) -> tuple[bool, Any, str]:
     """(ok, converted value, problem) for one loss parameter."""
     if value is None:
         return True, None, ""
     if param.kind == "array":
-        problem = _array_problem(value)
+        problem = array_problem(value)
         return (not problem), value, problem
     if param.kind == "bool":
         if isinstance(value, bool):
             return True, value, ""
-        return False, None, f"expected true or false, got {_show(value)}"
+        return False, None, f"expected true or false, got {show(value)}"
     if param.kind == "int":
         if isinstance(value, int) and not isinstance(value, bool):
             return True, value, ""
         if isinstance(value, float) and value.is_integer():
             return True, int(value), ""
-        return False, None, f"expected an integer, got {_show(value)}"
+        return False, None, f"expected an integer, got {show(value)}"
     if param.kind == "float":
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return True, float(value), ""
-        if isinstance(value, str) and _float_text(value) is not None:
-            return True, _float_text(value), ""
-        return False, None, f"expected a number, got {_show(value)}"
+        if isinstance(value, str) and float_text(value) is not None:
+            return True, float_text(value), ""
+        return False, None, f"expected a number, got {show(value)}"
     if param.kind == "choice":
         if value in param.choices:
             return True, value, ""
-        return False, None, f"expected one of {', '.join(map(str, param.choices))}, got {_show(value)}"
+        return False, None, f"expected one of {', '.join(map(str, param.choices))}, got {show(value)}"
     return True, value, ""
 
 
-def _reg_value(key: str, value) -> tuple[bool, Any, str]:
+def reg_value(key: str, value) -> tuple[bool, Any, str]:
     if value is None:
         return True, None, ""
     if key in ("l1", "l2"):
-        tol = _tolerance(value)
+        tol = tolerance(value)
         if tol is None:
-            return False, None, f"expected a number ≥ 0 (the penalty's coefficient), got {_show(value)}"
+            return False, None, f"expected a number ≥ 0 (the penalty's coefficient), got {show(value)}"
         return True, tol, ""
     if key == "exclude_params":
         if isinstance(value, (dict, list, bool)):
-            return False, None, f"expected text (parameters whose name contains it get no penalty), got {_show(value)}"
+            return False, None, f"expected text (parameters whose name contains it get no penalty), got {show(value)}"
         return True, str(value), ""
     if isinstance(value, dict):  # params: name -> array
         for name, v in value.items():
-            problem = _array_problem(v)
+            problem = array_problem(v)
             if isinstance(v, dict):
                 problem = "a mapping, not an array"
             if problem:
                 return False, None, f"{name}: {problem}"
         return True, {str(k): v for k, v in value.items()}, ""
-    problem = _array_problem(value)
+    problem = array_problem(value)
     return (not problem), value, problem
 
 
-def _float_text(text: str) -> float | None:
+def float_text(text: str) -> float | None:
     """A number written as text (``1e-6``, which YAML 1.1 reads as a string; ``nan``, ``inf``)."""
     t = text.strip().lower()
     if t in (".nan", ".inf", "+.inf", "-.inf"):
@@ -111,11 +111,11 @@ def _float_text(text: str) -> float | None:
         return None
 
 
-def _tolerance(value: Any) -> float | None:
+def tolerance(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
-        value = _float_text(value)
+        value = float_text(value)
     if isinstance(value, (int, float)) and not math.isnan(value) and value >= 0:
         return float(value)
     return None

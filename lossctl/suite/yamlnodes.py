@@ -7,10 +7,10 @@ import math
 from typing import TYPE_CHECKING, Any, Mapping
 
 from ..errors import InputError
-from .messages import _q
+from .messages import quote
 
 if TYPE_CHECKING:
-    from .messages import _Problems
+    from .messages import Problems
 
 
 def compose(text: str, shown: str):
@@ -92,7 +92,7 @@ def _construct(loader, root):
 
 
 
-def _key_nodes(node) -> dict[Any, Any]:
+def key_node_map(node) -> dict[Any, Any]:
     """Key value → key node of a mapping node (the first occurrence)."""
     out: dict[Any, Any] = {}
     value = getattr(node, "value", None)
@@ -106,7 +106,7 @@ def _key_nodes(node) -> dict[Any, Any]:
     return out
 
 
-def _value_node(node, key: str):
+def value_node(node, key: str):
     """The value node of ``key`` in a mapping node (the last occurrence, as the loader keeps it)."""
     value = getattr(node, "value", None)
     if not isinstance(value, list):
@@ -118,14 +118,14 @@ def _value_node(node, key: str):
     return found
 
 
-def _line(key_nodes: Mapping, key: Any, fallback) -> int:
+def node_line(key_nodes: Mapping, key: Any, fallback) -> int:
     node = key_nodes.get(key) if isinstance(key, str) else None
     if node is not None:
         return node.start_mark.line + 1
     return fallback.start_mark.line + 1 if fallback is not None else 0
 
 
-def _check_duplicate_keys(node, problems: _Problems, label: str) -> None:
+def check_duplicate_keys(node, problems: Problems, label: str) -> None:
     value = getattr(node, "value", None)
     if not isinstance(value, list):
         return
@@ -141,5 +141,5 @@ def _check_duplicate_keys(node, problems: _Problems, label: str) -> None:
         k = getattr(key, "value", None)
         if isinstance(k, str):
             if k in seen:
-                problems.add(key.start_mark.line + 1, f"{label}key {_q(k)} is given twice")
+                problems.add(key.start_mark.line + 1, f"{label}key {quote(k)} is given twice")
             seen.add(k)
