@@ -345,8 +345,9 @@ def entry() -> None:
         code = _failure(e)
     with contextlib.suppress(Exception):
         sys.stderr.flush()
-    if code in (130, 128 + 15):  # interrupted: leave now, with this code (no exit handlers to wait for)
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-        os._exit(code)
+    if _SIGNALLED:
+        # An interrupt inside an exec() of an import (dataclasses build methods so) leaves CPython
+        # set to end the process by the signal itself (exit -2) after this one is handled; a
+        # finished exec clears that, so the exit code stays the one chosen here.
+        exec("pass")
     sys.exit(code)
