@@ -27,6 +27,7 @@ directory) is an :class:`~lossctl.errors.InputError` (exit 3) naming the file.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import io
@@ -44,7 +45,8 @@ from ..errors import InputError, UsageError, ref
 OUTPUT_SUFFIXES = (".npy", ".npz", ".csv", ".safetensors")
 PAGE_SUFFIXES = (".html", ".htm")
 
-# Temporary files created and not yet renamed into place or removed (absolute paths).
+# Temporary files created and not yet renamed into place or removed (absolute paths); what is
+# left at exit (a worker thread that made one after an interrupt) goes then too.
 _LIVE: set[str] = set()
 
 
@@ -331,3 +333,6 @@ def locked(path: Path | str, *, what: str) -> Iterator[Path]:
         yield target
     finally:
         os.close(fd)  # releases the lock
+
+
+atexit.register(remove_temporaries)
