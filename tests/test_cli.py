@@ -170,7 +170,7 @@ def test_output_file_npz_and_refusals(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("argv, code, stderr_start", [
-    (["nope", "--logits", "[1]"], 2, "error: unknown loss 'nope'"),
+    (["nope", "--logits", "[1]"], 2, "error: 'nope' is neither a command nor a loss"),
     (["ce", "--logits", "[[1,2]]"], 2, "error: ce: missing --target"),
     (["ce", "--target", "[0]"], 2, "error: ce: missing prediction"),
     (["ce", "--logits", "[[1,2]]", "--target", "[0]", "--bogus", "1"], 2, "error: lossctl ce: No such option: --bogus"),

@@ -23,22 +23,53 @@ def build_app():
     import typer
 
     from ..core.call import COMMANDS_AFTER_LOSSES, COMMANDS_BEFORE_LOSSES
+    from .help import HELP_OPTIONS, TopGroup, examples
 
     app = typer.Typer(
         name="lossctl",
+        cls=TopGroup,
         help="Compute, explain and verify loss values exactly as PyTorch does.\n\n"
-        "Run 'lossctl list' for the losses and 'lossctl LOSS --help' for one loss's options.",
+        "lossctl LOSS [OPTIONS] computes one loss ('lossctl help LOSS' for its options); "
+        "the commands below check suites, gradients and dumps.",
+        epilog=examples(
+            "lossctl ce --logits '[[10,0,-10],[8,8,8]]' --target '[0,2]'",
+            "lossctl ce --logits logits.npy --target labels.npy --explain",
+            "lossctl check examples/seeds.yaml",
+        ),
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
         rich_markup_mode=None,
+        context_settings={"help_option_names": HELP_OPTIONS},
     )
 
+    @app.callback()
+    def top(version: bool = typer.Option(False, "--version", "-V", is_eager=True, help="Show the version (and the kernels in use) and exit.",
+                                         callback=_show_version)) -> None:
+        pass
+
+    _register_commands(app, ("help",))
     _register_commands(app, COMMANDS_BEFORE_LOSSES)
     _register_losses(app)
     _register_commands(app, COMMANDS_AFTER_LOSSES)
     _APP = app
     return app
+
+
+def version_text() -> str:
+    """What ``lossctl --version`` prints: the version and the kernels in use."""
+    from .. import __version__
+    from ..core.kernels import describe
+
+    return f"lossctl {__version__}\nkernels: {describe()}\n"
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        import typer
+
+        sys.stdout.write(version_text())
+        raise typer.Exit(0)
 
 
 def __getattr__(name: str):
@@ -91,11 +122,7 @@ def _main(args: list[str]) -> int:
     except (BrokenPipeError, KeyboardInterrupt) as e:
         return _failure(e)
     if args in (["--version"], ["-V"]):
-        from .. import __version__
-
-        from ..core.kernels import describe
-
-        sys.stdout.write(f"lossctl {__version__}\nkernels: {describe()}\n")
+        sys.stdout.write(version_text())
         return int(ExitCode.OK)
     import typer
 
@@ -199,7 +226,7 @@ def _unknown_option_message(msg: str, ctx) -> str | None:
         hint = f" (did you mean {own[close[0]]}?)"
     else:
         hint = ""
-    return f"lossctl {ctx.info_name}: No such option: {option}{hint}. Run 'lossctl {ctx.info_name} --help' for its options."
+    return f"{ctx.command_path}: No such option: {option}{hint}. Run '{ctx.command_path} --help' for its options."
 
 
 def _usage_message(e: Exception) -> str:
@@ -212,15 +239,31 @@ def _usage_message(e: Exception) -> str:
         from ..losses import registry
 
         name = msg.split("'")[1] if "'" in msg else ""
-        choices = registry().names_and_aliases() + list(COMMANDS)
-        close = get_close_matches(name, choices, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        return f"unknown loss '{name}'{hint} Run 'lossctl list' for all losses."
+        return unknown_name_message(name, registry().names_and_aliases(), list(COMMANDS) + ["help"])
     better = _unknown_option_message(msg, ctx)
     if better:
         return better
     prefix = f"{ctx.command_path}: " if ctx is not None and ctx.command_path and ctx.command_path != "lossctl" else ""
     return f"{prefix}{msg}"
+
+
+def unknown_name_message(name: str, losses: list[str], commands: list[str]) -> str:
+    """``lossctl NAME`` where NAME is neither a command nor a loss: the likely meant name."""
+    if name == "version":
+        return "'version' is not a command; the version is 'lossctl --version'"
+    choices = commands + losses
+    if name.lower() in choices:  # lossctl CE
+        close = [name.lower()]
+    else:
+        from difflib import get_close_matches
+
+        close = get_close_matches(name.lower(), choices, n=1, cutoff=0.6)
+    if close and close[0] in losses:
+        return f"unknown loss '{name}'; did you mean '{close[0]}'? Run 'lossctl list' for all losses."
+    if close:
+        return f"unknown command '{name}'; did you mean '{close[0]}'? Run 'lossctl --help' for the commands."
+    return (f"'{name}' is neither a command nor a loss. "
+            "Run 'lossctl --help' for the commands and 'lossctl list' for the losses.")
 
 
 def _error(msg: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 
 from ..errors import ExitCode, InputError, UsageError
+from .help import Command, examples
 from .options import pick_format
 
 CHECK_FORMATS = ("auto", "table", "json", "plain")
@@ -40,7 +41,10 @@ rewritten: they are reported and the run exits 1."""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.")(check)
+    app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.", cls=Command,
+                epilog=examples("lossctl check examples/seeds.yaml",
+                                "lossctl check examples/seeds.yaml -k ce --format json",
+                                "lossctl check suite.yaml --junit report.xml"))(check)
 
 
 def check(

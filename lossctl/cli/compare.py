@@ -16,13 +16,18 @@ COMPARE_HELP = (
 
 
 def register(app) -> None:
+    from .help import examples
     from .typer_commands import loss_group
 
     app.add_typer(loss_group(
         "compare", _compare_body, extra=(),
         omit=frozenset({"grad", "explain", "output", "force", "expect", "expect_per_sample", "expect_grad", "rtol",
                         "atol", "convention"}),
-        help=COMPARE_HELP, short_help="Run a loss under every framework's convention and say why they differ.",
+        help=COMPARE_HELP,
+        epilog=examples("lossctl compare bce --probs '[0.9,0.2,1.0]' --target '[1,0,1]'",
+                        "lossctl compare mse --pred pred.npy --target target.npy --per-sample",
+                        "lossctl compare ce --logits logits.npy --target labels.npy --json"),
+        short_help="Run a loss under every framework's convention and say why they differ.",
     ), name="compare")
 
 

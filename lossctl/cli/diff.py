@@ -7,6 +7,7 @@ import sys
 import typer
 
 from ..errors import ExitCode, UsageError
+from .help import Command, examples
 
 DIFF_FORMATS = ("auto", "table", "json", "plain")
 
@@ -27,7 +28,10 @@ missing on one side (the statistics of the rest are still shown)."""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("diff", help=DIFF_HELP, short_help="Compare two dumps: errors, ulps, worst positions, histogram.")(diff)
+    app.command("diff", help=DIFF_HELP, short_help="Compare two dumps: errors, ulps, worst positions, histogram.", cls=Command,
+                epilog=examples("lossctl diff examples/triage/port.npz examples/triage/reference.npz",
+                                "lossctl diff port.npz:hidden reference.npz:hidden --rtol 1e-6 --atol 1e-6 --top 3",
+                                "lossctl diff a.npy b.npy --json"))(diff)
 
 
 def diff(

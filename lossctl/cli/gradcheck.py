@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from ..errors import ExitCode, UsageError
+from .help import examples
 from .options import Opt, pick_format
 from .loss import read_call
 from .typer_commands import loss_group
@@ -29,6 +30,9 @@ def register(app: typer.Typer) -> None:
              "differences where x+h or x-h leaves the loss's domain. Prints the worst "
              "absolute and relative error with its index; exit 1 when the largest "
              "|analytic - numeric| / max(1, |numeric|) is above --tol.",
+        epilog=examples("lossctl gradcheck ce --logits '[[2,0,-1]]' --target '[0]'",
+                        "lossctl gradcheck huber --pred pred.npy --target target.npy --delta 0.5 --tol 1e-8",
+                        "lossctl gradcheck bce --probs p.npy --target y.npy --json"),
         short_help="Check a loss's analytic gradient against finite differences.",
     ), name="gradcheck")
 

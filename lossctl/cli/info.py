@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import typer
 
 from ..errors import ExitCode, UsageError
+from .help import Command, examples
 from .options import SOURCE_HELP
 
 INFO_FORMATS = ("auto", "table", "json", "plain", "csv")
@@ -38,7 +39,10 @@ json has per_row values, means and the identity check; csv one line per row."""
 
 
 def register(app: typer.Typer) -> None:
-    app.command("info", help=INFO_HELP, short_help="Entropy, cross-entropy, KL and JS divergence of distributions.")(info)
+    app.command("info", help=INFO_HELP, short_help="Entropy, cross-entropy, KL and JS divergence of distributions.", cls=Command,
+                epilog=examples("lossctl info --p examples/info/coin.yaml:p --base 2",
+                                "lossctl info --p examples/info/scissors.csv:p --q examples/info/scissors.csv:q",
+                                "lossctl info --event-probs '[0.5, 0.25, 0.125]' --base 2"))(info)
 
 
 def info(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from ..errors import ExitCode, UsageError
+from .help import Command, examples
 from .lm import check_expect, pick_lm_format, Sources, write_output_file
 
 LCE_HELP = """Fused linear cross-entropy: cross_entropy(H·Wᵀ + b, y) without forming the (N, V) logits.
@@ -19,7 +20,10 @@ processed in blocks with a running log-sum-exp; --grad gives d(loss)/d(hidden, l
 
 
 def register(app: typer.Typer) -> None:
-    app.command("linear-ce", help=LCE_HELP, short_help="Fused linear cross-entropy (F.linear_cross_entropy).")(linear_ce)
+    app.command("linear-ce", help=LCE_HELP, short_help="Fused linear cross-entropy (F.linear_cross_entropy).", cls=Command,
+                epilog=examples("lossctl linear-ce --hidden '[[1,0],[0,1]]' --lm-head '[[1,2],[3,4],[5,6]]' --target '[0,2]'",
+                                "lossctl linear-ce --hidden h.npy --lm-head w.npy --lm-head-bias b.npy --target y.npy --grad",
+                                "lossctl linear-ce --hidden h.npy --lm-head w.npy --target y.npy --reduction none --json"))(linear_ce)
 
 
 def linear_ce(

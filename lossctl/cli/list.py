@@ -7,10 +7,12 @@ import sys
 import typer
 
 from ..errors import UsageError
+from .help import Command, examples
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("list")
+    @app.command("list", cls=Command, epilog=examples("lossctl list", "lossctl list --format plain | cut -f1",
+                                                      "lossctl list --json"))
     def list_losses(
         format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
         json_: bool = typer.Option(False, "--json", help="Short for --format json."),

@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from ..errors import ExitCode, UsageError
+from .help import Command, examples
 
 LM_HELP = """Token-level cross-entropy of a language-model batch: loss, perplexity, bits per token and byte.
 
@@ -33,7 +34,10 @@ FORMATS = ("auto", "table", "json", "plain", "csv")
 
 
 def register(app: typer.Typer) -> None:
-    app.command("lm", help=LM_HELP, short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.")(lm)
+    app.command("lm", help=LM_HELP, short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.", cls=Command,
+                epilog=examples("lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels --shift",
+                                "lossctl lm --logits logits.safetensors -t labels.npy --shift --attention-mask mask.npy --bytes bytes.npy",
+                                "lossctl lm --logits logits.npy -t labels.npy --shift --per-sample --json"))(lm)
 
 
 def pick_lm_format(fmt: str, json_: bool, rows: int) -> str:

@@ -11,6 +11,7 @@ import typer
 
 from ..core.call import array_keys
 from ..errors import InputError, UsageError
+from .help import examples
 from .options import Opt
 from .loss import read_call
 from .typer_commands import loss_group
@@ -31,6 +32,8 @@ def register(app: typer.Typer) -> None:
              "loss, and also the per-sample values with --per-sample and the gradient with "
              "--grad; non-default --rtol/--atol are kept. Prints the result as the loss "
              "command does; 'lossctl check SUITE.yaml' then passes.",
+        epilog=examples("lossctl record ce --logits logits.npy --target labels.npy --to suite.yaml",
+                        "lossctl record ce --logits '[[2,0]]' --target '[0]' --per-sample --to suite.yaml --name tiny"),
         short_help="Append a loss call to a check suite as a pinned case.",
     ), name="record")
 

@@ -6,10 +6,10 @@ import inspect
 from typing import Annotated, Any, Callable
 
 import typer
-from typer.core import TyperGroup
 
 from ..core.registry import LossSpec
-from .options import Opt, spec_options, spell
+from .help import Command, Group, examples
+from .options import Opt, option_name, spec_options, spell
 
 
 def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: frozenset[str] | set[str] = frozenset(),
@@ -45,26 +45,42 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     return command
 
 
+def loss_examples(spec: LossSpec, command: str = "") -> str:
+    """Example command lines of a loss: a plain call, per-sample values as JSON, a checked call."""
+    words = ["lossctl"] + ([command] if command else []) + [spec.name]
+    kind = next(iter(spec.kinds))
+    inputs = [kind, *spec.extra_inputs] + (["target"] if spec.target != "none" else []) + list(spec.aux_inputs)
+    call = " ".join(words + [f"{option_name(k)} {k.replace('_', '-')}.npy" for k in inputs])
+    if command == "gradcheck":
+        return examples(call, f"{call} --tol 1e-8", f"{call} --json")
+    if command == "compare":
+        return examples(call, f"{call} --per-sample", f"{call} --json")
+    if command == "record":
+        return examples(f"{call} --to suite.yaml", f"{call} --to suite.yaml --name first-case")
+    none = " --reduction none" if "none" in spec.reductions else ""
+    return examples(call, f"{call}{none} --json", f"{call} --expect 0.5 --rtol 1e-6 --explain")
+
+
 def register(app: typer.Typer, specs) -> None:
     for spec in specs:
         fn = make_loss_command(spec)
         short = spec.summary.split(".")[0]
-        app.command(spec.name, help=fn.__doc__, short_help=short)(fn)
+        app.command(spec.name, help=fn.__doc__, short_help=short, cls=Command, epilog=loss_examples(spec))(fn)
         for alias in spec.aliases:
-            app.command(alias, help=fn.__doc__, hidden=True)(fn)
+            app.command(alias, help=fn.__doc__, hidden=True, cls=Command, epilog=loss_examples(spec))(fn)
 
 
 # --------------------------------------------------------------------------- groups of loss commands
 
 
-def loss_group(name: str, body, *, extra, omit, help: str, short_help: str) -> typer.Typer:
+def loss_group(name: str, body, *, extra, omit, help: str, short_help: str, epilog: str) -> typer.Typer:
     """A group (``lossctl record``, ``lossctl gradcheck``) with one command per loss, running ``body``."""
     group_cls = type(f"{name.title()}Group", (LossGroup,), {"body": staticmethod(body), "extra": extra, "omit": omit})
-    return typer.Typer(name=name, cls=group_cls, help=help, short_help=short_help, no_args_is_help=True,
+    return typer.Typer(name=name, cls=group_cls, help=help, short_help=short_help, epilog=epilog,
                        add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
 
 
-class LossGroup(TyperGroup):
+class LossGroup(Group):
     """A group whose commands are the registered losses, each built only when it is invoked."""
 
     body: Any = None
@@ -76,6 +92,20 @@ class LossGroup(TyperGroup):
 
         return registry().names()
 
+    def command_sections(self, ctx) -> list[tuple[str, list[str]]]:
+        from ..losses import families
+
+        return [(f"Losses: {title}", names) for title, names in families()]
+
+    def parse_args(self, ctx, args: list[str]) -> list[str]:
+        if not args and not ctx.resilient_parsing:  # a short usage, not the whole help as an error
+            from ..errors import UsageError
+
+            raise UsageError(f"{ctx.command_path}: give a loss: {ctx.command_path} LOSS [OPTIONS] "
+                             f"(e.g. {ctx.command_path} ce --logits logits.npy --target target.npy); "
+                             f"'{ctx.command_path} --help' lists the losses")
+        return super().parse_args(ctx, args)
+
     def get_command(self, ctx, cmd_name: str):
         from ..losses import registry
 
@@ -84,7 +114,8 @@ class LossGroup(TyperGroup):
             return None
         fn = make_loss_command(spec, extra=self.extra, omit=self.omit, body=self.body)
         mini = typer.Typer(add_completion=False, rich_markup_mode=None, pretty_exceptions_enable=False)
-        mini.command(spec.name, help=fn.__doc__, short_help=spec.summary.split(".")[0])(fn)
+        mini.command(spec.name, help=fn.__doc__, short_help=spec.summary.split(".")[0], cls=Command,
+                     epilog=loss_examples(spec, self.name or ""))(fn)
         command = typer.main.get_command(mini)
         command.name = spec.name
         return command

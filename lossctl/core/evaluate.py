@@ -48,6 +48,8 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
     with np.errstate(all="ignore"):
         fwd = spec.forward(prep.native, prep.params)
         values = np.asarray(fwd.values)
+        if fwd.mean_divisor is None:
+            values = compiled_values(prep, values)
         denom = _reduction.denominator(reduction, values, fwd.denominator, prep.batch_size)
         # 'mean' of per-value divided losses (CTC: l_n / max(L_n, 1)); the upstream becomes per value.
         divisor = None if reduction != "mean" or fwd.mean_divisor is None else np.asarray(fwd.mean_divisor, dtype=values.dtype)
@@ -68,6 +70,26 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
         result.steps, result.shown_rows, result.total_rows = derivation(prep, reduction, values, denom, reduced, rows,
                                                                         mean_divisor=divisor)
     return result
+
+
+def compiled_values(prep: Prepared, values: np.ndarray) -> np.ndarray:
+    """The per-sample values from the loss's compiled kernel (:mod:`lossctl.core.kernels`) when
+    the extension is in use and takes this call, else ``values`` (the NumPy kernels').
+
+    Large calls stream through the compiled kernel; taking it here too keeps a call's numbers
+    the same bit for bit however it is evaluated (in memory, streamed, any block size).
+    """
+    spec = prep.spec
+    if spec.compiled_forward is None or np.dtype(prep.dtype) != np.float64:
+        return values
+    from .kernels import compiled
+
+    if compiled() is None:
+        return values
+    block = spec.compiled_forward(prep.kind, prep.given[prep.kind], prep.native, prep.params, None)
+    if block is None or block.values.size != values.size:
+        return values
+    return block.values.reshape(values.shape)
 
 
 def gradients(prep: Prepared, upstream: float) -> dict[str, np.ndarray]:

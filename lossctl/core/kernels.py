@@ -15,10 +15,10 @@ from a safetensors file), and gets back, from one pass over the block:
 Every entry is widened to float64 as it is read and all arithmetic is float64 (the same
 TwoSum-corrected shift, compensated row sum and ``log1p`` as :mod:`lossctl.numerics`), so the
 values are those of the NumPy kernels to within a few ulp, with the same NaN/inf results.
-The kernels serve the calls that stream because they are large (``compute(stream=None)``,
-every large CLI call), with or without gradients, so a given call always gives the same
-numbers; small calls, ``stream=False`` and forced streaming (``stream=True``) use the NumPy
-kernels, bit for bit alike. Gradients always come from the NumPy kernels.
+When the extension is in use, every call these kernels take gets its per-sample values from
+them (in memory, :mod:`lossctl.core.evaluate`, and streamed, with or without gradients), so a
+call gives the same numbers bit for bit however it is evaluated; each row's value depends on
+that row alone, never on the block it came in. Gradients always come from the NumPy kernels.
 
 The extension is loaded on first use, never at start-up. ``LOSSCTL_PURE=1`` in the
 environment disables it (the NumPy kernels run everywhere); so does a failed build.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.numerics import sigmoid, softplus
 from ..core.registry import POS_WEIGHT, WEIGHT, Forward, LossSpec, Param, Step
 from .ported import BCE_CONVENTIONS, BCE_LOGITS_CONVENTIONS, FOCAL_CONVENTIONS
@@ -300,7 +300,7 @@ FOCAL = LossSpec(
     backward=focal_backward,
     steps=focal_steps,
     validate=_validate_focal,
-    notes=("--probs is the seed's probability-space FocalLoss (BCE on p, logs clamped at −100 as torch). "
+    notes=(f"{ref('probs')}: the focal loss on probabilities (BCE on p, logs clamped at −100 as torch does). "
            "The default reduction is 'mean' as for every lossctl loss (torchvision's default is 'none')."),
     conventions=FOCAL_CONVENTIONS,
 )

@@ -246,8 +246,8 @@ NLL = LossSpec(
 
 # -- symmetric cross entropy ---------------------------------------------------------------
 
-SCE_ALPHA = Param("alpha", "float", 1.0, "Weight of the cross-entropy term (the seed's a).")
-SCE_BETA = Param("beta", "float", 1.0, "Weight of the reverse cross-entropy term (the seed's b).")
+SCE_ALPHA = Param("alpha", "float", 1.0, "Weight α of the cross-entropy term.")
+SCE_BETA = Param("beta", "float", 1.0, "Weight β of the reverse cross-entropy term.")
 SCE_CLAMP = 1e-4  # the seed clamps softmax(x) and one_hot(y) to [1e-4, 1]
 
 
@@ -337,7 +337,7 @@ SCE = LossSpec(
     backward=sce_backward,
     steps=sce_steps,
     validate=check_class_indices,
-    notes="Class-index targets only (no ignore_index, as the seed's one_hot). RCE = 9.2103·Σ_(c≠y) clamp(p_c).",
+    notes="Class-index targets only (no ignore_index). RCE = 9.2103·Σ_(c≠y) clamp(p_c).",
 )
 
 

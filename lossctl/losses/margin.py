@@ -25,7 +25,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
 from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
 from .cross_entropy import check_class_indices
@@ -609,7 +609,7 @@ EXPONENTIAL = LossSpec(
 
 THRESHOLD = Param(
     "threshold", "float", None,
-    "With --pred: count |y − a| ≥ T as an error (the seed's relaxed 0-1 loss); without it, a ≠ y.",
+    f"With {ref('pred')}: count |y − a| ≥ T as an error (a 0-1 loss for regression); without it, a ≠ y.",
 )
 
 
