@@ -90,6 +90,8 @@ def file_writes(source: str) -> list[tuple[int, str]]:
         elif last in ("save", "savez", "savez_compressed", "savetxt", "tofile", "savefig", "to_csv", "to_parquet") \
                 and _first_arg_name(node) not in ("buf", "self.file", "out", "tmp.file", "f"):
             found.append((node.lineno, f"{name}({_first_arg_name(node)}, ...)"))
+        elif last in ("open_memmap", "memmap") and "r" != (_mode(node, 1) or "r+")[0]:
+            found.append((node.lineno, f"{name}(mode={_mode(node, 1)!r})"))
         elif name.startswith("tempfile."):
             found.append((node.lineno, name))
     return found
@@ -101,7 +103,7 @@ def test_the_search_finds_each_way_of_writing():
         "open(p, 'w')", "open(p, mode='ab')", "Path(x).open('w')", "os.replace(a, b)", "os.rename(a, b)",
         "import tempfile", "tempfile.mkstemp()", "np.save(path, a)", "fig.savefig(path)", "os.fdopen(fd, 'wb')",
         "os.open(p, os.O_WRONLY | os.O_CREAT)", "path.write_text('x')", "target.write_bytes(b'')", "tmp_path.replace(t)",
-        "shutil.move(a, b)", "a.tofile(path)",
+        "shutil.move(a, b)", "a.tofile(path)", "np.lib.format.open_memmap(p, mode='w+')",
     ]
     for code in samples:
         assert file_writes(code), code

@@ -96,7 +96,8 @@ def check_expect(result, sources: Sources, expect, expect_per_sample, expect_gra
 def write_output_file(output: str | None, force: bool, sources: Sources, result, grad: bool) -> None:
     if output is None:
         return
-    from ..io.writers import check_output_path, write_output
+    from ..io.outstream import write_output
+    from ..io.writers import check_output_path
 
     path = Path(output)
     check_output_path(path, sources.reader.paths, force)

@@ -116,7 +116,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         _write_page(page, spec, call, result, reader, opts)
     shown = views.compute_views(call, result, opts) if views.wanted(opts) else None
     if to_stdout:  # `-o -`: the file's CSV is the output
-        from ..io.writers import output_csv
+        from ..io.outstream import output_csv
 
         sys.stdout.write(output_csv(result, opts["grad"]))
         if report is not None:

@@ -15,7 +15,7 @@ not meant to be replaced:
   as :func:`lossctl.io.per_sample_csv.write_csv`.
 
 When the call did not stream (small inputs), ``commit`` falls back to
-:func:`lossctl.io.writers.write_output` on the in-memory result.
+:func:`write_output` on the in-memory result.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError, ref
-from .writers import TempFile, write_error
+from .writers import TempFile, write_atomic, write_error
 
 CSV_CHUNK_ROWS = 65536
 
@@ -116,8 +116,6 @@ class OutputStream:
     def commit(self, result) -> None:
         """Write the file: from the streamed parts, or from the in-memory ``result``."""
         if not self.used:
-            from .writers import write_output
-
             write_output(self.path, result, grad=self.grad)
             self.written = {"per_sample": np.shape(result.per_sample)}
             if self.grad:
@@ -199,3 +197,34 @@ class OutputStream:
 def _real(path: Path) -> Path:
     """The file an output path names (a symbolic link's target)."""
     return Path(os.path.realpath(path))
+
+
+def write_output(path: Path, result, grad: bool) -> None:
+    """``-o``: the per-sample values (and with ``grad`` each gradient) to ``.npy``/``.npz``/``.safetensors``/``.csv``."""
+    suffix = path.suffix.lower()
+    arrays = {"per_sample": np.asarray(result.per_sample)}
+    if grad:
+        arrays.update({f"grad_{name}": np.asarray(g) for name, g in result.grad.items()})
+    if suffix == ".npy" and len(arrays) > 1:
+        raise UsageError(f"{ref('output')} {path}: a .npy file holds one array; use .npz to write the gradient too")
+    buf = io.BytesIO()
+    if suffix == ".npy":
+        np.save(buf, arrays["per_sample"], allow_pickle=False)
+    elif suffix == ".npz":
+        np.savez(buf, **arrays)
+    elif suffix == ".safetensors":
+        from .safetensors import write
+
+        write(buf, arrays)
+    else:
+        buf.write(output_csv(result, grad).encode())
+    write_atomic(path, buf.getvalue(), what=f"{ref('output')} {path}")
+
+
+def output_csv(result, grad: bool) -> str:
+    """The ``-o FILE.csv`` text (and ``-o -``): one row per sample."""
+    from .per_sample_csv import write_csv
+
+    text = io.StringIO()
+    write_csv(text, result, per_sample=True, grad=grad)
+    return text.getvalue()

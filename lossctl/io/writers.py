@@ -1,5 +1,6 @@
 """Every file lossctl writes goes through this module: ``-o``, ``--html``, ``--plot``, ``--junit``,
-``record --to`` and ``check --update``.
+``record --to``, ``check --update`` and the gradient shards of the Dask backend (the encodings of ``-o`` are in
+:mod:`lossctl.io.outstream`).
 
 One policy for where a file may be written (:func:`check_target`):
 
@@ -183,6 +184,21 @@ class TempFile:
             _unlink(self.path)
             _LIVE.discard(str(self.path))
 
+    def preallocate_npy(self, shape: tuple[int, ...], dtype) -> None:
+        """Make the file a ``.npy`` of ``shape`` and ``dtype`` (header, then zeros; sparse where the
+        file system allows), for writers that fill its rows in place (``np.load(mmap_mode="r+")``)."""
+        dtype = np.dtype(dtype)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": tuple(shape)}
+        try:
+            np.lib.format.write_array_header_1_0(self.file, header)
+        except ValueError:  # a header over 64 KiB
+            np.lib.format.write_array_header_2_0(self.file, header)
+        try:
+            self.file.flush()
+            os.ftruncate(self.file.fileno(), self.file.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize)
+        except OSError as e:
+            raise write_error(self.what, e) from None
+
     def commit(self, target: Path | None = None) -> None:
         """Flush and ``fsync``, give the file its mode, rename it over ``target`` (default: the
         one it was made for)."""
@@ -219,37 +235,6 @@ def write_text(path: Path | str, text: str, *, what: str | None = None) -> None:
 def write_page(path: Path, text: str) -> None:
     """A page (``--html``) written whole or not at all."""
     write_atomic(path, text.encode("utf-8"), what=f"{ref('html')} {path}")
-
-
-def write_output(path: Path, result, grad: bool) -> None:
-    """``-o``: the per-sample values (and with ``grad`` each gradient) to ``.npy``/``.npz``/``.safetensors``/``.csv``."""
-    suffix = path.suffix.lower()
-    arrays = {"per_sample": np.asarray(result.per_sample)}
-    if grad:
-        arrays.update({f"grad_{name}": np.asarray(g) for name, g in result.grad.items()})
-    if suffix == ".npy" and len(arrays) > 1:
-        raise UsageError(f"{ref('output')} {path}: a .npy file holds one array; use .npz to write the gradient too")
-    buf = io.BytesIO()
-    if suffix == ".npy":
-        np.save(buf, arrays["per_sample"], allow_pickle=False)
-    elif suffix == ".npz":
-        np.savez(buf, **arrays)
-    elif suffix == ".safetensors":
-        from .safetensors import write
-
-        write(buf, arrays)
-    else:
-        buf.write(output_csv(result, grad).encode())
-    write_atomic(path, buf.getvalue(), what=f"{ref('output')} {path}")
-
-
-def output_csv(result, grad: bool) -> str:
-    """The ``-o FILE.csv`` text (and ``-o -``): one row per sample."""
-    from .per_sample_csv import write_csv
-
-    text = io.StringIO()
-    write_csv(text, result, per_sample=True, grad=grad)
-    return text.getvalue()
 
 
 def _umask() -> int:
