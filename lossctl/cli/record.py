@@ -59,7 +59,12 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     what = f"--to {to_text}"
     check_target(to_text, what=what, inputs=reader.paths, make_dirs=True)
 
-    result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
+    if spec.command_keys is not None:  # lm, linear-ce: token batches, computed as their commands do
+        from ..tokens import suite_result
+
+        result = suite_result(call, grad=opts["grad"], origins=reader.origins)
+    else:
+        result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
 
     if not to.parent.exists() and str(to.parent):
         try:
@@ -69,7 +74,8 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     with locked(to, what=what) as target:  # read, add and write with no other writer in between
         name = _append(spec, opts, call, reader, result, to, target, name, what)
 
-    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
+                  explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0
