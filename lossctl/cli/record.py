@@ -38,7 +38,8 @@ def register(app: typer.Typer) -> None:
 
 def _record_body(spec, opts: dict[str, Any]) -> int:
     from ..api import compute
-    from ..suite.record import check_target, record_case
+    from ..io.writers import check_target
+    from ..suite.record import record_case
     from .loss import output_format, render_result
 
     opts = dict(opts)
@@ -52,17 +53,17 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
         raise UsageError("--name: empty")
 
     call, reader = read_call(spec, opts)
-    check_target(to, reader.paths)
+    check_target(to_text, what=f"--to {to_text}", inputs=reader.paths, make_dirs=True)  # before computing
     if spec.command_keys is not None:  # lm, linear-ce: token batches, computed as their commands do
         from ..tokens import suite_result
 
         result = suite_result(call, grad=opts["grad"], origins=reader.origins)
     else:
         result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
-    name = record_case(spec, opts, call, result, to, name, per_sample=opts["per_sample"], grad=opts["grad"])
+    name = record_case(spec, opts, call, result, to_text, name, per_sample=opts["per_sample"], grad=opts["grad"])
 
     render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
-            explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
+                  explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

@@ -5,7 +5,7 @@ defaults: inputs given as files stay references (their paths rewritten relative 
 literals and standard input are written inline, the tolerances come last, then ``expect``
 (the loss; with ``per_sample``/``grad`` also those). The file is appended to with
 :func:`lossctl.suite.rewrite.append_case`, so everything already in it stays as written; the
-new text must load with the new case last before it is written.
+new text must load with the new case last before it replaces the file.
 """
 
 from __future__ import annotations
@@ -20,67 +20,65 @@ from ..core.call import BY_NAME, COMPUTE_GROUPS, array_keys, call_keys
 from ..core.registry import LossSpec
 from ..errors import InputError, UsageError, ref
 from ..io.sources import parse_source
+from ..io.writers import check_target, locked, write_text
 from .load import parse_suite
-from .rewrite import append_case, to_plain, write_text
+from .rewrite import append_case, to_plain
 from .yamlnodes import compose
 
 
-def check_target(to: Path, input_paths) -> None:
-    """The suite file may not be an input of the call, nor a directory."""
-    to_abs = Path(os.path.abspath(to))
-    for p in input_paths:
-        if Path(os.path.abspath(p)) == to_abs:
-            raise UsageError(f"{ref('to')} {to}: an input is read from that file; lossctl never writes over an input")
-    if to.is_dir():
-        raise UsageError(f"{ref('to')} {to}: is a directory")
-
-
-def record_case(spec: LossSpec, given: Mapping[str, Any], call: Mapping[str, Any], result, to: Path,
+def record_case(spec: LossSpec, given: Mapping[str, Any], call: Mapping[str, Any], result, to_text: str | Path,
                 name: str | None = None, *, per_sample: bool = False, grad: bool = False) -> str:
     """Append the case of ``spec`` called with ``given`` (each key's value as the user gave it:
-    source text or value) to the suite ``to`` (created when missing); ``call`` holds the arrays
-    read and ``result`` the values to pin. Returns the case's name."""
-    text, names, count, bom = _existing(to)
-    if name is None:
-        n = count + 1
-        name = f"{spec.name}-{n}"
-        while name in names:
-            n += 1
-            name = f"{spec.name}-{n}"
-    elif name in names:
-        raise UsageError(f"{ref('name')} {name}: {to} already has a case of that name; choose another")
+    source text or value) to the suite ``to`` (created, with its folder, when missing); ``call``
+    holds the arrays read and ``result`` the values to pin. Returns the case's name.
 
-    entries = [("name", name), ("loss", spec.name)] + _call_entries(spec, given, call, to)
-    entries.append(("expect", _expect(result, per_sample=per_sample, grad=grad)))
-
-    new_text = append_case(text, to, entries)
-    check = parse_suite(new_text, to)  # the new file must load, with the new case last
-    if len(check.cases) != count + 1 or check.cases[-1].name != name:
-        raise RuntimeError("record produced a suite without the new case; nothing was written")
+    The file is read, extended and replaced under a lock, so that no other writer comes between."""
+    what = f"{ref('to')} {os.fspath(to_text)}"  # the path as given
+    to = Path(to_text)
     if not to.parent.exists() and str(to.parent):
-        to.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_text(to, ("\ufeff" if bom else "") + new_text)
-    except OSError as e:
-        raise InputError(f"{ref('to')} {to}: cannot write: {e.strerror or e}") from None
+        try:
+            to.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{what}: cannot create {to.parent}: {e.strerror or e}") from None
+    with locked(to, what=what) as target:
+        text, names, count, bom = _existing(target, to, what)
+        if name is None:
+            n = count + 1
+            name = f"{spec.name}-{n}"
+            while name in names:
+                n += 1
+                name = f"{spec.name}-{n}"
+        elif name in names:
+            raise UsageError(f"{ref('name')} {name}: {to} already has a case of that name; choose another")
+
+        entries = [("name", name), ("loss", spec.name)] + _call_entries(spec, given, call, to)
+        entries.append(("expect", _expect(result, per_sample=per_sample, grad=grad)))
+
+        new_text = append_case(text, to, entries)
+        check = parse_suite(new_text, to)  # the new file must load, with the new case last
+        if len(check.cases) != count + 1 or check.cases[-1].name != name:
+            raise RuntimeError("record produced a suite without the new case; nothing was written")
+        check_target(target, what=what)  # still a writable regular file
+        write_text(target, ("\ufeff" if bom else "") + new_text, what=what)
     return name
 
 
-def _existing(to: Path) -> tuple[str | None, set[str], int, bool]:
+def _existing(target: Path, to: Path, what: str) -> tuple[str | None, set[str], int, bool]:
     """The suite's text (None when there is none), its case names and count, and whether it has a BOM."""
-    if not to.exists():
+    if not target.exists():
         return None, set(), 0, False
     try:
-        raw = to.read_bytes()
+        raw = target.read_bytes()
         text = raw.decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{ref('to')} {to}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+        raise InputError(f"{what}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+    bom = raw.startswith(b"\xef\xbb\xbf")
     root, data = compose(text, str(to))
     # not empty, not only comments, not a mapping still waiting for its `cases:`
     if root is not None and not (isinstance(data, dict) and "cases" not in data):
         existing = parse_suite(text, to)
-        return text, {c.name for c in existing.cases}, len(existing.cases), raw.startswith(b"\xef\xbb\xbf")
-    return text, set(), 0, raw.startswith(b"\xef\xbb\xbf")
+        return text, {c.name for c in existing.cases}, len(existing.cases), bom
+    return text, set(), 0, bom
 
 
 def default(spec: LossSpec, key: str) -> Any:
