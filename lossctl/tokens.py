@@ -102,7 +102,7 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
             raise UsageError(f"lm needs {ref(key)}" + (f" (or {ref('target')})" if key == "labels" else ""))
     dtype = _dtype(params)
     if executor is not None and (grad or explain):
-        raise UsageError(f"lm --backend {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
+        raise UsageError(f"lm {ref('backend')} {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
                          "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
