@@ -60,7 +60,7 @@ DEFAULT_MAX_INPUT_BYTES = 2048 * MIB
 #: Most numbers a JSON/YAML document may expand to (YAML aliases share nodes).
 MAX_DOCUMENT_ELEMENTS = 20_000_000
 NPY_MAGIC = b"\x93NUMPY"
-MAX_DIMENSIONS = 64  # numpy's limit for an array
+MAX_DIMENSIONS = 32  # numpy's iterators (broadcasting, reductions) take at most 32
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _CHUNK = 1 << 20
 #: suffix -> the module of lossctl.io that reads it; each has ``read_file(path, key, origin, *, lazy)``
@@ -419,7 +419,7 @@ def _npy_header(f: BinaryIO, origin: str, what: str = "a .npy file") -> tuple[tu
         raise InputError(f"{origin}: not {what}: a damaged header ({msg.rstrip('.:')})") from None
     if len(shape) > MAX_DIMENSIONS:
         raise InputError(f"{origin}: not {what}: a header with {len(shape)} dimensions "
-                         f"(arrays have at most {MAX_DIMENSIONS})")
+                         f"(lossctl computes on at most {MAX_DIMENSIONS})")
     if dtype.hasobject:
         raise InputError(f"{origin}: holds Python objects (a pickled object array); refused, never unpickled")
     if any(int(n) < 0 for n in shape):
@@ -534,6 +534,8 @@ def scalar_problem(e: Exception) -> str:
     """A YAML scalar that its tag cannot hold (``!!float abc``, ``!!int 1.5``, an integer of
     more than 4300 digits), as the end of an error line."""
     text = str(e)
+    if isinstance(e, KeyError):  # `!!bool maybe`: no such value of the type
+        return f"a value its type cannot hold ({text})"
     if "Exceeds the limit" in text or "integer string conversion" in text:
         return "an integer with more than 4300 digits (write it as a float, e.g. 1e4400)"
     return f"a value its type cannot hold ({text.split(';')[0]})"
@@ -545,7 +547,7 @@ def _safe_yaml(text: str, origin: str) -> Any:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader: plain data only
-    except (ValueError, TypeError, OverflowError) as e:  # raised by the safe constructors themselves
+    except (ValueError, TypeError, OverflowError, KeyError) as e:  # raised by the safe constructors themselves
         raise InputError(f"{origin}: invalid YAML: {scalar_problem(e)}") from None
     except yaml.constructor.ConstructorError as e:
         tag = re.search(r"'([^']*)'", e.problem or "")

@@ -22,7 +22,7 @@ def compose(text: str, shown: str):
     try:
         node = loader.get_single_node()
         data = _construct(loader, node) if node is not None else None
-    except (ValueError, TypeError, OverflowError) as e:  # `!!float abc`, an integer of 5000 digits
+    except (ValueError, TypeError, OverflowError, KeyError) as e:  # `!!float abc`, `!!bool maybe`, 5000 digits
         from ..io.readers import scalar_problem
 
         raise InputError(f"{shown}: invalid YAML: {scalar_problem(e)}") from None
