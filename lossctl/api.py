@@ -30,7 +30,7 @@ def registry_names() -> list[str]:
 def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, explain: bool = False,
             rows: int = 3, origins: Mapping[str, str] | None = None, keep_arrays: bool = True,
             sink: Any = None, stream: bool | None = None, block_rows: int | None = None,
-            progress: Any = None, **kwargs: Any) -> Result:
+            progress: Any = None, executor: Any = None, **kwargs: Any) -> Result:
     """Compute a loss call given as a mapping in the check-suite format (or keyword arguments).
 
     Only the loss and its per-sample values are computed unless ``grad=True`` asks for the
@@ -42,6 +42,10 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     per-sample values (``Result.per_sample`` is then None) and the gradients that go to ``sink``
     (an :class:`lossctl.io.outstream.OutputStream`, which receives them as they stream);
     ``progress(done_rows, total_rows)`` is called after each block.
+
+    ``executor`` computes the rows elsewhere (``lossctl.backends.dask.DaskExecutor``: a Dask
+    cluster): it is called as :func:`lossctl.core.stream.run` is, and gives the same result bit
+    for bit (None when the call does not split into rows: it is then evaluated here).
 
     >>> r = compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]})
     >>> r.loss
@@ -77,12 +81,20 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
     params = {p.name: params[p.name] for p in spec.params}
     result = None
-    if not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
+    if executor is not None:
+        if explain:
+            raise UsageError(f"{ref('explain')} shows a derivation computed in memory; not with {ref('backend')} "
+                             f"{getattr(executor, 'name', 'local')}")
+        if spec.batch_axis != 0:
+            raise UsageError(f"{ref('backend')}: {spec.name} does not split into rows; only the local backend computes it")
+        result = executor(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
+                          origins=origins or {}, grad=grad, keep_values=keep_arrays, sink=sink, progress=progress)
+    if result is None and executor is None and not explain and spec.token_path is not None and stream is not False and call.get("dtype", "float64") in DTYPES:
         token = spec.token_path(arrays, params, reduction, DTYPES[call.get("dtype", "float64")], call.get("dim"), grad)
         if token is not None:
             result = Result(loss_name=spec.name, reduction=reduction, kind="logits", dtype=call.get("dtype", "float64"),
                             batch_axis=spec.batch_axis or 0, **token)
-    if result is None and not explain and (stream or (stream is None and _large(arrays))):
+    if result is None and executor is None and not explain and (stream or (stream is None and _large(arrays))):
         from .core.stream import run as run_streaming
 
         result = run_streaming(spec, arrays, params, reduction, dtype=call.get("dtype") or "float64", dim=call.get("dim"),
@@ -99,7 +111,8 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
 def _large(arrays: Mapping[str, Any]) -> bool:
     """Whether a call might stream (lossctl.core.stream decides; small calls skip even the import,
     unless ``LOSSCTL_STREAM_MIN_BYTES`` is set: then the engine applies it, however small)."""
-    size = sum(getattr(a, "nbytes", 0) for a in arrays.values() if isinstance(a, np.ndarray) or hasattr(a, "widen"))
+    size = sum(getattr(a, "nbytes", 0) for a in arrays.values()
+               if isinstance(a, np.ndarray) or hasattr(a, "widen") or getattr(a, "lazy_rows", False))
     return size >= 1 << 20 or (size > 0 and "LOSSCTL_STREAM_MIN_BYTES" in os.environ)
 
 

@@ -38,7 +38,8 @@ LAYERS = (
     # arrays and files in and out; nothing of losses, the registry or rendering.
     ("io", ("lossctl.io",), ("errors",)),
     # the tools built on compute() that also read files (token streams) or compare conventions.
-    ("library", ("lossctl.tokens", "lossctl.compare", "lossctl.gradcheck"), ("core", "io")),
+    # (and where rows are computed besides this process: lossctl.backends, e.g. a Dask cluster).
+    ("library", ("lossctl.tokens", "lossctl.compare", "lossctl.gradcheck", "lossctl.backends"), ("core", "io")),
     # the package's front door: the public names and the version.
     ("front door", ("lossctl",), ("library",)),
     # check suites: load, run, update, record.

@@ -47,13 +47,16 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
 
     views.check_options(opts, fmt, reader.paths)
     output = Path(opts["output"]) if opts["output"] else None
+    backend = opts.get("backend") or "local"
+    # On Dask the gradient goes to shards next to the output, not into it.
+    grad_shards = backend == "dask" and opts["grad"] and output is not None
     sink = None
     if output is not None:
         from ..io.outstream import OutputStream
         from ..io.writers import check_output_path
 
         check_output_path(output, reader.paths, opts["force"])
-        sink = OutputStream(output, grad=opts["grad"])  # large inputs stream into it
+        sink = OutputStream(output, grad=opts["grad"] and not grad_shards)  # large inputs stream into it
 
     page = Path(opts["html"]) if opts.get("html") else None
     if page is not None:
@@ -72,7 +75,9 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
             result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
-                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress)
+                             origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress,
+                             block_rows=opts.get("chunk_rows") if backend == "local" else None,
+                             executor=executor(opts, output if grad_shards else None))
     except BaseException:
         if sink is not None:
             sink.abort()
@@ -114,6 +119,25 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
+
+
+def executor(opts: dict[str, Any], grad_output: Path | None):
+    """Where the rows are computed: None for this process (the local backend), or a Dask executor."""
+    from ..core.call import BACKENDS
+    from ..errors import ref
+
+    backend = opts.get("backend") or "local"
+    if backend not in BACKENDS:
+        raise UsageError(f"{ref('backend')}: expected one of {', '.join(BACKENDS)}; got {backend!r}")
+    if opts.get("chunk_rows") is not None and opts["chunk_rows"] < 1:
+        raise UsageError(f"{ref('chunk_rows')}: must be 1 or more; got {opts['chunk_rows']}")
+    if backend == "local":
+        if opts.get("scheduler") is not None:
+            raise UsageError(f"{ref('scheduler')} is the address of a Dask scheduler: give {ref('backend')} dask too")
+        return None
+    from ..backends.dask import DaskExecutor
+
+    return DaskExecutor(opts.get("scheduler"), opts.get("chunk_rows"), grad_output, opts["force"])
 
 
 _ARRAY_OPTIONS = {k for k, key in BY_NAME.items() if key.kind in ("source", "named_sources")}  # sources besides the loss's

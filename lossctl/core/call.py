@@ -87,6 +87,7 @@ class Key:
 
 
 DTYPES = ("float64", "float32")
+BACKENDS = ("local", "dask")
 DEFAULT_EXCLUDE = "bias"
 
 # The loss's own settings: listed before the loss's parameters.
@@ -142,6 +143,16 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("expect_grad", "source", "Checks", "Expected gradient of the prediction input (an array source)."),
     Key("rtol", "float", "Checks", "Relative tolerance, as numpy.isclose.", DEFAULT_RTOL),
     Key("atol", "float", "Checks", "Absolute tolerance, as numpy.isclose.", DEFAULT_ATOL),
+    Key("backend", "choice", "Execution",
+        "Where the rows are computed: local (this process, streaming large inputs) or dask (a Dask cluster: "
+        f"{ref('scheduler')}, or a local one; needs pip install 'lossctl[dask]'). The result is the same bit for bit.",
+        "local", suite=False, choices=BACKENDS, applies=lambda spec: spec.batch_axis == 0),
+    Key("scheduler", "text", "Execution",
+        f"Address of the Dask scheduler for {ref('backend')} dask (tcp://HOST:8786); a local cluster when omitted.",
+        suite=False, applies=lambda spec: spec.batch_axis == 0),
+    Key("chunk_rows", "int", "Execution",
+        f"Rows per task with {ref('backend')} dask (rows per block when streaming locally); default: by size.",
+        suite=False, applies=lambda spec: spec.batch_axis == 0),
 )
 
 KEYS: tuple[Key, ...] = LOSS_KEYS + SHARED_KEYS

@@ -102,7 +102,8 @@ class Layout:
 
 
 def _as_array(value: Any) -> np.ndarray | None:
-    if isinstance(value, np.ndarray) or hasattr(value, "widen"):  # an encoded array (bfloat16): widened per block
+    if isinstance(value, np.ndarray) or hasattr(value, "widen") or getattr(value, "lazy_rows", False):
+        # an encoded array (bfloat16) is widened per block; a sharded array is read per block  # an encoded array (bfloat16): widened per block
         return value
     if hasattr(value, "encoding") and hasattr(value, "bits"):  # raw bits (bfloat16): sliced, widened per block
         return value
@@ -257,8 +258,10 @@ _COUNTS = re.compile(r"(\d+)( NaN| infinite|(?= of \d+ rows))")
 
 
 class _Messages:
-    def __init__(self, layout: Layout, origins: Mapping[str, str]):
-        self.n = layout.n
+    def __init__(self, layout: Layout, origins: Mapping[str, str], offset: int = 0, total_rows: int | None = None):
+        # a chunk of a larger call (rows offset .. offset + layout.n of total_rows) speaks of the whole
+        self.n = layout.n if total_rows is None else total_rows
+        self.offset = offset
         names = list(layout.sliced) + list(layout.params_sliced)
         self.origins = tuple(origins.get(k, "--" + k.replace("_", "-")) for k in names)
         self.warnings: list[tuple[int, str, str]] = []  # (first row of the block, message, problem)
@@ -269,31 +272,23 @@ class _Messages:
         if rows != self.n:
             msg = re.sub(rf"\({rows}(?=,|\))", f"({self.n}", msg)
             msg = re.sub(rf"(?<= of ){rows}(?= rows)", str(self.n), msg)
+        i0 += self.offset
         if i0 and msg.startswith(self.origins):
             msg = _ROW.sub(lambda m: f"{m.group(1)}{int(m.group(2)) + i0}", msg)
         return msg
 
     def collect(self, w: InputWarning, i0: int, rows: int) -> None:
         """Keep a block's warning (blocks may finish in any order: sorted at ``emit``)."""
-        item = (i0, self.rewrite(str(w), i0, rows), self.rewrite(getattr(w, "problem", str(w)), i0, rows))
+        item = (i0 + self.offset, self.rewrite(str(w), i0, rows), self.rewrite(getattr(w, "problem", str(w)), i0, rows))
         if item not in self.warnings:  # a block prepared again (its gradient pass) warns again
             self.warnings.append(item)
 
     def emit(self) -> None:
         """One warning per kind, as the in-memory path gives it: the first block's message
         (so the first position), with the counts of every block added up."""
-        merged: dict[str, list[str]] = {}
-        for _, msg, problem in sorted(self.warnings, key=lambda w: w[0]):
-            key = re.sub(r"\d+", "#", re.sub(r"\bvalues\b", "value", msg.split(" (", 1)[0]))
-            seen = merged.get(key)
-            if seen is None:
-                merged[key] = [msg, problem]
-            else:
-                seen[0] = _add_counts(seen[0], msg)
-                seen[1] = _add_counts(seen[1], problem)
+        items = list(self.warnings)
         self.warnings.clear()
-        for msg, problem in merged.values():
-            warnings.warn(InputWarning(msg, problem), stacklevel=3)
+        emit_warnings(items)
 
     @contextlib.contextmanager
     def recording(self, where):
@@ -313,6 +308,23 @@ class _Messages:
 
             warnings.showwarning = show
             yield
+
+
+def emit_warnings(items) -> None:
+    """Show blocks' warnings ``(first row, message, problem)`` (from any blocks, processes or
+    machines, in any order) as the in-memory path shows them: one per kind, the first
+    block's message (so the first position), with the counts of every block added up."""
+    merged: dict[str, list[str]] = {}
+    for _, msg, problem in sorted(items, key=lambda w: w[0]):
+        key = re.sub(r"\d+", "#", re.sub(r"\bvalues\b", "value", msg.split(" (", 1)[0]))
+        seen = merged.get(key)
+        if seen is None:
+            merged[key] = [msg, problem]
+        else:
+            seen[0] = _add_counts(seen[0], msg)
+            seen[1] = _add_counts(seen[1], problem)
+    for msg, problem in merged.values():
+        warnings.warn(InputWarning(msg, problem), stacklevel=3)
 
 
 def _add_counts(first: str, other: str) -> str:
@@ -343,7 +355,8 @@ def _standin(a: np.ndarray) -> np.ndarray:
 class Engine:
     def __init__(self, layout: Layout, reduction: str, *, dtype: str, dim: int | None,
                  origins: Mapping[str, str] | None, block_rows: int | None,
-                 progress: Callable[[int, int], None] | None, use_compiled: bool = False):
+                 progress: Callable[[int, int], None] | None, use_compiled: bool = False,
+                 offset: int = 0, total_rows: int | None = None, n_threads: int | None = None):
         self.layout = layout
         self.spec = layout.spec
         self.kind = layout.kind
@@ -355,10 +368,10 @@ class Engine:
         self.block_rows = block_rows
         self.rows = _pick_block_rows(layout, np.dtype(self.ftype).itemsize, block_rows)
         self.blocks = [(i, min(i + self.rows, layout.n)) for i in range(0, layout.n, self.rows)]
-        self.messages = _Messages(layout, self.origins)
+        self.messages = _Messages(layout, self.origins, offset, total_rows)
         self.pages = Pages(list(layout.sliced.values()) + list(layout.params_sliced.values()))
         self.progress = progress
-        self.threads = threads()
+        self.threads = threads() if n_threads is None else max(1, n_threads)
         self.precast = [name for name, a in layout.sliced.items()
                         if (a.dtype.kind == "f" and a.dtype != self.ftype or hasattr(a, "widen"))
                         and (name in self.spec.kinds or name in self.spec.extra_inputs or name == TARGET)]
@@ -593,7 +606,33 @@ class Engine:
         self.messages.emit()
         return result
 
-    def _evaluate(self, *, grad: bool, keep_values: bool, sink=None):
+    def partial(self, *, keep_values: bool) -> "Partial":
+        """The rows' exact sums (and values when kept), not reduced; warnings kept, not shown."""
+        with self.messages.recording(self.where):
+            part = self._evaluate(grad=False, keep_values=keep_values, partial=True)
+        part.warnings = list(self.messages.warnings)
+        self.messages.warnings.clear()
+        return part
+
+    def gradient(self, upstream: float) -> tuple[dict[str, np.ndarray], list]:
+        """The gradient of the rows for a known ``upstream`` (1/D), block by block; and the
+        blocks' warnings (not shown)."""
+        out: dict[str, np.ndarray] = {}
+        with self.messages.recording(self.where):
+            for i0, i1 in self.blocks:
+                prep, _ = self._prepare(i0, i1, False)
+                with np.errstate(all="ignore"):
+                    for name, g in self._grads(prep, upstream, None).items():
+                        if g.shape[:1] != (i1 - i0,):
+                            raise _NotSeparable
+                        if name not in out:
+                            out[name] = np.empty((self.layout.n,) + g.shape[1:], dtype=g.dtype)
+                        out[name][i0:i1] = g
+        items = list(self.messages.warnings)
+        self.messages.warnings.clear()
+        return out, items
+
+    def _evaluate(self, *, grad: bool, keep_values: bool, sink=None, partial: bool = False):
         from .evaluate import Result
 
         spec, lay, reduction = self.spec, self.layout, self.reduction
@@ -680,29 +719,91 @@ class Engine:
         self._run(lambda p, r, rows: self._values_task(p, r, rows, fused, upstream_first),
                   consume_values, fused, start=1, phase=0, phases=phases, compiled=compiled)
 
-        total = exactsum.finalize(total_state)
-        if reduction == "mean":
-            denom = exactsum.finalize(den_state) if den_state is not None else float(np.prod(vshape, dtype=np.float64))
-        elif reduction == "batchmean":
-            denom = float(n)
-        else:
-            denom = 1.0
+        if partial:
+            return Partial(n, total_state, den_state, values_out, vshape[1:], np.dtype(vdtype).str, [])
+        loss, denom = reduce_sums(reduction, total_state, den_state, vshape, vdtype)
         if grad and not single:
             upstream = _upstream(denom)
             self._run(lambda p, r, rows: self._grad_task(p, upstream),
                       lambda i0, i1, grads: store_grads(i0, i1, grads), False, start=0, phase=1, phases=phases)
-        ftype = np.dtype(vdtype).type
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if reduction == "none":
-                loss = values_out
-            elif reduction == "sum":
-                loss = float(ftype(total))
-            else:
-                loss = float(ftype(total) / ftype(denom))
+        if reduction == "none":
+            loss = values_out
         return Result(
             loss_name=spec.name, reduction=reduction, kind=self.kind, loss=loss, per_sample=values_out,
             grad=grads_out, denominator=denom, dtype=np.dtype(self.ftype).name, batch_axis=spec.batch_axis or 0,
         )
+
+
+def reduce_sums(reduction: str, total_state: np.ndarray, den_state: np.ndarray | None, vshape: tuple[int, ...],
+                vdtype) -> tuple[float | None, float]:
+    """(the reduced loss (None for ``none``), its denominator) from the exact sums of all rows:
+    the values' sum and the denominator weights' sum (None: ``mean`` divides by the count),
+    each rounded once; ``vshape`` is the shape of all the per-sample values."""
+    total = exactsum.finalize(total_state)
+    if reduction == "mean":
+        denom = exactsum.finalize(den_state) if den_state is not None else float(np.prod(vshape, dtype=np.float64))
+    elif reduction == "batchmean":
+        denom = float(vshape[0])
+    else:
+        denom = 1.0
+    ftype = np.dtype(vdtype).type
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if reduction == "none":
+            loss = None
+        elif reduction == "sum":
+            loss = float(ftype(total))
+        else:
+            loss = float(ftype(total) / ftype(denom))
+    return loss, denom
+
+
+@dataclass
+class Partial:
+    """Rows of a call evaluated but not reduced (one task of a distributed call): the exact-sum
+    states of their values and denominator weights, merged across tasks by
+    :func:`lossctl.core.exactsum.merge` and reduced once by :func:`reduce_sums`."""
+
+    rows: int
+    total: np.ndarray
+    den: np.ndarray | None
+    values: np.ndarray | None  # the per-sample values, when kept
+    value_shape: tuple[int, ...]  # one row's values
+    value_dtype: str
+    warnings: list  # (first row, message, problem): shown once, merged, by emit_warnings
+
+
+def chunk_layout(spec: LossSpec, kind: str, rows: int, sliced: Mapping[str, Any], whole: Mapping[str, Any],
+                 params_sliced: Mapping[str, Any], params: Mapping[str, Any]) -> Layout:
+    """The layout of a chunk of rows of a call already planned (:func:`plan` on the whole):
+    the same inputs sliced and given whole."""
+    pred = sliced[kind]
+    row_elems = int(np.prod(np.shape(pred)[1:], dtype=np.int64))
+    nbytes = sum(int(a.nbytes) for a in sliced.values()) + sum(int(a.nbytes) for a in params_sliced.values())
+    return Layout(spec, kind, rows, dict(sliced), dict(whole), dict(params_sliced), dict(params), row_elems, nbytes)
+
+
+def evaluate_rows(layout: Layout, reduction: str, *, dtype: str, dim: int | None, origins: Mapping[str, str] | None,
+                  offset: int, total_rows: int, keep_values: bool, compiled: bool, block_rows: int | None = None) -> Partial:
+    """Rows ``offset .. offset + layout.n`` of a call of ``total_rows`` rows: their :class:`Partial`
+    (messages speak of the whole call). ``compiled``: the compiled kernels, as a large call
+    streamed here would use them (the values then match that call's bit for bit)."""
+    engine = Engine(layout, reduction, dtype=dtype, dim=dim, origins=origins, block_rows=block_rows, progress=None,
+                    use_compiled=compiled, offset=offset, total_rows=total_rows, n_threads=1)
+    try:
+        return engine.partial(keep_values=keep_values or reduction == "none")
+    except _NotSeparable:
+        raise LossctlError(f"{layout.spec.name}: the per-sample values do not follow the rows; "
+                           "this call cannot be cut into chunks") from None
+
+
+def gradient_rows(layout: Layout, reduction: str, upstream: float, *, dtype: str, dim: int | None,
+                  origins: Mapping[str, str] | None, offset: int, total_rows: int,
+                  block_rows: int | None = None) -> tuple[dict[str, np.ndarray], list]:
+    """The gradient of rows ``offset .. offset + layout.n`` of a call whose reduction's upstream
+    gradient is ``upstream`` (1/D); and the blocks' warnings."""
+    engine = Engine(layout, reduction, dtype=dtype, dim=dim, origins=origins, block_rows=block_rows, progress=None,
+                    offset=offset, total_rows=total_rows, n_threads=1)
+    return engine.gradient(upstream)
 
 
 def _upstream(denom: float) -> float:
@@ -724,7 +825,7 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
     if mode is False or dtype not in DTYPES or reduction not in spec.reductions or spec.batch_axis != 0:
         return None
     if mode is None:  # a cheap look first: small calls (check suites, literals) never plan
-        size = sum(int(v.nbytes) for v in arrays.values() if isinstance(v, np.ndarray))
+        size = sum(int(v.nbytes) for v in arrays.values() if isinstance(v, np.ndarray) or getattr(v, "lazy_rows", False))
         if size < min_bytes():
             return None
     layout = plan(spec, arrays, params, dim=dim, grad=grad)

@@ -98,14 +98,20 @@ def read_array(source: Source, origin: str, *, stdin: BinaryIO | None = None, st
         if source.kind == "stdin":
             stream = stdin if stdin is not None else _stdin_buffer()
             return _read_stdin(stream, origin, stdin_format)
-        return read_path(source.path, source.key, origin, lazy=lazy)
+        return read_path(source.path, source.key, origin, lazy=lazy, text=source.text)
     except MemoryError:
         raise InputError(f"{origin}: too large to fit in memory") from None
     except RecursionError:
         raise InputError(f"{origin}: nested too deeply") from None
 
 
-def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False) -> np.ndarray:
+def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False, text: str | None = None) -> np.ndarray:
+    from .shards import is_sharded, open_sharded
+
+    if key is None and is_sharded(text if text is not None else str(path), path):
+        # a glob, a directory of .npy shards or a zarr array: described now, read by rows
+        sharded = open_sharded(text if text is not None else str(path), path, origin)
+        return sharded if lazy else np.asarray(sharded)
     _check_regular(path, origin)
     suffix = path.suffix.lower()
     if suffix in TENSOR_FORMATS:

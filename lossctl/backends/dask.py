@@ -1,0 +1,384 @@
+"""A loss call on a Dask cluster (``backend`` dask): the rows are computed by the workers.
+
+The call is planned here as the local streaming engine plans it (:func:`lossctl.core.stream.plan`:
+which inputs are cut into rows, which are given whole), then cut into chunks of rows (at the
+prediction's shard boundaries, and every ``chunk_rows`` rows). Each chunk is one task:
+
+1. **values** — the worker reads its own rows of every row-aligned input (a sharded array or
+   a memory-mapped ``.npy`` travels as its description: paths, shapes, offsets; only inputs
+   that were in the client's memory travel as data, sent once to each worker) and evaluates
+   them with the same engine (:func:`lossctl.core.stream.evaluate_rows`). Back come the
+   exact-sum states of the values and of the denominator weights (73 integers each) and,
+   only when asked, the per-sample values. The client merges the states exactly and rounds
+   once (:func:`lossctl.core.stream.reduce_sums`), so the loss is the local engine's bit
+   for bit, whatever the sharding, chunking and number of workers; per-sample values are
+   written in row order as chunks arrive (``-o`` streams).
+2. **gradients** (``grad``) — the upstream 1/D is known after pass 1; each task computes its
+   rows' gradient and writes it straight into gradient shards next to ``-o`` (the
+   prediction's sharding), or, for a small input without ``-o``, sends it back.
+
+Tasks are retried (``retries``) and a lost worker's tasks are run again elsewhere by the
+scheduler; when that fails the call stops with an input error (exit 3) and writes nothing.
+Without ``scheduler`` a :class:`distributed.LocalCluster` of worker processes is started
+for the call (``LOSSCTL_DASK_WORKERS`` workers, default one per core up to 4).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import warnings
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ..core import exactsum, stream
+from ..core.evaluate import Result
+from ..core.prepare import DTYPES
+from ..core.reduction import upstream
+from ..core.registry import LossSpec
+from ..errors import InputError, LossctlError, UsageError, ref
+
+EXTRA = "pip install 'lossctl[dask]'"
+CONNECT_TIMEOUT = 3.0  # seconds to reach a scheduler before giving up
+CHUNK_BYTES = 32 << 20  # default prediction bytes per task
+RETRIES = 2
+# Gradients larger than this go to shards next to the output only (never back to the client).
+GRAD_BACK_BYTES = 64 << 20
+
+
+def available() -> bool:
+    try:
+        import dask  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require() -> None:
+    if not available():
+        raise UsageError(f"{ref('backend')} dask needs dask and distributed: {EXTRA}")
+
+
+# -- the workers' side ------------------------------------------------------------------------
+
+
+def _rows(source: Any, i0: int, i1: int) -> np.ndarray:
+    rows = getattr(source, "rows", None)
+    return rows(i0, i1) if rows is not None else np.asarray(source[i0:i1])
+
+
+def _chunk(job: Mapping[str, Any], i0: int, i1: int) -> stream.Layout:
+    from ..losses import registry
+
+    spec = registry().get(job["loss"])
+    sliced = {k: _rows(src, i0, i1) for k, src in job["sliced"].items()}
+    params_sliced = {k: _rows(src, i0, i1) for k, src in job["params_sliced"].items()}
+    return stream.chunk_layout(spec, job["kind"], i1 - i0, sliced, job["whole"], params_sliced, job["params"])
+
+
+def values_task(job: Mapping[str, Any], i0: int, i1: int, keep: bool) -> stream.Partial:
+    """On a worker: rows ``i0 .. i1`` evaluated (a :class:`lossctl.core.stream.Partial`)."""
+    layout = _chunk(job, i0, i1)
+    return stream.evaluate_rows(layout, job["reduction"], dtype=job["dtype"], dim=job["dim"], origins=job["origins"],
+                                offset=i0, total_rows=job["n"], keep_values=keep, compiled=job["compiled"])
+
+
+def grad_task(job: Mapping[str, Any], i0: int, i1: int, upstream: float, targets: Mapping[str, list] | None):
+    """On a worker: the gradient of rows ``i0 .. i1``, written into the shards ``targets`` (then
+    None comes back) or returned; and the blocks' warnings."""
+    from ..io.shards import write_rows
+
+    layout = _chunk(job, i0, i1)
+    grads, warns = stream.gradient_rows(layout, job["reduction"], upstream, dtype=job["dtype"], dim=job["dim"],
+                                        origins=job["origins"], offset=i0, total_rows=job["n"])
+    if targets is None:
+        return grads, warns
+    for name, g in grads.items():
+        if name not in targets:
+            raise LossctlError(f"gradient of {name}: no shard to write it to")
+        write_rows(targets[name], i0, g)
+    return None, warns
+
+
+# -- the client's side ------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def client_for(scheduler: str | None, workers: int | None = None):
+    """A connected :class:`distributed.Client`: to ``scheduler``, or to a local cluster of worker
+    processes started (and closed) here."""
+    _require()
+    from distributed import Client, LocalCluster
+
+    quiet = [logging.getLogger(name) for name in ("distributed", "tornado", "asyncio")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.CRITICAL)
+    cluster = None
+    try:
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+            except (OSError, TimeoutError, ValueError, TypeError) as e:
+                raise UsageError(f"{ref('scheduler')} {scheduler}: no Dask scheduler answers there "
+                                 f"(within {CONNECT_TIMEOUT:g} s: {type(e).__name__}: {e})") from None
+        else:
+            n = workers or _env_int("LOSSCTL_DASK_WORKERS", min(4, os.cpu_count() or 1))
+            with warnings.catch_warnings():  # "port 8787 is in use": another cluster's; any free port serves
+                warnings.simplefilter("ignore", UserWarning)
+                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.CRITICAL)
+            client = Client(cluster, set_as_default=False)
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+        for q, level in zip(quiet, levels):
+            q.setLevel(level)
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def _row_source(value: Any, origin: str):
+    """What a worker reads rows from: a sharded array or a memory-mapped file as its description,
+    anything else (already in this process's memory) as itself."""
+    if getattr(value, "lazy_rows", False):
+        return value
+    from ..io.shards import from_memmap
+
+    described = from_memmap(value, origin) if isinstance(value, np.ndarray) else None
+    return described if described is not None else value
+
+
+def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int | None, itemsize: int) -> list[tuple[int, int]]:
+    n = layout.n
+    if chunk_rows is not None and chunk_rows < 1:
+        raise UsageError(f"{ref('chunk_rows')}: must be 1 or more; got {chunk_rows}")
+    rows = chunk_rows or max(1, CHUNK_BYTES // max(1, layout.row_elems * itemsize))
+    cuts = set(range(0, n, rows)) | {n}
+    bounds = getattr(sources.get(layout.kind), "boundaries", None)
+    if bounds is not None:  # tasks follow the shards: a worker reads one file where it can
+        cuts |= set(bounds())
+    cuts = sorted(c for c in cuts if 0 <= c <= n)
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+class DaskExecutor:
+    """``lossctl.compute(call, executor=DaskExecutor(...))``: the call's rows computed on Dask.
+
+    ``scheduler``: the scheduler's address (a local cluster of worker processes when None);
+    ``chunk_rows``: rows per task (default: by size, and at the prediction's shard boundaries);
+    ``grad_output``: the ``-o`` path next to which gradient shards are written (``force``:
+    replace existing ones); ``client``: an already connected :class:`distributed.Client`."""
+
+    name = "dask"
+
+    def __init__(self, scheduler: str | None = None, chunk_rows: int | None = None, grad_output: Any = None,
+                 force: bool = False, client: Any = None):
+        _require()
+        self.scheduler = scheduler
+        self.chunk_rows = chunk_rows
+        self.grad_output = grad_output
+        self.force = force
+        self.client = client
+
+    def __call__(self, spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str,
+                 **kwargs: Any) -> Result | None:
+        return run(spec, arrays, params, reduction, scheduler=self.scheduler, chunk_rows=self.chunk_rows,
+                   grad_output=self.grad_output, force=self.force, client=self.client, **kwargs)
+
+
+def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str, *,
+        dtype: str = "float64", dim: int | None = None, origins: Mapping[str, str] | None = None,
+        grad: bool = False, keep_values: bool = True, sink: Any = None, grad_output: Any = None,
+        force: bool = False, progress: Callable[[int, int], None] | None = None, scheduler: str | None = None,
+        chunk_rows: int | None = None, client: Any = None) -> Result | None:
+    """Evaluate a call on Dask; None when it does not split into rows (the caller evaluates it
+    in memory, where any problem with the inputs is reported).
+
+    ``sink``: the ``-o`` stream that receives the per-sample values in order; ``grad_output``:
+    the ``-o`` path next to which gradient shards are written; ``client``: an already connected
+    client."""
+    _require()
+    origins = dict(origins or {})
+    if dtype not in DTYPES:
+        return None
+    layout = stream.plan(spec, arrays, params, dim=dim, grad=grad)
+    if layout is None:
+        return None
+    n = layout.n
+    ftype = np.dtype(DTYPES[dtype])
+    job = {
+        "loss": spec.name, "kind": layout.kind, "n": n, "reduction": reduction, "dtype": dtype, "dim": dim,
+        "origins": origins, "compiled": True, "whole": layout.whole,
+        "params": {k: v for k, v in layout.params.items() if k not in layout.params_sliced},
+        "sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
+        "params_sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
+    }
+    chunks = _chunks(layout, job["sliced"], chunk_rows, ftype.itemsize)
+    grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []
+    if grad and grad_output is None:
+        size = sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize
+        if size > GRAD_BACK_BYTES:
+            raise UsageError(f"{ref('grad')} with {ref('backend')} dask: the gradient ({size >> 20} MiB) is written as "
+                             f"shards next to {ref('output')}; give {ref('output')} FILE")
+    per_sample = keep_values or sink is not None or reduction == "none"
+    with (contextlib.nullcontext(client) if client is not None else client_for(scheduler)) as c:
+        return _Run(c, spec, layout, job, chunks, reduction, ftype, progress).go(
+            grad=grad, per_sample=per_sample, keep_values=keep_values or reduction == "none", sink=sink,
+            grad_names=grad_names, grad_output=grad_output, force=force)
+
+
+class _Run:
+    def __init__(self, client, spec, layout, job, chunks, reduction, ftype, progress):
+        self.client = client
+        self.spec = spec
+        self.layout = layout
+        self.chunks = chunks
+        self.reduction = reduction
+        self.ftype = ftype
+        self.progress = progress
+        self.done = 0
+        self.warnings: list = []
+        # every worker gets the job once (inputs in the client's memory travel here, once)
+        self.job = client.scatter([job], broadcast=True, hash=False)[0]
+        self.window = max(4, 2 * sum(client.nthreads().values()))
+
+    def go(self, *, grad, per_sample, keep_values, sink, grad_names, grad_output, force) -> Result:
+        n = self.layout.n
+        phases = 2 if grad else 1
+        total_state = exactsum.zeros()
+        den_state = None
+        values_out = None
+        writer = None
+        vshape = vdtype = None
+        for (i0, i1), part in self._ordered(values_task, lambda i0, i1: (per_sample,), n * phases):
+            total_state = exactsum.merge(total_state, part.total)
+            if part.den is not None:
+                den_state = part.den if den_state is None else exactsum.merge(den_state, part.den)
+            self.warnings += part.warnings
+            if vshape is None:
+                vshape, vdtype = (n,) + tuple(part.value_shape), np.dtype(part.value_dtype)
+                values_out = np.empty(vshape, dtype=vdtype) if keep_values else None
+                writer = sink.array("per_sample", vshape, vdtype) if sink is not None else None
+            if part.values is not None:
+                if values_out is not None:
+                    values_out[i0:i1] = part.values
+                if writer is not None:
+                    writer.write(part.values)
+        loss, denom = stream.reduce_sums(self.reduction, total_state, den_state, vshape, vdtype)
+        grads: dict[str, np.ndarray] = {}
+        if grad:
+            grads = self._gradients(upstream(denom), grad_names, grad_output, force, n)
+        stream.emit_warnings(self.warnings)
+        return Result(loss_name=self.spec.name, reduction=self.reduction, kind=self.layout.kind,
+                      loss=values_out if self.reduction == "none" else loss, per_sample=values_out, grad=grads,
+                      denominator=denom, dtype=self.ftype.name)
+
+    def _gradients(self, upstream: float, names, grad_output, force: bool, n: int) -> dict[str, np.ndarray]:
+        from pathlib import Path
+
+        if grad_output is None:
+            out: dict[str, np.ndarray] = {}
+            for (i0, i1), (grads, warns) in self._ordered(grad_task, lambda i0, i1: (upstream, None), 2 * n, start=n):
+                self.warnings += warns
+                for name, g in grads.items():
+                    if name not in out:
+                        out[name] = np.empty((n,) + g.shape[1:], dtype=g.dtype)
+                    out[name][i0:i1] = g
+            return out
+        from ..io.shards import ShardWriter
+
+        writers = {}
+        try:
+            for name in names:
+                a = self.layout.sliced[name]
+                bounds = a.boundaries() if hasattr(a, "boundaries") else [0, n]
+                writers[name] = ShardWriter(Path(grad_output), f"grad_{name}", bounds, tuple(np.shape(a)), self.ftype, force)
+            targets = {name: w.parts for name, w in writers.items()}
+            for _, (_, warns) in self._ordered(grad_task, lambda i0, i1: (upstream, targets), 2 * n, start=n):
+                self.warnings += warns
+            for w in writers.values():
+                w.commit()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        return {}
+
+    def _ordered(self, fn, extra, total_rows: int, start: int = 0):
+        """Submit one task per chunk (a window at a time) and yield ((i0, i1), result) in row order."""
+        from distributed import as_completed
+
+        chunks = list(self.chunks)
+        futures: dict[Any, tuple[int, int, int]] = {}
+        pending: dict[int, Any] = {}
+        todo = iter(enumerate(chunks))
+        done_rows = start
+        ac = None
+        attempts: dict[int, int] = {}
+
+        def submit(k: int, i0: int, i1: int):
+            fut = self.client.submit(fn, self.job, i0, i1, *extra(i0, i1), retries=RETRIES, pure=False,
+                                     key=f"lossctl-{fn.__name__}-{k}-{os.urandom(4).hex()}")
+            futures[fut.key] = (k, i0, i1)
+            if ac is not None:
+                ac.add(fut)
+            return fut
+
+        def submit_next():
+            nxt = next(todo, None)
+            return None if nxt is None else submit(nxt[0], *nxt[1])
+
+        first = [f for f in (submit_next() for _ in range(self.window)) if f is not None]
+        ac = as_completed(first, loop=self.client.loop)
+        following = 0
+        try:
+            for fut in ac:
+                k, i0, i1 = futures.pop(fut.key)
+                try:
+                    result = fut.result()
+                except LossctlError:
+                    raise
+                except Exception as e:
+                    # A result lost with its worker before it was fetched comes back as an error
+                    # here: the chunk is submitted again (the scheduler itself gives up with
+                    # KilledWorker when its tasks keep killing workers).
+                    attempts[k] = attempts.get(k, 0) + 1
+                    if type(e).__name__ == "KilledWorker" or attempts[k] > RETRIES:
+                        raise InputError(_failure(e, i0, i1)) from None
+                    submit(k, i0, i1)
+                    continue
+                finally:
+                    fut.release()
+                pending[k] = result
+                submit_next()
+                while following in pending:
+                    a, b = chunks[following]
+                    yield (a, b), pending.pop(following)
+                    done_rows += b - a
+                    if self.progress is not None:
+                        self.progress(done_rows, total_rows)
+                    following += 1
+        finally:
+            for fut in list(getattr(ac, "futures", ())):
+                fut.cancel()
+
+
+def _failure(e: BaseException, i0: int, i1: int) -> str:
+    kind = type(e).__name__
+    if kind == "KilledWorker":
+        return (f"a Dask worker died while computing rows {i0}..{i1} and the scheduler gave up on them "
+                f"(it allows distributed.scheduler.allowed-failures such losses): {e}; nothing was written")
+    return f"the Dask cluster failed while computing rows {i0}..{i1}: {kind}: {e}; nothing was written"

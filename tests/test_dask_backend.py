@@ -1,0 +1,299 @@
+"""``backend`` dask on a real cluster: a LocalCluster of 2 worker processes for the module.
+
+Every loss that streams (derived from the registry) is computed on Dask from sharded inputs of
+uneven sizes (glob, directory, zarr) and compared bit for bit with the in-memory result: the
+reduced loss, its denominator and the per-sample values. Then the sharded reader's errors,
+``-o`` and gradient shards, the progress callback, an unreachable scheduler, the missing extra,
+and a worker killed mid-job (the exact result comes back; or, when the scheduler may not retry,
+exit 3 and no output).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import distributed
+import numpy as np
+import pytest
+from test_exact_reductions import STREAMABLE
+from test_exactsum import same
+from test_streaming import _cases, _streamable, _tile
+
+import lossctl
+from lossctl.backends.dask import DaskExecutor
+from lossctl.io.readers import read_array
+from lossctl.io.sources import parse_source
+
+
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                 silence_logs=50)
+    client = distributed.Client(c, set_as_default=False)
+    try:
+        yield c, client
+    finally:
+        client.close()
+        c.close()
+
+
+def _shard(tmp: Path, name: str, a: np.ndarray, cuts) -> Path:
+    """``a`` written as .npy shards cut at ``cuts`` (uneven), in a directory of its own."""
+    d = tmp / name
+    d.mkdir(parents=True)
+    bounds = [0] + [c for c in cuts if 0 < c < len(a)] + [len(a)]
+    for k, (i0, i1) in enumerate(zip(bounds[:-1], bounds[1:])):
+        np.save(d / f"{name}-{k:05d}-of-{len(bounds) - 1:05d}.npy", a[i0:i1])
+    return d
+
+
+def _read(text: str):
+    return read_array(parse_source(text), f"--x {text}", lazy=True)
+
+
+def _sharded_call(spec, call: dict, tmp: Path, cuts, glob: bool) -> dict:
+    """``call`` with every row-aligned input replaced by its shards (read back lazily)."""
+    layout = _streamable(spec, call)
+    out = dict(call)
+    for name in list(layout.sliced) + list(layout.params_sliced):
+        a = np.ascontiguousarray(call[name])
+        d = _shard(tmp, name, a, cuts)
+        out[name] = _read(str(d / f"{name}-*.npy") if glob else str(d))
+        assert getattr(out[name], "lazy_rows", False) and out[name].shape == a.shape
+    return out
+
+
+def test_the_losses_are_the_registry_s():
+    assert "ce" in STREAMABLE and "mse" in STREAMABLE and len(STREAMABLE) >= 20
+
+
+@pytest.mark.parametrize("name", STREAMABLE)
+def test_every_streamable_loss_on_dask_is_the_in_memory_result_bit_for_bit(name, cluster, tmp_path):
+    _, client = cluster
+    address = client.scheduler.address
+    spec = lossctl.registry().get(name)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    cases = [{k: v for k, v in c.items() if k != "_name"} for c in _cases(name)]
+    cases = [c for c in cases if _streamable(spec, c)]
+    assert cases, f"{name}: no streamable fixture case"
+    for j, case in enumerate(cases[:2]):
+        tiled = _tile(spec, case, rng)
+        sharded = _sharded_call(spec, tiled, tmp_path / str(j), cuts=(1, 2, 17, 30), glob=bool(j % 2))
+        for reduction in spec.reductions:
+            call = dict(tiled, reduction=reduction)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = lossctl.compute(dict(call), grad=False, stream=False)
+                for chunk_rows in (None, 4):
+                    got = lossctl.compute(dict(sharded, reduction=reduction), grad=False, executor=DaskExecutor(address, chunk_rows))
+            what = (name, j, reduction, chunk_rows)
+            if reduction == "none":
+                assert np.asarray(got.loss).tobytes() == np.asarray(ref.loss).tobytes(), what
+            else:
+                assert same(got.loss, ref.loss), (what, got.loss, ref.loss)
+                assert same(got.denominator, ref.denominator), what
+            assert got.per_sample.shape == ref.per_sample.shape, what
+            assert got.per_sample.tobytes() == ref.per_sample.tobytes(), what
+
+
+def test_gradients_on_dask_match_the_in_memory_ones(cluster, tmp_path, rng):
+    _, client = cluster
+    x = rng.standard_normal((53, 6))
+    t = rng.integers(0, 6, 53)
+    sharded = {"logits": _read(str(_shard(tmp_path, "logits", x, (5, 6, 40)))), "target": t}
+    for reduction in ("mean", "sum", "none"):
+        ref = lossctl.compute({"loss": "ce", "logits": x, "target": t, "reduction": reduction}, grad=True, stream=False)
+        got = lossctl.compute(dict(sharded, loss="ce", reduction=reduction), grad=True, executor=DaskExecutor(client.scheduler.address, 7))
+        assert same(got.loss, ref.loss) if reduction != "none" else np.array_equal(got.loss, ref.loss)
+        np.testing.assert_allclose(got.grad["logits"], ref.grad["logits"], rtol=1e-12, atol=1e-300)
+
+
+def test_zarr_array_input(cluster, tmp_path, rng):
+    import zarr
+
+    _, client = cluster
+    x = rng.standard_normal((61, 5)).astype(np.float32)
+    t = rng.integers(0, 5, 61)
+    z = zarr.create_array(store=str(tmp_path / "x.zarr"), shape=x.shape, chunks=(8, 5), dtype="float32")
+    z[:] = x
+    logits = _read(str(tmp_path / "x.zarr"))
+    assert logits.shape == x.shape
+    ref = lossctl.compute({"loss": "ce", "logits": x, "target": t, "reduction": "sum"}, stream=False)
+    got = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, executor=DaskExecutor(client.scheduler.address, 10))
+    assert same(got.loss, ref.loss)
+    local = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, stream=True, block_rows=3)
+    assert same(local.loss, ref.loss)
+
+
+def test_shards_stream_on_the_local_backend_too(tmp_path, rng):
+    x = rng.standard_normal((47, 4))
+    t = rng.integers(0, 4, 47)
+    logits = _read(str(_shard(tmp_path, "logits", x, (3, 4, 20))) + "/logits-*.npy")
+    ref = lossctl.compute({"loss": "ce", "logits": x, "target": t}, stream=False)
+    for rows in (1, 3, 7, 4096):
+        got = lossctl.compute({"loss": "ce", "logits": logits, "target": t}, stream=True, block_rows=rows)
+        assert same(got.loss, ref.loss), rows
+    # not streamed (explain): read whole
+    got = lossctl.compute({"loss": "ce", "logits": logits, "target": t}, explain=True)
+    assert same(got.loss, ref.loss)
+
+
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((3, 5)), "has shape (3, 5), which does not join"),
+    (np.zeros((3, 4), dtype=np.float32), "is <f4"),
+])
+def test_shards_that_do_not_join_are_refused_naming_the_shard(run_cli, tmp_path, bad, message):
+    d = tmp_path / "logits"
+    d.mkdir()
+    np.save(d / "a.npy", np.zeros((4, 4)))
+    np.save(d / "b.npy", bad)
+    np.save(tmp_path / "t.npy", np.zeros(7, dtype=np.int64))
+    r = run_cli(["ce", "--logits", str(d), "-t", str(tmp_path / "t.npy")])
+    assert r.code == 3, r.stderr
+    assert "shard b.npy" in r.stderr and message in r.stderr and "--logits" in r.stderr
+
+
+def test_cli_output_in_order_and_gradient_shards_next_to_it(run_cli, cluster, tmp_path, rng):
+    _, client = cluster
+    x = rng.standard_normal((40, 3))
+    t = rng.integers(0, 3, 40)
+    d = _shard(tmp_path, "logits", x, (9, 10, 33))
+    np.save(tmp_path / "t.npy", t)
+    out = tmp_path / "loss.npy"
+    r = run_cli(["ce", "--logits", str(d), "-t", str(tmp_path / "t.npy"), "--backend", "dask", "--scheduler",
+                 client.scheduler.address, "--chunk-rows", "6", "-o", str(out), "--grad"])
+    assert r.code == 0, r.stderr
+    ref = lossctl.compute({"loss": "ce", "logits": x, "target": t}, grad=True, stream=False)
+    assert float(r.stdout) == ref.loss
+    assert np.load(out).tobytes() == ref.per_sample.tobytes()
+    shards = sorted(tmp_path.glob("loss.grad_logits-*-of-00004.npy"))
+    assert [len(np.load(p)) for p in shards] == [9, 1, 23, 7]
+    np.testing.assert_allclose(np.concatenate([np.load(p) for p in shards]), ref.grad["logits"], rtol=1e-12)
+    assert not list(tmp_path.glob(".lossctl-*"))
+
+
+def test_large_gradient_without_output_is_refused(run_cli, monkeypatch, tmp_path):
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setattr(backend, "GRAD_BACK_BYTES", 100)
+    np.save(tmp_path / "x.npy", np.zeros((40, 3)))
+    np.save(tmp_path / "t.npy", np.zeros(40, dtype=np.int64))
+    r = run_cli(["ce", "--logits", str(tmp_path / "x.npy"), "-t", str(tmp_path / "t.npy"), "--backend", "dask", "--grad"])
+    assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr
+
+
+def test_progress_follows_the_tasks(cluster, rng):
+    _, client = cluster
+    x, t = rng.standard_normal((30, 3)), rng.integers(0, 3, 30)
+    seen = []
+    lossctl.compute({"loss": "ce", "logits": x, "target": t}, executor=DaskExecutor(client.scheduler.address, 7), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(7, 30), (14, 30), (21, 30), (28, 30), (30, 30)]
+
+
+def test_unreachable_scheduler_exits_2_quickly_naming_it(run_cli, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    started = time.monotonic()
+    r = run_cli(["ce", "--logits", "[[1,2],[3,4]]", "-t", "[0,1]", "--backend", "dask", "--scheduler", address])
+    assert r.code == 2 and address in r.stderr and "--scheduler" in r.stderr, r.stderr
+    assert time.monotonic() - started < 10
+
+
+def test_without_the_extra_backend_dask_exits_2_naming_it(run_cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    r = run_cli(["ce", "--logits", "[[1,2],[3,4]]", "-t", "[0,1]", "--backend", "dask"])
+    assert r.code == 2 and "pip install 'lossctl[dask]'" in r.stderr, r.stderr
+
+
+def test_scheduler_without_backend_dask_is_a_usage_error(run_cli):
+    r = run_cli(["ce", "--logits", "[[1,2],[3,4]]", "-t", "[0,1]", "--scheduler", "tcp://127.0.0.1:1"])
+    assert r.code == 2 and "--backend dask" in r.stderr, r.stderr
+
+
+def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch):
+    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "1")
+    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8]]", "-t", "[0,2]", "--backend", "dask"])
+    assert r.code == 0, r.stderr
+    assert float(r.stdout) == lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
+
+
+def _fault_inputs(tmp_path, rng):
+    x = rng.standard_normal((240_000, 8))
+    t = rng.standard_normal((240_000, 8))
+    cuts = (50_000, 61_000, 170_000)
+    return x, t, {"pred": _read(str(_shard(tmp_path, "pred", x, cuts))),
+                  "target": _read(str(_shard(tmp_path, "target", t, cuts)))}
+
+
+def _killer(cluster, client):
+    """``kill()``: SIGKILL one worker process while the scheduler has tasks running on it."""
+    address, pid = sorted(client.run(os.getpid).items())[0]
+    state = {"killed": False}
+
+    def kill():
+        if state["killed"]:
+            return
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            ws = cluster.scheduler.workers.get(address)
+            if ws is not None and ws.processing:
+                break
+            time.sleep(0.0005)
+        os.kill(pid, signal.SIGKILL)
+        state["killed"] = True
+
+    return kill, state
+
+
+def test_a_worker_killed_mid_job_still_gives_the_exact_result(cluster, tmp_path, rng):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    x, t, sharded = _fault_inputs(tmp_path, rng)
+    ref = lossctl.compute({"loss": "mse", "pred": x, "target": t, "reduction": "sum"}, stream=False)
+    kill, state = _killer(c, client)
+    got = lossctl.compute(dict(sharded, loss="mse", reduction="sum"), executor=DaskExecutor(client.scheduler.address, 2_000),
+                          progress=lambda done, total: kill() if done >= 20_000 else None)
+    assert state["killed"]
+    assert same(got.loss, ref.loss), (got.loss, ref.loss)
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_when_the_scheduler_gives_up_exit_3_and_no_output(run_cli, cluster, tmp_path, rng, monkeypatch):
+    c, client = cluster
+    client.wait_for_workers(2, timeout=60)
+    x, t, _ = _fault_inputs(tmp_path, rng)
+    import contextlib
+
+    from lossctl.cli import progress as progress_module
+
+    kill, state = _killer(c, client)
+
+    @contextlib.contextmanager
+    def progress_bar(*args, **kwargs):  # the CLI's progress callback kills once the first rows are back
+        yield lambda done, total: kill()
+
+    monkeypatch.setattr(progress_module, "progress_bar", progress_bar)
+    allowed = c.scheduler.allowed_failures
+    c.scheduler.allowed_failures = 0  # no second chance: the scheduler gives up on the first loss
+    out = tmp_path / "values.npy"
+    try:
+        r = run_cli(["mse", "--pred", str(tmp_path / "pred"), "-t", str(tmp_path / "target"), "--backend", "dask",
+                     "--scheduler", client.scheduler.address, "--chunk-rows", "2000", "-o", str(out), "--grad"])
+    finally:
+        c.scheduler.allowed_failures = allowed
+    assert state["killed"]
+    assert r.code == 3, (r.code, r.stderr)
+    assert "Dask" in r.stderr and "nothing was written" in r.stderr
+    assert not out.exists() and not list(tmp_path.glob("values*")) and not list(tmp_path.glob(".lossctl-*"))
+    client.wait_for_workers(2, timeout=60)
