@@ -609,6 +609,30 @@ static void ce_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const i
     }
 }
 
+/* (m, s) of each row of a block of logits (row r at x + r·stride entries, c ≥ 8 contiguous
+   entries): m = max, s = Σ_{j≠argmax} exp(x_j − m) (compensated) — the running log-sum-exp
+   state of lossctl.losses.online_softmax. Rows with NaN, +inf or only −inf are flagged (the
+   caller recomputes the block its own way); returns how many. */
+INLINE Py_ssize_t stats_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m,
+                                  double *s, double *row) {
+    scan_counts cnt = {0, 0};
+    Py_ssize_t flagged = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        flagged += logits_row_wide(x, i * stride, c, fmt, &s[i], &m[i], &cnt, row) == ROW_NAN;
+    return flagged + cnt.bad_rows;
+}
+
+CLONES
+static Py_ssize_t stats_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m,
+                              double *s, double *row) {
+    switch (fmt) {
+    case F64: return stats_block_fmt(x, F64, n, c, stride, m, s, row);
+    case F32: return stats_block_fmt(x, F32, n, c, stride, m, s, row);
+    case F16: return stats_block_fmt(x, F16, n, c, stride, m, s, row);
+    default: return stats_block_fmt(x, BF16, n, c, stride, m, s, row);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* binary cross-entropy with logits, elementwise                                            */
 
@@ -811,6 +835,48 @@ fail_z:
     return NULL;
 }
 
+PyDoc_STRVAR(stats_doc,
+"row_stats(x, fmt, m, s)\n--\n\n"
+"Per row of the 2-D block x (rows may be strided, entries contiguous, at least 8 columns;\n"
+"fmt as for ce_rows): m = max, s = sum over j != argmax of exp(x_j - m), into the float64\n"
+"buffers m and s. Returns the number of rows with NaN, +inf or only -inf (their m, s are\n"
+"not meaningful: the caller recomputes such a block).");
+
+static PyObject *py_row_stats(PyObject *self, PyObject *args) {
+    PyObject *xo, *mo, *so;
+    int fmt;
+    if (!PyArg_ParseTuple(args, "OiOO", &xo, &fmt, &mo, &so)) return NULL;
+    if (fmt < 0 || fmt > 3) {
+        PyErr_SetString(PyExc_ValueError, "bad format");
+        return NULL;
+    }
+    Py_buffer xb, mb, sb;
+    if (PyObject_GetBuffer(xo, &xb, PyBUF_STRIDES) < 0) return NULL;
+    Py_ssize_t isz = ITEMSIZE[fmt];
+    if (xb.ndim != 2 || xb.strides[1] != isz || xb.strides[0] % isz != 0 || xb.strides[0] < xb.shape[1] * isz ||
+        xb.shape[1] < 8 || xb.itemsize != isz) {
+        PyBuffer_Release(&xb);
+        PyErr_SetString(PyExc_ValueError, "x: a 2-D block of at least 8 contiguous columns, rows ascending");
+        return NULL;
+    }
+    Py_ssize_t n = xb.shape[0], c = xb.shape[1], stride = xb.strides[0] / isz;
+    if (get_buffer(mo, &mb, 1, n * 8, "m") < 0) { PyBuffer_Release(&xb); return NULL; }
+    if (get_buffer(so, &sb, 1, n * 8, "s") < 0) { PyBuffer_Release(&mb); PyBuffer_Release(&xb); return NULL; }
+    Py_ssize_t flagged = 0;
+    double *row = (double *)malloc(sizeof(double) * (size_t)(c + 8));
+    if (row && n > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        flagged = stats_block((const char *)xb.buf, fmt, n, c, stride, (double *)mb.buf, (double *)sb.buf, row);
+        Py_END_ALLOW_THREADS
+    }
+    free(row);
+    PyBuffer_Release(&sb);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&xb);
+    if (!row) return PyErr_NoMemory();
+    return PyLong_FromSsize_t(flagged);
+}
+
 static PyObject *py_isa(PyObject *self, PyObject *noargs) {
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LOSSCTL_NO_CLONES)
     __builtin_cpu_init();
@@ -825,6 +891,7 @@ static PyObject *py_isa(PyObject *self, PyObject *noargs) {
 static PyMethodDef methods[] = {
     {"ce_rows", py_ce_rows, METH_VARARGS, ce_doc},
     {"bce_logits", py_bce_logits, METH_VARARGS, bce_doc},
+    {"row_stats", py_row_stats, METH_VARARGS, stats_doc},
     {"isa", py_isa, METH_NOARGS, "The instruction set the kernels run with on this CPU."},
     {NULL, NULL, 0, NULL},
 };

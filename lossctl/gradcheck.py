@@ -117,10 +117,8 @@ def gradcheck(case: Mapping[str, Any], *, tol: float = DEFAULT_TOL, origins: Map
               max_elements: int | None = None) -> GradcheckReport:
     """Check ``compute(case).grad`` against central differences; ``case`` as for :func:`lossctl.compute`
     (arrays already read). ``max_elements`` limits the elements checked per input (evenly spaced)."""
-    from .api import compute
-
     case = dict(case)
-    result = compute(case, grad=True, origins=origins)
+    result = _compute(case, grad=True, origins=origins)
     report = GradcheckReport(result.loss_name, result.reduction, tol)
     f64 = dict(case)
     f64["dtype"] = "float64"
@@ -148,12 +146,21 @@ def _input(case: dict, name: str):
     raise RuntimeError(f"no input for the gradient {name!r}")
 
 
-def _check_input(with_values, name, x, analytic, origins, max_elements) -> InputCheck:
+def _compute(case: Mapping[str, Any], *, grad: bool, origins: Mapping[str, str] | None):
+    """The call's result: the loss engine's, or lm's / linear-ce's (token batches)."""
+    from .tokens import COMMAND_NAMES, suite_result
+
+    if case.get("loss") in COMMAND_NAMES:
+        return suite_result(case, grad=grad, origins=origins)
     from .api import compute
 
+    return compute(case, grad=grad, origins=origins)
+
+
+def _check_input(with_values, name, x, analytic, origins, max_elements) -> InputCheck:
     def f(values: np.ndarray) -> float:
         try:
-            r = compute(with_values(values), grad=False, origins=origins)
+            r = _compute(with_values(values), grad=False, origins=origins)
         except LossctlError:
             return math.nan
         loss = np.asarray(r.loss, dtype=np.float64)

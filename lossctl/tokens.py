@@ -19,7 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import InputError, InvalidInput, UsageError
+from .errors import InputError, InvalidInput, UsageError, ref
 
 #: key -> default, for every key of an ``lm`` call (inputs first)
 LM_INPUTS = ("logits", "labels", "attention_mask", "bytes")
@@ -104,14 +104,19 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
     try:
         logits = x["logits"]
         rows = logits.reshape(-1, logits.shape[-1]) if np.ndim(logits) in (2, 3) and hasattr(logits, "reshape") else None
-        return core.evaluate(x, params, dtype=dtype, grad=grad, per_sample=per_sample, explain=explain,
-                             grad_out=grad_out, threads=threads or default_threads(),
-                             on_block=_release_pages(rows) if rows is not None else None)
+        result = core.evaluate(x, params, dtype=dtype, grad=grad, per_sample=per_sample, explain=explain,
+                               grad_out=grad_out, threads=threads or default_threads(),
+                               on_block=_release_pages(rows) if rows is not None else None)
     except InvalidInput as e:
         if e.name == "normalize":  # an option's value, not an input's
             raise UsageError(f"--normalize: {e.message}") from None
         origin = _origin(origins, e.name) if e.name in LM_INPUTS else f"--{e.name.replace('_', '-')}"
         raise InputError(f"{origin}: {e.message}") from None
+    if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (--strict: exit 3)
+        from .core.prepare import warn_nonfinite
+
+        warn_nonfinite(_origin(origins, "logits"), *result.extras["nonfinite"])
+    return result
 
 
 def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
@@ -159,36 +164,77 @@ def _not_a_kernel(*_: Any) -> Any:
     raise NotImplementedError("computed by lossctl.tokens, not through the loss engine")
 
 
-def _command_specs() -> dict[str, Any]:
-    from .core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, LossSpec, Param
+# The shared keys (lossctl.core.call) each command takes; the rest (conventions, sample weights,
+# regularisation, triage views) are the loss engine's.
+_COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
+                 "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol")
+LM_KEYS = _COMMAND_KEYS + ("explain", "html")
+LCE_KEYS = ("reduction",) + _COMMAND_KEYS
 
+
+def _command_specs() -> dict[str, Any]:
+    from .core.registry import LABEL_SMOOTHING, LossSpec, Param
+
+    dtype_help = "Compute in float64 (default) or float32."
     lm_spec = LossSpec(
         name="lm", mirrors="torch.nn.functional.cross_entropy on the flattened, shifted, masked token batch",
         summary="Token loss of a language-model batch.", formula="Σ NLL / n over counted tokens",
-        kinds={"logits": None}, forward=_not_a_kernel, backward=_not_a_kernel, steps=_not_a_kernel,
-        params=(Param("attention_mask", "array", None, "1 where a position is real, 0 for padding."),
-                Param("bytes", "array", None, "UTF-8 bytes: a total or one count per sequence."),
-                Param("shift", "bool", False, "Position t predicts label t+1."), IGNORE_INDEX,
-                Param("normalize", "text", "tokens", "tokens, sequences or global:N.")),
-        target="custom", reductions=("mean",), batch_axis=None)
+        kinds={"logits": None}, aux_inputs=("labels",), forward=_not_a_kernel, backward=_not_a_kernel,
+        steps=_not_a_kernel,
+        params=(Param("attention_mask", "array", None,
+                      "1 where a position is real, 0 for padding (the shape of the labels)."),
+                Param("bytes", "array", None, "UTF-8 bytes of the text: a total, or one count per sequence (B,)."),
+                Param("shift", "bool", False,
+                      "Position t predicts label t+1 (causal LM): logits[..., :-1, :], labels[..., 1:]."),
+                Param("ignore_index", "int", -100, "Label value that does not count."),
+                Param("normalize", "text", "tokens", "Denominator: tokens (counted tokens), sequences (mean of "
+                                                     "per-sequence means), global:N (Σ NLL / N).")),
+        target="none", reductions=("mean",), batch_axis=None, command_keys=LM_KEYS,
+        input_aliases={"labels": ("target",)},
+        input_help={"logits": "Logits (B, T, V) or (T, V), vocabulary last.", "labels": "Token ids (B, T) or (T,)."},
+        key_help={"dtype": dtype_help, "force": f"Allow {ref('output')} or {ref('html')} to replace an existing file.",
+                  "per_sample": "Also show the per-sequence table (and per-token NLL in JSON) and "
+                                "mean_sequence_perplexity.",
+                  "grad": "Also give d(loss)/d(logits), as torch autograd gives it.",
+                  "explain": "Also show the derivation of one token's NLL, then the masking, count and mean.",
+                  "rows": "Sequences shown in the per-sequence table.",
+                  "output": f"Write the per-token NLL (and with {ref('grad')} the gradient, streamed: never whole "
+                            "in memory) to .npy, .npz, .csv or .safetensors.",
+                  "expect_per_sample": "Expected per-token NLL (an array source).",
+                  "expect_grad": "Expected gradient of the logits (an array source).",
+                  "html": "Also write the batch's numbers, one token's derivation and the per-sequence table as "
+                          f"one self-contained HTML page ({ref('force')} to replace a file)."})
     lce_spec = LossSpec(
         name="linear-ce", mirrors="torch.nn.functional.linear_cross_entropy",
         summary="Fused linear cross-entropy.", formula="cross_entropy(H·Wᵀ + b, y)",
         kinds={"hidden": None}, extra_inputs=("lm_head",), forward=_not_a_kernel, backward=_not_a_kernel,
         steps=_not_a_kernel,
-        params=(Param("lm_head_bias", "array", None, "The LM head's bias (V,)."), WEIGHT,
-                Param("ignore_index", "int", None, "Target value that is ignored."), LABEL_SMOOTHING),
-        target="custom", batch_axis=None)
+        params=(Param("lm_head_bias", "array", None, "The LM head's bias b (V,)."),
+                Param("weight", "array", None, "Rescaling weight, one per class (V,)."),
+                Param("ignore_index", "int", None, "Target value that is ignored (default: none, -100 for class "
+                                                   "indices)."),
+                LABEL_SMOOTHING),
+        target="custom", batch_axis=None, command_keys=LCE_KEYS,
+        input_help={"hidden": "Hidden states H (N, D).", "lm_head": "The LM head's weight W (V, D).",
+                    "target": "Class indices (N,) or probabilities (N, V)."},
+        key_help={"dtype": dtype_help, "force": f"Allow {ref('output')} to replace an existing file.",
+                  "grad": "Also give d(loss)/d(hidden, lm_head, lm_head_bias), as torch autograd.",
+                  "expect_grad": "Expected gradient of the hidden states (an array source)."})
     return {"lm": lm_spec, "linear-ce": lce_spec}
 
 
 _SPECS: dict[str, Any] | None = None
 
 
+#: the token-batch commands that are calls like a loss's (suites, record, gradcheck)
+COMMAND_NAMES = ("lm", "linear-ce")
+
+
 def command_spec(name: str):
-    """The key declaration of the ``lm`` / ``linear-ce`` command for a check-suite case, or None."""
+    """The key declaration of the ``lm`` / ``linear-ce`` command (its options, a check-suite
+    case's keys), or None."""
     global _SPECS
-    if name not in ("lm", "linear-ce"):
+    if name not in COMMAND_NAMES:
         return None
     if _SPECS is None:
         _SPECS = _command_specs()
@@ -196,8 +242,8 @@ def command_spec(name: str):
 
 
 def suite_result(call: Mapping[str, Any], *, grad: bool = False, origins: Mapping[str, str] | None = None):
-    """A suite case of ``lm`` or ``linear-ce``: an object with ``loss``, ``per_sample`` (per-token
-    NLL for lm) and ``grad`` that the case's expectations are checked against."""
+    """A call of ``lm`` or ``linear-ce`` (a suite case, ``record``, ``gradcheck``) as a
+    :class:`lossctl.api.Result`: ``loss``, ``per_sample`` (per-token NLL for lm) and ``grad``."""
     call = dict(call)
     name = call.pop("loss")
     if name == "linear-ce":

@@ -229,6 +229,78 @@ def test_torch_float64_agrees(monkeypatch):
         assert abs(m - ref_m) <= 4e-15 * abs(ref_m)
 
 
+# -- the vocabulary-block row kernel (lm, linear-ce, ce on (B, T, V)) -------------------------------
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_row_stats_against_mpmath_and_numpy(K, fmt, rng, monkeypatch):
+    """row_stats' (m, s) of the adversarial rows (short ones repeated to 8 entries): m is the maximum and
+    log1p(s) = log Σ exp(z − m) within 4 ulp of mpmath; on random blocks, read as column slices of a wider array, m is
+    NumPy's exactly and s within 4 ulp of its; rows with NaN, +inf or only −inf decline."""
+    from lossctl.losses import online_softmax
+
+    monkeypatch.delenv("LOSSCTL_PURE", raising=False)  # the kernel itself, also in the LOSSCTL_PURE run
+    checked = 0
+    for name, row in _exact_rows(fmt):
+        row = np.tile(row, -(-8 // len(row)))  # the kernel takes rows of 8 or more: repeat short ones
+        buf, _, values = as_format(np.asarray([row]), fmt)
+        got = kernels.row_stats(buf if fmt != "bfloat16" else _Bits(buf))
+        assert got is not None, name
+        m, s = got
+        assert m[0] == values[0].max()
+        with mp.workdps(50):
+            xs = [mp.mpf(float(v)) for v in values[0]]
+            top = xs.index(max(xs))
+            log_total = mp.log1p(mp.fsum(mp.exp(mp.fsub(v, xs[top], exact=True)) for j, v in enumerate(xs) if j != top))
+            got_total = float(mp.log1p(mp.mpf(float(s[0]))))
+        assert ulp_error(got_total, log_total) <= row_allowed_ulp(log_total, len(row)), f"{fmt} {name}: {got_total!r} vs {mp.nstr(log_total, 20)}"
+        checked += 1
+    assert checked > 10
+    x = rng.standard_normal((37, 300)) * 5
+    buf, _, values = as_format(x, fmt)
+    for c0, c1 in ((0, 300), (5, 213), (100, 108)):
+        block = buf[:, c0:c1]
+        m, s = kernels.row_stats(block if fmt != "bfloat16" else _Bits(block))
+        want_m, want_s = online_softmax.block_stats(values[:, c0:c1])
+        np.testing.assert_array_equal(m, want_m)
+        assert_close_ulp(s, want_s)
+    for bad in (np.nan, np.inf):
+        y = values.copy()
+        y[3, 7] = bad
+        assert kernels.row_stats(np.ascontiguousarray(y)) is None
+    assert kernels.row_stats(np.full((2, 9), -np.inf)) is None
+    assert kernels.row_stats(values[:, :7]) is None  # fewer than 8 columns: the NumPy kernel
+
+
+class _Bits:  # an encoded bfloat16 array as lossctl.io hands it over: raw bits and their encoding
+    encoding = "bfloat16"
+
+    def __init__(self, bits):
+        self.bits = bits
+
+
+def test_lm_paths_agree_with_either_row_kernel(rng, monkeypatch):
+    """lm through the compiled row kernel and through the NumPy one: the same loss to 1e-15."""
+    from lossctl.losses import online_softmax
+
+    monkeypatch.delenv("LOSSCTL_PURE", raising=False)
+
+    x = (rng.standard_normal((3, 40, 257)) * 3).astype(np.float32)
+    y = rng.integers(0, 257, (3, 40))
+    y[0, :5] = -100
+    import lossctl.tokens as tokens
+
+    fast = tokens.lm(logits=x, labels=y, per_sample=True)
+    saved = online_softmax.ROW_KERNEL
+    online_softmax.ROW_KERNEL = online_softmax.block_stats
+    try:
+        slow = tokens.lm(logits=x, labels=y, per_sample=True)
+    finally:
+        online_softmax.ROW_KERNEL = saved
+    assert math.isclose(fast.loss, slow.loss, rel_tol=1e-15)
+    assert_close_ulp(fast.per_token, slow.per_token, ulps=8)
+
+
 # -- the engine: which kernels, and the same results either way ------------------------------------
 
 

@@ -54,8 +54,9 @@ _KIND_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "c
                "source": str | None, "named_sources": str | None}
 
 
-def input_option(name: str, hidden: bool = False) -> Opt:
-    decls = (option_name(name),) + (("-t",) if name == "target" else ())
+def input_option(name: str, hidden: bool = False, aliases: tuple[str, ...] = ()) -> Opt:
+    decls = (option_name(name),) + tuple(option_name(a) for a in aliases)
+    decls += ("-t",) if "target" in (name, *aliases) else ()
     return Opt(name, decls, str | None, None, f"{INPUT_HELP.get(name, name.replace('_', ' ').capitalize() + '.')} {SOURCE_HELP}", "Inputs", hidden)
 
 
@@ -77,14 +78,17 @@ def key_option(key: Key, spec: LossSpec | None = None) -> Opt:
 
 def spec_options(spec: LossSpec) -> list[Opt]:
     """Every option of ``lossctl NAME``: inputs, the loss's settings and parameters, then the shared keys."""
+    aliases = spec.input_aliases
     opts = [input_option(k, hidden=k not in spec.kinds) for k in spec.prediction_kinds]
-    opts += [input_option(k) for k in spec.extra_inputs]
+    opts += [input_option(k, aliases=aliases.get(k, ())) for k in spec.extra_inputs]
     if spec.target != "none":
         opts.append(input_option("target"))
-    opts += [input_option(k) for k in spec.aux_inputs]
+    opts += [input_option(k, aliases=aliases.get(k, ())) for k in spec.aux_inputs]
     opts = [_with_help(o, spec.input_help.get(o.name)) for o in opts]
     opts += [key_option(k, spec) for k in LOSS_KEYS if k.applies_to(spec)]
-    opts += [_param_option(p) for p in spec.all_params]
+    # A command of its own shows its optional arrays (masks, biases) with its inputs.
+    array_panel = "Inputs" if spec.command_keys is not None else "Parameters"
+    opts += [_param_option(p, array_panel) for p in spec.all_params]
     opts += [key_option(k, spec) for k in SHARED_KEYS if k.applies_to(spec)]
     return opts
 
@@ -96,7 +100,7 @@ def _with_help(opt: Opt, text: str | None) -> Opt:
     return dataclasses.replace(opt, help=f"{spell(text)} {SOURCE_HELP}")
 
 
-def _param_option(p: Param) -> Opt:
+def _param_option(p: Param, array_panel: str = "Parameters") -> Opt:
     option = option_name(p.name)
     if p.kind == "bool":
         decls = (option if not p.default else f"{option}/--no-{option[2:]}",)
@@ -106,7 +110,8 @@ def _param_option(p: Param) -> Opt:
     help_text = spell(p.help)  # Typer shows "[default: ...]" itself
     if p.kind == "array":
         help_text += " An array source, as for inputs."
-    return Opt(p.name, decls, _KIND_TYPES[p.kind], default, help_text, "Parameters", choices=tuple(p.choices))
+    return Opt(p.name, decls, _KIND_TYPES[p.kind], default, help_text,
+               array_panel if p.kind == "array" else "Parameters", choices=tuple(p.choices))
 
 
 def pick_format(opts_format: str, json_: bool, allowed) -> str:

@@ -69,7 +69,12 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     if to.is_dir():
         raise UsageError(f"--to {to}: is a directory")
 
-    result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
+    if spec.command_keys is not None:  # lm, linear-ce: token batches, computed as their commands do
+        from ..tokens import suite_result
+
+        result = suite_result(call, grad=opts["grad"], origins=reader.origins)
+    else:
+        result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
 
     text = None
     names: set[str] = set()
@@ -145,7 +150,8 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     except OSError as e:
         raise InputError(f"--to {to}: cannot write: {e.strerror or e}") from None
 
-    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"], explain=opts["explain"], rows=opts["rows"])
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
+            explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

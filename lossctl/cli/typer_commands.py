@@ -96,13 +96,16 @@ class LossGroup(Group):
 
     def list_commands(self, ctx) -> list[str]:
         from ..losses import registry
+        from ..tokens import COMMAND_NAMES
 
-        return registry().names()
+        return registry().names() + list(COMMAND_NAMES)
 
     def command_sections(self, ctx) -> list[tuple[str, list[str]]]:
         from ..losses import families
 
-        return [(f"Losses: {title}", names) for title, names in families()]
+        from ..tokens import COMMAND_NAMES
+
+        return [(f"Losses: {title}", names) for title, names in families()] + [("Token batches", list(COMMAND_NAMES))]
 
     def parse_args(self, ctx, args: list[str]) -> list[str]:
         if not args and not ctx.resilient_parsing:  # a short usage, not the whole help as an error
@@ -115,8 +118,9 @@ class LossGroup(Group):
 
     def get_command(self, ctx, cmd_name: str):
         from ..losses import registry
+        from ..tokens import command_spec
 
-        spec = registry().find(cmd_name)
+        spec = registry().find(cmd_name) or command_spec(cmd_name)  # the losses, then lm and linear-ce
         if spec is None:
             return None
         fn = make_loss_command(spec, extra=self.extra, omit=self.omit, body=self.body)

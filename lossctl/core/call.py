@@ -80,9 +80,13 @@ class Key:
             raise ValueError(f"key {self.name!r}: kind {self.kind!r} / group {self.group!r}")
 
     def applies_to(self, spec: LossSpec) -> bool:
+        if spec.command_keys is not None:  # a command of its own names the shared keys it takes
+            return self.name in spec.command_keys
         return self.applies is None or self.applies(spec)
 
     def help_text(self, spec: LossSpec | None = None) -> str:
+        if spec is not None and self.name in spec.key_help:
+            return spec.key_help[self.name]
         return self.help_for(spec) if self.help_for is not None and spec is not None else self.help
 
 
@@ -176,7 +180,8 @@ def output_only_keys() -> tuple[str, ...]:
 def array_keys(spec: LossSpec) -> tuple[str, ...]:
     """Keys of ``spec``'s call whose value is an array (a source on the command line)."""
     names = list(spec.prediction_kinds) + [k for k in spec.inputs if k not in PREDICTION_KINDS]
-    names += [p.name for p in spec.all_params if p.kind == "array"] + ["sample_weight"]
+    names += [p.name for p in spec.all_params if p.kind == "array"]
+    names += ["sample_weight"] if BY_NAME["sample_weight"].applies_to(spec) else []
     return tuple(dict.fromkeys(names))
 
 

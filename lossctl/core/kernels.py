@@ -166,3 +166,30 @@ def bce_logits(raw: Any, target: np.ndarray, weight: Any, pos_weight: Any) -> Bl
     total = exactsum.zeros()
     bad, neginf = mod.bce_logits(z, code, z.size, y, w, pw, out, total)
     return Block(out, exactsum.normalize(total), None, bad > 0 or neginf > 0)
+
+
+def row_stats(block: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(m, s)`` of each row of a 2-D block of logits as given (float64/32/16 or bfloat16 bits;
+    rows may be a column slice of a larger array): ``m = max_j z_j``,
+    ``s = Σ_{j≠argmax} exp(z_j − m)`` in float64, from the compiled row kernel of
+    :func:`ce_rows`. None when the kernels cannot take the block (not loaded, fewer than 8
+    columns, a layout they do not read) or a row holds NaN, +inf or only −inf (the caller's
+    own kernel then gives those rows their exact NaN/inf semantics)."""
+    mod = compiled()
+    if mod is None:
+        return None
+    if getattr(block, "encoding", None) == "bfloat16" and isinstance(getattr(block, "bits", None), np.ndarray):
+        x, code = block.bits, 3
+    elif isinstance(block, np.ndarray):
+        code = FORMATS.get(block.dtype.name)
+        if code is None or not block.dtype.isnative:
+            return None
+        x = block.view(np.uint16) if code == 3 else block
+    else:
+        return None
+    if x.ndim != 2 or x.shape[1] < 8 or x.strides[1] != x.itemsize or x.strides[0] < x.shape[1] * x.itemsize:
+        return None
+    m, s = np.empty(x.shape[0]), np.empty(x.shape[0])
+    if x.shape[0] and mod.row_stats(x, code, m, s):
+        return None
+    return m, s

@@ -90,9 +90,15 @@ def check_finite(origin: str, a: np.ndarray, log_scale: bool = False) -> None:
         return
     n_nan = int(np.count_nonzero(np.isnan(a)))
     n_inf = a.size - int(np.count_nonzero(finite)) - n_nan
-    parts = ([f"{n_nan} NaN"] if n_nan else []) + ([f"{n_inf} infinite"] if n_inf else [])
     pos = tuple(int(i) for i in np.unravel_index(int(np.argmin(finite)), a.shape))
-    where = f" (the first at {_fmt_index(pos)}: {_num(a[pos])})" if pos else ""
+    warn_nonfinite(origin, n_nan, n_inf, pos, a[pos])
+
+
+def warn_nonfinite(origin: str, n_nan: int, n_inf: int, first: tuple[int, ...], value: Any) -> None:
+    """The warning about ``n_nan`` NaN and ``n_inf`` infinite values of an input, the first at
+    index ``first`` (``value``), for inputs scanned piecewise (a streamed token batch)."""
+    parts = ([f"{n_nan} NaN"] if n_nan else []) + ([f"{n_inf} infinite"] if n_inf else [])
+    where = f" (the first at {_fmt_index(first)}: {_num(value)})" if first else ""
     noun = "value" if n_nan + n_inf == 1 else "values"
     _warn(f"{origin}: {' and '.join(parts)} {noun}{where}",
           "computed as PyTorch does, so the loss or gradient may be NaN or infinite")

@@ -198,6 +198,14 @@ class LossSpec:
     # kernels. Losses torch lacks default to their home framework's convention.
     conventions: Mapping[str, Convention] = field(default_factory=dict)
     home: str = "torch"
+    # A command of its own (``lm``, ``linear-ce``: token batches, computed by lossctl.tokens, not
+    # the loss engine): its call takes its own inputs and parameters and, of the shared keys,
+    # only those named here (None: a registry loss, every shared key that applies).
+    command_keys: tuple[str, ...] | None = None
+    # Other names of an input, accepted wherever the input is (lm's ``labels`` is also ``target``).
+    input_aliases: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The help of a shared key, in this command's words (``grad``: "d(loss)/d(logits)").
+    key_help: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def inputs(self) -> tuple[str, ...]:
@@ -208,7 +216,10 @@ class LossSpec:
     @property
     def prediction_kinds(self) -> tuple[str, ...]:
         """Names that count as a prediction for this loss: the shared kinds, then the loss's own
-        (e.g. ``x1`` or ``anchor``); exactly one of them is given in a call."""
+        (e.g. ``x1`` or ``anchor``); exactly one of them is given in a call. A command of its
+        own takes only its own."""
+        if self.command_keys is not None:
+            return tuple(self.kinds)
         return PREDICTION_KINDS + tuple(k for k in self.kinds if k not in PREDICTION_KINDS)
 
     def has_class_axis(self, kind: str) -> bool:

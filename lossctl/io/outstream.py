@@ -60,6 +60,15 @@ class _Part:
         if not self.file.closed:
             self.file.close()
 
+    def row_writer(self) -> "_RowWriter":
+        """The part as a matrix of rows (all but the last axis flattened) that a computation fills
+        block by block, in any order and from any thread: ``w[r0:r1] = 0``, ``w[r0:r1, c0:c1] = g``.
+        Nothing is kept in memory; the file is sized up front (zeros where nothing is written)."""
+        self.file.flush()
+        total = self.offset + int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+        os.ftruncate(self.file.fileno(), total)
+        return _RowWriter(self)
+
     def chunks(self, rows: int):
         """The array back, ``rows`` rows at a time (read, not mapped: constant memory)."""
         row_elems = int(np.prod(self.shape[1:], dtype=np.int64))
@@ -76,6 +85,35 @@ class _Part:
             self.path.unlink()
         except OSError:
             pass
+
+
+class _RowWriter:
+    """Positional writes into a :class:`_Part`, seen as (rows, columns) (see :meth:`_Part.row_writer`)."""
+
+    def __init__(self, part: _Part):
+        self.part = part
+        self.cols = int(part.shape[-1]) if len(part.shape) > 1 else 1
+        self.n = int(np.prod(part.shape, dtype=np.int64)) // max(1, self.cols)
+        self.shape = (self.n, self.cols)
+        self.dtype = part.dtype
+
+    def __setitem__(self, key, value) -> None:
+        rows, cols = key if isinstance(key, tuple) else (key, slice(None))
+        r0, r1, _ = rows.indices(self.n)
+        c0, c1, _ = cols.indices(self.cols)
+        if r1 <= r0 or c1 <= c0:
+            return
+        if np.ndim(value) == 0:
+            if value == 0:  # the file is zeros where nothing was written
+                return
+            value = np.full((r1 - r0, c1 - c0), value, dtype=self.dtype)
+        block = np.ascontiguousarray(value, dtype=self.dtype).reshape(r1 - r0, c1 - c0)
+        fd, item = self.part.file.fileno(), self.dtype.itemsize
+        if c0 == 0 and c1 == self.cols:
+            os.pwrite(fd, memoryview(block).cast("B"), self.part.offset + r0 * self.cols * item)
+            return
+        for i in range(r1 - r0):
+            os.pwrite(fd, memoryview(block[i]).cast("B"), self.part.offset + ((r0 + i) * self.cols + c0) * item)
 
 
 class OutputStream:

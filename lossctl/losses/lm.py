@@ -219,14 +219,18 @@ def _picked(rows_block, index: np.ndarray, dtype) -> np.ndarray:
 
 def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, grad_scale: np.ndarray | None = None,
               grad_out: Any = None, block_bytes: int = 4 << 20, vocab_block: int | None = None,
-              threads: int = 1, on_block: Callable[[int, int], None] | None = None) -> np.ndarray:
+              threads: int = 1, on_block: Callable[[int, int], None] | None = None,
+              nonfinite: list | None = None) -> np.ndarray:
     """NLL of every row of ``lay`` (0 where it does not count), one block of rows at a time.
 
     ``grad_scale`` (B·T,): with it, ``grad_out[r0:r1] = scale·(softmax − onehot)`` is written for
     each block (rows that do not count get 0). ``vocab_block``: columns per block (default:
     the whole vocabulary up to 131,072, else blocks of 32,768). ``on_block(r0, r1)`` runs after
     each block is done (e.g. to drop its pages from memory). Threads run blocks concurrently
-    (NumPy releases the GIL); results are consumed in order.
+    (NumPy releases the GIL); results are consumed in order. ``nonfinite``: a list that receives
+    ``(n_nan, n_inf, (row, column), value)`` for each block whose counted rows meet a NaN or
+    infinite logit (found from the block's log-sum-exp and NLL, so no extra pass over finite
+    blocks; a −inf logit that changes neither goes unreported).
     """
     dtype = np.dtype(dtype)
     n, v = lay.rows.shape
@@ -253,6 +257,8 @@ def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, gr
         lse = online_softmax.logsumexp_from(m, s)
         with np.errstate(invalid="ignore"):
             values = np.where(counted, lse - _picked(block, target, dtype), 0.0).astype(dtype, copy=False)
+        if nonfinite is not None and not (np.isfinite(lse[counted]).all() and np.isfinite(values).all()):
+            nonfinite.append(_scan_nonfinite(block, r0, v, vb))
         if grad_out is not None:
             scale = np.where(counted, grad_scale[r0:r1], 0.0).astype(dtype)[:, None]
             local = np.arange(r1 - r0)
@@ -300,6 +306,24 @@ def token_nll(lay: TokenLayout, *, dtype=np.float64, per_sample: bool = True, gr
     return nll
 
 
+def _scan_nonfinite(block, r0: int, v: int, vb: int) -> tuple[int, int, tuple[int, int] | None, float]:
+    """NaN and ±inf counts of a block of rows, and the first such entry (row-major)."""
+    n_nan = n_inf = 0
+    first: tuple[int, int] | None = None
+    value = 0.0
+    for c0 in range(0, v, vb):
+        z = online_softmax.narrow_view(block[:, c0:c0 + vb])  # exact for NaN and inf
+        nan, inf = np.isnan(z), np.isinf(z)
+        n_nan += int(np.count_nonzero(nan))
+        n_inf += int(np.count_nonzero(inf))
+        bad = np.argwhere(nan | inf)
+        if bad.size:
+            at = (r0 + int(bad[0][0]), c0 + int(bad[0][1]))
+            if first is None or at < first:
+                first, value = at, float(z[int(bad[0][0]), int(bad[0][1])])
+    return n_nan, n_inf, first, value
+
+
 # -- the call ----------------------------------------------------------------------------------
 
 
@@ -326,6 +350,8 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     (as the labels) and ``bytes`` (a total, or (B,)). ``params``: ``shift`` (False),
     ``ignore_index`` (-100), ``normalize`` (tokens | sequences | global:N).
     ``grad_out``: where the (B·T, V) gradient goes (an array or memory map; default: a new array).
+    NaN/inf logits met in counted positions are reported in ``extras["nonfinite"]``:
+    ``(n_nan, n_inf, first index, its value)``.
 
     >>> r = evaluate({"logits": [[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], "labels": [[0, 1]]}, {})
     >>> round(r.loss, 6), r.tokens
@@ -345,9 +371,10 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     grad_rows = None
     if grad:
         grad_rows = grad_out if grad_out is not None else np.empty((lay.batch * lay.length, lay.vocab), dtype=dtype)
+    found: list = []
     nll = token_nll(lay, dtype=dtype, per_sample=per_sample or explain, grad_scale=scale if grad else None,
                     grad_out=grad_rows, block_bytes=block_bytes, vocab_block=vocab_block, threads=threads,
-                    on_block=on_block)
+                    on_block=on_block, nonfinite=found)
     tokens = int(counts.sum())
     nll_seq = np.array([math.fsum(r) for r in nll.reshape(lay.batch, lay.length)], dtype=np.float64)
     total = math.fsum(nll.tolist())  # correctly rounded: the same for any blocks or sequences
@@ -369,6 +396,11 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     result = LMResult(tokens=tokens, loss=loss, perplexity=perplexity, bits_per_token=bpt, bits_per_byte=bpb,
                       denominator=denom, normalize=str(norm), nll_sum=float(total), positions=lay.positions,
                       per_token=lay.per_sequence(nll), note=note, dtype=dtype.name)
+    if found:
+        (row, col), value = min((f[2], f[3]) for f in found)
+        b, t = divmod(row, lay.length)
+        result.extras["nonfinite"] = (sum(f[0] for f in found), sum(f[1] for f in found),
+                                      (t, col) if lay.unbatched else (b, t, col), value)
     if per_sample or explain:
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             table = {"tokens": counts.astype(np.int64), "nll_sum": nll_seq, "mean_nll": seq_mean,

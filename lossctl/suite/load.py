@@ -169,12 +169,16 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
             label = f"case {quote(str(raw['name']))}"
     check_duplicate_keys(cnode, problems, f"{label}: ")
 
+    spelt: dict[str, str] = {}  # an input's key as the case (or the defaults) wrote it (an alias)
+
     def where(key: str) -> int:
+        key = spelt.get(key, key)
         if key in raw:
             return node_line(lines, key, cnode)
         return node_line(defaults_lines, key, defaults_node)
 
     def origin(key: str) -> str:
+        key = spelt.get(key, key)
         return key if key in raw else f"{key} (from defaults)"
 
     loss_name = raw.get("loss", defaults.get("loss"))
@@ -193,17 +197,27 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         return None
 
     params = {p.name: p for p in (*spec.params, *spec.extra_params)}
-    inputs = set(spec.inputs) | {"sample_weight"}
+    inputs = set(spec.inputs) | ({"sample_weight"} if spec.command_keys is None else set())
     valid = set(CALL_KEYS) | set(CHECK_KEYS) | set(EXPECT_KEYS) | set(FLAG_KEYS) | {"name"} | inputs | set(params) | set(REG_KEYS)
+    if spec.command_keys is not None:  # lm, linear-ce: their own keys and the shared keys they take
+        valid = {k for k in valid if k not in CALL_KEYS + REG_KEYS or k in spec.command_keys or k == "loss"}
     if not spec.class_axis:
         valid.discard("dim")
+    # other names of an input (lm's labels: target) are read as the input
+    canonical = {alias: name for name, aliases in spec.input_aliases.items() for alias in aliases}
+    valid |= set(canonical)
 
+    def canon(key: Any) -> Any:
+        return canonical.get(key, key)
+
+    given_here = {canon(k) for k in raw}
     merged: dict[str, Any] = {}
     for key, value in defaults.items():
         if key in CASE_ONLY_KEYS or key in OUTPUT_KEYS:
             continue  # reported once, for the defaults mapping
-        if key in valid and key not in raw:
-            merged[key] = value
+        if key in valid and canon(key) not in given_here:
+            merged[canon(key)] = value
+            spelt[canon(key)] = key
             default_keys_used.add(key)
         elif key in valid:
             default_keys_used.add(key)
@@ -214,7 +228,12 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
         if key not in valid:
             problems.add(node_line(lines, key, cnode), f"{label}: {_unknown_key_message(key, spec, valid, reg)}")
             continue
-        merged[key] = value
+        if canon(key) in merged and spelt.get(canon(key)) in raw:
+            problems.add(node_line(lines, key, cnode), f"{label}: {quote(spelt[canon(key)])} and {quote(key)} are the same input; "
+                                                   "give one of them")
+            continue
+        merged[canon(key)] = value
+        spelt[canon(key)] = key
 
     case = Case(index=i, name=str(raw["name"]) if named else "", line=line, spec=spec, call={"loss": spec.name},
                 node=cnode, named=named, rtol=suite_tol.get("rtol", DEFAULT_RTOL), atol=suite_tol.get("atol", DEFAULT_ATOL))
