@@ -88,9 +88,10 @@ def _release_pages(rows: Any):
 
 def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_sample: bool = False,
        explain: bool = False, origins: Mapping[str, str] | None = None, base: Path | None = None,
-       grad_out: Any = None, threads: int | None = None, **kwargs: Any):
+       grad_out: Any = None, threads: int | None = None, executor: Any = None, **kwargs: Any):
     """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
-    ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`."""
+    ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`.
+    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL elsewhere."""
     from .losses import lm as core
     from .core.stream import threads as default_threads
 
@@ -100,13 +101,17 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
         if key not in x:
             raise UsageError(f"lm needs --{key}" + (" (or --target / -t)" if key == "labels" else ""))
     dtype = _dtype(params)
+    if executor is not None and (grad or explain):
+        raise UsageError(f"lm --backend {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
+                         "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
         logits = x["logits"]
         rows = logits.reshape(-1, logits.shape[-1]) if np.ndim(logits) in (2, 3) and hasattr(logits, "reshape") else None
         result = core.evaluate(x, params, dtype=dtype, grad=grad, per_sample=per_sample, explain=explain,
                                grad_out=grad_out, threads=threads or default_threads(),
-                               on_block=_release_pages(rows) if rows is not None else None)
+                               on_block=_release_pages(rows) if rows is not None else None,
+                               rows_nll=getattr(executor, "token_nll", None))
     except InvalidInput as e:
         if e.name == "normalize":  # an option's value, not an input's
             raise UsageError(f"--normalize: {e.message}") from None
@@ -168,7 +173,7 @@ def _not_a_kernel(*_: Any) -> Any:
 # regularisation, triage views) are the loss engine's.
 _COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
                  "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol")
-LM_KEYS = _COMMAND_KEYS + ("explain", "html")
+LM_KEYS = _COMMAND_KEYS + ("explain", "html", "backend", "scheduler", "chunk_rows")
 LCE_KEYS = ("reduction",) + _COMMAND_KEYS
 
 

@@ -39,14 +39,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _record_body(spec, opts: dict[str, Any]) -> int:
-    import numpy as np
-
     from ..api import compute
-    from ..io.sources import parse_source
-    from ..suite import compose, parse_suite
-    from ..suite.rewrite import append_case, to_plain, write_text
-    from .loss import render_result, not_computed
-    from .options import spec_options
+    from ..io.writers import check_target, locked
+    from .loss import render_result
 
     opts = dict(opts)
     to_text = opts.pop("to")
@@ -61,13 +56,8 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
         raise UsageError("--name: empty")
 
     call, reader = read_call(spec, opts)
-    array_names = set(array_keys(spec))
-    to_abs = Path(os.path.abspath(to))
-    for p in reader.paths:
-        if Path(os.path.abspath(p)) == to_abs:
-            raise UsageError(f"--to {to}: an input is read from that file; lossctl never writes over an input")
-    if to.is_dir():
-        raise UsageError(f"--to {to}: is a directory")
+    what = f"--to {to_text}"
+    check_target(to_text, what=what, inputs=reader.paths, make_dirs=True)
 
     if spec.command_keys is not None:  # lm, linear-ce: token batches, computed as their commands do
         from ..tokens import suite_result
@@ -76,17 +66,45 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     else:
         result = compute(call, grad=opts["grad"], explain=opts["explain"], rows=opts["rows"], origins=reader.origins)
 
+    if not to.parent.exists() and str(to.parent):
+        try:
+            to.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"{what}: cannot create {to.parent}: {e.strerror or e}") from None
+    with locked(to, what=what) as target:  # read, add and write with no other writer in between
+        name = _append(spec, opts, call, reader, result, to, target, name, what)
+
+    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
+                  explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
+    sys.stdout.flush()
+    sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
+    return 0
+
+
+def _append(spec, opts: dict[str, Any], call: dict[str, Any], reader, result, to: Path, target: Path,
+            name: str | None, what: str) -> str:
+    """Add the case to the suite file ``target`` (``to`` as given); returns the case's name."""
+    import numpy as np
+
+    from ..io.sources import parse_source
+    from ..io.writers import check_target, write_text
+    from ..suite import compose, parse_suite
+    from ..suite.rewrite import append_case, to_plain
+    from .loss import not_computed
+    from .options import spec_options
+
+    array_names = set(array_keys(spec))
     text = None
     names: set[str] = set()
     count = 0
     bom = False
-    if to.exists():
+    if target.exists():
         try:
-            raw = to.read_bytes()
+            raw = target.read_bytes()
             bom = raw.startswith(b"\xef\xbb\xbf")
             text = raw.decode("utf-8-sig")
         except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"--to {to}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+            raise InputError(f"{what}: cannot read: {getattr(e, 'strerror', None) or e}") from None
         root, data = compose(text, str(to))
         # not empty, not only comments, not a mapping still waiting for its `cases:`
         if root is not None and not (isinstance(data, dict) and "cases" not in data):
@@ -143,18 +161,9 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     check = parse_suite(new_text, to)  # the new file must load, with the new case last
     if len(check.cases) != count + 1 or check.cases[-1].name != name:
         raise RuntimeError("record produced a suite without the new case; nothing was written")
-    if not to.parent.exists() and str(to.parent):
-        to.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        write_text(to, ("\ufeff" if bom else "") + new_text)
-    except OSError as e:
-        raise InputError(f"--to {to}: cannot write: {e.strerror or e}") from None
-
-    render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
-            explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
-    sys.stdout.flush()
-    sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
-    return 0
+    check_target(target, what=what)  # still a writable regular file
+    write_text(target, ("\ufeff" if bom else "") + new_text, what=what)
+    return name
 
 
 def _relative(path: Path, base: Path) -> str:
