@@ -272,7 +272,7 @@ def test_zero_one_regression_threshold_is_inclusive():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), InputError, "--pred only"),
+    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), InputError, "pred only"),
     (dict(pred=[1.0, 2.0], target=[1.0, 2.0, 3.0]), InputError, "does not match"),
     (dict(logits=[[1.0, 2.0]], target=[2]), InputError, "out of range"),
     (dict(logits=[[1.0, 2.0]], target=[[0.5, 0.5]]), InputError, "class indices"),

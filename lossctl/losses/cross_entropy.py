@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.numerics import log_softmax, log_softmax_at, softmax
 from ..core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Param, Step
 from .ported import CE_CONVENTIONS
@@ -222,7 +222,7 @@ CE = LossSpec(
     fused_forward=cross_entropy_fused,
     compiled_forward=cross_entropy_compiled,
     token_path=cross_entropy_tokens,
-    notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
+    notes=f"{ref('probs')} and {ref('log_probs')} skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
     conventions=CE_CONVENTIONS,
 )
 
