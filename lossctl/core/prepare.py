@@ -177,7 +177,9 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
         if np.any(bad):
             pos = tuple(int(i) for i in np.argwhere(bad)[0]) if t.ndim else ()
             raise InputError(f"{origin}: class indices must be integers; found {_num(t[pos])}" + (f" at {_fmt_index(pos)}" if pos else ""))
-    elif t.dtype.kind not in "iub":
+    elif t.dtype.kind == "b":  # torch refuses them too: True is not a class
+        raise InputError(f"{origin}: class indices must be integers, got booleans (true/false); write the class numbers")
+    elif t.dtype.kind not in "iu":
         raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
     # The range check runs on the values as given (a float 1e25 or a uint64 must not wrap in int64).
     out_of_range = (t < 0) | (t >= n_classes)

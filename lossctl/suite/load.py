@@ -39,10 +39,9 @@ def load_suite(path: str | os.PathLike) -> Suite:
         raise InputError(f"{shown}: no such file")
     if path.is_dir():
         raise InputError(f"{shown}: is a directory, not a suite file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{shown}: cannot read: {e.strerror or e}") from None
+    from ..io.readers import read_regular_bytes
+
+    data = read_regular_bytes(path, shown)  # never a device or a FIFO (/dev/zero never ends; a FIFO may block)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
