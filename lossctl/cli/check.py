@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from ..errors import ExitCode, InputError, UsageError
+from ..errors import InputError, UsageError
 from .help import Command, examples
 from .options import pick_format
 

@@ -12,7 +12,7 @@ from ..core.expectations import check_result
 from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, UsageError
 from ..io.source_reader import SourceReader
-from .options import option_name
+from .options import option_name, spell
 from ..render import FORMATS
 
 
@@ -218,7 +218,7 @@ def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader
     parameters = {p.name: call.get(p.name, p.default) for p in spec.params if p.kind != "array"}
     top = [(s.index, s.loss) for s in top_samples(call, result, opts.get("top") or 5)]
     hist = histogram(result.per_sample)
-    info = LossPage(spec.name, spec.mirrors, spec.summary, spec.formula, convention=call.get("convention", "torch"),
+    info = LossPage(spec.name, spell(spec.mirrors), spell(spec.summary), spell(spec.formula), convention=call.get("convention", "torch"),
                     sources=sources, parameters=parameters, rows=max(opts["rows"], 10),
                     command=_command_line(spec, opts), top=top,
                     histogram=(hist.edges, hist.counts) if hist.counts else None)
