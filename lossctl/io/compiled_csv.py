@@ -1,4 +1,4 @@
-"""Large plain numeric CSV/TSV tables through lossctl's compiled extension (``lossctl._kernels``):
+"""Large plain numeric CSV/TSV tables through lossctl's compiled tokenizer (``lossctl.io._csv``):
 a tokenizer that parses each cell with Clinger's exact fast path (at most 15 significant
 digits) or libc's correctly rounded ``strtod``, on two threads without the GIL.
 
@@ -17,15 +17,15 @@ import numpy as np
 
 
 def _extension():
-    """The compiled extension, unless ``LOSSCTL_PURE`` asks for pure Python/NumPy (as
-    :mod:`lossctl.core.kernels` does for the loss kernels) or it is not built."""
+    """The compiled tokenizer, unless ``LOSSCTL_PURE`` asks for pure Python/NumPy (as it does
+    for the loss kernels) or it is not built (no C compiler at install time)."""
     if os.environ.get("LOSSCTL_PURE", "").strip().lower() not in ("", "0", "false", "no"):
         return None
     try:
-        from .. import _kernels
+        from . import _csv
     except ImportError:
         return None
-    return _kernels if hasattr(_kernels, "parse_csv") else None
+    return _csv
 
 
 def read_numbers(data: bytes, offset: int, delimiter: str) -> np.ndarray | None:
