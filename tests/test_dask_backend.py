@@ -134,6 +134,10 @@ def test_zarr_array_input(cluster, tmp_path, rng):
     assert same(got.loss, ref.loss)
     local = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, stream=True, block_rows=3)
     assert same(local.loss, ref.loss)
+    url = _read("file://" + str(tmp_path / "x.zarr"))  # an fsspec URL, as s3://... would be
+    got = lossctl.compute({"loss": "ce", "logits": url, "target": t, "reduction": "sum"},
+                          executor=DaskExecutor(client.scheduler.address, 16))
+    assert same(got.loss, ref.loss)
 
 
 def test_shards_stream_on_the_local_backend_too(tmp_path, rng):
@@ -333,3 +337,8 @@ def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
     g = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--grad", "--backend", "dask",
                  "--scheduler", client.scheduler.address])
     assert g.code == 2 and "local backend" in g.stderr
+
+
+def test_another_framework_s_convention_is_refused_on_dask(run_cli):
+    r = run_cli(["mse", "--pred", "[1,2]", "-t", "[0,0]", "--convention", "keras", "--backend", "dask"])
+    assert r.code == 2 and "keras convention" in r.stderr and "local backend" in r.stderr, r.stderr
