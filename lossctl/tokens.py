@@ -34,7 +34,7 @@ _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 def _origin(origins: Mapping[str, str] | None, key: str) -> str:
-    return (origins or {}).get(key, "--" + key.replace("_", "-"))
+    return (origins or {}).get(key, ref(key))
 
 
 def _read(value: Any, key: str, origins, base: Path | None) -> Any:
@@ -55,7 +55,7 @@ def _read(value: Any, key: str, origins, base: Path | None) -> Any:
 def _dtype(call: Mapping[str, Any]):
     name = call.get("dtype") or "float64"
     if name not in _DTYPES:
-        raise UsageError(f"--dtype: expected float64 or float32, got {name!r}")
+        raise UsageError(f"{ref('dtype')}: expected float64 or float32, got {name!r}")
     return _DTYPES[name]
 
 
@@ -65,7 +65,7 @@ def _split(call: Mapping[str, Any], inputs, params: Mapping[str, Any], name: str
     for alias in aliases:
         if alias in call:
             if call.get(inputs[1]) is not None and call[alias] is not None:
-                raise UsageError(f"give --{inputs[1]} or --{alias}, not both (they are the same input)")
+                raise UsageError(f"give {ref(inputs[1])} or {ref(alias)}, not both (they are the same input)")
             call[inputs[1]] = call.pop(alias)
     unknown = sorted(set(call) - set(inputs) - set(params))
     if unknown:
@@ -99,10 +99,10 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
     x, params = _split(call, LM_INPUTS, LM_PARAMS, "lm", LABEL_ALIASES)
     for key in ("logits", "labels"):
         if key not in x:
-            raise UsageError(f"lm needs --{key}" + (" (or --target / -t)" if key == "labels" else ""))
+            raise UsageError(f"lm needs {ref(key)}" + (f" (or {ref('target')})" if key == "labels" else ""))
     dtype = _dtype(params)
     if executor is not None and (grad or explain):
-        raise UsageError(f"lm --backend {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
+        raise UsageError(f"lm {ref('backend')} {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
                          "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
@@ -114,8 +114,8 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
                                rows_nll=getattr(executor, "token_nll", None))
     except InvalidInput as e:
         if e.name == "normalize":  # an option's value, not an input's
-            raise UsageError(f"--normalize: {e.message}") from None
-        origin = _origin(origins, e.name) if e.name in LM_INPUTS else f"--{e.name.replace('_', '-')}"
+            raise UsageError(f"{ref('normalize')}: {e.message}") from None
+        origin = _origin(origins, e.name) if e.name in LM_INPUTS else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
     if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (--strict: exit 3)
         from .core.prepare import warn_nonfinite
@@ -135,7 +135,7 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     x, params = _split(call, LCE_INPUTS, LCE_PARAMS, "linear-ce")
     for key in ("hidden", "lm_head", "target"):
         if key not in x:
-            raise UsageError(f"linear-ce needs --{key.replace('_', '-')}")
+            raise UsageError(f"linear-ce needs {ref(key)}")
     dtype = _dtype(params)
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     if params.get("weight") is not None:
@@ -143,7 +143,7 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     try:
         return core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
     except InvalidInput as e:
-        origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else f"--{e.name.replace('_', '-')}"
+        origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, UsageError, ref
+from .writers import TempFile
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -281,30 +282,29 @@ class ShardWriter:
                 self.abort()
                 raise UsageError(f"{ref('output')} {output}: {final.name} exists; pass {ref('force')} to replace it")
             self.finals.append(final)
+        self.temps: list[TempFile] = []
+        what = f"{ref('output')} {output}: {name} shards"
         try:
             for k, final in enumerate(self.finals):
                 start, stop = boundaries[k], boundaries[k + 1]
-                tmp = final.parent / f".lossctl-{final.name}.part"
-                a = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(stop - start,) + tuple(shape[1:]))
-                del a
-                self.parts.append((str(tmp), start, stop))
-        except OSError as e:
+                tmp = TempFile(final, what, suffix=".part")
+                self.temps.append(tmp)
+                tmp.preallocate_npy((stop - start,) + tuple(shape[1:]), dtype)
+                self.parts.append((str(tmp.path), start, stop))
+        except BaseException:
             self.abort()
-            raise InputError(f"{ref('output')} {output}: cannot write {name} shards: {e.strerror or e}") from None
+            raise
 
     def commit(self) -> list[Path]:
-        for (tmp, _, _), final in zip(self.parts, self.finals):
-            os.replace(tmp, final)
-        self.parts = []
+        for tmp, final in zip(self.temps, self.finals):
+            tmp.commit(final)
+        self.parts, self.temps = [], []
         return self.finals
 
     def abort(self) -> None:
-        for tmp, _, _ in self.parts:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        self.parts = []
+        for tmp in self.temps:
+            tmp.discard()
+        self.parts, self.temps = [], []
 
 
 def write_rows(parts: list[tuple[str, int, int]], i0: int, block: np.ndarray) -> None:
