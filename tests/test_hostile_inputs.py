@@ -1,9 +1,9 @@
-"""Issue 6: a catalogue of hostile and broken inputs, each a CLI test.
+"""A catalogue of hostile and broken inputs, each a CLI test.
 
 Every case runs ``lossctl`` in-process through ``main(argv)`` (the real error
 boundary) in a fresh directory and checks:
 
-* the exit code (CONTRACT §5: 2 usage, 3 input; 0 where the input must work);
+* the exit code (2 usage, 3 input; 0 where the input must work);
 * stderr: one ``error: ...`` line naming the option and the problem (with the
   line/column, row or index where it applies), ``warning: ...`` lines only
   otherwise, never a ``Traceback``; stdout carries results only;

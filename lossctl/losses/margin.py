@@ -1,5 +1,5 @@
 """Margin losses: soft-margin, multilabel-soft-margin, multilabel-margin, multi-margin,
-margin-ranking, hinge-embedding, and the seeds' binary hinge and exponential losses.
+margin-ranking, hinge-embedding, and the binary hinge and exponential losses.
 
 Layouts. The element-wise losses (soft-margin, hinge-embedding, hinge,
 exponential) broadcast prediction and target as torch's functionals do; the
@@ -9,11 +9,11 @@ prediction's shape. margin-ranking takes ``x1`` as its prediction kind and
 class losses (multilabel-soft-margin, multilabel-margin, multi-margin) take
 ``(C,)`` or ``(N, C)`` inputs; the engine hands the kernels ``(N, C)``.
 
-Sub-gradients (torch 2.13, ``torch-semantics.md`` §0.2, §12–17):
+Sub-gradients (torch 2.13's, each pinned by a golden case in ``tests/test_margin.py``):
 
 * ``clamp_min`` hinges (margin-ranking, hinge-embedding, hinge) pass the
   gradient where the hinge argument is ``>= 0``, *including* ``== 0``, where
-  the loss is exactly 0 (golden MR-1, MR-2, HE-1).
+  the loss is exactly 0 (golden cases MR-1, MR-2, HE-1).
 * The native C++ kernels (multi_margin_loss, multilabel_margin_loss) count a
   term only when ``z > 0`` (strict); a NaN score fails that test, so NaN
   terms are skipped in value and gradient alike, as in torch.
@@ -393,7 +393,7 @@ def hinge_embedding_steps(x: dict, params: dict) -> list[Step]:
     ]
 
 
-# -- hinge and exponential (the seeds' binary losses) ------------------------------------------
+# -- hinge and exponential (binary margin losses on labels ±1) ------------------------------------------
 
 def _signed_labels(y: np.ndarray) -> np.ndarray:
     """Binary labels as ±1: 0 is read as −1 (validated to be −1, 0 or 1)."""
@@ -401,7 +401,7 @@ def _signed_labels(y: np.ndarray) -> np.ndarray:
 
 
 def hinge_forward(x: dict, params: dict) -> Forward:
-    """Binary hinge (seed 004): l = max(0, 1 − y·a), y ∈ {−1, 1} (0 read as −1), as torch.clamp_min."""
+    """Binary hinge: l = max(0, 1 − y·a), y ∈ {−1, 1} (0 read as −1), as torch.clamp_min."""
     y = _signed_labels(x["target"])
     return Forward(np.maximum(1 - y * x["pred"], 0))
 
@@ -427,7 +427,7 @@ def hinge_steps(x: dict, params: dict) -> list[Step]:
 
 
 def exponential_forward(x: dict, params: dict) -> Forward:
-    """Exponential loss (seed 004, AdaBoost's): l = exp(−y·a), y ∈ {−1, 1} (0 read as −1)."""
+    """Exponential loss (AdaBoost's): l = exp(−y·a), y ∈ {−1, 1} (0 read as −1)."""
     y = _signed_labels(x["target"])
     return Forward(np.exp(-y * x["pred"]))
 

@@ -208,7 +208,7 @@ def ctc_backward(x: dict, params: dict, upstream) -> dict:
     for t < T_n, and 0 for t ≥ T_n. That is softmax − occupancy: the gradient with respect to the
     *logits* of a log_softmax, NOT the partial derivative of the loss with respect to lp (which is
     −occupancy). The two agree after a log_softmax in the graph, because Σ_c (exp(lp) − occupancy) = 0
-    there (pytorch issues #52241, #82545; torch-semantics §21). lossctl reproduces torch, so
+    there (see pytorch issues #52241 and #82545). lossctl reproduces torch, so
     ``--grad`` for ``--log-probs`` is torch's number; ``--logits`` gives the exact logits gradient.
     An infeasible sample (l_n = inf) gets NaN at t < T_n, as torch does; with --zero-infinity
     its whole gradient is 0. ``u_n`` is the upstream factor: 1/(N·max(L_n, 1)) for 'mean'.
