@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Token-batch performance targets (issue 11), measured side by side with PyTorch in the same run.
+"""Token-batch performance targets, measured side by side with PyTorch in the same run.
 
     python benchmarks/lm.py              # the full run (writes a 2.1 GB bfloat16 .safetensors to --big-dir)
     python benchmarks/lm.py --quick      # small sizes: a smoke test

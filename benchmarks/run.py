@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""lossctl's performance targets (issue 5), measured side by side with PyTorch and pandas.
+"""lossctl's performance targets, measured side by side with PyTorch and pandas.
 
     python benchmarks/run.py            # the full run (a few minutes; writes a 4 GB file to /tmp)
     python benchmarks/run.py --quick    # small sizes, a smoke test (well under a minute)

@@ -14,9 +14,50 @@ The public Python API:
 
 from __future__ import annotations
 
-from .api import Result, compute, registry, registry_names
+
+def _stop_while_starting(signum, frame):
+    import os
+
+    os.write(2, b"error: interrupted\n" if signum == 2 else b"error: terminated\n")
+    raise SystemExit(128 + signum)
+
+
+def _guard_the_start() -> None:
+    """The command line (``lossctl``, ``python -m lossctl``) interrupted while still importing
+    ends at once with one line and exit 130 (143 for SIGTERM), never a traceback; the program's
+    own handlers replace these first thing (lossctl.cli.app.entry). Nothing changes for a
+    program that imports lossctl."""
+    import os
+    import sys
+
+    import _signal  # the built-in module: importing `signal` (enums) would itself take a while
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if (argv0 == "-m" or os.path.basename(argv0) == "lossctl") and \
+            _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+        try:
+            _signal.signal(_signal.SIGINT, _stop_while_starting)
+            _signal.signal(_signal.SIGTERM, _stop_while_starting)
+        except (ValueError, OSError):  # not the main thread
+            pass
+
+
+_guard_the_start()
+
 from .errors import ExitCode, InputError, LossctlError, UsageError
 
 __version__ = "0.1.0"
+
+_API = ("compute", "registry", "registry_names", "Result")
+
+
+def __getattr__(name: str):
+    # The API (and numpy) is imported on first use: the command line installs its signal
+    # handlers before the heavy imports, and ``import lossctl`` stays cheap.
+    if name in _API:
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 __all__ = ["compute", "registry", "registry_names", "Result", "ExitCode", "LossctlError", "UsageError", "InputError", "__version__"]

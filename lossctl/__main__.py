@@ -1,3 +1,6 @@
+"""``python -m lossctl`` and the ``lossctl`` command (see :func:`lossctl.cli.app.entry`)."""
+
 from lossctl.cli.app import entry
 
-entry()
+if __name__ == "__main__":
+    entry()

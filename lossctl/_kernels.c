@@ -27,6 +27,8 @@
 #else
 #define CLONES
 #endif
+/* logits_rows_narrow sets only the c ≤ 7 columns it uses; GCC cannot see that bound. */
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 /* Inlined into each clone, so they are compiled for its instruction set. */
 #define INLINE static inline __attribute__((always_inline))
 
@@ -326,7 +328,7 @@ INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, 
 /* Eight rows of c < 8 logits at once, one lane per row (rows beyond ``count`` are padding). */
 INLINE void logits_rows_narrow(const char *x, Py_ssize_t row0, Py_ssize_t count, Py_ssize_t c, int fmt,
                                       double *s_out, double *m_out, int *status, scan_counts *cnt) {
-    v8d col[8] = {0};
+    v8d col[8]; /* columns 0..c−1 are set below (not zeroed: 512 bytes a group of rows) */
     if (c == 2 && count == 8) { /* sixteen entries in a row: deinterleave the two columns */
         v8d a = load8(x, row0 * 2, fmt), b = load8(x, row0 * 2 + 8, fmt);
         col[0] = SHUF2(a, b, 0, 2, 4, 6, 8, 10, 12, 14);
@@ -543,54 +545,67 @@ INLINE void exact_array(int64_t *st, const double *a, Py_ssize_t n, double *r) {
 typedef struct {
     int64_t *total, *den; /* exact-sum states (may be NULL) */
     scan_counts cnt;
+    int bad_target; /* a target that is neither a class index nor ignore_index */
 } block_sums;
 
-/* The whole block. ``s`` and ``m`` are scratch of n doubles each. */
+/* Rows per chunk: a chunk's scratch and values stay in the first-level cache while its row
+   statistics, log1p, per-sample values and exact sums are computed one after the other. */
+enum { CHUNK = 512 };
+
+/* The whole block, a chunk of rows at a time. ``s`` and ``m``: scratch of CHUNK doubles each;
+   ``row``: c + 8 doubles. */
 INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target,
                          const double *weight, int64_t ignore, int log_probs, double *out, double *s, double *m,
-                         block_sums *res) {
+                         double *row, block_sums *res) {
     scan_counts cnt = {0, 0};
-    if (log_probs) {
-        for (Py_ssize_t i = 0; i < n; i++) scan_row(x, i * c, c, fmt, &cnt);
-    } else if (c >= 8) {
-        for (Py_ssize_t i = 0; i < n; i++) logits_row_wide(x, i * c, c, fmt, &s[i], &m[i], &cnt, m + n);
-    } else {
-        int status[8];
-        for (Py_ssize_t i = 0; i < n; i += 8)
-            logits_rows_narrow(x, i, n - i < 8 ? n - i : 8, c, fmt, &s[i], &m[i], status, &cnt);
-    }
-    /* eight rows at a time, to ~0.55 ulp (libm's log1p is off by up to an ulp, e.g. at log 3) */
-    if (!log_probs) log1p_array(s, n);
-    double *wn = s; /* log1p(s) is used up row by row: the same scratch takes w[y_n] */
-    for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t y = target[i];
-        double v, w;
-        if (y == ignore) {
-            v = 0.0;
-            w = 0.0;
+    Py_ssize_t valid = 0;
+    for (Py_ssize_t i0 = 0; i0 < n; i0 += CHUNK) {
+        const Py_ssize_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
+        if (log_probs) {
+            for (Py_ssize_t i = 0; i < k; i++) scan_row(x, (i0 + i) * c, c, fmt, &cnt);
+        } else if (c >= 8) {
+            for (Py_ssize_t i = 0; i < k; i++) logits_row_wide(x, (i0 + i) * c, c, fmt, &s[i], &m[i], &cnt, row);
         } else {
-            double xy = load1(x, i * c + y, fmt), picked;
-            if (log_probs) {
-                picked = xy;
-            } else {
-                double mi = m[i], L = s[i];
-                double dy = xy - mi, t = dy - xy;
-                double lo = (xy - (dy - t)) - (mi + t);
-                if (!is_finite(lo)) lo = 0.0;
-                picked = (dy - L) + lo;
-            }
-            w = weight ? weight[y] : 1.0;
-            v = -w * picked;
+            int status[8];
+            for (Py_ssize_t i = 0; i < k; i += 8)
+                logits_rows_narrow(x, i0 + i, k - i < 8 ? k - i : 8, c, fmt, &s[i], &m[i], status, &cnt);
         }
-        out[i] = v;
-        wn[i] = w;
+        /* eight rows at a time, to ~0.55 ulp (libm's log1p is off by up to an ulp, e.g. at log 3) */
+        if (!log_probs) log1p_array(s, k);
+        double *wn = s; /* log1p(s) is used up row by row: the same scratch takes w[y_n] */
+        double *o = out + i0;
+        const int64_t *tg = target + i0;
+        for (Py_ssize_t i = 0; i < k; i++) {
+            int64_t y = tg[i];
+            double v, w;
+            if (y == ignore) {
+                v = 0.0;
+                w = 0.0;
+            } else if ((uint64_t)y >= (uint64_t)c) { /* not a class index: the caller raises */
+                res->bad_target = 1;
+                v = w = NAN;
+            } else {
+                double xy = load1(x, (i0 + i) * c + y, fmt), picked;
+                if (log_probs) {
+                    picked = xy;
+                } else {
+                    double mi = m[i], L = s[i];
+                    double dy = xy - mi, t = dy - xy;
+                    double lo = (xy - (dy - t)) - (mi + t);
+                    if (!is_finite(lo)) lo = 0.0;
+                    picked = (dy - L) + lo;
+                }
+                w = weight ? weight[y] : 1.0;
+                v = -w * picked;
+                valid++;
+            }
+            o[i] = v;
+            wn[i] = w;
+        }
+        if (res->total) exact_array(res->total, o, k, m); /* m: free scratch by now */
+        if (res->den && weight) exact_array(res->den, wn, k, m);
     }
-    if (res->total) exact_array(res->total, out, n, m); /* m: free scratch by now */
-    if (res->den && weight) {
-        exact_array(res->den, wn, n, m);
-    } else if (res->den && n > 0) { /* every w[y_n] is 1 or 0 (ignored): their sum is the count of 1s */
-        Py_ssize_t valid = 0;
-        for (Py_ssize_t i = 0; i < n; i++) valid += target[i] != ignore;
+    if (res->den && !weight && n > 0) { /* every w[y_n] is 1 or 0 (ignored): their sum is the count of 1s */
         exact_add(res->den, (double)valid);
         res->den[ST_TERMS] += n;
     }
@@ -600,12 +615,12 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
 /* One specialisation per input format (the format is a constant inside each). */
 CLONES
 static void ce_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight,
-                     int64_t ignore, int log_probs, double *out, double *s, double *m, block_sums *res) {
+                     int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
     switch (fmt) {
-    case F64: ce_block_fmt(x, F64, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
-    case F32: ce_block_fmt(x, F32, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
-    case F16: ce_block_fmt(x, F16, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
-    default: ce_block_fmt(x, BF16, n, c, target, weight, ignore, log_probs, out, s, m, res); break;
+    case F64: ce_block_fmt(x, F64, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
+    case F32: ce_block_fmt(x, F32, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
+    case F16: ce_block_fmt(x, F16, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
+    default: ce_block_fmt(x, BF16, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
     }
 }
 
@@ -744,20 +759,19 @@ static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
     if ((have_d = get_state(do_, &db, &res.den)) < 0) goto fail_s;
     const int64_t *t = (const int64_t *)tb.buf;
     int ok = 1;
-    for (Py_ssize_t i = 0; i < n; i++)
-        if (t[i] != ignore && (t[i] < 0 || t[i] >= c)) { ok = 0; break; }
     double *scratch = NULL;
     if (ok && n > 0) {
-        scratch = (double *)malloc(sizeof(double) * (size_t)(2 * n + c + 8)); /* s, m, one row */
+        scratch = (double *)malloc(sizeof(double) * (size_t)(2 * CHUNK + c + 8)); /* s, m, one row */
         if (!scratch) ok = -1;
     }
     if (ok == 1 && n > 0) {
         Py_BEGIN_ALLOW_THREADS
         ce_block((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
-                 (double *)ob.buf, scratch, scratch + n, &res);
+                 (double *)ob.buf, scratch, scratch + CHUNK, scratch + 2 * CHUNK, &res);
         Py_END_ALLOW_THREADS
     }
     free(scratch);
+    if (res.bad_target) ok = 0;
     if (have_d) PyBuffer_Release(&db);
     if (have_s) PyBuffer_Release(&sb);
     PyBuffer_Release(&ob);

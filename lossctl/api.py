@@ -65,6 +65,12 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     unknown = sorted(set(call) - set(compute_keys(spec)))
     if unknown:
         raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+    for p in spec.all_params:
+        value = params[p.name]
+        if p.kind == "int" and isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
+                and not -(1 << 63) <= int(value) < (1 << 63):
+            raise UsageError(f"{ref(p.name)}: {value} is outside the 64-bit integer range "
+                             f"(-9223372036854775808 to 9223372036854775807)")
     conv = spec.convention(call.get("convention") or spec.home)
     from .core.frameworks import check_call
 

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import LossctlError, UsageError
+from .errors import LossctlError, UsageError, ref, spell_refs
 from .core.frameworks import first_change, framework_label
 from .core.registry import LossSpec
 
@@ -46,7 +46,7 @@ def compare(call: Mapping[str, Any], *, origins: Mapping[str, str] | None = None
 
     call = dict(call)
     if "convention" in call and call["convention"] is not None:
-        raise UsageError("--convention: compare runs every convention; leave it out")
+        raise UsageError(f"{ref('convention')}: compare runs every convention; leave it out")
     spec = registry().get(str(call["loss"]))
     results: dict[str, Any] = {}
     refused: dict[str, str] = {}
@@ -163,7 +163,7 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
     ca, cb = spec.convention(a), spec.convention(b)
     return Difference((a, b), "definition",
                       f"the per-sample definitions differ ({_sample_of(first)}: {a} {_num(values[a])}, {b} {_num(values[b])}): "
-                      f"{a}: {ca.difference}; {b}: {cb.difference}", first, values)
+                      + spell_refs(f"{a}: {ca.difference}; {b}: {cb.difference}"), first, values)
 
 
 def _agree_float32(x, y) -> bool:

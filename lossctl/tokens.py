@@ -34,7 +34,7 @@ _DTYPES = {"float64": np.float64, "float32": np.float32}
 
 
 def _origin(origins: Mapping[str, str] | None, key: str) -> str:
-    return (origins or {}).get(key, "--" + key.replace("_", "-"))
+    return (origins or {}).get(key, ref(key))
 
 
 def _read(value: Any, key: str, origins, base: Path | None) -> Any:
@@ -55,7 +55,7 @@ def _read(value: Any, key: str, origins, base: Path | None) -> Any:
 def _dtype(call: Mapping[str, Any]):
     name = call.get("dtype") or "float64"
     if name not in _DTYPES:
-        raise UsageError(f"--dtype: expected float64 or float32, got {name!r}")
+        raise UsageError(f"{ref('dtype')}: expected float64 or float32, got {name!r}")
     return _DTYPES[name]
 
 
@@ -65,7 +65,7 @@ def _split(call: Mapping[str, Any], inputs, params: Mapping[str, Any], name: str
     for alias in aliases:
         if alias in call:
             if call.get(inputs[1]) is not None and call[alias] is not None:
-                raise UsageError(f"give --{inputs[1]} or --{alias}, not both (they are the same input)")
+                raise UsageError(f"give {ref(inputs[1])} or {ref(alias)}, not both (they are the same input)")
             call[inputs[1]] = call.pop(alias)
     unknown = sorted(set(call) - set(inputs) - set(params))
     if unknown:
@@ -88,9 +88,10 @@ def _release_pages(rows: Any):
 
 def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_sample: bool = False,
        explain: bool = False, origins: Mapping[str, str] | None = None, base: Path | None = None,
-       grad_out: Any = None, threads: int | None = None, **kwargs: Any):
+       grad_out: Any = None, threads: int | None = None, executor: Any = None, **kwargs: Any):
     """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
-    ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`."""
+    ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`.
+    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL elsewhere."""
     from .losses import lm as core
     from .core.stream import threads as default_threads
 
@@ -98,21 +99,25 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
     x, params = _split(call, LM_INPUTS, LM_PARAMS, "lm", LABEL_ALIASES)
     for key in ("logits", "labels"):
         if key not in x:
-            raise UsageError(f"lm needs --{key}" + (" (or --target / -t)" if key == "labels" else ""))
+            raise UsageError(f"lm needs {ref(key)}" + (f" (or {ref('target')})" if key == "labels" else ""))
     dtype = _dtype(params)
+    if executor is not None and (grad or explain):
+        raise UsageError(f"lm {ref('backend')} {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
+                         "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
         logits = x["logits"]
         rows = logits.reshape(-1, logits.shape[-1]) if np.ndim(logits) in (2, 3) and hasattr(logits, "reshape") else None
         result = core.evaluate(x, params, dtype=dtype, grad=grad, per_sample=per_sample, explain=explain,
                                grad_out=grad_out, threads=threads or default_threads(),
-                               on_block=_release_pages(rows) if rows is not None else None)
+                               on_block=_release_pages(rows) if rows is not None else None,
+                               rows_nll=getattr(executor, "token_nll", None))
     except InvalidInput as e:
         if e.name == "normalize":  # an option's value, not an input's
-            raise UsageError(f"--normalize: {e.message}") from None
-        origin = _origin(origins, e.name) if e.name in LM_INPUTS else f"--{e.name.replace('_', '-')}"
+            raise UsageError(f"{ref('normalize')}: {e.message}") from None
+        origin = _origin(origins, e.name) if e.name in LM_INPUTS else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
-    if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (--strict: exit 3)
+    if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (strict: exit 3)
         from .core.prepare import warn_nonfinite
 
         warn_nonfinite(_origin(origins, "logits"), *result.extras["nonfinite"])
@@ -130,7 +135,7 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     x, params = _split(call, LCE_INPUTS, LCE_PARAMS, "linear-ce")
     for key in ("hidden", "lm_head", "target"):
         if key not in x:
-            raise UsageError(f"linear-ce needs --{key.replace('_', '-')}")
+            raise UsageError(f"linear-ce needs {ref(key)}")
     dtype = _dtype(params)
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     if params.get("weight") is not None:
@@ -138,7 +143,7 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     try:
         return core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
     except InvalidInput as e:
-        origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else f"--{e.name.replace('_', '-')}"
+        origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
 
 
@@ -168,7 +173,7 @@ def _not_a_kernel(*_: Any) -> Any:
 # regularisation, triage views) are the loss engine's.
 _COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
                  "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol")
-LM_KEYS = _COMMAND_KEYS + ("explain", "html")
+LM_KEYS = _COMMAND_KEYS + ("explain", "html", "backend", "scheduler", "chunk_rows")
 LCE_KEYS = ("reduction",) + _COMMAND_KEYS
 
 

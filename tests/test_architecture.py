@@ -11,8 +11,8 @@ inside functions. The rules hold for every module, with no list of exceptions:
 * ``typer`` only in the CLI; ``rich`` only in rendering and the CLI;
 * ``sys.stdout``, ``sys.stderr``, ``sys.exit`` and ``print`` only in the CLI (rendering returns text
   or writes to a stream it is given);
-* no ``--option`` spelling in a string of the core or the kernels: an error names an input by
-  its key (:func:`lossctl.errors.ref`) and the CLI spells it.
+* no ``--option`` spelling in a string of the core, the kernels or the library built on them:
+  an error names an input by its key (:func:`lossctl.errors.ref`) and the CLI spells it.
 """
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ LAYERS = (
 CLI = "cli"
 OUTPUT_LAYERS = ("render", "cli")
 PURE_LAYERS = ("core",)
-OPTION_SPELLING = re.compile(r"(?<![\w-])--[a-z]")
+LIBRARY_LAYERS = ("core", "library")  # what a Python caller of lossctl.compute() meets
+# "--x", and a bare "--" that code glues to a key ("--" + key, f"--{key}")
+OPTION_SPELLING = re.compile(r"(?<![\w-])--(?:[a-z]|$)")
 
 
 def _module_name(path: Path) -> str:
@@ -242,6 +244,18 @@ def _docstrings(t: ast.Module) -> set[int]:
             if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
                 ids.add(id(first.value))
     return ids
+
+
+@pytest.mark.parametrize("module", sorted(m for m in SOURCES if layer_of(m) in LIBRARY_LAYERS),
+                         ids=_ids(sorted(m for m in SOURCES if layer_of(m) in LIBRARY_LAYERS)))
+def test_the_library_names_keys_not_options(module):
+    """Strings of the core, the kernels and the library (messages, help) name a key
+    (:func:`lossctl.errors.ref`); only docstrings may show a command line."""
+    docs = _docstrings(tree(module))
+    wrong = [f"line {n.lineno}: {n.value!r}" for n in ast.walk(tree(module))
+             if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docs
+             and OPTION_SPELLING.search(n.value)]
+    assert not wrong, f"{module} spells options: {wrong}"
 
 
 @pytest.mark.parametrize("module", sorted(m for m in SOURCES if layer_of(m) in PURE_LAYERS),

@@ -215,7 +215,7 @@ def test_batchmean_only_for_kl():
     (dict(loss="nll", log_probs=SEED_LOGITS, target=[[0, 1, 0], [1, 0, 0]]), InputError, "needs class indices"),
     (dict(loss="bce", probs=[0.5, 1.5], target=[0, 1]), InputError, "between 0 and 1"),
     (dict(loss="bce", probs=[0.5, 0.5], target=[0, 1, 1]), InputError, "does not match"),
-    (dict(loss="nll", logits=SEED_LOGITS, target=[0, 1]), UsageError, "does not take --logits"),
+    (dict(loss="nll", logits=SEED_LOGITS, target=[0, 1]), UsageError, "does not take logits"),
     (dict(loss="ce", logits=SEED_LOGITS, probs=SEED_LOGITS, target=[0, 1]), UsageError, "exactly one"),
     (dict(loss="ce", target=[0, 1]), UsageError, "missing prediction"),
     (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1], margin=1.0), UsageError, "does not take 'margin'"),

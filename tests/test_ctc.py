@@ -265,7 +265,7 @@ def test_float32(rng):
     (dict(target=[1, 2, 1, 1], input_lengths=[4, 2.5], target_lengths=[2, 2]), "must be integers; found 2.5"),
     (dict(target=[1, 2, 1, 1], input_lengths=[4, 2, 1], target_lengths=[2, 2]), "one length per sequence (2)"),
     (dict(target=[1.5, 2, 1, 1], input_lengths=[4, 2], target_lengths=[2, 2]), "must be integers"),
-    (dict(target=[1, 2, 1, 1], input_lengths=[4, 2], target_lengths=[2, 2], blank=3), "--blank: 3 is not a class"),
+    (dict(target=[1, 2, 1, 1], input_lengths=[4, 2], target_lengths=[2, 2], blank=3), "blank: 3 is not a class"),
 ])
 def test_invalid_inputs_name_the_option(kw, message):
     with pytest.raises(InputError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]")):
@@ -279,9 +279,9 @@ def test_blank_may_appear_in_the_target_as_torch_allows(rng):
 
 
 def test_missing_aux_input_is_a_usage_error():
-    with pytest.raises(UsageError, match="missing --input-lengths"):
+    with pytest.raises(UsageError, match="missing input_lengths"):
         ctc(log_probs=LP, target=[1, 2, 1, 1], target_lengths=[2, 2])
-    with pytest.raises(InputError, match="--target-lengths: expected numbers"):
+    with pytest.raises(InputError, match="target_lengths: expected numbers"):
         ctc(log_probs=LP, target=[1, 2, 1, 1], input_lengths=[4, 4], target_lengths=["a", "b"])
 
 

@@ -36,8 +36,10 @@ from lossctl.io.sources import parse_source
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                 silence_logs=50)
+    with warnings.catch_warnings():  # "port 8787 is in use" (another cluster on this machine): any port serves
+        warnings.simplefilter("ignore", UserWarning)
+        c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                     silence_logs=50)
     client = distributed.Client(c, set_as_default=False)
     try:
         yield c, client
@@ -297,3 +299,37 @@ def test_when_the_scheduler_gives_up_exit_3_and_no_output(run_cli, cluster, tmp_
     assert "Dask" in r.stderr and "nothing was written" in r.stderr
     assert not out.exists() and not list(tmp_path.glob("values*")) and not list(tmp_path.glob(".lossctl-*"))
     client.wait_for_workers(2, timeout=60)
+
+
+@pytest.mark.parametrize("shift, normalize", [(False, "tokens"), (True, "sequences"), (True, "global:100")])
+def test_lm_on_dask_is_the_local_result_bit_for_bit(cluster, tmp_path, rng, shift, normalize):
+    from lossctl import tokens
+
+    _, client = cluster
+    logits = rng.standard_normal((7, 9, 50)).astype(np.float32) * 4
+    labels = rng.integers(0, 50, (7, 9))
+    labels[2, 3] = labels[5, 0] = -100
+    sharded = _read(str(_shard(tmp_path, "logits", logits, (2, 3))))
+    call = {"labels": labels, "shift": shift, "normalize": normalize}
+    ref = tokens.lm(dict(call, logits=logits), per_sample=True)
+    for chunk_rows in (None, 5):
+        got = tokens.lm(dict(call, logits=sharded), per_sample=True,
+                        executor=DaskExecutor(client.scheduler.address, chunk_rows))
+        assert same(got.loss, ref.loss) and got.tokens == ref.tokens
+        assert got.per_token.tobytes() == ref.per_token.tobytes()
+        assert got.per_sequence["nll_sum"].tobytes() == ref.per_sequence["nll_sum"].tobytes()
+
+
+def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
+    _, client = cluster
+    logits = rng.standard_normal((4, 6, 11))
+    np.save(tmp_path / "y.npy", rng.integers(0, 11, (4, 6)))
+    d = _shard(tmp_path, "logits", logits, (1,))
+    local = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "-f", "json"])
+    r = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "-f", "json", "--backend", "dask",
+                 "--scheduler", client.scheduler.address, "--chunk-rows", "5"])
+    assert local.code == 0 and r.code == 0, r.stderr
+    assert r.stdout == local.stdout
+    g = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--grad", "--backend", "dask",
+                 "--scheduler", client.scheduler.address])
+    assert g.code == 2 and "local backend" in g.stderr

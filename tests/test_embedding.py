@@ -127,7 +127,7 @@ def test_cosine_shape_errors(kw, message):
 
 
 def test_cosine_missing_x2_is_a_usage_error():
-    with pytest.raises(UsageError, match="missing --x2"):
+    with pytest.raises(UsageError, match="missing x2"):
         cos(x1=[[1.0, 2.0]], target=[1.0])
 
 
@@ -249,7 +249,7 @@ def test_triplet_p1_sign_of_zero_is_zero():
 
 
 def test_triplet_margin_must_be_positive():
-    with pytest.raises(InputError, match="--margin: must be greater than 0"):
+    with pytest.raises(InputError, match="margin: must be greater than 0"):
         tri(**TRI, margin=0.0)
 
 

@@ -112,7 +112,7 @@ def test_scissors_one_hot(run_cli):
 
 
 def test_label_smoothed_cross_entropy_is_kl_plus_entropy(run_cli):
-    """Seed 003 §5: with smoothed labels H(P,Q) = 0.5166 = KL 0.1222 + H(P) 0.3944."""
+    """With smoothed labels, cross-entropy is KL plus entropy: H(P,Q) = 0.5166 = KL 0.1222 + H(P) 0.3944."""
     tsv = f"{EXAMPLES}/info/smoothed.tsv"
     doc = _json(run_cli(["info", "--p", f"{tsv}:p", "--q", f"{tsv}:q", "--json"]))
     mean = doc["mean"]

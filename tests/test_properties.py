@@ -172,7 +172,7 @@ def _assert_contained(code: int, out: str, err: str) -> None:
     assert code in (0, 1, 2, 3), err
     assert "Traceback" not in err and "Traceback" not in out
     assert "internal error" not in err, err
-    assert all(line.startswith(("error: ", "warning: ")) for line in err.splitlines()), err
+    assert all(line.startswith(("error: ", "warning: ", "wrote ")) for line in err.splitlines()), err
     if code in (2, 3):
         assert out == ""
 

@@ -33,7 +33,7 @@ def close(actual, expected, rtol=1e-13, atol=0.0):
     np.testing.assert_allclose(np.asarray(actual, dtype=float), np.asarray(expected, dtype=float), rtol=rtol, atol=atol)
 
 
-# -- golden cases (torch-semantics.md) ------------------------------------------------------
+# -- golden cases (values and gradients as torch 2.13 gives them) ------------------------------------------------------
 
 GOLDEN = [
     # (call, value, grad w.r.t. pred)

@@ -40,7 +40,7 @@ def logit(p):
     return np.log(p) - np.log1p(-p)
 
 
-# -- focal: the seed's numbers (S7) --------------------------------------------------------
+# -- focal: the worked numbers of the probability-space focal loss --------------------------------------------------------
 
 EASY, HARD, Y_TRUE = [[0.9], [0.1]], [[0.5], [0.5]], [[1.0], [0.0]]
 
@@ -76,7 +76,7 @@ def test_focal_probs_gradient_is_the_logits_gradient_through_the_sigmoid():
     gp = run(loss="focal", probs=p, target=y, reduction="sum").grad["probs"]
     gz = run(loss="focal", logits=logit(p), target=y, reduction="sum").grad["logits"]
     close(gz, gp * p * (1 - p), rtol=1e-12)
-    # the seeds.yaml golden gradient for the easy samples
+    # the golden gradient for the easy samples (examples/seeds.yaml pins it too)
     close(run(loss="focal", probs=EASY, target=Y_TRUE, alpha=0.75, gamma=2).grad["probs"],
           [[-0.012068705341003634], [0.004022901780334545]], rtol=1e-12)
 
@@ -147,7 +147,7 @@ def test_focal_probs_out_of_range_is_an_input_error(call):
         run(loss="focal", **call)
 
 
-# -- sce: the seed's numbers (S8) ----------------------------------------------------------
+# -- sce: the worked numbers of symmetric cross-entropy (Wang et al. 2019) ----------------------------------------------------------
 
 def _seed_pieces(y: float, p: float) -> tuple[float, float]:
     """The seed's ce(y, p) and rce(y, p) = ce(p, y), both clamped to [1e-4, 1 − 1e-4],
@@ -272,7 +272,7 @@ def test_zero_one_regression_threshold_is_inclusive():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), InputError, "--pred only"),
+    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), InputError, "pred only"),
     (dict(pred=[1.0, 2.0], target=[1.0, 2.0, 3.0]), InputError, "does not match"),
     (dict(logits=[[1.0, 2.0]], target=[2]), InputError, "out of range"),
     (dict(logits=[[1.0, 2.0]], target=[[0.5, 0.5]]), InputError, "class indices"),

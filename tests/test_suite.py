@@ -770,3 +770,22 @@ def test_billion_laughs_suite_fails_fast(run_cli, tmp_path):
     r = run_cli(["check", str(suite)])
     assert r.code == 3
     assert "billion laughs" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("name", lossctl.registry_names())
+def test_the_command_line_options_minus_output_only_keys_are_the_suite_case_keys(name):
+    """One declaration of a call: the options Typer shows for ``lossctl NAME`` (built from the
+    spec and lossctl.core.call) and the keys the suite loader accepts for a case of NAME differ
+    exactly by the output-only keys (and the case's own ``name``/``loss``)."""
+    import typer
+
+    from lossctl.cli.app import build_app
+    from lossctl.suite import load
+
+    command = typer.main.get_command(build_app()).commands[name]
+    options = {p.name for p in command.params if not getattr(p, "hidden", False)}
+    spec = lossctl.registry().get(name)
+    assert options - set(load.OUTPUT_KEYS) == load.case_keys(spec) - {"name", "loss"}
+    from lossctl.core.call import BY_NAME
+
+    assert {k for k in load.OUTPUT_KEYS if BY_NAME[k].applies_to(spec)} <= options  # the command has them

@@ -103,6 +103,22 @@ def grad_task(job: Mapping[str, Any], i0: int, i1: int, upstream: float, targets
     return None, warns
 
 
+def token_nll_task(job: Mapping[str, Any], r0: int, r1: int) -> np.ndarray:
+    """On a worker: ``lossctl lm``'s per-token NLL of rows ``r0 .. r1``."""
+    from dataclasses import replace
+
+    from ..losses import lm
+
+    lay = replace(job["layout"], rows=_rows(job["rows"], r0, r1), target=job["target"][r0:r1],
+                  counted=job["counted"][r0:r1])
+    found: list = []
+    values = lm.token_nll(lay, dtype=np.dtype(job["dtype"]), per_sample=job["per_sample"], threads=1, nonfinite=found)
+    # NaN/inf met in the rows: counts, and the first one's position in the whole call's rows
+    found = [(n_nan, n_inf, None if first is None else (first[0] + r0, first[1]), value)
+             for n_nan, n_inf, first, value in found]
+    return values, found
+
+
 # -- the client's side ------------------------------------------------------------------------
 
 
@@ -198,6 +214,33 @@ class DaskExecutor:
         return run(spec, arrays, params, reduction, scheduler=self.scheduler, chunk_rows=self.chunk_rows,
                    grad_output=self.grad_output, force=self.force, client=self.client, **kwargs)
 
+    def token_nll(self, lay: Any, *, dtype, per_sample: bool, nonfinite: list | None = None,
+                  progress: Callable[[int, int], None] | None = None):
+        """``lossctl lm``'s per-token NLL (:func:`lossctl.losses.lm.token_nll`) of the rows of
+        ``lay`` (a :class:`lossctl.losses.lm.TokenLayout`), computed by the workers from their
+        own rows of the logits; the same values."""
+        from dataclasses import replace
+
+        n, v = lay.rows.shape
+        source = _row_source(lay.rows, "logits")
+        job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
+               "counted": lay.counted, "dtype": np.dtype(dtype).str, "per_sample": per_sample}
+        rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
+        cuts = set(range(0, n, rows)) | {n}
+        bounds = getattr(source, "boundaries", None)
+        if bounds is not None:
+            cuts |= set(bounds())
+        cuts = sorted(cuts)
+        chunks = list(zip(cuts[:-1], cuts[1:]))
+        out = np.zeros(n, dtype=dtype)
+        with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
+            run_ = _Run(c, None, None, job, chunks, None, None, progress)
+            for (r0, r1), (values, found) in run_.ordered(token_nll_task, lambda r0, r1: (), n):
+                out[r0:r1] = values
+                if nonfinite is not None:
+                    nonfinite += found
+        return out
+
 
 def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str, *,
         dtype: str = "float64", dim: int | None = None, origins: Mapping[str, str] | None = None,
@@ -263,7 +306,7 @@ class _Run:
         values_out = None
         writer = None
         vshape = vdtype = None
-        for (i0, i1), part in self._ordered(values_task, lambda i0, i1: (per_sample,), n * phases):
+        for (i0, i1), part in self.ordered(values_task, lambda i0, i1: (per_sample,), n * phases):
             total_state = exactsum.merge(total_state, part.total)
             if part.den is not None:
                 den_state = part.den if den_state is None else exactsum.merge(den_state, part.den)
@@ -291,7 +334,7 @@ class _Run:
 
         if grad_output is None:
             out: dict[str, np.ndarray] = {}
-            for (i0, i1), (grads, warns) in self._ordered(grad_task, lambda i0, i1: (upstream, None), 2 * n, start=n):
+            for (i0, i1), (grads, warns) in self.ordered(grad_task, lambda i0, i1: (upstream, None), 2 * n, start=n):
                 self.warnings += warns
                 for name, g in grads.items():
                     if name not in out:
@@ -307,7 +350,7 @@ class _Run:
                 bounds = a.boundaries() if hasattr(a, "boundaries") else [0, n]
                 writers[name] = ShardWriter(Path(grad_output), f"grad_{name}", bounds, tuple(np.shape(a)), self.ftype, force)
             targets = {name: w.parts for name, w in writers.items()}
-            for _, (_, warns) in self._ordered(grad_task, lambda i0, i1: (upstream, targets), 2 * n, start=n):
+            for _, (_, warns) in self.ordered(grad_task, lambda i0, i1: (upstream, targets), 2 * n, start=n):
                 self.warnings += warns
             for w in writers.values():
                 w.commit()
@@ -317,7 +360,7 @@ class _Run:
             raise
         return {}
 
-    def _ordered(self, fn, extra, total_rows: int, start: int = 0):
+    def ordered(self, fn, extra, total_rows: int, start: int = 0):
         """Submit one task per chunk (a window at a time) and yield ((i0, i1), result) in row order."""
         from distributed import as_completed
 

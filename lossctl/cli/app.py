@@ -99,8 +99,13 @@ def main(argv: list[str] | None = None) -> int:
     from .options import option_name
 
     args = sys.argv[1:] if argv is None else list(argv)
-    with _input_warnings_on_stderr(), key_spelling(option_name):
-        return _main(args)
+    try:
+        with _input_warnings_on_stderr(), key_spelling(option_name):
+            return _main(args)
+    finally:
+        from ..io.writers import remove_temporaries
+
+        remove_temporaries()  # an interrupted or failed write leaves no .tmp/.part file
 
 
 def _main(args: list[str]) -> int:
@@ -132,7 +137,9 @@ def _main(args: list[str]) -> int:
         return int(e.exit_code)
     except typer.Exit as e:
         return int(e.exit_code)
-    except typer.Abort:
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):  # click turns Ctrl-C (and SIGTERM) into Abort
+            return _failure(e.__context__)
         _error("aborted")
         return int(ExitCode.USAGE)
     except typer.TyperException as e:  # click usage errors: unknown option, bad value, missing command
@@ -144,12 +151,17 @@ def _main(args: list[str]) -> int:
 
 def _failure(e: BaseException) -> int:
     """The exit code (and stderr line) for an exception that is not a click/Typer one."""
+    if _SIGNALLED and not isinstance(e, KeyboardInterrupt):
+        e = _SIGNALLED[0]  # an interrupt that surfaced as another error (an import that failed half-way)
     if isinstance(e, LossctlError):
         _error(str(e))
         return int(e.exit_code)
     if isinstance(e, BrokenPipeError):
         _silence_stdout()
         return int(ExitCode.OK)
+    if isinstance(e, Terminated):
+        _error("terminated")
+        return 128 + 15
     if isinstance(e, KeyboardInterrupt):
         _error("interrupted")
         return 130
@@ -258,24 +270,127 @@ def _error(msg: str) -> None:
     try:
         sys.stderr.write(f"error: {msg}\n")
         sys.stderr.flush()
-    except (BrokenPipeError, OSError):
+    except Exception:  # stderr closed or full: the exit code still tells
         pass
 
 
 def _silence_stdout() -> None:
     # Python flushes stdout at exit; point it at devnull so a closed pipe stays quiet.
-    try:
+    _silence(sys.stdout)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is (so that every ``finally`` runs and temporary files go)."""
+
+
+_SIGNALLED: list[KeyboardInterrupt] = []  # the interrupt received, if any
+
+
+def _on_sigint(signum, frame) -> None:
+    _SIGNALLED.append(KeyboardInterrupt())
+    raise _SIGNALLED[-1]
+
+
+def _on_sigterm(signum, frame) -> None:
+    _SIGNALLED.append(Terminated())
+    raise _SIGNALLED[-1]
+
+
+def _install_signal_handlers() -> None:
+    import signal
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):  # not the main thread; no SIGTERM here
+        signal.signal(signal.SIGINT, _on_sigint)
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _standard_streams() -> None:
+    """Standard streams that can be written whatever the caller did with them: a closed
+    descriptor 0, 1 or 2 is opened on the null device (so that no file lossctl opens takes its
+    number), and standard output and error report a full disk as an exit-3 error and a closed
+    pipe by going quiet (the exit code still says what was computed)."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.open(os.devnull, os.O_RDWR)  # takes the lowest free number: this one
+    if sys.stdin is None:
+        sys.stdin = open(0, encoding="utf-8", errors="replace", closefd=False)
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        stream = getattr(sys, name)
+        if stream is None:
+            stream = open(fd, "w", buffering=1 if fd == 2 else -1, encoding="utf-8", errors="backslashreplace",
+                          closefd=False)
+        setattr(sys, name, _GuardedStream(stream, name))
+
+
+class _GuardedStream:
+    """A text stream whose write errors are lossctl errors: a closed pipe (``| head -1``)
+    silences the stream for the rest of the run; any other error (``/dev/full``) is an
+    :class:`~lossctl.errors.InputError` naming the stream (exit 3)."""
+
+    def __init__(self, stream, name: str):
+        self._stream = stream
+        self._name = "standard output" if name == "stdout" else "standard error"
+        self._quiet = False
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+    def _guard(self, op, *args):
+        if self._quiet:
+            return len(args[0]) if args else None
+        try:
+            return op(*args)
+        except BrokenPipeError:
+            self._quiet = True
+            _silence(self._stream)
+            return len(args[0]) if args else None
+        except OSError as e:
+            from ..io.writers import write_error
+
+            self._quiet = True  # the error line must not fail the same way
+            _silence(self._stream)
+            raise write_error(self._name, e) from None
+
+    def write(self, text: str) -> int:
+        return self._guard(self._stream.write, text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._guard(self._stream.flush)
+
+
+def _silence(stream) -> None:
+    """Point ``stream``'s descriptor at the null device, dropping what is buffered."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    code = main()
+    """Console-script entry point: the signal handlers first, then the program; every outcome,
+    an interrupt while Python is still importing included, is an exit code and a line on stderr."""
     try:
+        _install_signal_handlers()
+        _standard_streams()
+        code = main()
         sys.stdout.flush()
-    except BrokenPipeError:
-        _silence_stdout()
+    except LossctlError as e:  # standard output could not be written
+        _error(str(e))
+        code = int(e.exit_code)
+    except (KeyboardInterrupt, Exception) as e:
+        code = _failure(e)
+    with contextlib.suppress(Exception):
+        sys.stderr.flush()
+    if _SIGNALLED:
+        # An interrupt inside an exec() of an import (dataclasses build methods so) leaves CPython
+        # set to end the process by the signal itself (exit -2) after this one is handled; a
+        # finished exec clears that, so the exit code stays the one chosen here.
+        exec("pass")
     sys.exit(code)

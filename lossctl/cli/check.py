@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
 
 import typer
 
-from ..errors import ExitCode, InputError, UsageError
+from ..errors import InputError, UsageError
 from .help import Command, examples
 from .options import pick_format
 
@@ -66,21 +65,21 @@ def check(
     if update and junit:
         raise UsageError("--junit and --update: an update rewrites the expectations; run check again for the report")
     path = Path(suite)
-    if junit:
+    if junit is not None:
         _check_junit_path(junit, path, None)
     try:
         loaded = suites.load_suite(path)
     except InputError as e:
-        if junit:
+        if junit is not None:
             _write_junit(junit, None, str(e), path)
         raise
     patterns = [p for p in (patterns or []) if p is not None]
     if patterns and loaded.cases and not suites.select(loaded.cases, patterns):
         shown = " ".join(f"-k {p!r}" for p in patterns)
         raise UsageError(f"{shown}: selects none of the {len(loaded.cases)} cases of {path}")
-    if junit:
+    if junit is not None:
         _check_junit_path(junit, path, loaded)
-    if html:
+    if html is not None:
         _check_page_path(html, path, loaded, force)
 
     out = sys.stdout
@@ -113,9 +112,9 @@ def check(
             from ..render.check import write_table
 
             write_table(out, report)
-        if junit:
+        if junit is not None:
             _write_junit(junit, report, None, path)
-        if html:
+        if html is not None:
             _write_page(html, report, path)
     out.flush()
     if code:
@@ -142,29 +141,30 @@ def _write_page(html: str, report, suite_path: Path) -> None:
 
 
 def _check_junit_path(junit: str, suite_path: Path, suite) -> None:
-    """The report may not replace the suite, a file a case reads, or a directory."""
-    target = Path(junit).resolve()
-    if target == suite_path.resolve():
-        raise UsageError(f"--junit {junit}: that is the suite file; choose another path")
-    if target.is_dir():
-        raise UsageError(f"--junit {junit}: is a directory")
+    """The report may not replace the suite, a file a case reads, a directory or a device."""
+    from ..io.writers import check_target
+
+    inputs = [suite_path]
     if suite is not None:
         from ..suite import source_paths
 
-        for p in source_paths(suite):
-            if Path(p).resolve() == target:
-                raise UsageError(f"--junit {junit}: a case reads that file; lossctl never writes over an input")
+        inputs += sorted(source_paths(suite))
+    check_target(junit, what=f"--junit {junit}", inputs=inputs, make_dirs=True)
 
 
 def _write_junit(junit: str, report, error: str | None, suite_path: Path) -> None:
+    from ..io.writers import write_atomic
     from ..render import junit as junit_xml
 
-    try:
-        root = junit_xml.build(report, suite_error=error)
-        if report is None:
-            ts = root.find("testsuite")
-            ts.set("name", suite_path.stem)
-            ts.find("testcase").set("classname", suite_path.stem)
-        junit_xml.write(junit, root)
-    except OSError as e:
-        raise InputError(f"--junit {junit}: cannot write: {e.strerror or e}") from None
+    root = junit_xml.build(report, suite_error=error)
+    if report is None:
+        ts = root.find("testsuite")
+        ts.set("name", suite_path.stem)
+        ts.find("testcase").set("classname", suite_path.stem)
+    target = Path(junit)
+    if str(target.parent) and not target.parent.exists():
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"--junit {junit}: cannot create {target.parent}: {e.strerror or e}") from None
+    write_atomic(target, junit_xml.document(root), what=f"--junit {junit}")

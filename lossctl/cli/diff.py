@@ -63,7 +63,7 @@ def diff(
             raise UsageError(f"{name}: must be 0 or more, got {value}")
     if a == "-" and b == "-":
         raise UsageError("A and B: standard input can be read only once")
-    page = _page_path(html, (a, b), force) if html else None
+    page = _page_path(html, (a, b), force) if html is not None else None
     named_a, named_b = _read_pair(a, b, stdin_format)
     report = compare_named(named_a, named_b, rtol=rtol, atol=atol, equal_nan=equal_nan, top=top)
     if page is not None:

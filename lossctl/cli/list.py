@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
 def registry_rows() -> list[dict]:
     """``{"name", "aliases", "inputs", "params", ...}`` for every registered loss (the JSON of ``lossctl list``)."""
     from ..losses import registry
-    from .options import option_name
+    from .options import option_name, spell
 
     rows = []
     for spec in registry().specs:
@@ -33,14 +33,14 @@ def registry_rows() -> list[dict]:
             "aliases": list(spec.aliases),
             "inputs": [k for k in spec.inputs],
             "params": [
-                {"name": p.name, "option": option_name(p.name), "type": p.kind, "default": p.default, "help": p.help}
+                {"name": p.name, "option": option_name(p.name), "type": p.kind, "default": p.default, "help": spell(p.help)}
                 for p in spec.all_params
             ] + [{"name": "reduction", "option": "--reduction", "type": "choice", "default": "mean",
                   "choices": list(spec.reductions), "help": "Reduction over samples."}],
-            "mirrors": spec.mirrors,
-            "summary": spec.summary,
+            "mirrors": spell(spec.mirrors),
+            "summary": spell(spec.summary),
             "conventions": {
-                name: {"mirrors": spec.convention(name).mirrors, "difference": spec.convention(name).difference,
+                name: {"mirrors": spell(spec.convention(name).mirrors), "difference": spell(spec.convention(name).difference),
                        "default": name == spec.home, "declared": bool(spec.conventions)}
                 for name in spec.convention_names
             },

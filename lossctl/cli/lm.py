@@ -91,7 +91,7 @@ def _lm_body(spec, opts: dict[str, Any]) -> int:
     import numpy as np
 
     from .. import tokens
-    from .loss import strict_inputs
+    from .loss import executor, strict_inputs
     from .token_command import check, output_stream, read_token_call
 
     fmt, call, reader = read_token_call(spec, opts)
@@ -110,7 +110,8 @@ def _lm_body(spec, opts: dict[str, Any]) -> int:
             result = tokens.lm(call, grad=want_grad, grad_out=grad_out,
                                per_sample=opts["per_sample"] or opts["expect_per_sample"] is not None
                                or sink is not None or page is not None,
-                               explain=opts["explain"] or page is not None, origins=reader.origins)
+                               explain=opts["explain"] or page is not None, origins=reader.origins,
+                               executor=executor(opts, None))
         streamed = grad_out is not None
         checked = _Checked(result.loss, result.per_token,
                            {"logits": result.grad} if result.grad is not None and not streamed else {})

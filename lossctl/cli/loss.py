@@ -12,7 +12,7 @@ from ..core.expectations import check_result
 from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, UsageError
 from ..io.source_reader import SourceReader
-from .options import option_name
+from .options import option_name, spell
 from ..render import FORMATS
 
 
@@ -46,7 +46,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     from . import views
 
     views.check_options(opts, fmt, reader.paths)
-    output = Path(opts["output"]) if opts["output"] else None
+    output, to_stdout = _output_path(opts["output"], fmt)
     backend = opts.get("backend") or "local"
     # On Dask the gradient goes to shards next to the output, not into it.
     grad_shards = backend == "dask" and opts["grad"] and output is not None
@@ -58,7 +58,9 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         check_output_path(output, reader.paths, opts["force"])
         sink = OutputStream(output, grad=opts["grad"] and not grad_shards)  # large inputs stream into it
 
-    page = Path(opts["html"]) if opts.get("html") else None
+    page = opts.get("html")
+    if page is not None:
+        page = Path(page) if page else page  # an empty path is refused by the check below
     if page is not None:
         from ..io.writers import PAGE_SUFFIXES, check_output_path
 
@@ -70,7 +72,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     # The page shows the derivation, the per-sample values and the gradients whatever is printed.
     want_grad = opts["grad"] or opts["expect_grad"] is not None or page is not None
     # A streamed call keeps per-sample values and gradients in memory only when they are shown or checked.
-    keep = ((opts["per_sample"] or opts["grad"]) and output is None) or opts["expect_per_sample"] is not None \
+    keep = ((opts["per_sample"] or opts["grad"]) and output is None) or to_stdout or opts["expect_per_sample"] is not None \
         or opts["expect_grad"] is not None or page is not None or views.wanted(opts)
     try:
         with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
@@ -109,16 +111,49 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
         except BaseException:
             sink.abort()
             raise
+        sys.stderr.write(f"wrote {_written(sink.written)} to {output}\n")
     if page is not None:
         _write_page(page, spec, call, result, reader, opts)
     shown = views.compute_views(call, result, opts) if views.wanted(opts) else None
-    render_result(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"], rows=opts["rows"],
-            views=shown)
+    if to_stdout:  # `-o -`: the file's CSV is the output
+        from ..io.outstream import output_csv
+
+        sys.stdout.write(output_csv(result, opts["grad"]))
+        if report is not None:
+            from ..render.text import write_check_plain
+
+            write_check_plain(sys.stderr, report)
+    else:
+        render_result(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"],
+                      rows=opts["rows"], views=shown)
     if not _finite(result):
         views.report_not_finite(_with_per_sample(call, result, keep), result)
     if report is not None and not report.passed:
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
+
+
+def _output_path(text: str | None, fmt: str) -> tuple[Path | None, bool]:
+    """``-o``'s file (None: no file), and whether ``-o -`` asks for the CSV on standard output."""
+    if text is None:
+        return None, False
+    if text == "":
+        raise UsageError("--output: empty path; name a file (or - for CSV on standard output)")
+    if text == "-":
+        return None, True
+    return Path(text), False
+
+
+def _written(written: dict[str, tuple[int, ...]]) -> str:
+    """What ``-o`` wrote (array names and shapes), for the confirmation line on stderr."""
+    import math
+
+    n = math.prod(written.get("per_sample", ()))
+    what = f"per-sample values ({n} value{'s' if n != 1 else ''})"
+    grads = [k[len("grad_"):] for k in written if k.startswith("grad_")]
+    if grads:
+        what += " and the gradient of " + ", ".join(grads)
+    return what
 
 
 def executor(opts: dict[str, Any], grad_output: Path | None):
@@ -183,7 +218,7 @@ def _write_page(page: Path, spec: LossSpec, call: dict[str, Any], result, reader
     parameters = {p.name: call.get(p.name, p.default) for p in spec.params if p.kind != "array"}
     top = [(s.index, s.loss) for s in top_samples(call, result, opts.get("top") or 5)]
     hist = histogram(result.per_sample)
-    info = LossPage(spec.name, spec.mirrors, spec.summary, spec.formula, convention=call.get("convention", "torch"),
+    info = LossPage(spec.name, spell(spec.mirrors), spell(spec.summary), spell(spec.formula), convention=call.get("convention", "torch"),
                     sources=sources, parameters=parameters, rows=max(opts["rows"], 10),
                     command=_command_line(spec, opts), top=top,
                     histogram=(hist.edges, hist.counts) if hist.counts else None)

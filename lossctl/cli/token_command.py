@@ -70,11 +70,10 @@ def check(result, reader, opts: dict[str, Any], grad_name: str):
 
 def output_stream(opts: dict[str, Any], reader):
     """The ``-o`` destination (checked: never an input), or None."""
-    if not opts.get("output"):
+    if opts.get("output") is None:
         return None
     from ..io.outstream import OutputStream
     from ..io.writers import check_output_path
 
-    path = Path(opts["output"])
-    check_output_path(path, reader.paths, opts["force"])
-    return OutputStream(path, grad=opts["grad"])
+    check_output_path(opts["output"], reader.paths, opts["force"])  # a string: '' is refused, not taken as '.'
+    return OutputStream(Path(opts["output"]), grad=opts["grad"])

@@ -21,7 +21,7 @@ class Views:
 
 def wanted(opts: dict[str, Any]) -> bool:
     """Whether the call asks for a view that needs the per-sample values."""
-    return opts.get("top") is not None or bool(opts.get("hist")) or bool(opts.get("plot"))
+    return opts.get("top") is not None or bool(opts.get("hist")) or opts.get("plot") is not None
 
 
 def check_options(opts: dict[str, Any], fmt: str, input_paths) -> None:
@@ -34,7 +34,7 @@ def check_options(opts: dict[str, Any], fmt: str, input_paths) -> None:
                                         ("--top", top is not None), ("--hist", opts.get("hist"))) if on]
         if len(tables) > 1:
             raise UsageError(f"{' and '.join(tables)}: --format csv holds one table; choose one, or use --format json")
-    if opts.get("plot"):
+    if opts.get("plot") is not None:
         from ..io.writers import check_output_path
         from ..render.plot import PLOT_FORMATS
 
@@ -52,7 +52,7 @@ def compute_views(call: dict[str, Any], result, opts: dict[str, Any]) -> Views:
     if opts.get("hist") or opts.get("plot"):
         views.histogram = triage.histogram(result.per_sample)
         views.show_histogram = bool(opts.get("hist"))
-    if opts.get("plot"):
+    if opts.get("plot") is not None:
         from ..render.bars import log_scaled
         from ..render.plot import plot_histogram
 

@@ -29,7 +29,7 @@ def _log_softmax_vjp(x: np.ndarray, lp: np.ndarray, g: np.ndarray) -> np.ndarray
 
 
 def _log_softmax_steps(x: np.ndarray) -> list[Step]:
-    """x: (rows, C). The seeds' walk from logits to log-probabilities."""
+    """x: (rows, C). The walk from logits to log-probabilities, step by step."""
     m = np.max(x, axis=1, keepdims=True)
     shifted = x - m
     e = np.exp(shifted)

@@ -60,7 +60,18 @@ def compare(what: str, actual: Any, expected: Any, rtol: float, atol: float) -> 
         worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(score)), a.shape))
     max_abs = float(np.max(np.nan_to_num(diff, nan=np.inf))) if diff.size else 0.0
     max_rel = float(np.max(np.nan_to_num(rel, nan=np.inf))) if rel.size else 0.0
+    one_nan = np.isnan(a) ^ np.isnan(e_b)
+    at = worst if worst is not None else ()
+    if one_nan.size and bool(one_nan[at]):
+        # a NaN on one side has no distance to the other: say what differs instead of "diff inf"
+        where = f" at index {list(at)}" if at else ""
+        return Comparison(what, False, expected, actual, float("nan"), float("nan"), worst,
+                          problem=f"expected {_num(e_b[at])}, actual {_num(a[at])}{where}: a NaN matches only a NaN")
     return Comparison(what, bool(np.all(close)), expected, actual, max_abs, max_rel, worst)
+
+
+def _num(x) -> str:
+    return repr(float(x)) if np.isfinite(x) else str(float(x))
 
 
 def check_result(result, *, expect: Any = None, expect_per_sample: Any = None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ref, spell_refs
 from .prepare import Prepared
 from .registry import TARGET, Step
 
@@ -35,8 +36,8 @@ def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float,
     native = dict(prep.native)
     if spec.align is not None:
         native = spec.align(native, prep.params)
-    ref = next(iter(native.values()))
-    prep.native_ndim = ref.ndim  # type: ignore[attr-defined]
+    first = next(iter(native.values()))
+    prep.native_ndim = first.ndim  # type: ignore[attr-defined]
     broadcast_shape = np.broadcast_shapes(*(np.shape(a) for a in native.values())) if not prep.class_layout else None
     sliced = {}
     for name, a in native.items():
@@ -55,7 +56,7 @@ def derivation(prep: Prepared, reduction: str, values: np.ndarray, denom: float,
         if conversion.steps is not None and given.ndim == 2:
             steps += conversion.steps(given)
         else:  # element-wise walk: show the converted value, not the whole row's derivation
-            steps.append(Step(f"--{prep.kind.replace('_', '-')}", conversion.source, given))
+            steps.append(Step(spell_refs(ref(prep.kind)), conversion.source, given))
             steps.append(Step(conversion.target.replace("_", "-"), conversion.formula, sliced[conversion.target]))
     with np.errstate(all="ignore"):
         steps += spec.steps(sliced, params)

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, InputWarning, UsageError
+from ..errors import InputError, InputWarning, UsageError, ref
 from .numerics import log_softmax, softplus, xlogy
 
 __all__ = [
@@ -83,7 +83,7 @@ def parse_base(base: Any) -> str:
     if text in ("bit", "bits"):
         text = "2"
     if text not in BASES:
-        raise UsageError(f"--base: expected 2, e or 10, got {base!r}")
+        raise UsageError(f"{ref('base')}: expected 2, e or 10, got {base!r}")
     return text
 
 
@@ -138,7 +138,7 @@ def distribution(probs: Any = None, *, logits: Any = None, dim: int = -1, origin
     if a.ndim == 0:
         raise InputError(f"{origin}: expected a distribution over classes (at least one dimension), got a single number")
     if not -a.ndim <= dim < a.ndim:
-        raise InputError(f"{origin}: --dim {dim} is out of range for an input with {a.ndim} dimension{'s' if a.ndim != 1 else ''}")
+        raise InputError(f"{origin}: {ref('dim')} {dim} is out of range for an input with {a.ndim} dimension{'s' if a.ndim != 1 else ''}")
     a = np.moveaxis(a, dim, -1)
     if a.shape[-1] == 0:
         raise InputError(f"{origin}: the class dimension is empty (shape {_shape(a.shape)})")
@@ -164,7 +164,7 @@ def distribution(probs: Any = None, *, logits: Any = None, dim: int = -1, origin
         n = int(np.count_nonzero(off))
         more = f"and {n - 1} more row{'s' if n > 2 else ''}; " if n > 1 else ""
         problem = f"{origin}: {_row(i, batch_shape)}sums to {float(sums[i])!r}, not 1 ({more}tolerance {sum_tol:g})"
-        warnings.warn(InputWarning(f"{problem}; computed as given (--normalize divides each row by its sum)",
+        warnings.warn(InputWarning(f"{problem}; computed as given ({ref('normalize')} divides each row by its sum)",
                                    problem=problem), stacklevel=2)
     return Distribution(flat, None, batch_shape, origin, shape)
 

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..errors import InputError, InputWarning, InvalidInput, UsageError
+from ..errors import InputError, InputWarning, InvalidInput, UsageError, ref
 from .registry import TARGET, LossSpec
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -57,7 +57,7 @@ class Prepared:
 
 
 def _origin(origins: Mapping[str, str], name: str) -> str:
-    return origins.get(name, "--" + name.replace("_", "-"))
+    return origins.get(name, ref(name))
 
 
 def _real_array(origin: str, value: Any, dtype) -> np.ndarray:
@@ -155,15 +155,15 @@ def _fmt_index(index: tuple[int, ...]) -> str:
 def _choose_kind(spec: LossSpec, arrays: Mapping[str, Any]) -> str:
     given = [k for k in spec.prediction_kinds if arrays.get(k) is not None]
     accepted = list(spec.kinds)
-    options = ", ".join("--" + k.replace("_", "-") for k in accepted)
+    options = ", ".join(ref(k) for k in accepted)
     if not given:
         raise UsageError(f"{spec.name}: missing prediction: give one of {options}")
     if len(given) > 1:
-        names = " and ".join("--" + k.replace("_", "-") for k in given)
+        names = " and ".join(ref(k) for k in given)
         raise UsageError(f"{spec.name}: {names} given; give exactly one of {options}")
     kind = given[0]
     if kind not in spec.kinds:
-        raise UsageError(f"{spec.name} does not take --{kind.replace('_', '-')}; give one of {options}")
+        raise UsageError(f"{spec.name} does not take {ref(kind)}; give one of {options}")
     return kind
 
 
@@ -177,7 +177,9 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
         if np.any(bad):
             pos = tuple(int(i) for i in np.argwhere(bad)[0]) if t.ndim else ()
             raise InputError(f"{origin}: class indices must be integers; found {_num(t[pos])}" + (f" at {_fmt_index(pos)}" if pos else ""))
-    elif t.dtype.kind not in "iub":
+    elif t.dtype.kind == "b":  # torch refuses them too: True is not a class
+        raise InputError(f"{origin}: class indices must be integers, got booleans (true/false); write the class numbers")
+    elif t.dtype.kind not in "iu":
         raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
     # The range check runs on the values as given (a float 1e25 or a uint64 must not wrap in int64).
     out_of_range = (t < 0) | (t >= n_classes)
@@ -201,15 +203,15 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
     prediction as given); they are not scanned for NaN/inf here."""
     origins = dict(origins or {})
     if dtype not in DTYPES:
-        raise UsageError(f"--dtype: expected one of {', '.join(DTYPES)}, got {dtype!r}")
+        raise UsageError(f"{ref('dtype')}: expected one of {', '.join(DTYPES)}, got {dtype!r}")
     ftype = DTYPES[dtype]
     kind = _choose_kind(spec, arrays)
     unknown = [k for k, v in arrays.items() if v is not None and k not in spec.inputs and k not in spec.kinds and k != kind]
     if unknown:
-        raise UsageError(f"{spec.name} does not take --{unknown[0].replace('_', '-')}")
+        raise UsageError(f"{spec.name} does not take {ref(unknown[0])}")
     for name in spec.extra_inputs + ((TARGET,) if spec.target != "none" else ()) + spec.aux_inputs:
         if arrays.get(name) is None:
-            raise UsageError(f"{spec.name}: missing --{name.replace('_', '-')}")
+            raise UsageError(f"{spec.name}: missing {ref(name)}")
 
     pred = _real_array(_origin(origins, kind), arrays[kind], ftype)
     if kind not in unchecked:
@@ -233,8 +235,8 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
         target = _prepare_class_layout(spec, prep, pred, target, target_origin, dim)
     elif spec.target != "none":
         if dim is not None:
-            with_kind = f" with --{kind.replace('_', '-')}" if spec.class_axis else ""
-            raise UsageError(f"{spec.name}{with_kind} has no class dimension; --dim does not apply")
+            with_kind = f" with {ref(kind)}" if spec.class_axis else ""
+            raise UsageError(f"{spec.name}{with_kind} has no class dimension; {ref('dim')} does not apply")
         target = _real_array(target_origin, target, ftype)
         check_finite(target_origin, target, log_scale=bool(params.get("log_target")))
         if spec.target == "same" and target.shape != pred.shape:
@@ -280,7 +282,7 @@ def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim
         raise InputError(f"{kind_origin}: expected a class dimension, got a single number")
     user_dim = (1 if pred.ndim >= 2 else 0) if dim is None else dim
     if not -pred.ndim <= user_dim < pred.ndim:
-        raise UsageError(f"--dim {dim} is out of range for an input with {pred.ndim} dimension(s)")
+        raise UsageError(f"{ref('dim')} {dim} is out of range for an input with {pred.ndim} dimension(s)")
     user_dim %= pred.ndim
     n_classes = pred.shape[user_dim]
     if n_classes == 0:

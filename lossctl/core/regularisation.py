@@ -1,9 +1,9 @@
-"""L1 / L2 penalties on model parameters, added to any loss (the seeds' ``L2Loss`` / ``L1Loss``).
+"""L1 / L2 penalties on model parameters, added to any loss (weight decay and lasso).
 
-    objective = data loss + 0.5·α·Σ w²  (--l2 α)  + β·Σ |w|  (--l1 β)
+    objective = data loss + 0.5·α·Σ w²  (l2 = α)  + β·Σ |w|  (l1 = β)
 
 Parameters come as named arrays (an ``.npz`` of several, or one array named
-``params``). As in the seed (``if 'bias' not in name``), arrays whose name
+``params``). As is usual for weight decay (biases are not penalised), arrays whose name
 contains ``exclude`` (default ``"bias"``) get no penalty. Gradients:
 ∂/∂w = α·w + β·sign(w), with sign(0) = 0 as ``torch.abs``'s backward.
 Pure NumPy; the sums accumulate in float64.

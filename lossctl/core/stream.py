@@ -58,7 +58,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from . import exactsum
-from ..errors import InputWarning, LossctlError
+from ..errors import InputWarning, LossctlError, ref
 from .prepare import DTYPES, prepare
 from .registry import TARGET, LossSpec
 
@@ -263,7 +263,7 @@ class _Messages:
         self.n = layout.n if total_rows is None else total_rows
         self.offset = offset
         names = list(layout.sliced) + list(layout.params_sliced)
-        self.origins = tuple(origins.get(k, "--" + k.replace("_", "-")) for k in names)
+        self.origins = tuple(origins.get(k, ref(k)) for k in names)
         self.warnings: list[tuple[int, str, str]] = []  # (first row of the block, message, problem)
 
     def rewrite(self, msg: str, i0: int, rows: int) -> str:
@@ -279,7 +279,7 @@ class _Messages:
 
     def collect(self, w: InputWarning, i0: int, rows: int) -> None:
         """Keep a block's warning (blocks may finish in any order: sorted at ``emit``)."""
-        item = (i0 + self.offset, self.rewrite(str(w), i0, rows), self.rewrite(getattr(w, "problem", str(w)), i0, rows))
+        item = (i0 + self.offset, self.rewrite(w.args[0], i0, rows), self.rewrite(getattr(w, "problem", w.args[0]), i0, rows))
         if item not in self.warnings:  # a block prepared again (its gradient pass) warns again
             self.warnings.append(item)
 
@@ -435,7 +435,7 @@ class Engine:
         try:
             prep = prepare(spec, arrays, params, dtype=self.dtype_name, dim=self.dim, origins=self.origins)
         except LossctlError as e:
-            raise type(e)(self.messages.rewrite(str(e), i0, i1 - i0)) from None
+            raise type(e)(self.messages.rewrite(e.raw, i0, i1 - i0)) from None
         finally:
             self.where.block = None
         return prep, raw
@@ -490,10 +490,10 @@ class Engine:
                 block = self.spec.compiled_forward(self.kind, pred, prep.native, prep.params,
                                                    self._values_buffer(i0, rows))
             if block is not None and block.nonfinite:
-                check_finite(self.origins.get(self.kind, "--" + self.kind.replace("_", "-")), widened(pred),
+                check_finite(self.origins.get(self.kind, ref(self.kind)), widened(pred),
                               log_scale=self.kind == "log_probs")
         except LossctlError as e:
-            raise type(e)(self.messages.rewrite(str(e), i0, rows)) from None
+            raise type(e)(self.messages.rewrite(e.raw, i0, rows)) from None
         finally:
             self.where.block = None
         if block is None:

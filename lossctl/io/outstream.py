@@ -15,21 +15,22 @@ not meant to be replaced:
   as :func:`lossctl.io.per_sample_csv.write_csv`.
 
 When the call did not stream (small inputs), ``commit`` falls back to
-:func:`lossctl.io.writers.write_output` on the in-memory result.
+:func:`write_output` on the in-memory result.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, UsageError
+from ..errors import UsageError, ref
+from .writers import TempFile, write_atomic, write_error
 
 CSV_CHUNK_ROWS = 65536
 
@@ -37,12 +38,12 @@ CSV_CHUNK_ROWS = 65536
 class _Part:
     """One array as a temporary .npy file, filled block by block."""
 
-    def __init__(self, directory: Path, shape: tuple[int, ...], dtype):
+    def __init__(self, target: Path, shape: tuple[int, ...], dtype, what: str):
         self.shape = tuple(int(n) for n in shape)
         self.dtype = np.dtype(dtype)
-        fd, name = tempfile.mkstemp(dir=directory, prefix=".lossctl-", suffix=".npy.part")
-        self.path = Path(name)
-        self.file = os.fdopen(fd, "wb")
+        self.temp = TempFile(target, what, suffix=".npy.part")
+        self.path = self.temp.path
+        self.file = self.temp.file
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
         try:
             np.lib.format.write_array_header_1_0(self.file, header)
@@ -53,12 +54,14 @@ class _Part:
 
     def write(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=self.dtype)
-        self.file.write(memoryview(block).cast("B"))
+        try:
+            self.file.write(memoryview(block).cast("B"))
+        except OSError as e:  # a full disk while streaming
+            raise write_error(self.temp.what, e) from None
         self.rows += block.shape[0] if block.ndim else 1
 
     def close(self) -> None:
-        if not self.file.closed:
-            self.file.close()
+        self.temp.close()
 
     def row_writer(self) -> "_RowWriter":
         """The part as a matrix of rows (all but the last axis flattened) that a computation fills
@@ -80,11 +83,7 @@ class _Part:
                 yield data.reshape((i1 - i0,) + self.shape[1:])
 
     def remove(self) -> None:
-        self.close()
-        try:
-            self.path.unlink()
-        except OSError:
-            pass
+        self.temp.discard()
 
 
 class _RowWriter:
@@ -121,11 +120,13 @@ class OutputStream:
 
     def __init__(self, path: Path, grad: bool):
         self.path = Path(path)
+        self.what = f"{ref('output')} {path}"
         self.grad = grad
         self.suffix = self.path.suffix.lower()
         self.parts: dict[str, _Part] = {}
+        self.written: dict[str, tuple[int, ...]] = {}  # after commit: the arrays in the file, and their shapes
         if self.suffix == ".npy" and grad:
-            raise UsageError(f"--output {path}: a .npy file holds one array; use .npz to write the gradient too")
+            raise UsageError(f"{ref('output')} {path}: a .npy file holds one array; use .npz to write the gradient too")
 
     @property
     def used(self) -> bool:
@@ -136,9 +137,9 @@ class OutputStream:
         if name.startswith("grad_") and not self.grad:
             return None
         try:
-            part = _Part(self.path.parent, shape, dtype)
+            part = _Part(_real(self.path), shape, dtype, self.what)
         except OSError as e:
-            raise InputError(f"--output {self.path}: cannot write: {e.strerror or e}") from None
+            raise write_error(self.what, e) from None
         self.parts[name] = part
         return part
 
@@ -153,15 +154,17 @@ class OutputStream:
     def commit(self, result) -> None:
         """Write the file: from the streamed parts, or from the in-memory ``result``."""
         if not self.used:
-            from .writers import write_output
-
             write_output(self.path, result, grad=self.grad)
+            self.written = {"per_sample": np.shape(result.per_sample)}
+            if self.grad:
+                self.written.update({f"grad_{k}": np.shape(g) for k, g in result.grad.items()})
             return
+        self.written = {name: part.shape for name, part in self.parts.items()}
         for part in self.parts.values():
             part.close()
         try:
             if self.suffix == ".npy":
-                os.replace(self.parts.pop("per_sample").path, self.path)
+                self.parts["per_sample"].temp.commit(_real(self.path))
             elif self.suffix == ".npz":
                 self._zip()
             elif self.suffix == ".safetensors":
@@ -169,40 +172,28 @@ class OutputStream:
             else:
                 self._csv()
         except OSError as e:
-            raise InputError(f"--output {self.path}: cannot write: {e.strerror or e}") from None
+            raise write_error(self.what, e) from None
         finally:
             self.reset()
 
-    def _temp(self) -> tuple[int, str]:
-        return tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
-
     def _zip(self) -> None:
-        fd, tmp = self._temp()
-        os.close(fd)
-        try:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        with TempFile(_real(self.path), self.what) as tmp:
+            with zipfile.ZipFile(tmp.file, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
                 for name, part in self.parts.items():
                     zf.write(part.path, arcname=f"{name}.npy")
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+            tmp.commit()
 
     def _safetensors(self) -> None:
         from .safetensors import header_bytes
 
-        fd, tmp = self._temp()
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(header_bytes({name: (part.shape, part.dtype) for name, part in self.parts.items()}))
-                for part in self.parts.values():
-                    with open(part.path, "rb") as f:
-                        f.seek(part.offset)
-                        shutil.copyfileobj(f, out, 1 << 20)
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        with TempFile(_real(self.path), self.what) as tmp:
+            out = tmp.file
+            out.write(header_bytes({name: (part.shape, part.dtype) for name, part in self.parts.items()}))
+            for part in self.parts.values():
+                with open(part.path, "rb") as f:
+                    f.seek(part.offset)
+                    shutil.copyfileobj(f, out, 1 << 20)
+            tmp.commit()
 
     def _csv(self) -> None:
         """The rows of ``per_sample_csv.write_csv``: sample, loss, then each gradient's entries
@@ -222,29 +213,56 @@ class OutputStream:
             width = size // n
             header += [f"{name}_{j}" for j in range(width)] if width > 1 else [name]
             grads.append((part, width))
-        fd, tmp = self._temp()
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                writer = csv.writer(f, lineterminator="\n")
-                writer.writerow(header)
-                streams = [values.chunks(CSV_CHUNK_ROWS)] + [p.chunks(CSV_CHUNK_ROWS) for p, _ in grads]
-                index = 0
-                for chunk in zip(*streams):
-                    vals = chunk[0].reshape(-1)
-                    columns = [range(index, index + vals.size), [repr(v) for v in vals.tolist()]]
-                    for (_, width), g in zip(grads, chunk[1:]):
-                        rows = g.reshape(vals.size, width)
-                        columns += [[repr(v) for v in rows[:, j].tolist()] for j in range(width)]
-                    writer.writerows(zip(*columns))
-                    index += vals.size
-            os.replace(tmp, self.path)
-        except BaseException:
-            _unlink(tmp)
-            raise
+        with TempFile(_real(self.path), self.what) as tmp:
+            f = io.TextIOWrapper(tmp.file, encoding="utf-8", newline="", write_through=True)
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(header)
+            streams = [values.chunks(CSV_CHUNK_ROWS)] + [p.chunks(CSV_CHUNK_ROWS) for p, _ in grads]
+            index = 0
+            for chunk in zip(*streams):
+                vals = chunk[0].reshape(-1)
+                columns = [range(index, index + vals.size), [repr(v) for v in vals.tolist()]]
+                for (_, width), g in zip(grads, chunk[1:]):
+                    rows = g.reshape(vals.size, width)
+                    columns += [[repr(v) for v in rows[:, j].tolist()] for j in range(width)]
+                writer.writerows(zip(*columns))
+                index += vals.size
+            f.flush()
+            f.detach()
+            tmp.commit()
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
+def _real(path: Path) -> Path:
+    """The file an output path names (a symbolic link's target)."""
+    return Path(os.path.realpath(path))
+
+
+def write_output(path: Path, result, grad: bool) -> None:
+    """``-o``: the per-sample values (and with ``grad`` each gradient) to ``.npy``/``.npz``/``.safetensors``/``.csv``."""
+    suffix = path.suffix.lower()
+    arrays = {"per_sample": np.asarray(result.per_sample)}
+    if grad:
+        arrays.update({f"grad_{name}": np.asarray(g) for name, g in result.grad.items()})
+    if suffix == ".npy" and len(arrays) > 1:
+        raise UsageError(f"{ref('output')} {path}: a .npy file holds one array; use .npz to write the gradient too")
+    buf = io.BytesIO()
+    if suffix == ".npy":
+        np.save(buf, arrays["per_sample"], allow_pickle=False)
+    elif suffix == ".npz":
+        np.savez(buf, **arrays)
+    elif suffix == ".safetensors":
+        from .safetensors import write
+
+        write(buf, arrays)
+    else:
+        buf.write(output_csv(result, grad).encode())
+    write_atomic(path, buf.getvalue(), what=f"{ref('output')} {path}")
+
+
+def output_csv(result, grad: bool) -> str:
+    """The ``-o FILE.csv`` text (and ``-o -``): one row per sample."""
+    from .per_sample_csv import write_csv
+
+    text = io.StringIO()
+    write_csv(text, result, per_sample=True, grad=grad)
+    return text.getvalue()

@@ -38,6 +38,7 @@ import math
 import os
 import re
 import stat
+import tokenize
 import sys
 import zipfile
 from pathlib import Path
@@ -59,6 +60,7 @@ DEFAULT_MAX_INPUT_BYTES = 2048 * MIB
 #: Most numbers a JSON/YAML document may expand to (YAML aliases share nodes).
 MAX_DOCUMENT_ELEMENTS = 20_000_000
 NPY_MAGIC = b"\x93NUMPY"
+MAX_DIMENSIONS = 32  # numpy's iterators (broadcasting, reductions) take at most 32
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 _CHUNK = 1 << 20
 #: suffix -> the module of lossctl.io that reads it; each has ``read_file(path, key, origin, *, lazy)``
@@ -231,6 +233,22 @@ def open_regular(path: Path, origin: str) -> BinaryIO:
         raise
 
 
+def read_regular_bytes(path: Path, origin: str) -> bytes:
+    """The bytes of a regular file (a device, FIFO or socket is refused without being read; at
+    most :func:`max_input_bytes`)."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise InputError(f"{origin}: cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{origin}: is {_not_regular(st.st_mode)}; lossctl reads regular files only")
+    try:
+        with open_regular(Path(path), origin) as f:
+            return bytes(_read_capped(f, origin, st.st_size))
+    except OSError as e:
+        raise InputError(f"{origin}: cannot read: {e.strerror or e}") from None
+
+
 def _read_capped(f: BinaryIO, origin: str, size_hint: int | None = None) -> bytes | bytearray:
     """Everything from ``f``, refusing more than :func:`max_input_bytes`."""
     cap = max_input_bytes()
@@ -388,11 +406,20 @@ def _npy_header(f: BinaryIO, origin: str, what: str = "a .npy file") -> tuple[tu
             shape, fortran, dtype = npformat.read_array_header_2_0(f)
     except EOFError:
         raise InputError(f"{origin}: not {what}: truncated in its header") from None
-    except (ValueError, SyntaxError, TypeError) as e:
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, tokenize.TokenError) as e:
+        # numpy reads the header dict with Python's tokenizer and literal_eval: any of these
+        # is a header that is not a well-formed dict of plain values
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if msg.startswith("EOF"):
+        if isinstance(e, tokenize.TokenError):
+            msg = "its dict is not closed" if "EOF" in msg else "its dict cannot be read"
+        elif msg.startswith("EOF"):
             raise InputError(f"{origin}: not {what}: truncated in its header ({msg[4:].strip()})") from None
+        if len(msg) > 120:  # the header itself may be quoted in the message; keep the line short
+            msg = msg[:100] + f"... ({len(msg)} characters)"
         raise InputError(f"{origin}: not {what}: a damaged header ({msg.rstrip('.:')})") from None
+    if len(shape) > MAX_DIMENSIONS:
+        raise InputError(f"{origin}: not {what}: a header with {len(shape)} dimensions "
+                         f"(lossctl computes on at most {MAX_DIMENSIONS})")
     if dtype.hasobject:
         raise InputError(f"{origin}: holds Python objects (a pickled object array); refused, never unpickled")
     if any(int(n) < 0 for n in shape):
@@ -503,12 +530,25 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
 # --------------------------------------------------------------------------- JSON / YAML
 
 
+def scalar_problem(e: Exception) -> str:
+    """A YAML scalar that its tag cannot hold (``!!float abc``, ``!!int 1.5``, an integer of
+    more than 4300 digits), as the end of an error line."""
+    text = str(e)
+    if isinstance(e, KeyError):  # `!!bool maybe`: no such value of the type
+        return f"a value its type cannot hold ({text})"
+    if "Exceeds the limit" in text or "integer string conversion" in text:
+        return "an integer with more than 4300 digits (write it as a float, e.g. 1e4400)"
+    return f"a value its type cannot hold ({text.split(';')[0]})"
+
+
 def _safe_yaml(text: str, origin: str) -> Any:
     import yaml
 
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
         doc = yaml.load(text, Loader=loader)  # noqa: S506 - a safe loader: plain data only
+    except (ValueError, TypeError, OverflowError, KeyError) as e:  # raised by the safe constructors themselves
+        raise InputError(f"{origin}: invalid YAML: {scalar_problem(e)}") from None
     except yaml.constructor.ConstructorError as e:
         tag = re.search(r"'([^']*)'", e.problem or "")
         what = f" {tag.group(1).replace('tag:yaml.org,2002:', '!!')}" if tag else ""

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, UsageError, ref
+from .writers import TempFile
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
@@ -183,6 +184,28 @@ class ShardedArray:
         """The first row of each shard, then the number of rows."""
         return [s.start for s in self.shards] + [self.shape[0]]
 
+    def reshape(self, *shape) -> "ShardedArray":
+        """The same rows seen with other leading dimensions: ``(B, T, V) -> (B·T, V)`` (or back),
+        as long as every shard stays whole rows of the new shape. No data is read."""
+        shape = tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else tuple(shape)
+        if -1 in shape:
+            known = int(np.prod([n for n in shape if n != -1], dtype=np.int64))
+            shape = tuple(self.size // max(known, 1) if n == -1 else n for n in shape)
+        if int(np.prod(shape, dtype=np.int64)) != self.size or not shape:
+            raise InputError(f"{self.origin}: cannot read {self.shape} as {shape}")
+        new_row = int(np.prod(shape[1:], dtype=np.int64))
+        old_row = int(np.prod(self.shape[1:], dtype=np.int64))
+        shards = []
+        for s in self.shards:
+            elems, first = s.shape[0] * old_row, s.start * old_row
+            if new_row == 0 or elems % new_row or first % new_row or s.fortran:
+                raise InputError(f"{self.origin}: cannot read {self.shape} as {shape}: shard {s.name} would split a row")
+            shards.append(Shard(s.location, s.format, (elems // new_row,) + tuple(shape[1:]), s.dtype, first // new_row,
+                                s.data_offset, s.fortran))
+        if any(s.format == "zarr" for s in shards) and shape[1:] != self.shape[1:]:
+            raise InputError(f"{self.origin}: a zarr array is read with its own shape {self.shape}; store it as {shape}")
+        return ShardedArray(shards, self.origin)
+
     def __getitem__(self, key):
         if isinstance(key, slice) and key.step in (None, 1):
             i0, i1, _ = key.indices(self.shape[0])
@@ -259,30 +282,29 @@ class ShardWriter:
                 self.abort()
                 raise UsageError(f"{ref('output')} {output}: {final.name} exists; pass {ref('force')} to replace it")
             self.finals.append(final)
+        self.temps: list[TempFile] = []
+        what = f"{ref('output')} {output}: {name} shards"
         try:
             for k, final in enumerate(self.finals):
                 start, stop = boundaries[k], boundaries[k + 1]
-                tmp = final.parent / f".lossctl-{final.name}.part"
-                a = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(stop - start,) + tuple(shape[1:]))
-                del a
-                self.parts.append((str(tmp), start, stop))
-        except OSError as e:
+                tmp = TempFile(final, what, suffix=".part")
+                self.temps.append(tmp)
+                tmp.preallocate_npy((stop - start,) + tuple(shape[1:]), dtype)
+                self.parts.append((str(tmp.path), start, stop))
+        except BaseException:
             self.abort()
-            raise InputError(f"{ref('output')} {output}: cannot write {name} shards: {e.strerror or e}") from None
+            raise
 
     def commit(self) -> list[Path]:
-        for (tmp, _, _), final in zip(self.parts, self.finals):
-            os.replace(tmp, final)
-        self.parts = []
+        for tmp, final in zip(self.temps, self.finals):
+            tmp.commit(final)
+        self.parts, self.temps = [], []
         return self.finals
 
     def abort(self) -> None:
-        for tmp, _, _ in self.parts:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        self.parts = []
+        for tmp in self.temps:
+            tmp.discard()
+        self.parts, self.temps = [], []
 
 
 def write_rows(parts: list[tuple[str, int, int]], i0: int, block: np.ndarray) -> None:

@@ -1,6 +1,6 @@
 """Parse an input argument into a :class:`Source`: a path (with an optional key), stdin, or a literal.
 
-CONTRACT §2: ``FILE.npy``, ``FILE.npz:NAME``, ``FILE.csv:COLUMN``, ``-``, or an
+A source is ``FILE.npy``, ``FILE.npz:NAME``, ``FILE.csv:COLUMN``, ``-``, or an
 inline JSON/YAML flow literal such as ``'[[10,0,-10],[8,8,8]]'`` or ``'0.3'``.
 
 An argument names a path when the path exists, when it ends in a known

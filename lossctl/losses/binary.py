@@ -159,7 +159,7 @@ BCE = LossSpec(
     backward=bce_backward,
     steps=bce_steps,
     validate=_validate_bce,
-    notes="--logits uses the with-logits form (stable, no clamp), as binary_cross_entropy_with_logits.",
+    notes=f"{ref('logits')} uses the with-logits form (stable, no clamp), as binary_cross_entropy_with_logits.",
     conventions=BCE_CONVENTIONS,
 )
 

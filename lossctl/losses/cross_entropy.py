@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core.conversions import LOGITS_TO_LOG_PROBS, PROBS_TO_LOG_PROBS
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.numerics import log_softmax, log_softmax_at, softmax
 from ..core.registry import IGNORE_INDEX, LABEL_SMOOTHING, WEIGHT, Forward, LossSpec, Param, Step
 from .ported import CE_CONVENTIONS
@@ -222,7 +222,7 @@ CE = LossSpec(
     fused_forward=cross_entropy_fused,
     compiled_forward=cross_entropy_compiled,
     token_path=cross_entropy_tokens,
-    notes="--probs and --log-probs skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
+    notes=f"{ref('probs')} and {ref('log_probs')} skip the softmax: the loss is the NLL of log p (torch.log, no clamp).",
     conventions=CE_CONVENTIONS,
 )
 
@@ -248,7 +248,7 @@ NLL = LossSpec(
 
 SCE_ALPHA = Param("alpha", "float", 1.0, "Weight α of the cross-entropy term.")
 SCE_BETA = Param("beta", "float", 1.0, "Weight β of the reverse cross-entropy term.")
-SCE_CLAMP = 1e-4  # the seed clamps softmax(x) and one_hot(y) to [1e-4, 1]
+SCE_CLAMP = 1e-4  # SCELoss clamps softmax(x) and one_hot(y) to [1e-4, 1]: log(1e-4) bounds the reverse term
 
 
 def _one_hot(target: np.ndarray, n_classes: int, dtype) -> np.ndarray:
@@ -271,11 +271,11 @@ def _sce_parts(x: dict):
 
 
 def sce_forward(x: dict, params: dict) -> Forward:
-    """Symmetric cross-entropy (Wang et al. 2019), as the seed's SCELoss:
+    """Symmetric cross-entropy (Wang et al. 2019), as their SCELoss:
         ce_n  = −log softmax(z)_y
         rce_n = −Σ_c clamp(p_c, 1e-4, 1)·log clamp(onehot_c, 1e-4, 1) = −log(1e-4)·Σ_{c≠y} clamp(p_c, 1e-4, 1)
         l_n   = α·ce_n + β·rce_n
-    'mean' divides by the number of positions (= α·CE.mean() + β·RCE.mean(), the seed's forward).
+    'mean' divides by the number of positions (= α·CE.mean() + β·RCE.mean(), SCELoss's forward).
     """
     _, _, ce, _, _, rce = _sce_parts(x)
     return Forward(float(params.get("alpha", 1.0)) * ce + float(params.get("beta", 1.0)) * rce)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref, spell_refs
 from ..core.numerics import sum_to_shape
 from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
 from .ported import TRIPLET_CONVENTIONS
@@ -114,11 +114,11 @@ def _validate_cosine(x: dict, params: dict) -> None:
     try:
         cos_shape = np.broadcast_shapes(x1.shape, x2.shape)[:-1]
     except ValueError:
-        raise InvalidInput("x2", f"shape {x2.shape} does not broadcast with --x1's shape {x1.shape}") from None
+        raise InvalidInput("x2", f"shape {x2.shape} does not broadcast with {ref('x1')}'s shape {x1.shape}") from None
     try:
         np.broadcast_shapes(cos_shape, y.shape)
     except ValueError:
-        raise InvalidInput("target", f"shape {y.shape} does not match the {cos_shape[0]} pairs of --x1/--x2") from None
+        raise InvalidInput("target", f"shape {y.shape} does not match the {cos_shape[0]} pairs of {ref('x1')}/{ref('x2')}") from None
 
 
 COSINE_EMBEDDING = LossSpec(
@@ -138,7 +138,7 @@ COSINE_EMBEDDING = LossSpec(
     validate=_validate_cosine,
     input_help={
         "x1": "First embeddings, (N, D) or (D,).",
-        "x2": "Second embeddings, the shape of --x1.",
+        "x2": f"Second embeddings, the shape of {ref('x1')}.",
         "target": "1 (similar) or −1 (dissimilar) per pair, (N,) or a single number.",
     },
     notes="Squared norms get ATen's float32 EPSILON 1e-12 added, so identical vectors give ~4e-14, not 0.",
@@ -268,7 +268,7 @@ def triplet_margin_steps(x: dict, params: dict) -> list[Step]:
     if "pn" in dists:
         steps += [
             Step("swap distance", f"d(p, n) = ‖p − n + eps‖_{p:g}", dists["pn"]),
-            Step("hardest negative distance", "d⁻ = min(d(a, n), d(p, n))  (--swap)", d_neg),
+            Step("hardest negative distance", spell_refs(f"d⁻ = min(d(a, n), d(p, n))  ({ref('swap')})"), d_neg),
         ]
     steps += [
         Step("margin violation", f"z = margin + d(a, p) − d⁻, margin = {margin:g}", z),
@@ -318,8 +318,8 @@ TRIPLET_MARGIN = LossSpec(
     validate=_validate_triplet,
     input_help={
         "anchor": "Anchor embeddings, (N, D) or (D,); the distance is over the last dimension.",
-        "positive": "Positive embeddings, broadcastable to --anchor.",
-        "negative": "Negative embeddings, broadcastable to --anchor.",
+        "positive": f"Positive embeddings, broadcastable to {ref('anchor')}.",
+        "negative": f"Negative embeddings, broadcastable to {ref('anchor')}.",
     },
     notes="eps is added to the difference before the norm, so d(x, x) = eps·D^(1/p) and an 'exactly 0' loss "
           "comes out ~1e-13 and still gets a gradient, as in torch.",

@@ -343,7 +343,8 @@ def _row_scale(norm: Normalize, counts: np.ndarray, lay: TokenLayout) -> tuple[n
 def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float64, grad: bool = False,
              per_sample: bool = False, explain: bool = False, grad_out: Any = None, block_bytes: int = 4 << 20,
              vocab_block: int | None = None, threads: int = 1,
-             on_block: Callable[[int, int], None] | None = None) -> LMResult:
+             on_block: Callable[[int, int], None] | None = None,
+             rows_nll: Callable[..., np.ndarray] | None = None) -> LMResult:
     """The ``lm`` call: loss, perplexity, bits per token/byte, per-sequence table, gradient, steps.
 
     ``x``: ``logits`` (B, T, V) or (T, V), ``labels`` (B, T) or (T,), optional ``attention_mask``
@@ -352,6 +353,8 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     ``grad_out``: where the (B·T, V) gradient goes (an array or memory map; default: a new array).
     NaN/inf logits met in counted positions are reported in ``extras["nonfinite"]``:
     ``(n_nan, n_inf, first index, its value)``.
+    ``rows_nll(lay, dtype=, per_sample=, nonfinite=)``: computes :func:`token_nll` of the rows
+    elsewhere (a Dask cluster), giving the same values; not with ``grad``.
 
     >>> r = evaluate({"logits": [[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], "labels": [[0, 1]]}, {})
     >>> round(r.loss, 6), r.tokens
@@ -372,9 +375,12 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     if grad:
         grad_rows = grad_out if grad_out is not None else np.empty((lay.batch * lay.length, lay.vocab), dtype=dtype)
     found: list = []
-    nll = token_nll(lay, dtype=dtype, per_sample=per_sample or explain, grad_scale=scale if grad else None,
-                    grad_out=grad_rows, block_bytes=block_bytes, vocab_block=vocab_block, threads=threads,
-                    on_block=on_block, nonfinite=found)
+    if rows_nll is not None and not grad:
+        nll = rows_nll(lay, dtype=dtype, per_sample=per_sample or explain, nonfinite=found)
+    else:
+        nll = token_nll(lay, dtype=dtype, per_sample=per_sample or explain, grad_scale=scale if grad else None,
+                        grad_out=grad_rows, block_bytes=block_bytes, vocab_block=vocab_block, threads=threads,
+                        on_block=on_block, nonfinite=found)
     tokens = int(counts.sum())
     nll_seq = np.array([math.fsum(r) for r in nll.reshape(lay.batch, lay.length)], dtype=np.float64)
     total = math.fsum(nll.tolist())  # correctly rounded: the same for any blocks or sequences

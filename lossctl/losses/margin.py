@@ -1,5 +1,5 @@
 """Margin losses: soft-margin, multilabel-soft-margin, multilabel-margin, multi-margin,
-margin-ranking, hinge-embedding, and the seeds' binary hinge and exponential losses.
+margin-ranking, hinge-embedding, and the binary hinge and exponential losses.
 
 Layouts. The element-wise losses (soft-margin, hinge-embedding, hinge,
 exponential) broadcast prediction and target as torch's functionals do; the
@@ -9,11 +9,11 @@ prediction's shape. margin-ranking takes ``x1`` as its prediction kind and
 class losses (multilabel-soft-margin, multilabel-margin, multi-margin) take
 ``(C,)`` or ``(N, C)`` inputs; the engine hands the kernels ``(N, C)``.
 
-Sub-gradients (torch 2.13, ``torch-semantics.md`` §0.2, §12–17):
+Sub-gradients (torch 2.13's, each pinned by a golden case in ``tests/test_margin.py``):
 
 * ``clamp_min`` hinges (margin-ranking, hinge-embedding, hinge) pass the
   gradient where the hinge argument is ``>= 0``, *including* ``== 0``, where
-  the loss is exactly 0 (golden MR-1, MR-2, HE-1).
+  the loss is exactly 0 (golden cases MR-1, MR-2, HE-1).
 * The native C++ kernels (multi_margin_loss, multilabel_margin_loss) count a
   term only when ``z > 0`` (strict); a NaN score fails that test, so NaN
   terms are skipped in value and gradient alike, as in torch.
@@ -352,7 +352,7 @@ def margin_ranking_steps(x: dict, params: dict) -> list[Step]:
 
 def _validate_margin_ranking(x: dict, params: dict) -> None:
     if x["x2"].shape != x["x1"].shape:
-        raise InvalidInput("x2", f"shape {x['x2'].shape} does not match --x1's shape {x['x1'].shape}")
+        raise InvalidInput("x2", f"shape {x['x2'].shape} does not match {ref('x1')}'s shape {x['x1'].shape}")
 
 
 # -- hinge-embedding ------------------------------------------------------------------------
@@ -394,7 +394,7 @@ def hinge_embedding_steps(x: dict, params: dict) -> list[Step]:
     ]
 
 
-# -- hinge and exponential (the seeds' binary losses) ------------------------------------------
+# -- hinge and exponential (binary margin losses on labels ±1) ------------------------------------------
 
 def _signed_labels(y: np.ndarray) -> np.ndarray:
     """Binary labels as ±1: 0 is read as −1 (validated to be −1, 0 or 1)."""
@@ -402,7 +402,7 @@ def _signed_labels(y: np.ndarray) -> np.ndarray:
 
 
 def hinge_forward(x: dict, params: dict) -> Forward:
-    """Binary hinge (seed 004): l = max(0, 1 − y·a), y ∈ {−1, 1} (0 read as −1), as torch.clamp_min."""
+    """Binary hinge: l = max(0, 1 − y·a), y ∈ {−1, 1} (0 read as −1), as torch.clamp_min."""
     y = _signed_labels(x["target"])
     return Forward(np.maximum(1 - y * x["pred"], 0))
 
@@ -428,7 +428,7 @@ def hinge_steps(x: dict, params: dict) -> list[Step]:
 
 
 def exponential_forward(x: dict, params: dict) -> Forward:
-    """Exponential loss (seed 004, AdaBoost's): l = exp(−y·a), y ∈ {−1, 1} (0 read as −1)."""
+    """Exponential loss (AdaBoost's): l = exp(−y·a), y ∈ {−1, 1} (0 read as −1)."""
     y = _signed_labels(x["target"])
     return Forward(np.exp(-y * x["pred"]))
 
@@ -493,7 +493,7 @@ MULTILABEL_SOFT_MARGIN = LossSpec(
     steps=multilabel_soft_margin_steps,
     validate=_validate_multilabel_soft,
     input_help={"logits": "Raw scores, (N, C) or (C,).",
-                "target": "1 where a label is present, 0 where absent; the shape of --logits."},
+                "target": f"1 where a label is present, 0 where absent; the shape of {ref('logits')}."},
     notes="Inputs are (C,) or (N, C). The target (same shape) is not checked to be 0/1, as in torch.",
 )
 
@@ -512,7 +512,7 @@ MULTILABEL_MARGIN = LossSpec(
     validate=_validate_multilabel_margin,
     input_help={"pred": "Scores, (N, C) or (C,).",
                 "target": "Integer class indices per row, ended by the first −1 (the rest is ignored); "
-                          "the shape of --pred."},
+                          f"the shape of {ref('pred')}."},
     notes="Inputs are (C,) or (N, C); the target has the same shape. The margin is fixed at 1, as in torch. "
           "Terms count only when z > 0 (ATen's strict test). An empty batch gives NaN under 'mean' "
           "(torch 2.13 returns 0).",
@@ -551,9 +551,9 @@ MARGIN_RANKING = LossSpec(
     backward=margin_ranking_backward,
     steps=margin_ranking_steps,
     validate=_validate_margin_ranking,
-    input_help={"x1": "First scores.", "x2": "Second scores, the shape of --x1.",
-                "target": "1 where x1 should rank higher, −1 where x2 should; the shape of --x1."},
-    notes="--x1, --x2 and --target have one shape (torch also broadcasts same-rank sizes). "
+    input_help={"x1": "First scores.", "x2": f"Second scores, the shape of {ref('x1')}.",
+                "target": f"1 where x1 should rank higher, −1 where x2 should; the shape of {ref('x1')}."},
+    notes=f"{ref('x1')}, {ref('x2')} and {ref('target')} have one shape (torch also broadcasts same-rank sizes). "
           "The gradient flows where −y·(x1 − x2) + margin >= 0, as torch's clamp_min.",
 )
 
@@ -664,7 +664,7 @@ def _validate_zero_one(x: dict, params: dict) -> None:
             raise InvalidInput("target", f"shape {x['target'].shape} does not match the prediction's shape {x['pred'].shape}")
         return
     if params.get("threshold") is not None:
-        raise InvalidInput("threshold", "applies to --pred only (classification uses the argmax)")
+        raise InvalidInput("threshold", f"applies to {ref('pred')} only (classification uses the argmax)")
     check_class_indices(x, params)
 
 
@@ -697,10 +697,10 @@ def _sklearn_zero_one_validate(x, params):
 
 
 ZERO_ONE_CONVENTIONS = {
-    "torch": torch_convention("0-1 loss (classification, or regression with --threshold T)",
-                              "argmax of scores, or --pred compared element by element (--threshold for regression)"),
+    "torch": torch_convention(f"0-1 loss (classification, or regression with {ref('threshold')} T)",
+                              f"argmax of scores, or {ref('pred')} compared element by element ({ref('threshold')} for regression)"),
     "sklearn": Convention("sklearn", "sklearn.metrics.zero_one_loss",
-                          "predicted labels only (--pred); a row of indicators is one sample (subset loss); "
+                          f"predicted labels only ({ref('pred')}); a row of indicators is one sample (subset loss); "
                           "np.average over samples (÷ Σ w), sum = normalize=False", sklearn_zero_one, kinds=("pred",),
                           validate=_sklearn_zero_one_validate),
 }
@@ -709,9 +709,9 @@ ZERO_ONE_CONVENTIONS = {
 ZERO_ONE = LossSpec(
     name="zero-one",
     aliases=("misclassification",),
-    mirrors="0-1 loss (classification, or regression with --threshold T)",
+    mirrors=f"0-1 loss (classification, or regression with {ref('threshold')} T)",
     summary="0-1 loss: the misclassification rate, or the rate of |y − a| ≥ T.",
-    formula="l = 1[argmax x ≠ y] (--logits/--probs) or 1[|y − a| ≥ T] (--pred --threshold T; 1[a ≠ y] without T)",
+    formula=f"l = 1[argmax x ≠ y] ({ref('logits')}/{ref('probs')}) or 1[|y − a| ≥ T] ({ref('pred')} {ref('threshold')} T; 1[a ≠ y] without T)",
     kinds={"pred": None, "logits": None, "probs": None},
     params=(THRESHOLD,),
     target="index",
@@ -721,7 +721,7 @@ ZERO_ONE = LossSpec(
     backward=zero_one_backward,
     steps=zero_one_steps,
     validate=_validate_zero_one,
-    notes="The gradient is all zeros (the loss is piecewise constant). --pred takes a target of its own shape.",
+    notes=f"The gradient is all zeros (the loss is piecewise constant). {ref('pred')} takes a target of its own shape.",
     conventions=ZERO_ONE_CONVENTIONS,
 )
 

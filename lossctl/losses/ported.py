@@ -72,7 +72,7 @@ def sklearn_binary_log_loss(t: T.Tape, x: dict, params: dict) -> T.Var:
 def _sklearn_binary_validate(x: dict, params: dict) -> None:
     p, y = x["probs"], x["target"]
     if p.ndim != 1:
-        raise InvalidInput("probs", "scikit-learn's log_loss reads a 1-D --probs as P(class 1); "
+        raise InvalidInput("probs", f"scikit-learn's log_loss reads a 1-D {ref('probs')} as P(class 1); "
                            f"got shape {p.shape} (use ce for class probabilities)")
     refuse_outside_unit("probs", p, "scikit-learn's log_loss")
     if not np.all((y == 0) | (y == 1)):
@@ -109,7 +109,7 @@ def _torch_nll_departures(x: dict, call: dict) -> list:
 
 BCE_CONVENTIONS = {
     "torch": torch_convention("torch.nn.functional.binary_cross_entropy",
-                              "each log term clamped at −100 (p = 0 or 1 costs 100); --logits: the with-logits form",
+                              f"each log term clamped at −100 (p = 0 or 1 costs 100); {ref('logits')}: the with-logits form",
                               _torch_bce_departures),
     "keras": Convention("keras", "keras.losses.BinaryCrossentropy",
                         "p clipped to [1e-7, 1−1e-7] in float32 (p = 0 or 1 costs 16.1 / 15.9); ε/2 label smoothing; "
@@ -247,7 +247,7 @@ def sklearn_log_loss_validate(x: dict, params: dict) -> None:
 
 CE_CONVENTIONS = {
     "torch": torch_convention("torch.nn.functional.cross_entropy",
-                              "logits by default; --probs: NLL of log p, unclipped (p = 0 gives inf); class weights ÷ Σ w_y",
+                              f"logits by default; {ref('probs')}: NLL of log p, unclipped (p = 0 gives inf); class weights ÷ Σ w_y",
                               _torch_nll_departures),
     "keras": Convention("keras", "keras.losses.CategoricalCrossentropy / SparseCategoricalCrossentropy",
                         "probabilities by default, rows renormalised then clipped to [1e-7, 1−1e-7] in float32; "
@@ -490,7 +490,7 @@ FOCAL_CONVENTIONS = {
                         kinds=("probs", "logits"), params=("alpha", "gamma", "label_smoothing", "apply_class_balancing"),
                         extra_params=(KERAS_LABEL_SMOOTHING, KERAS_CLASS_BALANCING)),
     "optax": Convention("optax", "optax.losses.sigmoid_focal_loss",
-                        "alpha=None by default (lossctl: --alpha −1); logits only; per element", optax_sigmoid_focal,
+                        f"alpha=None by default (lossctl: {ref('alpha')} −1); logits only; per element", optax_sigmoid_focal,
                         kinds=("logits",), params=("alpha", "gamma")),
 }
 

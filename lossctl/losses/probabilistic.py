@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import tape as T
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.registry import Convention, Param
 from .framework_common import framework_loss, keras_clip_reason, keras_eps, refuse_outside_unit
 from .ported import sklearn_binary_log_loss, sklearn_log_loss, sklearn_log_loss_validate
@@ -221,7 +221,7 @@ def _log_loss_validate(x, params):
     if p.ndim == 1:
         refuse_outside_unit("probs", p, "scikit-learn's log_loss")
         if not np.all((y == 0) | (y == 1)):
-            raise InvalidInput("target", "scikit-learn's log_loss reads a 1-D --probs as P(class 1): labels 0 and 1")
+            raise InvalidInput("target", f"scikit-learn's log_loss reads a 1-D {ref('probs')} as P(class 1): labels 0 and 1")
         return
     sklearn_log_loss_validate(x, params)
 

@@ -6,7 +6,7 @@ does in the functionals. The values have the broadcast shape; the gradient is
 summed back to the prediction's shape (``sum_to_shape``), which is what
 autograd gives when the target is the larger of the two.
 
-Conventions (torch 2.13, ``torch-semantics.md`` §6–11):
+Conventions (torch 2.13's, each pinned by a golden case in ``tests/test_regression.py``):
 
 * ``sign(0) = 0``: l1 and smooth-l1 with ``beta = 0`` have gradient 0 at d = 0.
 * Branch points: smooth-l1 at ``|d| == beta`` and huber at ``|d| == delta``
@@ -23,7 +23,7 @@ import math
 
 import numpy as np
 
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref
 from ..core.numerics import sum_to_shape
 from ..core.registry import Forward, LossSpec, Param, Step
 from .ported import HUBER_CONVENTIONS, L1_CONVENTIONS, MSE_CONVENTIONS, POISSON_CONVENTIONS
@@ -43,7 +43,7 @@ BETA = Param("beta", "float", 1.0, "Where the loss turns from quadratic to linea
 DELTA = Param("delta", "float", 1.0, "Where the loss turns from quadratic to linear (must be > 0).")
 LOG_INPUT = Param("log_input", "bool", True, "The prediction is log(rate): l = exp(a) − y·a; otherwise l = a − y·log(a + eps).")
 POISSON_FULL = Param("full", "bool", False, "Add the Stirling term y·log y − y + ½·log(2πy) where y > 1.")
-POISSON_EPS = Param("eps", "float", 1e-8, "Added to the rate inside the log when --no-log-input.")
+POISSON_EPS = Param("eps", "float", 1e-8, f"Added to the rate inside the log when {ref('no_log_input')}.")
 GAUSSIAN_FULL = Param("full", "bool", False, "Add the constant ½·log(2π).")
 GAUSSIAN_EPS = Param("eps", "float", 1e-6, "Lower clamp of var (a clamp, not an addition; the gradient still flows to var).")
 
@@ -461,7 +461,7 @@ HUBER = LossSpec(
     backward=huber_backward,
     steps=huber_steps,
     validate=_validate_huber,
-    notes="With --weight, 'mean' is mean(w·l) (÷ number of elements), unlike mse/l1 (÷ Σ w): torch 2.13's rule.",
+    notes=f"With {ref('weight')}, 'mean' is mean(w·l) (÷ number of elements), unlike mse/l1 (÷ Σ w): torch 2.13's rule.",
     conventions=HUBER_CONVENTIONS,
 )
 
@@ -496,7 +496,7 @@ GAUSSIAN_NLL = LossSpec(
     steps=gaussian_nll_steps,
     validate=_validate_gaussian,
     align=_gaussian_align,
-    notes=("--var: the prediction's shape, its shape without the last dimension (one variance per sample), "
+    notes=(f"{ref('var')}: the prediction's shape, its shape without the last dimension (one variance per sample), "
            "size 1 in one dimension, or a single number. var is clamped at eps as torch does: the gradient "
            "with respect to var is still given there (torch's clamp is invisible to autograd)."),
 )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..core import tape as T
-from ..errors import InvalidInput
+from ..errors import InvalidInput, ref, spell_refs
 from ..core.numerics import log_softmax
 from ..core.registry import Convention, Conversion, Forward, LossSpec, Param, Step, torch_convention
 
@@ -209,7 +209,7 @@ def ctc_backward(x: dict, params: dict, upstream) -> dict:
     for t < T_n, and 0 for t ≥ T_n. That is softmax − occupancy: the gradient with respect to the
     *logits* of a log_softmax, NOT the partial derivative of the loss with respect to lp (which is
     −occupancy). The two agree after a log_softmax in the graph, because Σ_c (exp(lp) − occupancy) = 0
-    there (pytorch issues #52241, #82545; torch-semantics §21). lossctl reproduces torch, so
+    there (see pytorch issues #52241 and #82545). lossctl reproduces torch, so
     ``--grad`` for ``--log-probs`` is torch's number; ``--logits`` gives the exact logits gradient.
     An infeasible sample (l_n = inf) gets NaN at t < T_n, as torch does; with --zero-infinity
     its whole gradient is 0. ``u_n`` is the upstream factor: 1/(N·max(L_n, 1)) for 'mean'.
@@ -258,7 +258,7 @@ def ctc_steps(x: dict, params: dict) -> list[Step]:
     values = nll
     if params.get("zero_infinity", False):
         values = np.where(nll == np.inf, np.zeros_like(nll), nll)
-        steps.append(Step("zero infinity", "inf → 0 (--zero-infinity)", values))
+        steps.append(Step("zero infinity", spell_refs(f"inf → 0 ({ref('zero_infinity')})"), values))
     steps.append(Step("loss", "l_n", values))
     steps.append(Step("length-normalised loss", "l_n / max(L_n, 1)  (what 'mean' averages)", values / np.maximum(tl, 1)))
     return steps
@@ -520,8 +520,8 @@ CTC = LossSpec(
         "input_lengths": "Frames used per sequence, (N,) integers ≤ T (a number when unbatched).",
         "target_lengths": "Labels per sequence, (N,) integers (a number when unbatched).",
     },
-    notes="--grad for --log-probs is torch's exp(lp) − occupancy (the logits gradient, exact only when lp came "
-          "from log_softmax); --logits applies log_softmax over the last dimension, where the gradient is exact. "
+    notes=f"{ref('grad')} for {ref('log_probs')} is torch's exp(lp) − occupancy (the logits gradient, exact only when lp came "
+          f"from log_softmax); {ref('logits')} applies log_softmax over the last dimension, where the gradient is exact. "
           "'mean' averages l_n / max(L_n, 1).",
     conventions=CTC_CONVENTIONS,
 )

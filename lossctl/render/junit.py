@@ -9,10 +9,8 @@ Deselected cases (``-k``) are left out, as pytest does.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import socket
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from . import fmt_float
 
@@ -121,17 +119,11 @@ def _hostname() -> str:
         return "localhost"
 
 
-def write(path: str | os.PathLike, root: ET.Element) -> None:
-    """Write the XML (UTF-8, with declaration), creating the parent directory if needed."""
-    path = Path(path)
-    if str(path.parent) and not path.parent.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-    ET.indent(root)
-    tree = ET.ElementTree(root)
+def document(root: ET.Element) -> str:
+    """The XML text (UTF-8, with declaration) of a report built by :func:`build`."""
     import io
 
-    from ..suite.rewrite import write_text
-
+    ET.indent(root)
     buf = io.BytesIO()
-    tree.write(buf, encoding="utf-8", xml_declaration=True)
-    write_text(path, buf.getvalue().decode("utf-8") + "\n")
+    ET.ElementTree(root).write(buf, encoding="utf-8", xml_declaration=True)
+    return buf.getvalue().decode("utf-8") + "\n"

@@ -46,8 +46,14 @@ def plot_histogram(path: Path, h, title: str, log: bool) -> None:
     from matplotlib import rc_context
 
     # fixed element ids (the same inputs give the same bytes); text kept as text (searchable, small)
+    import io
+
+    from ..io.writers import write_atomic
+
+    buf = io.BytesIO()
     with rc_context({"svg.hashsalt": "lossctl", "svg.fonttype": "none"}):
-        fig.savefig(path, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path, title))
+        fig.savefig(buf, format=path.suffix.lower().lstrip("."), dpi=DPI, metadata=_metadata(path, title))
+    write_atomic(path, buf.getvalue(), what=f"--plot {path}")
 
 
 def _metadata(path: Path, title: str) -> dict:

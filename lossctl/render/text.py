@@ -13,7 +13,7 @@ from . import fmt_float, jsonable
 
 def document(result, report=None, *, per_sample: bool = False, grad: bool = False, explain: bool = False,
              extra: dict | None = None) -> dict[str, Any]:
-    """The contract's JSON object (§4)."""
+    """The JSON object of a loss call: ``loss_name``, ``reduction``, ``loss``, and what was asked for."""
     doc: dict[str, Any] = {
         "loss_name": result.loss_name,
         "reduction": result.reduction,
@@ -111,7 +111,7 @@ def _inline(value: Any) -> str:
 
 
 def write_check_plain(err: TextIO, report) -> None:
-    """A failed or passed check as text: expected, actual, difference (CONTRACT §5)."""
+    """A failed or passed check as text: expected, actual, difference."""
     for c in report.comparisons:
         status = "ok" if c.passed else "FAIL"
         if c.problem:

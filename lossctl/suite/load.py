@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..core.call import BY_NAME, keys_in, output_only_keys, suite_keys
 from ..core.expectations import DEFAULT_ATOL, DEFAULT_RTOL
 from ..errors import InputError, LossctlError
 from ..core.registry import PREDICTION_KINDS, LossSpec
@@ -15,16 +16,17 @@ from .values import array_problem, param_value, reg_value, tolerance
 from .yamlnodes import check_duplicate_keys, key_node_map, node_line, value_node, compose
 
 TOP_KEYS = ("cases", "defaults", "rtol", "atol", "name")
-CALL_KEYS = ("loss", "reduction", "dtype", "dim", "convention")
-# Regularisation (--l1/--l2 over --params, on any loss): ``params`` is an array, a source of
-# named arrays (an .npz, a JSON/YAML mapping) or a mapping name -> array; ``exclude_params`` text.
-REG_KEYS = ("l1", "l2", "params", "exclude_params")
-CHECK_KEYS = ("rtol", "atol")
-EXPECT_KEYS = ("expect", "expect_per_sample", "expect_grad")
-FLAG_KEYS = ("per_sample", "grad")
+# A case's keys are the loss command's keys (lossctl.core.call), grouped here by how a case
+# reads them; output-only keys (Key.suite False) do not apply in a suite.
+CALL_KEYS = ("loss",) + tuple(k for k in keys_in("Parameters") if BY_NAME[k].kind != "source")
+# Regularisation (l1/l2 over params, on any loss): ``params`` is an array, a source of named
+# arrays (an .npz, a JSON/YAML mapping) or a mapping name -> array; ``exclude_params`` text.
+REG_KEYS = keys_in("Regularisation")
+EXPECT_KEYS = tuple(k for k in keys_in("Checks") if BY_NAME[k].kind == "source")
+CHECK_KEYS = tuple(k for k in keys_in("Checks") if k not in EXPECT_KEYS)
+FLAG_KEYS = tuple(k for k in keys_in("Output") if BY_NAME[k].suite)
 CASE_ONLY_KEYS = ("name",) + EXPECT_KEYS
-# Options of the loss command that only shape its output: meaningless in a suite case.
-OUTPUT_KEYS = ("format", "json", "explain", "rows", "output", "force", "stdin_format")
+OUTPUT_KEYS = output_only_keys()
 EXPECT_PARTS = ("loss", "per_sample", "grad")
 DTYPES = ("float64", "float32")
 
@@ -37,10 +39,9 @@ def load_suite(path: str | os.PathLike) -> Suite:
         raise InputError(f"{shown}: no such file")
     if path.is_dir():
         raise InputError(f"{shown}: is a directory, not a suite file")
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InputError(f"{shown}: cannot read: {e.strerror or e}") from None
+    from ..io.readers import read_regular_bytes
+
+    data = read_regular_bytes(path, shown)  # never a device or a FIFO (/dev/zero never ends; a FIFO may block)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
@@ -198,11 +199,7 @@ def _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol
 
     params = {p.name: p for p in (*spec.params, *spec.extra_params)}
     inputs = set(spec.inputs) | ({"sample_weight"} if spec.command_keys is None else set())
-    valid = set(CALL_KEYS) | set(CHECK_KEYS) | set(EXPECT_KEYS) | set(FLAG_KEYS) | {"name"} | inputs | set(params) | set(REG_KEYS)
-    if spec.command_keys is not None:  # lm, linear-ce: their own keys and the shared keys they take
-        valid = {k for k in valid if k not in CALL_KEYS + REG_KEYS or k in spec.command_keys or k == "loss"}
-    if not spec.class_axis:
-        valid.discard("dim")
+    valid = case_keys(spec)
     # other names of an input (lm's labels: target) are read as the input
     canonical = {alias: name for name, aliases in spec.input_aliases.items() for alias in aliases}
     valid |= set(canonical)
@@ -388,6 +385,12 @@ def _load_grad(case, value, node, at, label, kind, diff_inputs, problems) -> Non
         problems.add(at, f"{label}: the gradient of {kind} is given twice; keep one")
         return
     case.expect[key] = Quantity(key, value, node)
+
+
+def case_keys(spec: LossSpec) -> set[str]:
+    """Every key a case of ``spec`` takes: the keys of its command (:func:`lossctl.core.call.suite_keys`)
+    except the prediction kinds the loss does not take."""
+    return set(suite_keys(spec)) - (set(spec.prediction_kinds) - set(spec.kinds))
 
 
 def _unknown_key_message(key: str, spec: LossSpec, valid: set[str], reg) -> str:

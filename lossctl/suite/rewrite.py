@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -531,30 +529,6 @@ def _same_raw(a: Any, b: Any) -> bool:
     return _same(a, b)
 
 
-def write_text(path: Path, text: str) -> None:
-    """Replace ``path`` atomically (a temporary file in the same directory, then rename), keeping its mode."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    mode = None
-    try:
-        mode = path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        if mode is not None:
-            os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 # --------------------------------------------------------------------------- record
 
 
@@ -633,4 +607,4 @@ def _item_lines(entries: list[tuple[str, Any]], dash_col: int, content_col: int)
     return "\n".join(lines)
 
 
-__all__ = ["plan_update", "UpdatePlan", "Change", "append_case", "write_text", "yaml_flow", "yaml_float", "yaml_string"]
+__all__ = ["plan_update", "UpdatePlan", "Change", "append_case", "yaml_flow", "yaml_float", "yaml_string"]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from ..errors import ExitCode, InputError
 from .model import Suite
-from .rewrite import UpdatePlan, plan_update, write_text
+from ..io.writers import check_target, locked, write_text
+from .rewrite import UpdatePlan, plan_update
 from .run import CaseResult, SuiteReport
 
 
@@ -29,16 +30,16 @@ def update_suite(suite: Suite, report: SuiteReport) -> UpdateOutcome:
     """Write the planned values into ``suite``'s file (keeping everything else) and say what changed."""
     plan = plan_update(suite, report)
     if plan.text != suite.text:
-        try:
-            current = suite.path.read_bytes().decode("utf-8-sig")
-        except OSError as e:
-            raise InputError(f"{suite.path}: cannot read: {e.strerror or e}") from None
-        if current != suite.text:
-            raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
-        try:
-            write_text(suite.path, ("\ufeff" if suite.bom else "") + plan.text)
-        except OSError as e:
-            raise InputError(f"{suite.path}: cannot write: {e.strerror or e}") from None
+        what = str(suite.path)
+        check_target(suite.path, what=what)  # a writable regular file (a symbolic link: its target)
+        with locked(suite.path, what=what) as target:  # no other record/update between the read and the write
+            try:
+                current = target.read_bytes().decode("utf-8-sig")
+            except (OSError, UnicodeDecodeError) as e:
+                raise InputError(f"{suite.path}: cannot read: {getattr(e, 'strerror', None) or e}") from None
+            if current != suite.text:
+                raise InputError(f"{suite.path}: changed while the cases ran; nothing was written, run --update again")
+            write_text(target, ("\ufeff" if suite.bom else "") + plan.text, what=what)
     changed = plan.cases_changed()
     errors = [r for r in report.results if r.status == "error"]
     kept = {c.case for c in plan.kept}

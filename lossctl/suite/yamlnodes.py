@@ -22,6 +22,10 @@ def compose(text: str, shown: str):
     try:
         node = loader.get_single_node()
         data = _construct(loader, node) if node is not None else None
+    except (ValueError, TypeError, OverflowError, KeyError) as e:  # `!!float abc`, `!!bool maybe`, 5000 digits
+        from ..io.readers import scalar_problem
+
+        raise InputError(f"{shown}: invalid YAML: {scalar_problem(e)}") from None
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark or e.context_mark
         where = f":{mark.line + 1}" if mark else ""

@@ -1073,7 +1073,7 @@ def case_table(loss: str, rng):
 
 
 def golden_cases(loss: str) -> list[dict]:
-    """The torch-semantics.md golden cases of ``loss`` (with their ``md`` name kept under ``_md``)."""
+    """The golden cases of ``loss`` (:data:`GOLDEN`; their short ``md`` name kept under ``_md``)."""
     out = []
     for g in GOLDEN:
         if g["loss"] != loss:
