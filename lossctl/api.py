@@ -75,6 +75,9 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     from .core.frameworks import check_call
 
     check_call(spec, conv, call, next((k for k in spec.prediction_kinds if arrays.get(k) is not None), None))
+    if executor is not None and conv.kernel is not None:
+        raise UsageError(f"{ref('backend')} {getattr(executor, 'name', '')}: the {conv.framework} convention is computed by the "
+                         "local backend only")
     if conv.kernel is not None:  # another framework's convention (Keras, optax, scikit-learn)
         from .core.frameworks import run as run_convention
 

@@ -134,6 +134,10 @@ def test_zarr_array_input(cluster, tmp_path, rng):
     assert same(got.loss, ref.loss)
     local = lossctl.compute({"loss": "ce", "logits": logits, "target": t, "reduction": "sum"}, stream=True, block_rows=3)
     assert same(local.loss, ref.loss)
+    url = _read("file://" + str(tmp_path / "x.zarr"))  # an fsspec URL, as s3://... would be
+    got = lossctl.compute({"loss": "ce", "logits": url, "target": t, "reduction": "sum"},
+                          executor=DaskExecutor(client.scheduler.address, 16))
+    assert same(got.loss, ref.loss)
 
 
 def test_shards_stream_on_the_local_backend_too(tmp_path, rng):
@@ -180,7 +184,7 @@ def test_cli_output_in_order_and_gradient_shards_next_to_it(run_cli, cluster, tm
     shards = sorted(tmp_path.glob("loss.grad_logits-*-of-00004.npy"))
     assert [len(np.load(p)) for p in shards] == [9, 1, 23, 7]
     np.testing.assert_allclose(np.concatenate([np.load(p) for p in shards]), ref.grad["logits"], rtol=1e-12)
-    assert not list(tmp_path.glob(".lossctl-*"))
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
 
 
 def test_large_gradient_without_output_is_refused(run_cli, monkeypatch, tmp_path):
@@ -297,7 +301,7 @@ def test_when_the_scheduler_gives_up_exit_3_and_no_output(run_cli, cluster, tmp_
     assert state["killed"]
     assert r.code == 3, (r.code, r.stderr)
     assert "Dask" in r.stderr and "nothing was written" in r.stderr
-    assert not out.exists() and not list(tmp_path.glob("values*")) and not list(tmp_path.glob(".lossctl-*"))
+    assert not out.exists() and not list(tmp_path.glob("values*")) and not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
     client.wait_for_workers(2, timeout=60)
 
 
@@ -333,3 +337,8 @@ def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
     g = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--grad", "--backend", "dask",
                  "--scheduler", client.scheduler.address])
     assert g.code == 2 and "local backend" in g.stderr
+
+
+def test_another_framework_s_convention_is_refused_on_dask(run_cli):
+    r = run_cli(["mse", "--pred", "[1,2]", "-t", "[0,0]", "--convention", "keras", "--backend", "dask"])
+    assert r.code == 2 and "keras convention" in r.stderr and "local backend" in r.stderr, r.stderr

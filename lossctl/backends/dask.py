@@ -182,9 +182,15 @@ def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int |
     if chunk_rows is not None and chunk_rows < 1:
         raise UsageError(f"{ref('chunk_rows')}: must be 1 or more; got {chunk_rows}")
     rows = chunk_rows or max(1, CHUNK_BYTES // max(1, layout.row_elems * itemsize))
+    return _cut(n, rows, sources.get(layout.kind))
+
+
+def _cut(n: int, rows: int, source: Any) -> list[tuple[int, int]]:
+    """Chunks of ``rows`` rows, also cut at the shard boundaries of ``source`` (a worker then
+    reads one file where it can)."""
     cuts = set(range(0, n, rows)) | {n}
-    bounds = getattr(sources.get(layout.kind), "boundaries", None)
-    if bounds is not None:  # tasks follow the shards: a worker reads one file where it can
+    bounds = getattr(source, "boundaries", None)
+    if bounds is not None:
         cuts |= set(bounds())
     cuts = sorted(c for c in cuts if 0 <= c <= n)
     return list(zip(cuts[:-1], cuts[1:]))
@@ -226,12 +232,7 @@ class DaskExecutor:
         job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
                "counted": lay.counted, "dtype": np.dtype(dtype).str, "per_sample": per_sample}
         rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
-        cuts = set(range(0, n, rows)) | {n}
-        bounds = getattr(source, "boundaries", None)
-        if bounds is not None:
-            cuts |= set(bounds())
-        cuts = sorted(cuts)
-        chunks = list(zip(cuts[:-1], cuts[1:]))
+        chunks = _cut(n, rows, source)
         out = np.zeros(n, dtype=dtype)
         with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
             run_ = _Run(c, None, None, job, chunks, None, None, progress)

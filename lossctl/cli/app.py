@@ -108,7 +108,14 @@ def main(argv: list[str] | None = None) -> int:
         remove_temporaries()  # an interrupted or failed write leaves no .tmp/.part file
 
 
+# The environment variable the completion scripts (``lossctl completion SHELL``) set when they ask
+# lossctl for the completions of a partial command line.
+COMPLETE_VAR = "_LOSSCTL_COMPLETE"
+
+
 def _main(args: list[str]) -> int:
+    if os.environ.get(COMPLETE_VAR):
+        return _complete()
     try:
         from .argv_parser import parse_loss_call
 
@@ -147,6 +154,20 @@ def _main(args: list[str]) -> int:
         return int(getattr(e, "exit_code", ExitCode.USAGE) or ExitCode.USAGE)
     except (BrokenPipeError, KeyboardInterrupt, Exception) as e:
         return _failure(e)
+
+
+def _complete() -> int:
+    """Answer a completion script: the words that can follow the partial command line it gives."""
+    from typer.completion import completion_init
+
+    completion_init()  # typer's bash/zsh/fish answers
+    try:
+        build_app()(args=[], prog_name="lossctl", complete_var=COMPLETE_VAR, standalone_mode=False)
+    except SystemExit as e:  # click's completion ends with sys.exit
+        return int(e.code or 0)
+    except Exception:  # a completion never prints a traceback into the user's shell
+        return 1
+    return 0
 
 
 def _failure(e: BaseException) -> int:

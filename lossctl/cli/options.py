@@ -47,6 +47,7 @@ class Opt:
     help: str
     panel: str
     hidden: bool = False
+    choices: tuple[str, ...] = ()  # the values shell completion offers
 
 
 _KIND_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str, "text": str,
@@ -65,7 +66,14 @@ def key_option(key: Key, spec: LossSpec | None = None) -> Opt:
     kind = _KIND_TYPES[key.kind]
     if key.default is None and kind in (float, int, str):
         kind = kind | None
-    return Opt(key.name, decls, kind, key.default, spell(key.help_text(spec)), key.group)
+    choices = key.choices
+    if key.name == "reduction" and spec is not None:
+        choices = tuple(spec.reductions)
+    elif key.name == "format":
+        from ..render import FORMATS
+
+        choices = tuple(FORMATS)
+    return Opt(key.name, decls, kind, key.default, spell(key.help_text(spec)), key.group, choices=choices)
 
 
 def spec_options(spec: LossSpec) -> list[Opt]:
@@ -103,7 +111,7 @@ def _param_option(p: Param, array_panel: str = "Parameters") -> Opt:
     if p.kind == "array":
         help_text += " An array source, as for inputs."
     return Opt(p.name, decls, _KIND_TYPES[p.kind], default, help_text,
-               array_panel if p.kind == "array" else "Parameters")
+               array_panel if p.kind == "array" else "Parameters", choices=tuple(p.choices))
 
 
 def pick_format(opts_format: str, json_: bool, allowed) -> str:

@@ -35,7 +35,9 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     params = [
         inspect.Parameter(
             o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
-            annotation=Annotated[o.type, typer.Option(*o.decls, help=o.help, rich_help_panel=o.panel, hidden=o.hidden, show_default=o.type is not bool or o.default)],
+            annotation=Annotated[o.type, typer.Option(*o.decls, help=o.help, rich_help_panel=o.panel, hidden=o.hidden,
+                                                      show_default=o.type is not bool or o.default,
+                                                      autocompletion=_completer(o.choices) if o.choices else None)],
         )
         for o in opts
     ]
@@ -43,6 +45,11 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     command.__name__ = spec.name.replace("-", "_")
     command.__doc__ = spell(f"{spec.summary}\n\nMirrors {spec.mirrors}.  {spec.formula}" + (f"\n\n{spec.notes}" if spec.notes else ""))
     return command
+
+
+def _completer(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """Shell completion of an option's value: the choices that start with what is typed."""
+    return lambda incomplete: [c for c in choices if c.startswith(incomplete)]
 
 
 def loss_examples(spec: LossSpec, command: str = "") -> str:

@@ -38,7 +38,7 @@ from .registry import FRAMEWORKS, PREDICTION_KINDS, LossSpec
 # The top-level commands besides the losses, in help order (the losses' commands come between
 # the two tuples); lossctl/cli/<name>.py registers each with its register(app).
 COMMANDS_BEFORE_LOSSES = ("list",)
-COMMANDS_AFTER_LOSSES = ("check", "record", "gradcheck", "info", "diff", "lm", "linear-ce", "compare")
+COMMANDS_AFTER_LOSSES = ("check", "record", "gradcheck", "info", "diff", "lm", "linear-ce", "compare", "completion")
 COMMANDS = COMMANDS_BEFORE_LOSSES + COMMANDS_AFTER_LOSSES
 # Names no loss may take: the commands and the help command.
 RESERVED_NAMES = frozenset(COMMANDS + ("help",))
