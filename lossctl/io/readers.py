@@ -352,6 +352,10 @@ def _parse_bytes(data: bytes, fmt: str, key: str | None, origin: str) -> np.ndar
     if not data.strip():
         raise InputError(f"{origin}: empty file")
     delimiter = {"csv": ",", "tsv": "\t", "txt": None}[fmt]
+    if delimiter is not None and len(data) >= ARROW_CSV_MIN_BYTES:
+        fast = _parse_delimited_fast(data, delimiter, key, origin)
+        if fast is not None:
+            return fast
     return parse_delimited(_decode(data, origin), delimiter, key, origin)
 
 
@@ -720,19 +724,8 @@ def parse_delimited(text: str, delimiter: str | None, key: str | None, origin: s
     if start == len(lines):
         raise InputError(f"{origin}: empty file (no data rows)")
     family = delimiter is not None
-    first = lines[start]
-    if family:
-        present = [c for c in _SEPARATORS if c in first]
-        if delimiter not in present and len(present) == 1:
-            delimiter = present[0]
-    header: list[str] | None = None
-    cells = _HEADER_SPLIT.split(first.strip()) if family else first.split()
-    cells = [c.strip().strip('"').strip("'").strip() for c in cells]
-    if not any(_is_number(c) for c in cells) and any(_NAME_LIKE.search(c) for c in cells):
-        header = cells
-        data_start = start + 1
-    else:
-        data_start = start
+    delimiter, header = _table_head(lines[start], delimiter)
+    data_start = start + (header is not None)
     data = lines[data_start:]
     if header is not None and not any(ln.strip() for ln in data):
         raise InputError(f"{origin}: a header row (line {start + 1}) but no data rows")
@@ -740,6 +733,65 @@ def parse_delimited(text: str, delimiter: str | None, key: str | None, origin: s
         arr = np.loadtxt(data, delimiter=delimiter, dtype=np.float64, ndmin=2, comments=None, quotechar='"')
     except ValueError:
         arr = _parse_delimited_slowly(data, data_start + 1, delimiter, family, origin)
+    return _table_result(arr, header, key, start, origin)
+
+
+#: CSV/TSV files of at least this many bytes try the compiled tokenizer (lossctl.io.compiled_csv),
+#: then pyarrow when it is installed (lossctl.io.arrow_csv); smaller ones never import either.
+ARROW_CSV_MIN_BYTES = 1 << 20
+
+
+def _table_head(first: str, delimiter: str | None) -> tuple[str | None, list[str] | None]:
+    """(the separator, the header's names or None) from the first non-blank line."""
+    family = delimiter is not None
+    if family:
+        present = [c for c in _SEPARATORS if c in first]
+        if delimiter not in present and len(present) == 1:
+            delimiter = present[0]
+    cells = _HEADER_SPLIT.split(first.strip()) if family else first.split()
+    cells = [c.strip().strip('"').strip("'").strip() for c in cells]
+    if not any(_is_number(c) for c in cells) and any(_NAME_LIKE.search(c) for c in cells):
+        return delimiter, cells
+    return delimiter, None
+
+
+def _parse_delimited_fast(data: bytes, delimiter: str, key: str | None, origin: str) -> np.ndarray | None:
+    """:func:`parse_delimited` of a large UTF-8 table through the compiled tokenizer or pyarrow
+    (the ``arrow`` extra), the same numbers bit for bit; None when neither is available or takes
+    the table (then the built-in reader reads it, with its own messages)."""
+    from . import arrow_csv, compiled_csv
+
+    view = memoryview(data)
+    cut = bytes(view[:1 << 16]).rfind(b"\n")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or cut < 0:
+        return None
+    try:
+        head = bytes(view[:cut + 1]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    bom = 1 if head.startswith("\ufeff") else 0
+    lines = head[bom:].splitlines(keepends=True)
+    start = 0
+    while start < len(lines) - 1 and not lines[start].strip():
+        start += 1
+    if not lines[start].strip():
+        return None
+    delimiter, header = _table_head(lines[start].rstrip("\r\n"), delimiter)
+    data_start = start + (header is not None)
+    offset = len(head[:bom].encode()) + sum(len(ln.encode()) for ln in lines[:data_start])
+    if delimiter is None or offset >= len(data) or not bytes(view[offset:offset + (1 << 16)]).strip():
+        return None
+    arr = compiled_csv.read_numbers(data, offset, delimiter)
+    if arr is None:
+        arr = arrow_csv.read_numbers(view[offset:], delimiter)
+    if arr is None or arr.shape[0] == 0:
+        return None
+    return _table_result(arr, header, key, start, origin)
+
+
+def _table_result(arr: np.ndarray, header: list[str] | None, key: str | None, start: int, origin: str) -> np.ndarray:
+    """The parsed table as the caller asked for it: one column (by name or index), a single
+    column as 1-D, else the 2-D table."""
     if header is not None and arr.shape[1] != len(header):
         raise InputError(f"{origin}: the header (line {start + 1}) names {len(header)} columns but the data rows "
                          f"have {arr.shape[1]}")
