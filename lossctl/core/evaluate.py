@@ -39,6 +39,7 @@ class Result:
     convention: str = "torch"  # the framework whose numbers these are (the convention key)
     recorded: list | None = None  # another framework's derivation over the whole batch (core.tape.Recorded)
     batch_axis: int = 0  # the axis of per_sample along which the samples lie (the spec's; CTC's is 1)
+    class_axis: int | None = None  # the axis of the prediction's gradient that holds the classes (not in per_sample)
     # 'mean' of per-value divided losses: each value's own divisor (CTC: its clamped target length)
     mean_divisor: np.ndarray | None = None
 
