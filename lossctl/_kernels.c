@@ -270,6 +270,43 @@ static int classify_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, sca
     return (nan_or_pos || all_neg) ? ROW_NAN : ROW_OK;
 }
 
+/* exp(x − m)·(1 + d_lo) of eight entries, d + d_lo = x − m exactly (TwoSum). */
+INLINE v8d shifted_exp(v8d v, v8d vm, int wide) {
+    v8d d = v - vm;
+    v8d t = d - v;
+    v8d dlo = (v - (d - t)) - (vm + t); /* TwoSum(x, −m): d + dlo = x − m exactly */
+    if (wide) dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0)); /* d = −inf: no correction */
+    v8d e = vexp_neg(d, wide);
+    return e + e * dlo;
+}
+
+/* Σ_{j≠jm} exp(x_j − m)·(1 + d_lo_j) over a row of c ≥ 8 entries (``wide``: a constant, so
+   each case is its own loop). Full chunks of eight, then the row's last eight entries
+   (overlapping the chunk before: lanes below ``full`` are left out); the chunk holding the
+   first maximum jm leaves its lane out (log1p keeps the maximum's own 1). */
+INLINE double shifted_sum(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, const double *row, int keep, v8d vm,
+                          Py_ssize_t jm, int wide) {
+    const Py_ssize_t last = c - 8, full = c / 8 * 8;
+    const v8l lanel = {0, 1, 2, 3, 4, 5, 6, 7};
+    const Py_ssize_t jc = jm < full ? jm - jm % 8 : -1;
+    v8d acc = vsplat(0.0), comp = vsplat(0.0);
+    for (Py_ssize_t j = 0; j < full; j += 8) {
+        v8d v = keep ? load8((const char *)row, j, F64) : load8(x, i0 + j, fmt);
+        v8d e = shifted_exp(v, vm, wide);
+        if (j == jc) e = (v8d)((v8l)e & ~(lanel == (int64_t)(jm - j)));
+        vtwosum(&acc, &comp, e);
+    }
+    if (full < c) {
+        v8d v = keep ? load8((const char *)row, last, F64) : load8(x, i0 + last, fmt);
+        v8d e = shifted_exp(v, vm, wide);
+        v8l drop = (lanel + (int64_t)last) < (int64_t)full;
+        if (jm >= full) drop |= lanel == (int64_t)(jm - last);
+        e = (v8d)((v8l)e & ~drop);
+        vtwosum(&acc, &comp, e);
+    }
+    return lanes_sum(acc, comp);
+}
+
 /* One row of c ≥ 8 logits: s = Σ_{j≠argmax} exp(x_j − m) (compensated), m; status.
    The last chunk is the row's last eight entries (overlapping the one before: its repeated
    lanes change no maximum, and are left out of the sum). */
@@ -278,15 +315,24 @@ INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, 
     /* half formats: widened once, in pass 1, into ``row`` (c doubles), which pass 2 reads */
     const int keep = fmt == F16 || fmt == BF16;
     const Py_ssize_t last = c - 8, full = c / 8 * 8;
-    const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    v8d vmax = vsplat(-INFINITY), vmin = vsplat(INFINITY), nf = vsplat(0.0), vidx = vsplat(0.0);
-    for (Py_ssize_t j = 0; j < c; j += 8) {
-        Py_ssize_t at = j < full ? j : last;
-        v8d v = load8(x, i0 + at, fmt);
-        if (keep) memcpy(row + at, &v, 64);
+    const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7}, eight = vsplat(8.0);
+    v8d vmax = vsplat(-INFINITY), vmin = vsplat(INFINITY), nf = vsplat(0.0), vidx = vsplat(0.0), pos = lane;
+    for (Py_ssize_t j = 0; j < full; j += 8) {
+        v8d v = load8(x, i0 + j, fmt);
+        if (keep) memcpy(row + j, &v, 64);
         v8l gt = v > vmax;
         vmax = vselect(gt, v, vmax);
-        vidx = vselect(gt, lane + (double)at, vidx);
+        vidx = vselect(gt, pos, vidx);
+        vmin = vselect(v < vmin, v, vmin);
+        nf += v - v;
+        pos += eight;
+    }
+    if (full < c) {
+        v8d v = load8(x, i0 + last, fmt);
+        if (keep) memcpy(row + last, &v, 64);
+        v8l gt = v > vmax;
+        vmax = vselect(gt, v, vmax);
+        vidx = vselect(gt, lane + (double)last, vidx);
         vmin = vselect(v < vmin, v, vmin);
         nf += v - v;
     }
@@ -302,26 +348,11 @@ INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, 
         *s_out = NAN;
         return ROW_NAN;
     }
-    const v8d vjm = vsplat(jm);
-    v8d acc = vsplat(0.0), comp = vsplat(0.0);
-    const int wide = !(mn - m >= -708.0);
-    for (Py_ssize_t j = 0; j < c; j += 8) {
-        Py_ssize_t at = j < full ? j : last;
-        v8d v = keep ? load8((const char *)row, at, F64) : load8(x, i0 + at, fmt);
-        v8d pos = lane + (double)at;
-        v8d d = v - vm;
-        v8d t = d - v;
-        v8d dlo = (v - (d - t)) - (vm + t); /* TwoSum(x, −m): d + dlo = x − m exactly */
-        if (wide) dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0)); /* d = −inf: no correction */
-        v8d e = vexp_neg(d, wide);
-        e = e + e * dlo;
-        if (at <= jm && jm < at + 8) /* the maximum's own exp(0) = 1 is left out (log1p keeps it) */
-            e = (v8d)((v8l)e & ~(pos == vjm));
-        if (j >= full) e = (v8d)((v8l)e & ~(pos < (double)full));
-        vtwosum(&acc, &comp, e);
-    }
     *m_out = m;
-    *s_out = lanes_sum(acc, comp);
+    if (mn - m >= -708.0)
+        *s_out = shifted_sum(x, i0, c, fmt, row, keep, vm, (Py_ssize_t)jm, 0);
+    else
+        *s_out = shifted_sum(x, i0, c, fmt, row, keep, vm, (Py_ssize_t)jm, 1);
     return ROW_OK;
 }
 
