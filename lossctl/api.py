@@ -64,7 +64,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         params[p.name] = call.get(p.name, p.default)
     unknown = sorted(set(call) - set(compute_keys(spec)))
     if unknown:
-        raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+        raise UsageError(_unknown_key(spec, unknown[0]))
     for p in spec.all_params:
         value = params[p.name]
         if p.kind == "int" and isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
@@ -112,9 +112,19 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     if result is None:
         prep = prepare(spec, arrays, params, dtype=call.get("dtype") or "float64", dim=call.get("dim"), origins=origins)
         result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+    result.class_axis = _class_axis(spec, result.kind, arrays.get(result.kind), call.get("dim"))
     if any(call.get(k) is not None for k in ("l1", "l2")):
         _regularise(result, call, grad)
     return result
+
+
+def _class_axis(spec, kind: str, pred: Any, dim: int | None) -> int | None:
+    """The axis of ``pred`` (and of its gradient) holding the classes: ``dim``, else 1 (PyTorch's
+    rule); None where the per-sample values keep every axis of the prediction."""
+    ndim = len(getattr(pred, "shape", np.shape(pred))) if pred is not None else 0
+    if not spec.has_class_axis(kind) or ndim < 2:
+        return None
+    return (1 if dim is None else int(dim)) % ndim
 
 
 def _large(arrays: Mapping[str, Any]) -> bool:
@@ -143,6 +153,19 @@ def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:
     if grad:
         for name, g in pen.grads.items():
             result.grad[name if name == "params" else f"params.{name}"] = g
+
+def _unknown_key(spec, key: str) -> str:
+    """A key ``compute`` does not take, in Python's terms: the input or parameter meant, and the list."""
+    import difflib
+
+    inputs = list(spec.inputs)
+    params = [p.name for p in spec.all_params]
+    for what, names in (("input", inputs), ("parameter", params)):
+        close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.75)
+        if close:
+            return f"unknown {what} '{key}'; did you mean '{close[0]}'? {what}s: {', '.join(names)}"
+    return f"{spec.name} does not take '{key}'" + _param_hint(spec)
+
 
 def _param_hint(spec) -> str:
     names = ", ".join(ref(p.name) for p in spec.params)

@@ -168,8 +168,7 @@ def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None =
             try:
                 with open_regular(source.path, origin) as f:
                     if suffix == ".npz":
-                        names = _npz_names(f, origin)
-                        return {name: _load_npz(f, name, f"{origin}:{name}") for name in names}
+                        return _npz_all(f, origin)
                     data = _read_capped(f, origin, os.fstat(f.fileno()).st_size)
             except PermissionError:
                 raise InputError(f"{origin}: permission denied") from None
@@ -488,15 +487,25 @@ def _open_zip(f: BinaryIO, origin: str) -> zipfile.ZipFile:
         raise InputError(f"{origin}: not a valid .npz file: {e}") from None
 
 
-def _npz_names(f: BinaryIO, origin: str) -> list[str]:
+def _npz_all(f: BinaryIO, origin: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, the archive opened once (linear in the number of members)."""
     with _open_zip(f, origin) as zf:
-        return [n[:-4] if n.endswith(".npy") else n for n in zf.namelist()]
+        members = _npz_members(zf)
+        return {name: _npz_member(zf, members, name, f"{origin}:{name}") for name in members}
+
+
+def _npz_members(zf: zipfile.ZipFile) -> dict[str, str]:
+    return {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist() if not n.endswith("/")}
 
 
 def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
     zf = _open_zip(f, origin)
     with zf:
-        members = {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist() if not n.endswith("/")}
+        return _npz_member(zf, _npz_members(zf), key, origin)
+
+
+def _npz_member(zf: zipfile.ZipFile, members: dict[str, str], key: str | None, origin: str) -> np.ndarray:
+    if key is None or key not in members:
         names = list(members)
         listed = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
         if key is None:
@@ -504,28 +513,28 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
                 raise InputError(f"{origin}: the archive holds {len(names)} arrays ({listed or 'none'}); "
                                  "name one as FILE.npz:KEY")
             key = names[0]
-        if key not in members:
+        else:
             raise InputError(f"{origin}: no array '{key}' in the archive (it has: {listed or 'none'})")
-        info = zf.getinfo(members[key])
-        cap = max_input_bytes()
-        if info.file_size > cap:
-            raise InputError(f"{origin}: array '{key}' is {size_text(info.file_size)} uncompressed, more than lossctl "
-                             f"reads into memory ({size_text(cap)}); save it as .npy (memory-mapped)")
-        try:
-            with zf.open(info) as member:
-                shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
-                count = math.prod(shape)
-                nbytes = count * dtype.itemsize
-                if nbytes > info.file_size - offset:
-                    raise InputError(f"{origin}: array '{key}' is truncated: its header declares shape {shape} "
-                                     f"{dtype} ({size_text(nbytes)}) but the member holds {size_text(max(info.file_size - offset, 0))}")
-                data = member.read(nbytes)
-        except InputError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
-            raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
-        except Exception as e:  # zlib.error, lzma/bz2 errors
-            raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
+    info = zf.getinfo(members[key])
+    cap = max_input_bytes()
+    if info.file_size > cap:
+        raise InputError(f"{origin}: array '{key}' is {size_text(info.file_size)} uncompressed, more than lossctl "
+                         f"reads into memory ({size_text(cap)}); save it as .npy (memory-mapped)")
+    try:
+        with zf.open(info) as member:
+            shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
+            count = math.prod(shape)
+            nbytes = count * dtype.itemsize
+            if nbytes > info.file_size - offset:
+                raise InputError(f"{origin}: array '{key}' is truncated: its header declares shape {shape} "
+                                 f"{dtype} ({size_text(nbytes)}) but the member holds {size_text(max(info.file_size - offset, 0))}")
+            data = member.read(nbytes)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
+    except Exception as e:  # zlib.error, lzma/bz2 errors
+        raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
     if len(data) < nbytes:
         raise InputError(f"{origin}: array '{key}' is truncated")
     return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
