@@ -37,6 +37,7 @@ class optional_build_ext(build_ext):
 extra = [] if os.name == "nt" else ["-O3", "-std=gnu11", "-fno-math-errno", "-fno-trapping-math", "-Wno-psabi"]
 
 setup(
-    ext_modules=[Extension("lossctl._kernels", ["lossctl/_kernels.c"], extra_compile_args=extra, optional=True)],
+    ext_modules=[Extension("lossctl._kernels", ["lossctl/_kernels.c"], extra_compile_args=extra, optional=True),
+                 Extension("lossctl.io._csv", ["lossctl/io/_csv.c"], extra_compile_args=extra, optional=True)],
     cmdclass={"build_ext": optional_build_ext},
 )

@@ -112,9 +112,19 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     if result is None:
         prep = prepare(spec, arrays, params, dtype=call.get("dtype") or "float64", dim=call.get("dim"), origins=origins)
         result = evaluate(prep, reduction, grad=grad, explain=explain, rows=rows)
+    result.class_axis = _class_axis(spec, result.kind, arrays.get(result.kind), call.get("dim"))
     if any(call.get(k) is not None for k in ("l1", "l2")):
         _regularise(result, call, grad)
     return result
+
+
+def _class_axis(spec, kind: str, pred: Any, dim: int | None) -> int | None:
+    """The axis of ``pred`` (and of its gradient) holding the classes: ``dim``, else 1 (PyTorch's
+    rule); None where the per-sample values keep every axis of the prediction."""
+    ndim = len(getattr(pred, "shape", np.shape(pred))) if pred is not None else 0
+    if not spec.has_class_axis(kind) or ndim < 2:
+        return None
+    return (1 if dim is None else int(dim)) % ndim
 
 
 def _large(arrays: Mapping[str, Any]) -> bool:

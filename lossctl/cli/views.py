@@ -29,6 +29,9 @@ def check_options(opts: dict[str, Any], fmt: str, input_paths) -> None:
     top = opts.get("top")
     if top is not None and top < 1:
         raise UsageError(f"--top: must be 1 or more, got {top}")
+    if fmt == "csv" and opts.get("explain"):
+        raise UsageError("--explain: --format csv holds one table of numbers, not a derivation; "
+                         "use --format json, plain or table with --explain")
     if fmt == "csv":
         tables = [name for name, on in (("--per-sample", opts.get("per_sample") or opts.get("grad")),
                                         ("--top", top is not None), ("--hist", opts.get("hist"))) if on]

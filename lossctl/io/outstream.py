@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError, ref
+from .per_sample_csv import sample_rows
 from .writers import TempFile, write_atomic, write_error
 
 CSV_CHUNK_ROWS = 65536
@@ -170,7 +171,7 @@ class OutputStream:
             elif self.suffix == ".safetensors":
                 self._safetensors()
             else:
-                self._csv()
+                self._csv(getattr(result, "class_axis", None))
         except OSError as e:
             raise write_error(self.what, e) from None
         finally:
@@ -195,7 +196,7 @@ class OutputStream:
                     shutil.copyfileobj(f, out, 1 << 20)
             tmp.commit()
 
-    def _csv(self) -> None:
+    def _csv(self, class_axis: int | None = None) -> None:
         """The rows of ``per_sample_csv.write_csv``: sample, loss, then each gradient's entries
         flattened per sample (a gradient that does not split into one row per sample is left
         out, as there)."""
@@ -220,10 +221,11 @@ class OutputStream:
             streams = [values.chunks(CSV_CHUNK_ROWS)] + [p.chunks(CSV_CHUNK_ROWS) for p, _ in grads]
             index = 0
             for chunk in zip(*streams):
+                vshape = chunk[0].shape
                 vals = chunk[0].reshape(-1)
                 columns = [range(index, index + vals.size), [repr(v) for v in vals.tolist()]]
                 for (_, width), g in zip(grads, chunk[1:]):
-                    rows = g.reshape(vals.size, width)
+                    rows = sample_rows(g, vshape, class_axis=class_axis)  # that sample's entries, classes last
                     columns += [[repr(v) for v in rows[:, j].tolist()] for j in range(width)]
                 writer.writerows(zip(*columns))
                 index += vals.size

@@ -37,11 +37,8 @@ def write_csv(out: TextIO, result, *, per_sample: bool = False, grad: bool = Fal
 
 
 def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]]]:
-    """Columns of a per-sample table: index, loss, then each gradient's entries flattened per sample.
-
-    A gradient whose samples lie along another axis than the first (``result.batch_axis``, as
-    CTC's (T, N, C)) is grouped by sample; one that does not split into one row per sample is left out.
-    """
+    """Columns of a per-sample table: index, loss, then each gradient's entries of that sample
+    (:func:`sample_rows`); a gradient that does not split into one row per sample is left out."""
     values = np.asarray(result.per_sample)
     flat = values.reshape(-1) if values.ndim else values.reshape(1)
     n = flat.size
@@ -49,15 +46,30 @@ def per_sample_columns(result, *, grad: bool) -> tuple[list[str], list[list[str]
     header = ["sample", "loss"]
     columns = [index, [fmt_float(v) for v in flat]]
     if grad:
-        axis = (getattr(result, "batch_axis", 0) or 0) if values.ndim else 0
         for name, g in result.grad.items():
-            g = np.asarray(g)
-            if axis and g.ndim > axis:
-                g = np.moveaxis(g, axis, 0)
-            rows = g.reshape(n, -1) if n and g.size % n == 0 else g.reshape(1, -1)
-            if rows.shape[0] != n:
+            rows = sample_rows(np.asarray(g), values.shape, batch_axis=getattr(result, "batch_axis", 0) or 0,
+                               class_axis=getattr(result, "class_axis", None))
+            if rows is None:
                 continue
             for j in range(rows.shape[1]):
                 header.append(f"grad_{name}_{j}" if rows.shape[1] > 1 else f"grad_{name}")
                 columns.append([fmt_float(v) for v in rows[:, j]])
     return header, columns
+
+
+def sample_rows(g: np.ndarray, values_shape: tuple[int, ...], *, batch_axis: int = 0,
+                class_axis: int | None = None) -> np.ndarray | None:
+    """``g`` as one row per per-sample value, in the order of ``per_sample.reshape(-1)``: row k
+    holds the entries of ``g`` that belong to sample k. The class axis (``ce``'s logits
+    (N, C, d1): per_sample (N, d1)) is moved last first, so that a row is that sample's C
+    entries, not C neighbouring numbers; samples along another axis than the first
+    (``batch_axis``, CTC's (T, N, C)) are grouped by sample. None when ``g`` does not split so."""
+    n = int(np.prod(values_shape, dtype=np.int64)) if values_shape else 1
+    if n == 0 or g.size % n:
+        return None
+    if class_axis is not None and g.ndim == len(values_shape) + 1 and 0 <= class_axis < g.ndim \
+            and g.shape[:class_axis] + g.shape[class_axis + 1:] == tuple(values_shape):
+        return np.moveaxis(g, class_axis, -1).reshape(n, -1)
+    if batch_axis and values_shape and g.ndim > batch_axis:
+        g = np.moveaxis(g, batch_axis, 0)
+    return g.reshape(n, -1)

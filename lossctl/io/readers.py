@@ -177,8 +177,7 @@ def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None =
             try:
                 with open_regular(source.path, origin) as f:
                     if suffix == ".npz":
-                        names = _npz_names(f, origin)
-                        return {name: _load_npz(f, name, f"{origin}:{name}") for name in names}
+                        return _npz_all(f, origin)
                     data = _read_capped(f, origin, os.fstat(f.fileno()).st_size)
             except PermissionError:
                 raise InputError(f"{origin}: permission denied") from None
@@ -361,6 +360,10 @@ def _parse_bytes(data: bytes, fmt: str, key: str | None, origin: str) -> np.ndar
     if not data.strip():
         raise InputError(f"{origin}: empty file")
     delimiter = {"csv": ",", "tsv": "\t", "txt": None}[fmt]
+    if delimiter is not None and len(data) >= ARROW_CSV_MIN_BYTES:
+        fast = _parse_delimited_fast(data, delimiter, key, origin)
+        if fast is not None:
+            return fast
     return parse_delimited(_decode(data, origin), delimiter, key, origin)
 
 
@@ -493,15 +496,25 @@ def _open_zip(f: BinaryIO, origin: str) -> zipfile.ZipFile:
         raise InputError(f"{origin}: not a valid .npz file: {e}") from None
 
 
-def _npz_names(f: BinaryIO, origin: str) -> list[str]:
+def _npz_all(f: BinaryIO, origin: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz``, the archive opened once (linear in the number of members)."""
     with _open_zip(f, origin) as zf:
-        return [n[:-4] if n.endswith(".npy") else n for n in zf.namelist()]
+        members = _npz_members(zf)
+        return {name: _npz_member(zf, members, name, f"{origin}:{name}") for name in members}
+
+
+def _npz_members(zf: zipfile.ZipFile) -> dict[str, str]:
+    return {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist() if not n.endswith("/")}
 
 
 def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
     zf = _open_zip(f, origin)
     with zf:
-        members = {(n[:-4] if n.endswith(".npy") else n): n for n in zf.namelist() if not n.endswith("/")}
+        return _npz_member(zf, _npz_members(zf), key, origin)
+
+
+def _npz_member(zf: zipfile.ZipFile, members: dict[str, str], key: str | None, origin: str) -> np.ndarray:
+    if key is None or key not in members:
         names = list(members)
         listed = ", ".join(names[:10]) + (f", ... ({len(names)} in all)" if len(names) > 10 else "")
         if key is None:
@@ -509,28 +522,28 @@ def _load_npz(f: BinaryIO, key: str | None, origin: str) -> np.ndarray:
                 raise InputError(f"{origin}: the archive holds {len(names)} arrays ({listed or 'none'}); "
                                  "name one as FILE.npz:KEY")
             key = names[0]
-        if key not in members:
+        else:
             raise InputError(f"{origin}: no array '{key}' in the archive (it has: {listed or 'none'})")
-        info = zf.getinfo(members[key])
-        cap = max_input_bytes()
-        if info.file_size > cap:
-            raise InputError(f"{origin}: array '{key}' is {size_text(info.file_size)} uncompressed, more than lossctl "
-                             f"reads into memory ({size_text(cap)}); save it as .npy (memory-mapped)")
-        try:
-            with zf.open(info) as member:
-                shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
-                count = math.prod(shape)
-                nbytes = count * dtype.itemsize
-                if nbytes > info.file_size - offset:
-                    raise InputError(f"{origin}: array '{key}' is truncated: its header declares shape {shape} "
-                                     f"{dtype} ({size_text(nbytes)}) but the member holds {size_text(max(info.file_size - offset, 0))}")
-                data = member.read(nbytes)
-        except InputError:
-            raise
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
-            raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
-        except Exception as e:  # zlib.error, lzma/bz2 errors
-            raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
+    info = zf.getinfo(members[key])
+    cap = max_input_bytes()
+    if info.file_size > cap:
+        raise InputError(f"{origin}: array '{key}' is {size_text(info.file_size)} uncompressed, more than lossctl "
+                         f"reads into memory ({size_text(cap)}); save it as .npy (memory-mapped)")
+    try:
+        with zf.open(info) as member:
+            shape, fortran, dtype, offset = _npy_header(member, origin, f"an array: member '{key}' is not .npy data")
+            count = math.prod(shape)
+            nbytes = count * dtype.itemsize
+            if nbytes > info.file_size - offset:
+                raise InputError(f"{origin}: array '{key}' is truncated: its header declares shape {shape} "
+                                 f"{dtype} ({size_text(nbytes)}) but the member holds {size_text(max(info.file_size - offset, 0))}")
+            data = member.read(nbytes)
+    except InputError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError, NotImplementedError) as e:
+        raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
+    except Exception as e:  # zlib.error, lzma/bz2 errors
+        raise InputError(f"{origin}: not a valid .npz file: {str(e) or type(e).__name__}") from None
     if len(data) < nbytes:
         raise InputError(f"{origin}: array '{key}' is truncated")
     return np.frombuffer(data, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
@@ -729,19 +742,8 @@ def parse_delimited(text: str, delimiter: str | None, key: str | None, origin: s
     if start == len(lines):
         raise InputError(f"{origin}: empty file (no data rows)")
     family = delimiter is not None
-    first = lines[start]
-    if family:
-        present = [c for c in _SEPARATORS if c in first]
-        if delimiter not in present and len(present) == 1:
-            delimiter = present[0]
-    header: list[str] | None = None
-    cells = _HEADER_SPLIT.split(first.strip()) if family else first.split()
-    cells = [c.strip().strip('"').strip("'").strip() for c in cells]
-    if not any(_is_number(c) for c in cells) and any(_NAME_LIKE.search(c) for c in cells):
-        header = cells
-        data_start = start + 1
-    else:
-        data_start = start
+    delimiter, header = _table_head(lines[start], delimiter)
+    data_start = start + (header is not None)
     data = lines[data_start:]
     if header is not None and not any(ln.strip() for ln in data):
         raise InputError(f"{origin}: a header row (line {start + 1}) but no data rows")
@@ -749,6 +751,65 @@ def parse_delimited(text: str, delimiter: str | None, key: str | None, origin: s
         arr = np.loadtxt(data, delimiter=delimiter, dtype=np.float64, ndmin=2, comments=None, quotechar='"')
     except ValueError:
         arr = _parse_delimited_slowly(data, data_start + 1, delimiter, family, origin)
+    return _table_result(arr, header, key, start, origin)
+
+
+#: CSV/TSV files of at least this many bytes try the compiled tokenizer (lossctl.io.compiled_csv),
+#: then pyarrow when it is installed (lossctl.io.arrow_csv); smaller ones never import either.
+ARROW_CSV_MIN_BYTES = 1 << 20
+
+
+def _table_head(first: str, delimiter: str | None) -> tuple[str | None, list[str] | None]:
+    """(the separator, the header's names or None) from the first non-blank line."""
+    family = delimiter is not None
+    if family:
+        present = [c for c in _SEPARATORS if c in first]
+        if delimiter not in present and len(present) == 1:
+            delimiter = present[0]
+    cells = _HEADER_SPLIT.split(first.strip()) if family else first.split()
+    cells = [c.strip().strip('"').strip("'").strip() for c in cells]
+    if not any(_is_number(c) for c in cells) and any(_NAME_LIKE.search(c) for c in cells):
+        return delimiter, cells
+    return delimiter, None
+
+
+def _parse_delimited_fast(data: bytes, delimiter: str, key: str | None, origin: str) -> np.ndarray | None:
+    """:func:`parse_delimited` of a large UTF-8 table through the compiled tokenizer or pyarrow
+    (the ``arrow`` extra), the same numbers bit for bit; None when neither is available or takes
+    the table (then the built-in reader reads it, with its own messages)."""
+    from . import arrow_csv, compiled_csv
+
+    view = memoryview(data)
+    cut = bytes(view[:1 << 16]).rfind(b"\n")
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff") or cut < 0:
+        return None
+    try:
+        head = bytes(view[:cut + 1]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    bom = 1 if head.startswith("\ufeff") else 0
+    lines = head[bom:].splitlines(keepends=True)
+    start = 0
+    while start < len(lines) - 1 and not lines[start].strip():
+        start += 1
+    if not lines[start].strip():
+        return None
+    delimiter, header = _table_head(lines[start].rstrip("\r\n"), delimiter)
+    data_start = start + (header is not None)
+    offset = len(head[:bom].encode()) + sum(len(ln.encode()) for ln in lines[:data_start])
+    if delimiter is None or offset >= len(data) or not bytes(view[offset:offset + (1 << 16)]).strip():
+        return None
+    arr = compiled_csv.read_numbers(data, offset, delimiter)
+    if arr is None:
+        arr = arrow_csv.read_numbers(view[offset:], delimiter)
+    if arr is None or arr.shape[0] == 0:
+        return None
+    return _table_result(arr, header, key, start, origin)
+
+
+def _table_result(arr: np.ndarray, header: list[str] | None, key: str | None, start: int, origin: str) -> np.ndarray:
+    """The parsed table as the caller asked for it: one column (by name or index), a single
+    column as 1-D, else the 2-D table."""
     if header is not None and arr.shape[1] != len(header):
         raise InputError(f"{origin}: the header (line {start + 1}) names {len(header)} columns but the data rows "
                          f"have {arr.shape[1]}")

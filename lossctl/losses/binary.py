@@ -246,7 +246,8 @@ def focal_backward(x: dict, params: dict, upstream: float) -> dict:
             d_ce = (p - y) / np.maximum(p * q, BCE_BACKWARD_EPS)  # torch's BCE backward
             d_m = 1 - 2 * y
             name = "probs"
-        g = d_ce * m ** gamma + ce * dmod_dm * d_m
+        # ce·(γ·m^(γ−1)·dm) in this order: for a logit of 1e308, ce is 1e308 and dm is 0 (ce·γ would overflow)
+        g = d_ce * m ** gamma + ce * (dmod_dm * d_m)
         a_t = _alpha_factor(y, float(params.get("alpha", 0.25)))
         if a_t is not None:
             g = a_t * g

@@ -148,11 +148,21 @@ COSINE_EMBEDDING = LossSpec(
 # --------------------------------------------------------------------------- triplet margin
 
 
+# Below this or above its inverse, |δ|^p under- or overflows: those norms are taken scaled
+# (‖δ‖ = m·‖δ/m‖ with m = max |δ|, as hypot does), so points 1e-170 apart are not 0 apart.
+_SCALE_BELOW = 1e-100
+
+
+def _extreme(a: np.ndarray) -> np.ndarray:
+    """Rows (over the last axis) whose largest |δ| is so small or large that |δ|^p leaves the float range."""
+    m = np.max(a, axis=-1) if a.shape[-1] else np.zeros(a.shape[:-1], dtype=a.dtype)
+    with np.errstate(invalid="ignore"):
+        return (m > 0) & np.isfinite(m) & ((m < _SCALE_BELOW) | (m > 1 / _SCALE_BELOW))
+
+
 def _vector_norm(delta: np.ndarray, p: float) -> np.ndarray:
     """‖δ‖_p over the last axis, as ``torch.linalg.vector_norm`` (p = 0 counts non-zeros, ±inf = max/min |δ|)."""
     a = np.abs(delta)
-    if p == 2:
-        return np.sqrt(np.sum(delta * delta, axis=-1))
     if p == 1:
         return np.sum(a, axis=-1)
     if p == np.inf:
@@ -161,7 +171,15 @@ def _vector_norm(delta: np.ndarray, p: float) -> np.ndarray:
         return np.min(a, axis=-1)
     if p == 0:
         return np.sum(delta != 0, axis=-1).astype(delta.dtype)
-    return np.sum(a ** p, axis=-1) ** (1.0 / p)
+    with np.errstate(over="ignore", under="ignore"):
+        plain = np.sqrt(np.sum(delta * delta, axis=-1)) if p == 2 else np.sum(a ** p, axis=-1) ** (1.0 / p)
+    extreme = _extreme(a)
+    if not np.any(extreme):
+        return plain
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        m = np.max(a, axis=-1, keepdims=True)
+        scaled = m[..., 0] * np.sum((a / m) ** p, axis=-1) ** (1.0 / p)
+    return np.where(extreme, scaled, plain)
 
 
 def _norm_backward(delta: np.ndarray, norm: np.ndarray, g: np.ndarray, p: float) -> np.ndarray:
@@ -180,11 +198,17 @@ def _norm_backward(delta: np.ndarray, norm: np.ndarray, g: np.ndarray, p: float)
         mask = (a == n) | np.isnan(a)
         return np.sign(delta) * ((g / np.sum(mask, axis=-1, keepdims=True)) * mask)
     a = np.abs(delta)
-    if p < 1:
-        scaled = np.sign(delta) * np.where(delta == 0, 0.0, a ** (p - 1))
-        return scaled * g * n ** (1 - p)
-    scaled = np.sign(delta) * a ** (p - 1) if p < 2 else delta * a ** (p - 2)
-    return scaled * np.where(n == 0, 0.0, g / n ** (p - 1))
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        if p < 1:
+            scaled = np.sign(delta) * np.where(delta == 0, 0.0, a ** (p - 1))
+            plain = scaled * g * n ** (1 - p)
+            ratio = np.sign(delta) * np.where(delta == 0, 0.0, (a / n) ** (p - 1)) * g
+        else:
+            scaled = np.sign(delta) * a ** (p - 1) if p < 2 else delta * a ** (p - 2)
+            plain = scaled * np.where(n == 0, 0.0, g / n ** (p - 1))
+            ratio = np.sign(delta) * (a / np.where(n == 0, 1.0, n)) ** (p - 1) * np.where(n == 0, 0.0, g)
+    # |δ|^(p−1) and ‖δ‖^(p−1) under- or overflow apart for extreme δ; their ratio does not
+    return np.where(_extreme(a)[..., None], ratio, plain)
 
 
 def _triplet_parts(x: dict, params: dict):
