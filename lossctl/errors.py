@@ -45,6 +45,8 @@ def spell_refs(text: str, spell: Callable[[str], str] | None = None) -> str:
 
 
 class ExitCode(enum.IntEnum):
+    """The exit codes of the command line (an error's ``exit_code`` is one of them)."""
+
     OK = 0
     CHECK_FAILED = 1
     USAGE = 2
