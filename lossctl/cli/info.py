@@ -167,6 +167,8 @@ def _table(out: TextIO, result, rows: int) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    from ..render.numbers import table_number
+
     console = Console(file=out, highlight=False)
     console.print(Text(f"lossctl info: {result.rows} row{'s' if result.rows != 1 else ''}, {result.classes} classes, "
                        f"{result.unit} (base {result.base})", style="bold"))
@@ -186,7 +188,7 @@ def _table(out: TextIO, result, rows: int) -> None:
         for label in result.per_row:
             r.add_column(label, justify="right", no_wrap=True)
         for i in range(shown):
-            r.add_row(str(i), *(f"{float(result.per_row[k][i]):.6g}" for k in result.per_row))
+            r.add_row(str(i), *(table_number(result.per_row[k][i]) for k in result.per_row))
         console.print(r)
     if result.identity_holds is not None:
         verdict = Text("holds", style="green") if result.identity_holds else Text("FAILS", style="bold red")
