@@ -14,6 +14,11 @@ The public Python API:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the types a checker sees; at run time they are imported on first use
+    from .public import Result, compute, registry, registry_names
+
 
 def _stop_while_starting(signum, frame):
     import os
@@ -55,9 +60,13 @@ def __getattr__(name: str):
     # The API (and numpy) is imported on first use: the command line installs its signal
     # handlers before the heavy imports, and ``import lossctl`` stays cheap.
     if name in _API:
-        from . import api
+        from . import public
 
-        return getattr(api, name)
+        return getattr(public, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
 
 __all__ = ["compute", "registry", "registry_names", "Result", "ExitCode", "LossctlError", "UsageError", "InputError", "__version__"]

@@ -64,7 +64,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         params[p.name] = call.get(p.name, p.default)
     unknown = sorted(set(call) - set(compute_keys(spec)))
     if unknown:
-        raise UsageError(f"{spec.name} does not take '{unknown[0]}'" + _param_hint(spec))
+        raise UsageError(_unknown_key(spec, unknown[0]))
     for p in spec.all_params:
         value = params[p.name]
         if p.kind == "int" and isinstance(value, (int, np.integer)) and not isinstance(value, bool) \
@@ -153,6 +153,19 @@ def _regularise(result: Result, call: Mapping[str, Any], grad: bool) -> None:
     if grad:
         for name, g in pen.grads.items():
             result.grad[name if name == "params" else f"params.{name}"] = g
+
+def _unknown_key(spec, key: str) -> str:
+    """A key ``compute`` does not take, in Python's terms: the input or parameter meant, and the list."""
+    import difflib
+
+    inputs = list(spec.inputs)
+    params = [p.name for p in spec.all_params]
+    for what, names in (("input", inputs), ("parameter", params)):
+        close = difflib.get_close_matches(str(key), names, n=1, cutoff=0.75)
+        if close:
+            return f"unknown {what} '{key}'; did you mean '{close[0]}'? {what}s: {', '.join(names)}"
+    return f"{spec.name} does not take '{key}'" + _param_hint(spec)
+
 
 def _param_hint(spec) -> str:
     names = ", ".join(ref(p.name) for p in spec.params)

@@ -148,6 +148,11 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
                 break
     if parts:
         return Difference((a, b), step, "; ".join(parts), first, values)
+    if ra.dtype != rb.dtype and same_shape and _agree_float32(pa, pb) and not _agree_float32(ra.loss, rb.loss):
+        # the same per-sample values up to float32: the reductions make the difference
+        f32 = a if ra.dtype == "float32" else b
+        return Difference((a, b), "reduction", _reduction_reason(spec, a, b, ra, rb)
+                          + f"; and {f32} computes in float32", first, values)
     if ra.dtype != rb.dtype:
         f32 = a if ra.dtype == "float32" else b
         where = f": {_sample_of(first)}, {a} {_num(values[a])} vs {b} {_num(values[b])}" if first else ""
@@ -175,6 +180,11 @@ def _reduction_reason(spec: LossSpec, a: str, b: str, ra, rb) -> str:
             return f"{name} sums {n} per-sample values"
         if r.reduction == "none":
             return f"{name} gives {n} per-sample values"
+        divisor = getattr(r, "mean_divisor", None)
+        if divisor is not None:
+            shown = ", ".join(_num(d) for d in np.asarray(divisor).reshape(-1)[:6])
+            return (f"{name} divides each of the {n} per-sample values by its own divisor ({shown}"
+                    f"{', …' if np.size(divisor) > 6 else ''}: {conv.difference}), then their sum by {_num(r.denominator)}")
         return f"{name} divides the sum of {n} per-sample values by {_num(r.denominator)}" + {
             "keras": " (sum_over_batch_size: the number of per-sample values)",
             "sklearn": " (np.average: Σ sample_weight)",

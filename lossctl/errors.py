@@ -45,11 +45,14 @@ def spell_refs(text: str, spell: Callable[[str], str] | None = None) -> str:
 
 
 class ExitCode(enum.IntEnum):
+    """The exit codes of the command line (an error's ``exit_code`` is one of them)."""
+
     OK = 0
     CHECK_FAILED = 1
     USAGE = 2
     INPUT = 3
     INTERNAL = 4
+    NO_CASES = 5  # lossctl check -k: no case of the suite matches (as pytest's "no tests collected")
 
 
 class LossctlError(Exception):
@@ -70,6 +73,12 @@ class UsageError(LossctlError):
     """Unknown loss or option, missing input, conflicting options (exit 2)."""
 
     exit_code = ExitCode.USAGE
+
+
+class NoCasesSelected(UsageError):
+    """``lossctl check -k PATTERN`` selects none of the suite's cases (exit 5)."""
+
+    exit_code = ExitCode.NO_CASES
 
 
 class InputError(LossctlError):

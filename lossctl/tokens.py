@@ -117,7 +117,7 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
             raise UsageError(f"{ref('normalize')}: {e.message}") from None
         origin = _origin(origins, e.name) if e.name in LM_INPUTS else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
-    if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (--strict: exit 3)
+    if "nonfinite" in result.extras:  # as every loss warns about NaN/inf inputs (strict: exit 3)
         from .core.prepare import warn_nonfinite
 
         warn_nonfinite(_origin(origins, "logits"), *result.extras["nonfinite"])

@@ -120,6 +120,9 @@ def keras_oracle(loss: str, call: dict) -> dict:
     if loss == "huber":
         d = call.get("delta", 1.0)
         return _keras_run(lambda r: L.Huber(delta=d, **common(r)), call, y_true=_f(target), y_pred=pred)
+    if loss == "dice" and call.get("axis") is not None:
+        return _keras_run(lambda r: L.Dice(axis=_keras_axis(call["axis"]), **common(r)), call, y_true=_f(target),
+                          y_pred=pred, one_d_as_column=False)
     more = {"log-cosh": L.LogCosh, "mape": L.MeanAbsolutePercentageError, "msle": L.MeanSquaredLogarithmicError,
             "hinge": L.Hinge, "squared-hinge": L.SquaredHinge, "dice": L.Dice}
     if loss in more:
@@ -135,12 +138,51 @@ def keras_oracle(loss: str, call: dict) -> dict:
                           y_true=_f(target), y_pred=pred)
     if loss == "tversky":
         a, b = call.get("alpha", 0.5), call.get("beta", 0.5)
-        return _keras_run(lambda r: L.Tversky(alpha=a, beta=b, **common(r)), call, y_true=_f(target), y_pred=pred)
+        ax = _keras_axis(call.get("axis"))
+        return _keras_run(lambda r: L.Tversky(alpha=a, beta=b, axis=ax, **common(r)), call, y_true=_f(target),
+                          y_pred=pred, one_d_as_column=ax is None)
+    if loss == "ctc":
+        return _keras_ctc(call)
     if loss == "categorical-focal":
         kw = {k: call[k] for k in ("alpha", "gamma", "label_smoothing") if k in call}
         return _keras_run(lambda r: L.CategoricalFocalCrossentropy(from_logits=logits, **kw, **common(r)), call,
                           y_true=_f(target), y_pred=pred, one_d_as_column=False)
     raise KeyError(loss)
+
+
+def _keras_axis(axis):
+    """A call's axis value ("1,2", 1, [1, 2]) as Keras takes it (an int or a tuple)."""
+    if axis is None:
+        return None
+    items = axis if isinstance(axis, (list, tuple)) else str(axis).strip("()[] ").split(",")
+    axes = tuple(int(a) for a in items)
+    return axes[0] if len(axes) == 1 else axes
+
+
+def _keras_ctc(call):
+    """keras.losses.CTC on lossctl's (T, N, C) input, moved to Keras's (N, T, C)."""
+    import keras
+    import torch
+
+    kind = _kind(call)
+    pred = np.moveaxis(_f(call[kind]), 0, 1)
+    target = torch.tensor(np.asarray(call["target"], dtype=np.int64))
+    sw = call.get("sample_weight")
+    out = {}
+    for reduction in (_keras_reduction(call), None):
+        leaf = torch.tensor(pred, dtype=torch.float64, requires_grad=True)
+        value = keras.losses.CTC(reduction=reduction, dtype=_keras_dtype(call))(
+            target, leaf, sample_weight=None if sw is None else torch.tensor(_f(sw)))
+        if reduction is None:
+            out["per_sample"] = value.detach().double().numpy()
+            if call.get("reduction", "mean") != "none":
+                continue
+            out["loss"] = out["per_sample"]
+        else:
+            out["loss"] = value.detach().double().numpy()
+        value.sum().backward()
+        out["grad"] = {kind: np.moveaxis(leaf.grad.double().numpy(), 1, 0)}
+    return out
 
 
 # --- optax ------------------------------------------------------------------------------------
@@ -217,6 +259,8 @@ def optax_oracle(loss: str, call: dict) -> dict:
         return _optax_run(lambda x: L.cosine_similarity(x, jnp.asarray(_f(target), x.dtype), epsilon=e), call)
     if loss in ("dice", "tversky"):
         kw = {k: call[k] for k in ("smooth", "alpha", "beta") if k in call and (loss == "tversky" or k == "smooth")}
+        if "class_weights" in call:
+            kw["class_weights"] = jnp.asarray(_f(call["class_weights"]))
         return _optax_run(lambda x: L.dice_loss(x, jnp.asarray(_f(target), x.dtype), apply_softmax=kind == "logits", **kw),
                           call)
     if loss == "poly1":
@@ -226,11 +270,38 @@ def optax_oracle(loss: str, call: dict) -> dict:
         return _optax_run(lambda x: L.generalized_kl_divergence(x, jnp.asarray(_f(target), x.dtype)), call)
     if loss == "sparsemax":
         return _optax_run(lambda x: L.sparsemax_loss(x, jnp.asarray(_f(target), x.dtype)), call)
+    if loss == "ctc":
+        return _optax_ctc(call)
+    if loss == "multiclass-perceptron":
+        return _optax_run(lambda x: L.multiclass_perceptron_loss(x, jnp.asarray(target.astype(np.int32))), call)
+    if loss == "multiclass-sparsemax":
+        return _optax_run(lambda x: L.multiclass_sparsemax_loss(x, jnp.asarray(target.astype(np.int32))), call)
     if loss == "kl":
         if call.get("log_target"):
             return _optax_run(lambda x: L.kl_divergence_with_log_targets(x, jnp.asarray(_f(target), x.dtype)), call)
         return _optax_run(lambda x: L.kl_divergence(x, jnp.asarray(_f(target), x.dtype)), call)
     raise KeyError(loss)
+
+
+def _optax_ctc(call):
+    """optax.losses.ctc_loss on lossctl's (T, N, C) input: moved to (N, T, C); the lengths as paddings."""
+    import jax.numpy as jnp
+    import optax
+
+    kind = _kind(call)
+    x0 = np.moveaxis(_f(call[kind]), 0, 1)
+    n, frames, _ = x0.shape
+    il = np.asarray(call["input_lengths"]).reshape(-1)
+    tl = np.asarray(call["target_lengths"]).reshape(-1)
+    target = np.asarray(call["target"], dtype=np.int64)
+    logit_pad = (np.arange(frames)[None, :] >= il[:, None]).astype(np.float64)
+    label_pad = (np.arange(target.shape[1])[None, :] >= tl[:, None]).astype(np.float64)
+
+    def fn(x):  # x in lossctl's (T, N, C)
+        return optax.losses.ctc_loss(jnp.moveaxis(x, 0, 1), jnp.asarray(logit_pad, x.dtype), jnp.asarray(target),
+                                     jnp.asarray(label_pad, x.dtype), blank_id=call.get("blank", 0))
+
+    return _optax_run(fn, call)
 
 
 # --- scikit-learn -----------------------------------------------------------------------------
@@ -286,6 +357,8 @@ def sklearn_oracle(loss: str, call: dict) -> dict:
         pred = np.asarray(call[kind])
         labels = [0, 1] if pred.ndim == 1 else list(range(pred.shape[1]))
         return _sklearn_run(lambda y, p, w, n: metrics.log_loss(y, p, sample_weight=w, labels=labels, normalize=n), call)
+    if loss == "zero-one":
+        return _sklearn_run(lambda y, p, w, n: metrics.zero_one_loss(y, p, sample_weight=w, normalize=n), call)
     if loss == "mape":
         return _sklearn_run(lambda y, p, w, n: metrics.mean_absolute_percentage_error(y, p, sample_weight=w), call)
     if loss == "msle":
@@ -324,7 +397,22 @@ _ONEHOT = [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 0.0]]
 _SEG_P = [[0.9, 0.2, 0.6, 0.0], [0.3, 0.0, 0.0, 0.8]]
 _SEG_Y = [[1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]
 
+_CTC_LOGITS = np.round(np.sin(np.arange(6 * 2 * 4) * 0.7).reshape(6, 2, 4) * 2.0, 3).tolist()  # (T, N, C)
+
 CASES: dict[str, list[dict]] = {
+    "ctc": [
+        # Keras's own form: every frame, the nonzero labels of each row (0 pads)
+        {"logits": _CTC_LOGITS, "target": [[1, 2, 2], [3, 1, 0]], "input_lengths": [6, 6], "target_lengths": [3, 2]},
+        {"logits": _CTC_LOGITS, "target": [[1, 2, 2], [3, 1, 0]], "input_lengths": [6, 6], "target_lengths": [3, 2],
+         "dtype": "float64", "reduction": "sum", "sample_weight": [0.5, 2.0]},
+        # optax: fewer frames for one sequence, a shorter label row, another blank
+        {"logits": _CTC_LOGITS, "target": [[1, 3, 3], [2, 2, 1]], "input_lengths": [6, 4], "target_lengths": [3, 1],
+         "blank": 0},
+        {"logits": _CTC_LOGITS, "target": [[1, 0, 2], [0, 0, 1]], "input_lengths": [5, 6], "target_lengths": [3, 2],
+         "blank": 3, "reduction": "none"},
+        {"log_probs": np.log(np.full((6, 2, 4), 0.25)).tolist(), "target": [[1, 2, 0], [3, 0, 0]],
+         "input_lengths": [6, 6], "target_lengths": [2, 1]},
+    ],
     "triplet-margin": [
         {"anchor": [[0.0, 0.0], [1.0, 2.0], [0.5, -0.5]], "positive": [[1.0, 0.0], [1.5, 1.0], [0.0, 0.0]],
          "negative": [[0.0, 1.5], [1.0, 2.5], [2.0, 2.0]]},
@@ -371,7 +459,26 @@ CASES: dict[str, list[dict]] = {
         {"pred": _PRED2, "target": _TARG2, "dtype": "float64", "sample_weight": [1.0, 2.0, 0.5, 3.0]},
         {"pred": _PRED2, "target": _TARG2, "epsilon": 1e-8},
     ],
+    "zero-one": [
+        {"pred": [1, 2, 3, 4], "target": [2, 2, 3, 4]},
+        {"pred": [0, 1, 1, 0, 2], "target": [0, 1, 0, 0, 1], "sample_weight": [1.0, 2.0, 0.5, 3.0, 1.0], "reduction": "sum"},
+        {"pred": [[0, 1], [1, 1], [1, 0]], "target": [[1, 1], [1, 1], [1, 0]], "sample_weight": [2.0, 1.0, 1.0]},
+        {"pred": [1.0, 0.0, 2.0], "target": [1.0, 2.0, 2.0], "reduction": "none"},
+    ],
+    "multiclass-perceptron": [
+        {"pred": [[-1.0, -2.0, -3.0], [0.5, 1.5, 0.2], [1.0, 0.8, 0.9], [0.1, 2.0, 2.0]], "target": [0, 1, 2, 0]},
+        {"pred": _LOGITS, "target": [0, 2, 1, 0], "reduction": "sum"},
+    ],
+    "multiclass-sparsemax": [
+        {"pred": [[0.1, 0.7, -0.3], [1.5, -2.0, 0.4], [0.0, 0.25, 3.0], [0.2, 0.2, 0.2]], "target": [1, 0, 0, 2]},
+        {"pred": _LOGITS, "target": [0, 2, 1, 0], "reduction": "none"},
+    ],
     "dice": [
+        {"probs": _SEG_P, "target": _SEG_Y, "axis": "1"},
+        {"probs": [[[0.9, 0.1], [0.2, 0.8]], [[0.6, 0.4], [0.0, 1.0]]], "target": [[[1.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]],
+         "axis": "1,2", "dtype": "float64", "sample_weight": [1.0, 3.0]},
+        {"logits": _LOGITS, "target": _ONEHOT, "class_weights": [1.0, 2.0, 0.5]},
+        {"probs": _SOFT, "target": _ONEHOT, "class_weights": [0.0, 1.0, 3.0], "reduction": "sum"},
         {"probs": _SEG_P, "target": _SEG_Y},
         {"probs": _SEG_P, "target": _SEG_Y, "dtype": "float64"},
         {"logits": _LOGITS, "target": _ONEHOT},
@@ -379,6 +486,8 @@ CASES: dict[str, list[dict]] = {
         {"probs": _SOFT, "target": _ONEHOT},
     ],
     "tversky": [
+        {"probs": _SEG_P, "target": _SEG_Y, "alpha": 0.7, "beta": 0.3, "axis": "-1"},
+        {"logits": _LOGITS, "target": _ONEHOT, "alpha": 0.3, "beta": 0.7, "class_weights": [2.0, 1.0, 0.5]},
         {"probs": _SEG_P, "target": _SEG_Y, "alpha": 0.7, "beta": 0.3},
         {"probs": _SEG_P, "target": _SEG_Y, "dtype": "float64"},
         {"logits": _LOGITS, "target": _ONEHOT, "alpha": 0.7, "beta": 0.3},

@@ -48,13 +48,20 @@ def _blocks():
         yield pytest.param(block, id=f"block{n}-" + block.splitlines()[0][2:40].replace(" ", "_"))
 
 
+WIDTH = 100
+
+
+def test_the_readme_states_the_width_its_blocks_are_replayed_at():
+    assert f"`COLUMNS={WIDTH}`" in (ROOT / "README.md").read_text()
+
+
 @pytest.mark.parametrize("block", list(_blocks()))
 def test_readme_console_block(block, tmp_path):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     (bindir / "lossctl").write_text(f"#!/bin/sh\nexec {sys.executable} -m lossctl \"$@\"\n")
     (bindir / "lossctl").chmod(0o755)
-    env = dict(os.environ, COLUMNS="100", PATH=f"{bindir}:{os.environ['PATH']}")
+    env = dict(os.environ, COLUMNS=str(WIDTH), PATH=f"{bindir}:{os.environ['PATH']}")
     last_code = 0
     for cmd, expected in _commands(block):
         if cmd == "echo $?":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -399,10 +400,10 @@ def test_k_selects_cases(run_cli, tmp_path, data, patterns, selected):
     assert lines[-1] == f"{len(selected)} passed, 0 failed, {4 - len(selected)} deselected"
 
 
-def test_k_selecting_nothing_is_a_usage_error(run_cli, tmp_path, data):
+def test_k_selecting_nothing_has_its_own_exit_code(run_cli, tmp_path, data):
     r = run_cli(["check", write(tmp_path, PASSING), "-k", "nothing-like-this"])
-    assert r.code == 2
-    assert "selects none of the 4 cases" in r.stderr
+    assert r.code == lossctl.ExitCode.NO_CASES == 5
+    assert "selects none of the 4 cases" in r.stderr and r.stderr.count("\n") == 1
 
 
 # --------------------------------------------------------------------------- JUnit
@@ -698,14 +699,34 @@ def test_examples_ci_suite_passes(run_cli, tmp_path):
     assert (ts.get("name"), ts.get("tests"), ts.get("failures")) == ("lossctl-seeds", "7", "0")
 
 
-def test_examples_ci_workflow_runs_the_suite_with_junit():
+def test_examples_ci_workflow_works_in_another_repository(tmp_path):
+    """Copied with the example suite into a repository that is not lossctl: it installs lossctl
+    (not the repository it runs in), and its check step passes there and writes the report."""
+    import shutil
+    import subprocess
+    import sys
+
     import yaml
 
     wf = yaml.safe_load((ROOT / "examples/ci/github-workflow.yml").read_text())
     steps = [s for job in wf["jobs"].values() for s in job["steps"]]
-    runs = " ".join(s.get("run", "") for s in steps)
-    assert "pip install ." in runs
-    assert "lossctl check examples/ci/seeds.yaml --junit report.xml" in runs
+    install = next(s["run"] for s in steps if s.get("name") == "Install lossctl")
+    assert "lossctl" in install and "pip install ." not in install and "-e ." not in install
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    shutil.copy(ROOT / "examples/ci/seeds.yaml", repo / "seeds.yaml")
+    shutil.copytree(ROOT / "examples/ci/data", repo / "data")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "lossctl").write_text(f"#!/bin/sh\nexec {sys.executable} -m lossctl \"$@\"\n")
+    (bindir / "lossctl").chmod(0o755)
+    env = dict(os.environ, **{k: str(v) for k, v in wf["env"].items()}, PATH=f"{bindir}:{os.environ['PATH']}",
+               PYTHONPATH=str(ROOT))
+    check = next(s["run"] for s in steps if s.get("name") == "Check pinned loss values")
+    p = subprocess.run(["bash", "-c", check], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert p.stdout.splitlines()[-1] == "7 passed, 0 failed"
+    assert (repo / "report.xml").exists()
     assert any("junit" in s.get("uses", "") for s in steps)
 
 

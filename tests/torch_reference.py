@@ -708,7 +708,7 @@ _CLIP_BY_DTYPE = "scikit-learn clips at the dtype's machine epsilon: p = 0 costs
 _FRAMEWORK_LOSSES = {
     "log-cosh": {}, "mape": {}, "msle": {}, "squared-hinge": {}, "categorical-hinge": {}, "multiclass-hinge": {},
     "perceptron": {}, "cosine-similarity": {}, "categorical-focal": {}, "poly1": {}, "generalized-kl": {},
-    "sparsemax": {},
+    "sparsemax": {}, "multiclass-perceptron": {}, "multiclass-sparsemax": {},
     "dice": {"permutation": _GLOBAL, "streaming": _GLOBAL, **_OPTAX_LOGITS},
     "tversky": {"permutation": _GLOBAL, "streaming": _GLOBAL, **_OPTAX_LOGITS},
     "pinball": _SKLEARN_MEAN_ONLY, "poisson-deviance": _SKLEARN_MEAN_ONLY, "tweedie-deviance": _SKLEARN_MEAN_ONLY,

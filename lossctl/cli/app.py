@@ -118,12 +118,15 @@ def _main(args: list[str]) -> int:
         return _complete()
     try:
         from .argv_parser import parse_loss_call
+        from .config import resolve, take_options
 
+        args = take_options(args)  # --config FILE / --isolated, anywhere on the line
         parsed = parse_loss_call(args)  # a plain loss call: no Typer needed
         if parsed is not None:
             from .loss import run_loss
 
-            return int(run_loss(*parsed) or 0)
+            spec, values = parsed
+            return int(run_loss(spec, resolve(values)) or 0)
     except Exception as e:
         return _failure(e)
     except (BrokenPipeError, KeyboardInterrupt) as e:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import typer
 
-from ..errors import InputError, UsageError
+from ..errors import ExitCode, InputError, UsageError
 from .help import Command, examples
 from .options import pick_format
 
-CHECK_FORMATS = ("auto", "table", "json", "plain")
+CHECK_FORMATS = ("auto", "table", "json", "plain", "jsonl", "github", "junit")
 
 CHECK_HELP = """Run the cases of a check suite and compare them with their expected values.
 
@@ -49,8 +49,19 @@ def register(app: typer.Typer) -> None:
 def check(
     suite: str = typer.Argument(..., metavar="SUITE.yaml", help="The suite file."),
     junit: str | None = typer.Option(None, "--junit", metavar="REPORT.xml", help="Also write the results as JUnit XML."),
-    format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain."),
-    json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    format: str | None = typer.Option(None, "--format", "-f", show_default="auto", rich_help_panel="Output",
+                                      autocompletion=lambda incomplete: [f for f in CHECK_FORMATS if f.startswith(incomplete)],
+                                      help="auto (table on a terminal, plain otherwise), table, json, plain, jsonl (one "
+                                           "JSON line per case, then the totals), github (plain lines, and an ::error "
+                                           "annotation at the suite's line for each failing case), junit (JUnit XML on "
+                                           "stdout)."),
+    json_: bool = typer.Option(False, "--json", help="Short for --format json.", rich_help_panel="Output"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain output: only the failing cases and the summary.",
+                               rich_help_panel="Output"),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Plain output: passing cases also show their loss "
+                                 "and tolerances.", rich_help_panel="Output"),
+    exit_zero: bool = typer.Option(False, "--exit-zero", help="Exit 0 even when cases fail their checks (errors "
+                                   "still exit 3).", rich_help_panel="Checks"),
     patterns: list[str] | None = typer.Option(None, "-k", metavar="PATTERN",
                                               help="Run only the cases whose name contains PATTERN (case-insensitive; "
                                                    "a glob with * ? [..]). Repeat for several."),
@@ -60,23 +71,35 @@ def check(
     force: bool = typer.Option(False, "--force", help="Allow --html to replace an existing file."),
 ) -> None:
     from .. import suite as suites
+    from .config import active, suite_defaults
 
+    config = active()
+    if format is None:  # the project's format where check has it, else auto
+        format = config.default("format") if config.default("format") in CHECK_FORMATS else "auto"
     fmt = pick_format(format, json_, CHECK_FORMATS)
+    if quiet and verbose:
+        raise UsageError("--quiet and --verbose: give one of them")
+    if update and fmt in ("jsonl", "github", "junit"):
+        raise UsageError(f"--update and --format {fmt}: an update reports what it changed (table, plain or json)")
     if update and junit:
         raise UsageError("--junit and --update: an update rewrites the expectations; run check again for the report")
     path = Path(suite)
     if junit is not None:
         _check_junit_path(junit, path, None)
     try:
-        loaded = suites.load_suite(path)
+        loaded = suites.load_suite(path, base=suite_defaults())
     except InputError as e:
         if junit is not None:
             _write_junit(junit, None, str(e), path)
         raise
     patterns = [p for p in (patterns or []) if p is not None]
     if patterns and loaded.cases and not suites.select(loaded.cases, patterns):
+        from ..errors import NoCasesSelected
+
         shown = " ".join(f"-k {p!r}" for p in patterns)
-        raise UsageError(f"{shown}: selects none of the {len(loaded.cases)} cases of {path}")
+        raise NoCasesSelected(f"{shown}: selects none of the {len(loaded.cases)} cases of {path} "
+                              f"(exit {int(NoCasesSelected.exit_code)}); the names: "
+                              + ", ".join(c.name for c in loaded.cases[:8]) + (", ..." if len(loaded.cases) > 8 else ""))
     if junit is not None:
         _check_junit_path(junit, path, loaded)
     if html is not None:
@@ -84,11 +107,22 @@ def check(
 
     out = sys.stdout
     on_result = None
-    if fmt == "plain" and not update:
-        from ..render.check import plain_line
+    if config.path is not None and fmt in ("plain", "github", "table") and not quiet:
+        from ..render.ci import config_line
+
+        out.write(config_line(config.source, config.values) + "\n")
+    if fmt in ("plain", "github", "jsonl") and not update:
+        from ..render.ci import case_line, github_annotation, jsonl_case
 
         def on_result(r) -> None:
-            out.write(plain_line(r) + "\n")
+            if fmt == "jsonl":
+                out.write(jsonl_case(r) + "\n")
+                return
+            if not quiet or r.status != "pass":
+                out.write(case_line(r, verbose=verbose) + "\n")
+            if fmt == "github" and r.status != "pass":
+                out.write(github_annotation(r, str(path)) + "\n")
+            out.flush()
 
     report = suites.run_suite(loaded, patterns, on_result=on_result)
 
@@ -101,13 +135,26 @@ def check(
         code = outcome.exit_code
     else:
         code = int(report.exit_code)
-        if fmt == "plain":
+        if exit_zero and code == ExitCode.CHECK_FAILED:
+            code = int(ExitCode.OK)
+        if fmt in ("plain", "github"):
             out.write(report.summary_line() + "\n")
+        elif fmt == "jsonl":
+            from ..render.ci import jsonl_summary
+
+            out.write(jsonl_summary(report, code) + "\n")
+        elif fmt == "junit":
+            from ..render import junit as junit_xml
+
+            out.write(junit_xml.document(junit_xml.build(report)))
         elif fmt == "json":
             from ..render.check import report_document
             from ..render.text import write_json
 
-            write_json(out, report_document(report))
+            doc = report_document(report)
+            if config.path is not None:
+                doc["config"] = {"file": config.source, "values": config.values}
+            write_json(out, doc)
         else:
             from ..render.check import write_table
 

@@ -7,6 +7,7 @@ Every command of lossctl is built with :class:`Command` (a loss, ``check``, ``li
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import typer
@@ -16,6 +17,7 @@ from ..core.call import GROUPS
 
 # The help option's spellings on every command (click inherits them from the top context).
 HELP_OPTIONS = ["-h", "--help"]
+_PARENS = re.compile(r"\[default: \((.*?)\)\]", re.S)
 # Options of a command that declare no group are shown under this heading, after the groups.
 OTHER = "Options"
 
@@ -29,6 +31,8 @@ def format_grouped_options(command: Any, ctx: Any, formatter: Any) -> None:
         record = param.get_help_record(ctx)
         if record is None:
             continue
+        # a default the configuration may replace is given as text: shown without click's parentheses
+        record = (record[0], _PARENS.sub(r"[default: \1]", record[1]))
         if param.param_type_name == "argument":
             arguments.append(record)
         else:

@@ -302,19 +302,29 @@ def render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, exp
 
 def _render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
                    views=None) -> None:
+    from ..render.settings import settings_document, settings_lines, settings_table
     from . import views as triage_views
+    from .config import active, settings
 
+    # Under a project configuration, --explain also says which tolerances, dtype, ... the call
+    # used and where each came from (the file, the command line or the default).
+    shown = settings() if explain and active().path is not None else {}
     out = sys.stdout
     if fmt == "json":
         from ..render.text import document, write_json
 
+        extra = dict(triage_views.json_parts(views) or {})
+        if shown:
+            extra["settings"] = settings_document(shown)
         write_json(out, document(result, report, per_sample=per_sample, grad=grad, explain=explain,
-                                 extra=triage_views.json_parts(views)))
+                                 extra=extra))
         return
     if fmt == "plain":
         from ..render.text import write_check_plain, write_plain
 
         write_plain(out, result, per_sample=per_sample, grad=grad, explain=explain)
+        for line in settings_lines(shown):
+            out.write(line + "\n")
         triage_views.write_plain(out, views)
         if report is not None:
             write_check_plain(sys.stderr, report)
@@ -335,11 +345,13 @@ def _render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, ex
     console.print(table.summary(result))
     with_samples = per_sample or result.reduction == "none"
     if with_samples:
-        console.print(table.per_sample(result, grad=grad, rows=max(rows, 10), width=console.width))
+        console.print(table.per_sample(result, grad=grad, rows=rows, width=console.width))
     if grad and not with_samples:  # the per-sample table already holds the gradient's rows
         console.print(table.gradients(result, width=console.width))
     if explain:
         console.print(table.derivation(result))
+        if shown:
+            console.print(settings_table(shown))
     triage_views.print_tables(console, views, result.loss_name)
     if report is not None:
         console.print(table.check(report))

@@ -48,6 +48,7 @@ class Opt:
     panel: str
     hidden: bool = False
     choices: tuple[str, ...] = ()  # the values shell completion offers
+    shown_default: str | None = None  # the default the help shows, when the option's own is None
 
 
 _KIND_TYPES = {"float": float, "int": int, "bool": bool, "array": str | None, "choice": str, "text": str,
@@ -73,6 +74,10 @@ def key_option(key: Key, spec: LossSpec | None = None) -> Opt:
         from ..render import FORMATS
 
         choices = tuple(FORMATS)
+    if key.config and key.default is not None:
+        # None until the call is resolved: the project's configuration (lossctl.cli.config) or the default
+        return Opt(key.name, decls, kind | None, None, spell(key.help_text(spec)), key.group, choices=choices,
+                   shown_default=str(key.default))
     return Opt(key.name, decls, kind, key.default, spell(key.help_text(spec)), key.group, choices=choices)
 
 

@@ -23,6 +23,9 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
     opts = [o for o in spec_options(spec) if o.name not in omit] + list(extra)
 
     def command(**kwargs: Any) -> None:
+        from .config import resolve
+
+        kwargs = resolve(kwargs)
         if body is None:
             from .loss import run_loss
 
@@ -36,7 +39,8 @@ def make_loss_command(spec: LossSpec, *, extra: tuple[Opt, ...] = (), omit: froz
         inspect.Parameter(
             o.name, inspect.Parameter.KEYWORD_ONLY, default=o.default,
             annotation=Annotated[o.type, typer.Option(*o.decls, help=o.help, rich_help_panel=o.panel, hidden=o.hidden,
-                                                      show_default=o.type is not bool or o.default,
+                                                      show_default=o.shown_default if o.shown_default is not None
+                                                      else (o.type is not bool or o.default),
                                                       autocompletion=_completer(o.choices) if o.choices else None)],
         )
         for o in opts

@@ -74,6 +74,8 @@ class Key:
     applies: Callable[[LossSpec], bool] | None = None
     # The key's help depends on the loss (reduction lists the loss's reductions).
     help_for: Callable[[LossSpec], str] | None = None
+    # A project may pin the key's default ([tool.lossctl] in pyproject.toml, or lossctl.toml).
+    config: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS or self.group not in GROUPS:
@@ -105,13 +107,13 @@ LOSS_KEYS: tuple[Key, ...] = (
 # Keys every loss takes, after the loss's parameters (this order is the help's order).
 SHARED_KEYS: tuple[Key, ...] = (
     Key("stdin_format", "text", "Inputs",
-        "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", suite=False),
+        "Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml. Sniffed when omitted.", suite=False, config=True),
     Key("dtype", "choice", "Parameters",
         f"Compute in float64 (default; float32 under {ref('convention')} keras, as Keras does) or float32.",
-        choices=DTYPES),
+        choices=DTYPES, config=True),
     Key("convention", "choice", "Parameters",
         "Whose numbers: torch, keras, optax or sklearn (default: torch, or the loss's home framework).",
-        choices=FRAMEWORKS),
+        choices=FRAMEWORKS, config=True),
     Key("sample_weight", "source", "Parameters", "Per-sample weights (the Keras and scikit-learn conventions)."),
     Key("strict", "bool", "Inputs",
         "Refuse inputs that only draw a warning (NaN or inf values, target probabilities that do not sum to 1): "
@@ -121,17 +123,17 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("params", "named_sources", "Regularisation",
         f"Model parameters for {ref('l1')}/{ref('l2')}: one array, or an .npz (JSON/YAML mapping) of several."),
     Key("exclude_params", "text", "Regularisation",
-        "Parameters whose name contains this get no penalty (by default the biases); '' for none.", DEFAULT_EXCLUDE),
+        "Parameters whose name contains this get no penalty (by default the biases); '' for none.", DEFAULT_EXCLUDE, config=True),
     Key("format", "text", "Output",
         "Output format: auto (table on a terminal, plain otherwise), table, json, plain, csv.", "auto",
-        suite=False, short="-f"),
+        suite=False, short="-f", config=True),
     Key("json", "bool", "Output", f"Short for {ref('format')} json.", False, suite=False),
     Key("per_sample", "bool", "Output", "Also show the per-sample (reduction='none') values.", False),
     Key("grad", "bool", "Output", "Also show d(loss)/d(prediction), as PyTorch's autograd gives it.", False),
     Key("explain", "bool", "Output", "Also show the step-by-step derivation.", False, suite=False),
-    Key("rows", "int", "Output", f"Samples shown by {ref('explain')} and in per-sample tables.", 3, suite=False),
+    Key("rows", "int", "Output", f"Samples shown by {ref('explain')} and in per-sample tables.", 3, suite=False, config=True),
     Key("precision", "int", "Output", "Significant digits of the numbers in tables (1 to 17; plain, JSON and CSV "
-        "always give every digit).", 8, suite=False),
+        "always give every digit).", 8, suite=False, config=True),
     Key("output", "text", "Output",
         f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz, .csv or .safetensors.", suite=False, short="-o"),
     Key("html", "text", "Output",
@@ -147,18 +149,18 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("expect", "source", "Checks", "Expected loss value; exit 1 if it differs."),
     Key("expect_per_sample", "source", "Checks", "Expected per-sample values (an array source)."),
     Key("expect_grad", "source", "Checks", "Expected gradient of the prediction input (an array source)."),
-    Key("rtol", "float", "Checks", "Relative tolerance, as numpy.isclose.", DEFAULT_RTOL),
-    Key("atol", "float", "Checks", "Absolute tolerance, as numpy.isclose.", DEFAULT_ATOL),
+    Key("rtol", "float", "Checks", "Relative tolerance, as numpy.isclose.", DEFAULT_RTOL, config=True),
+    Key("atol", "float", "Checks", "Absolute tolerance, as numpy.isclose.", DEFAULT_ATOL, config=True),
     Key("backend", "choice", "Execution",
         "Where the rows are computed: local (this process, streaming large inputs) or dask (a Dask cluster: "
         f"{ref('scheduler')}, or a local one; needs pip install 'lossctl[dask]'). The result is the same bit for bit.",
-        "local", suite=False, choices=BACKENDS, applies=lambda spec: spec.batch_axis == 0),
+        "local", suite=False, choices=BACKENDS, applies=lambda spec: spec.batch_axis == 0, config=True),
     Key("scheduler", "text", "Execution",
         f"Address of the Dask scheduler for {ref('backend')} dask (tcp://HOST:8786); a local cluster when omitted.",
-        suite=False, applies=lambda spec: spec.batch_axis == 0),
+        suite=False, applies=lambda spec: spec.batch_axis == 0, config=True),
     Key("chunk_rows", "int", "Execution",
         f"Rows per task with {ref('backend')} dask (rows per block when streaming locally); default: by size.",
-        suite=False, applies=lambda spec: spec.batch_axis == 0),
+        suite=False, applies=lambda spec: spec.batch_axis == 0, config=True),
 )
 
 KEYS: tuple[Key, ...] = LOSS_KEYS + SHARED_KEYS
@@ -172,6 +174,11 @@ CASE_ONLY_KEYS = ("loss", "name")
 def keys_in(*groups: str) -> tuple[str, ...]:
     """The shared keys of the given groups, in declaration order."""
     return tuple(k.name for k in KEYS if k.group in groups)
+
+
+def config_keys() -> tuple[Key, ...]:
+    """The keys a project configuration may give a default to (``config=True`` rows)."""
+    return tuple(k for k in KEYS if k.config)
 
 
 def output_only_keys() -> tuple[str, ...]:

@@ -40,6 +40,8 @@ class Result:
     recorded: list | None = None  # another framework's derivation over the whole batch (core.tape.Recorded)
     batch_axis: int = 0  # the axis of per_sample along which the samples lie (the spec's; CTC's is 1)
     class_axis: int | None = None  # the axis of the prediction's gradient that holds the classes (not in per_sample)
+    # 'mean' of per-value divided losses: each value's own divisor (CTC: its clamped target length)
+    mean_divisor: np.ndarray | None = None
 
 
 
@@ -64,6 +66,7 @@ def evaluate(prep: Prepared, reduction: str, *, grad: bool = True, explain: bool
     result = Result(
         loss_name=spec.name, reduction=reduction, kind=prep.kind, loss=loss, per_sample=per_sample,
         grad=grads, denominator=denom, dtype=np.dtype(prep.dtype).name, batch_axis=spec.batch_axis or 0,
+        mean_divisor=divisor,
     )
     if explain:
         from .explain import derivation

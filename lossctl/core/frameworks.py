@@ -96,6 +96,18 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
         tape.step("cast", "cast to float32", "y_true, y_pred → keras.config.floatx() = float32", prep.given[kind],
                   before=before, reason="keras computes in float32 (Loss casts y_true and y_pred to floatx())",
                   symbol=kind)
+    try:
+        return _run_tape(spec, conv, call, prep, tape, leaves, x, params, reduction, grad=grad, explain=explain, rows=rows)
+    except InvalidInput as e:  # the framework's own refusal, met while computing (a kernel or its gradient)
+        origin = (origins or {}).get(e.name, ref(e.name))
+        raise InputError(f"{origin}: {e.message}") from None
+
+
+def _run_tape(spec: LossSpec, conv: Convention, call, prep, tape: T.Tape, leaves: dict, x: dict, params: dict,
+              reduction: str, *, grad: bool, explain: bool, rows: int):
+    from .evaluate import Result
+
+    kind = prep.kind
     with np.errstate(all="ignore"):
         values = T.lift(conv.kernel(tape, x, params))
         if values.ndim == 0:  # one value for the whole batch (Keras's Dice, axis=None): one "sample"

@@ -88,6 +88,12 @@ def _unary(x: Var, value: np.ndarray, vjp: Callable[[np.ndarray], np.ndarray]) -
     return Var(value, ((x, vjp),))
 
 
+def custom(x: Var, value: np.ndarray, vjp: Callable[[np.ndarray], np.ndarray]) -> Var:
+    """An operation given by its value and its vector-Jacobian product ``vjp(g) -> ∂/∂x``
+    (a loss whose own kernels already give both, such as CTC's forward–backward)."""
+    return _unary(lift(x), np.asarray(value), vjp)
+
+
 def _binary(a: Var, b: Var, value: np.ndarray, vjp_a, vjp_b) -> Var:
     shape = value.shape
     return Var(value, ((a, lambda g: sum_to_shape(np.broadcast_to(vjp_a(g), shape), a.shape)),

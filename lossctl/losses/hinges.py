@@ -170,4 +170,25 @@ PERCEPTRON = framework_loss(
                                      optax_perceptron, kinds=("pred",))},
 )
 
-SPECS = (SQUARED_HINGE, CATEGORICAL_HINGE, MULTICLASS_HINGE, PERCEPTRON)
+def optax_multiclass_perceptron(t, x, params):
+    """optax.losses.multiclass_perceptron_loss: max_j s_j − s_y."""
+    s, y = x["pred"], x["target"].astype(np.intp)
+    picked = T.take(s, y, axis=1)
+    t.step("score", "target score", "s_y", picked)
+    best = T.amax(s, axis=1)
+    t.step("best", "best score", "max_j s_j", best)
+    values = best - picked
+    t.step("perceptron", "multiclass perceptron", "max_j s_j − s_y", values)
+    return values
+
+
+MULTICLASS_PERCEPTRON = framework_loss(
+    name="multiclass-perceptron", home="optax", kinds=("pred",), target="index",
+    summary="Multiclass perceptron loss between scores and class indices.",
+    formula="l = max_j s_j − s_y",
+    conventions={"optax": Convention("optax", "optax.losses.multiclass_perceptron_loss", "per example, not reduced",
+                                     optax_multiclass_perceptron, kinds=("pred",))},
+    input_help={"pred": "Scores (N, C).", "target": "Class index per sample (N,)."}, class_axis=True,
+)
+
+SPECS = (SQUARED_HINGE, CATEGORICAL_HINGE, MULTICLASS_HINGE, PERCEPTRON, MULTICLASS_PERCEPTRON)

@@ -27,7 +27,8 @@ import numpy as np
 
 from ..errors import InvalidInput, ref
 from ..core.numerics import log_sigmoid, sigmoid, softplus, sum_to_shape
-from ..core.registry import MARGIN, Forward, LossSpec, Param, Step
+from ..core import tape as T
+from ..core.registry import MARGIN, Convention, Forward, LossSpec, Param, Step, torch_convention
 from .cross_entropy import check_class_indices
 from .hinges import HINGE_CONVENTIONS
 
@@ -667,6 +668,44 @@ def _validate_zero_one(x: dict, params: dict) -> None:
     check_class_indices(x, params)
 
 
+def sklearn_zero_one(t, x, params):
+    """sklearn.metrics.zero_one_loss: 1[ŷ ≠ y] per sample (a row of label indicators counts as one
+    error unless every label matches: the subset zero-one loss); normalize=True is np.average
+    (Σ w·l / Σ w), normalize=False the (weighted) count."""
+    a, y = x["pred"].value, x["target"]
+    wrong = a != y
+    if wrong.ndim > 1:
+        wrong = wrong.reshape(wrong.shape[0], -1).any(axis=1)
+        t.step("subset", "row wrong", "1[any label of the row ≠ y] (subset zero-one loss)", wrong.astype(a.dtype))
+    values = T.lift(wrong.astype(a.dtype))
+    t.step("loss", "misclassified", "1[ŷ ≠ y]", values)
+    return values
+
+
+def _sklearn_zero_one_validate(x, params):
+    a, y = np.asarray(x["pred"]), np.asarray(x["target"])
+    for name, v in (("pred", a), ("target", y)):
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(v) | (v != np.round(v)) if v.dtype.kind == "f" else np.zeros(v.shape, bool)
+        if np.any(bad):
+            pos = [int(i) for i in np.argwhere(bad)[0]]
+            raise InvalidInput(name, "sklearn.metrics.zero_one_loss takes class labels (a continuous target is "
+                                     f"refused: \"Classification metrics can't handle ... continuous\"); got "
+                                     f"{float(v[tuple(pos)])!r} at index {pos}")
+    if a.shape != y.shape:
+        raise InvalidInput("target", f"shape {y.shape} does not match the predicted labels' shape {a.shape}")
+
+
+ZERO_ONE_CONVENTIONS = {
+    "torch": torch_convention(f"0-1 loss (classification, or regression with {ref('threshold')} T)",
+                              f"argmax of scores, or {ref('pred')} compared element by element ({ref('threshold')} for regression)"),
+    "sklearn": Convention("sklearn", "sklearn.metrics.zero_one_loss",
+                          f"predicted labels only ({ref('pred')}); a row of indicators is one sample (subset loss); "
+                          "np.average over samples (÷ Σ w), sum = normalize=False", sklearn_zero_one, kinds=("pred",),
+                          validate=_sklearn_zero_one_validate),
+}
+
+
 ZERO_ONE = LossSpec(
     name="zero-one",
     aliases=("misclassification",),
@@ -683,6 +722,7 @@ ZERO_ONE = LossSpec(
     steps=zero_one_steps,
     validate=_validate_zero_one,
     notes=f"The gradient is all zeros (the loss is piecewise constant). {ref('pred')} takes a target of its own shape.",
+    conventions=ZERO_ONE_CONVENTIONS,
 )
 
 

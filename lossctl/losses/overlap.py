@@ -14,6 +14,32 @@ EPSILON = Param("epsilon", "float", 0.0, "optax: floor of the squared norms (0: 
 SMOOTH = Param("smooth", "float", 1.0, "optax: added to the numerator and the denominator of each class's ratio.")
 ALPHA = Param("alpha", "float", 0.5, "Tversky weight (Keras 3.15: on false negatives; optax: on false positives).")
 BETA = Param("beta", "float", 0.5, "Tversky weight (Keras 3.15: on false positives; optax: on false negatives).")
+AXIS = Param("axis", "text", None, "Keras: the axes the sums run over, e.g. 1 or 1,2,3 (default: every axis, one "
+                                   "value for the whole batch); the per-sample values keep the others.")
+CLASS_WEIGHTS = Param("class_weights", "array", None, "optax: a weight per class (C,), multiplying each class's loss "
+                                                     "before the mean over classes.")
+
+
+def keras_axes(text, ndim: int) -> tuple[int, ...] | None:
+    """Keras's ``axis`` of Dice/Tversky from a parameter value (1, -1, "1,2,3", [1, 2]): the axes
+    summed over, normalised; None for every axis (one value for the whole batch)."""
+    if text is None or (isinstance(text, str) and text.strip().lower() in ("", "none", "all")):
+        return None
+    items = text if isinstance(text, (list, tuple)) else str(text).strip("()[] ").split(",")
+    try:
+        axes = [int(str(a).strip()) for a in items if str(a).strip() != ""]
+    except ValueError:
+        raise InvalidInput("axis", f"expected axes as integers (1, or 1,2,3), got {text!r}") from None
+    out = []
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise InvalidInput("axis", f"axis {a} is out of range for an input of {ndim} dimensions")
+        out.append(a % ndim)
+    out = tuple(sorted(set(out)))
+    if 0 in out and len(out) < ndim:
+        raise InvalidInput("axis", "lossctl reads the first axis as the samples: axis may include 0 only with "
+                                   "every other axis (one value for the whole batch)")
+    return None if len(out) == ndim else out
 
 
 def keras_cosine(t, x, params):
@@ -62,19 +88,25 @@ COSINE_SIMILARITY = framework_loss(
 
 def _keras_overlap(t, x, params, tversky: bool):
     y, p = x["target"], x["probs"]
-    tp = T.total(y * p)
-    t.step("tp", "intersection", "Σ y·ŷ over the whole batch (axis=None)", tp)
+    axes = keras_axes(params.get("axis"), p.ndim)
+    over = "the whole batch (axis=None)" if axes is None else f"axis={axes if len(axes) > 1 else axes[0]}"
+    tp = T.total(y * p, axis=axes)
+    t.step("tp", "intersection", f"Σ y·ŷ over {over}", tp)
     if tversky:
         a, b = float(params.get("alpha", 0.5)), float(params.get("beta", 0.5))
-        fn = T.total((1.0 - p) * y)
-        fp = T.total(p * (1.0 - y))
+        fn = T.total((1.0 - p) * y, axis=axes)
+        fp = T.total(p * (1.0 - y), axis=axes)
         t.step("fn_fp", "Σ y·(1−ŷ), Σ (1−y)·ŷ", "Keras 3.15 weighs the first by α, the second by β", T.lift(fn))
         ratio = tp / (tp + fn * a + fp * b + KERAS_EPSILON)
         t.step("ratio", "Tversky index", f"TP / (TP + α·Σy(1−ŷ) + β·Σ(1−y)ŷ + ε), α = {a:g}, β = {b:g}", ratio)
     else:
-        ratio = 2.0 * tp / (T.total(T.lift(y)) + T.total(p) + KERAS_EPSILON)
+        ratio = 2.0 * tp / (T.total(T.lift(y), axis=axes) + T.total(p, axis=axes) + KERAS_EPSILON)
         t.step("ratio", "Dice coefficient", "2·Σy·ŷ / (Σy + Σŷ + ε)", ratio)
     return 1.0 - ratio
+
+
+def _keras_axis_validate(x, params):
+    keras_axes(params.get("axis"), np.ndim(x["probs"]))
 
 
 def keras_dice(t, x, params):
@@ -104,10 +136,22 @@ def _optax_dice(t, x, params, alpha: float, beta: float):
     targ_sum = np.sum(y, axis=axes) if axes else y
     coeff = (inter + s) / (inter + alpha * (pred_sum - inter) + beta * (targ_sum - inter) + s)
     t.step("coeff", "per-class coefficient", f"(I + s)/(I + α·FP + β·FN + s), s = {s:g}", coeff)
-    return T.mean(1.0 - coeff, axis=-1)
+    per_class = 1.0 - coeff
+    weights = params.get("class_weights")
+    if weights is not None:
+        per_class = per_class * np.asarray(weights, dtype=per_class.dtype)
+        t.step("class_weights", "weighted per-class loss", "w_c·(1 − coefficient)", per_class)
+    return T.mean(per_class, axis=-1)
 
 
 def _optax_probs_validate(x, params):
+    weights = params.get("class_weights")
+    if weights is not None:
+        pred = x["probs"] if "probs" in x else x["logits"]
+        w = np.asarray(weights)
+        if w.ndim != 1 or w.shape[0] != np.shape(pred)[-1]:
+            raise InvalidInput("class_weights", f"optax's dice_loss takes one weight per class ({np.shape(pred)[-1]},), "
+                                                f"got shape {w.shape}")
     if "probs" in x:
         sums = np.sum(x["probs"], axis=-1)
         if not np.allclose(sums, 1.0, rtol=1e-5):
@@ -129,11 +173,13 @@ DICE = framework_loss(
     formula="Keras l = 1 − 2Σy·ŷ/(Σy + Σŷ + ε) over the whole batch; optax per class with smoothing s",
     conventions={
         "keras": Convention("keras", "keras.losses.Dice",
-                            "one value over the whole batch (axis=None), ε = 1e-7 in the denominator only; float32",
-                            keras_dice, kinds=("probs",)),
+                            "one value over the whole batch (axis=None; axis=1 per sample), ε = 1e-7 in the denominator "
+                            "only; float32", keras_dice, kinds=("probs",), extra_params=(AXIS,),
+                            validate=_keras_axis_validate),
         "optax": Convention("optax", "optax.losses.dice_loss",
-                            "per sample and class (last axis), smooth = 1 in both, mean over classes; logits by default",
-                            optax_dice, kinds=("logits", "probs"), params=("smooth",), validate=_optax_probs_validate),
+                            "per sample and class (last axis), smooth = 1 in both, class weights, mean over classes; "
+                            "logits by default", optax_dice, kinds=("logits", "probs"), params=("smooth",),
+                            extra_params=(CLASS_WEIGHTS,), validate=_optax_probs_validate),
     },
 )
 
@@ -143,12 +189,13 @@ TVERSKY = framework_loss(
     formula="l = 1 − TP/(TP + α·FN + β·FP) (Keras 3.15.1: α on Σy(1−ŷ), the false negatives)",
     conventions={
         "keras": Convention("keras", "keras.losses.Tversky",
-                            "3.15.1 puts α on the false negatives (later Keras on false positives); whole batch; float32",
-                            keras_tversky, kinds=("probs",), params=("alpha", "beta")),
+                            "3.15.1 puts α on the false negatives (later Keras on false positives); whole batch "
+                            "(or axis); float32", keras_tversky, kinds=("probs",), params=("alpha", "beta"),
+                            extra_params=(AXIS,), validate=_keras_axis_validate),
         "optax": Convention("optax", "optax.losses.dice_loss(alpha, beta)",
-                            "α on the false positives; per sample and class, smooth = 1; logits by default",
-                            optax_tversky, kinds=("logits", "probs"), params=("alpha", "beta", "smooth"),
-                            validate=_optax_probs_validate),
+                            "α on the false positives; per sample and class, smooth = 1, class weights; logits by "
+                            "default", optax_tversky, kinds=("logits", "probs"), params=("alpha", "beta", "smooth"),
+                            extra_params=(CLASS_WEIGHTS,), validate=_optax_probs_validate),
     },
 )
 

@@ -120,6 +120,53 @@ SPARSEMAX = framework_loss(
 )
 
 
+def sparsemax_projection(z: np.ndarray) -> np.ndarray:
+    """sparsemax(z) along axis 1: the Euclidean projection of each row onto the probability simplex,
+    p = max(z − τ, 0) with τ = (Σ_{i≤k} z_(i) − 1)/k, k the support size (z sorted decreasing)."""
+    srt = -np.sort(-z, axis=1)
+    cums = np.cumsum(srt, axis=1)
+    k = np.arange(1, z.shape[1] + 1, dtype=z.dtype)
+    support = 1.0 + k * srt > cums
+    size = support.sum(axis=1)
+    tau = (np.take_along_axis(cums, (size - 1)[:, None], axis=1)[:, 0] - 1.0) / size.astype(z.dtype)
+    return np.maximum(z - tau[:, None], 0.0)
+
+
+def optax_multiclass_sparsemax(t, x, params):
+    """optax.losses.multiclass_sparsemax_loss: with p = sparsemax(s), l = Σ_j p_j·(s_j − s_y)·[j ≠ y]
+    + ½(1 − Σ_j p_j²) (the Fenchel–Young loss of sparsemax); its gradient is p − onehot(y)."""
+    s, y = x["pred"], x["target"].astype(np.intp)
+    z = s.value
+    p = sparsemax_projection(z)
+    t.step("sparsemax", "sparsemax(s)", "projection of s onto the simplex", p)
+    rows = np.arange(z.shape[0])
+    shifted = z - z[rows, y][:, None]
+    shifted[rows, y] = 0.0
+    values = np.einsum("ij,ij->i", p, np.where(p != 0, shifted, 0.0)) + 0.5 * (1.0 - np.einsum("ij,ij->i", p, p))
+    onehot = np.zeros_like(z)
+    onehot[rows, y] = 1.0
+    out = T.custom(s, values, lambda g: np.asarray(g)[:, None] * (p - onehot))
+    t.step("loss", "multiclass sparsemax loss", "Σ_j p_j·(s_j − s_y) + ½(1 − Σ p_j²)", out.value)
+    return out
+
+
+def _multiclass_sparsemax_validate(x, params):
+    if np.ndim(x["pred"]) != 2:
+        raise InvalidInput("pred", f"optax.losses.multiclass_sparsemax_loss takes scores (N, C), got shape "
+                                   f"{np.shape(x['pred'])}")
+
+
+MULTICLASS_SPARSEMAX = framework_loss(
+    name="multiclass-sparsemax", home="optax", kinds=("pred",), target="index",
+    summary="Multiclass sparsemax loss (the Fenchel–Young loss of sparsemax) between scores and class indices.",
+    formula="l = Σ_j p_j·(s_j − s_y) + ½(1 − ‖p‖²), p = sparsemax(s)",
+    conventions={"optax": Convention("optax", "optax.losses.multiclass_sparsemax_loss", "per example, not reduced",
+                                     optax_multiclass_sparsemax, kinds=("pred",),
+                                     validate=_multiclass_sparsemax_validate)},
+    input_help={"pred": "Scores (N, C).", "target": "Class index per sample (N,)."}, class_axis=True,
+)
+
+
 def sklearn_brier(t, x, params):
     """sklearn.metrics.brier_score_loss: Σ_c (onehot − p)² per sample, np.average; halved for binary by default."""
     p, y = x["probs"], x["target"]
@@ -191,4 +238,4 @@ LOG_LOSS = framework_loss(
     input_help={"probs": "P(class 1) (N,), or class probabilities (N, C).", "target": "Class labels (N,)."},
 )
 
-SPECS = (CATEGORICAL_FOCAL, POLY1, GENERALIZED_KL, SPARSEMAX, BRIER, LOG_LOSS)
+SPECS = (CATEGORICAL_FOCAL, POLY1, GENERALIZED_KL, SPARSEMAX, MULTICLASS_SPARSEMAX, BRIER, LOG_LOSS)

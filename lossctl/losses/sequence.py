@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..core import tape as T
 from ..errors import InvalidInput, ref, spell_refs
 from ..core.numerics import log_softmax
-from ..core.registry import Conversion, Forward, LossSpec, Param, Step
+from ..core.registry import Convention, Conversion, Forward, LossSpec, Param, Step, torch_convention
 
 
 # --------------------------------------------------------------------------- layout
@@ -340,6 +341,159 @@ LOGITS_TO_LOG_PROBS_LASTDIM = Conversion(
 )
 
 
+# -------------------------------------------------------------------------- other frameworks
+
+
+def _framework_layout(x: dict, who: str):
+    """(the prediction as a (T, N, C) Var, its kind, padded targets (N, L), input lengths, target lengths)
+    for Keras's and optax's CTC, which take batched (B, T, C) logits and padded label rows."""
+    kind = "logits" if "logits" in x else "log_probs"
+    z = x[kind]
+    if z.ndim != 3:
+        raise InvalidInput(kind, f"{who} takes a batch: (T, N, C) here (its own layout is (N, T, C)); got shape {z.shape}")
+    n = z.shape[1]
+    tl = _lengths(x["target_lengths"], n)
+    return z, kind, _padded_targets(x["target"], tl), _lengths(x["input_lengths"], n), tl
+
+
+def _ctc_op(t: T.Tape, z: T.Var, kind: str, targets: np.ndarray, il: np.ndarray, tl: np.ndarray, blank: int,
+            who: str) -> T.Var:
+    """Per-sequence CTC of log_softmax(z) (both frameworks normalise what they are given): the value by
+    the forward recursion, the gradient torch's (softmax − occupancy, exact through the log_softmax)."""
+    lp = T.log_softmax_(z, axis=-1)
+    t.step("log_softmax", "log-probabilities", f"log_softmax over the classes ({who} takes logits)", lp.value,
+           symbol=kind)
+    x = {"log_probs": lp.value, "target": targets, "input_lengths": il, "target_lengths": tl}
+    nll = ctc_forward(x, {"blank": blank}).values
+
+    def vjp(g):
+        return ctc_backward(x, {"blank": blank}, g)["log_probs"]
+
+    out = T.custom(lp, nll, vjp)
+    t.step("nll", "per-sequence loss", "−log Σ_alignments Π_t p_t(π_t)", out.value)
+    return out
+
+
+def keras_ctc(t: T.Tape, x: dict, params: dict) -> T.Var:
+    """keras.losses.CTC: log_softmax of y_pred, torch's ctc_loss per sequence with blank 0, every
+    frame counted (input length T) and label length = the number of nonzero labels of the row."""
+    z, kind, targets, il, tl = _framework_layout(x, "keras.losses.CTC")
+    return _ctc_op(t, z, kind, targets, il, tl, 0, "keras")
+
+
+def _keras_ctc_validate(x: dict, params: dict) -> None:
+    kind = "logits" if "logits" in x else "log_probs"
+    z = x[kind]
+    if np.ndim(z) != 3:
+        raise InvalidInput(kind, f"keras.losses.CTC takes a batch: (T, N, C) here, got shape {np.shape(z)}")
+    t = np.asarray(x["target"])
+    if t.ndim != 2:
+        raise InvalidInput("target", "keras.losses.CTC takes padded label rows (N, S) with 0 as padding (and blank), "
+                                     f"got shape {t.shape}")
+    frames, n = z.shape[0], z.shape[1]
+    il = _lengths(x["input_lengths"], n)
+    tl = _lengths(x["target_lengths"], n)
+    nonzero = np.count_nonzero(t != 0, axis=-1)
+    if np.any(il != frames):
+        i = int(np.argmax(il != frames))
+        raise InvalidInput("input_lengths", f"keras.losses.CTC counts every frame (T = {frames}); sequence {i} has "
+                                            f"{int(il[i])}")
+    if np.any(tl != nonzero):
+        i = int(np.argmax(tl != nonzero))
+        raise InvalidInput("target_lengths", f"keras.losses.CTC takes the number of nonzero labels of each row as its "
+                                             f"length ({int(nonzero[i])} in row {i}), not {int(tl[i])}")
+
+
+OPTAX_LOG_EPSILON = -1e5
+
+
+def optax_ctc_values(lp: np.ndarray, targets: np.ndarray, il: np.ndarray, tl: np.ndarray, blank: int) -> np.ndarray:
+    """optax.losses.ctc_loss's recursion (blank and label states, log(0) approximated by
+    log_epsilon = −1e5): the exact CTC where an alignment exists, a large finite value where none does.
+    ``lp``: (T, N, C) log-probabilities; ``targets`` (N, L) right-padded rows as given."""
+    eps = OPTAX_LOG_EPSILON
+    frames, n, _ = lp.shape
+    width = targets.shape[1]
+    labels = targets.astype(np.int64)
+    repeat = np.zeros((n, width))
+    if width > 1:
+        repeat[:, :-1] = labels[:, :-1] == labels[:, 1:]
+    inside = (labels >= 0) & (labels < lp.shape[2])
+    safe = np.where(inside, labels, 0)
+    pad = np.arange(frames)[:, None] >= il[None, :]  # (T, N): padded frames
+    phi = np.full((n, width + 1), eps)
+    phi[:, 0] = 0.0
+    emit = np.full((n, width), eps)
+
+    def added(a, score):  # update phi[:, 1:] with score in log space
+        return np.concatenate([a[:, :1], np.logaddexp(a[:, 1:], score)], axis=-1)
+
+    for step in range(frames):
+        lp_emit = np.where(inside, np.take_along_axis(lp[step], safe, axis=1), 0.0)  # one_hot of −1 is 0
+        lp_phi = lp[step][:, blank:blank + 1]
+        prev_phi_orig = phi
+        prev_phi = added(phi, emit + eps * repeat)
+        next_emit = np.logaddexp(prev_phi[:, :-1] + lp_emit, emit + lp_emit)
+        next_phi = added(prev_phi + lp_phi, emit + lp_phi + eps * (1.0 - repeat))
+        p = pad[step][:, None].astype(lp.dtype)
+        emit = p * emit + (1.0 - p) * next_emit
+        phi = p * prev_phi_orig + (1.0 - p) * next_phi
+    last = added(phi, emit)
+    lens = (width - (np.arange(width)[None, :] >= tl[:, None]).sum(axis=1)).astype(np.int64)
+    return -last[np.arange(n), lens]
+
+
+def optax_ctc(t: T.Tape, x: dict, params: dict) -> T.Var:
+    """optax.losses.ctc_loss: per sequence, not reduced; the lengths become its padding masks
+    (frames ≥ input length and labels ≥ target length are padding); blank = blank_id."""
+    z, kind, targets, il, tl = _framework_layout(x, "optax.losses.ctc_loss")
+    blank = int(params.get("blank", 0))
+    lp = T.log_softmax_(z, axis=-1)
+    t.step("log_softmax", "log-probabilities", "log_softmax over the classes (optax takes logits)", lp.value,
+           symbol=kind)
+    values = optax_ctc_values(lp.value, targets, il, tl, blank)
+    exact = ctc_forward({"log_probs": lp.value, "target": targets, "input_lengths": il, "target_lengths": tl},
+                        {"blank": blank}).values
+    x_native = {"log_probs": lp.value, "target": targets, "input_lengths": il, "target_lengths": tl}
+    impossible = ~np.isfinite(exact)
+
+    def vjp(g):
+        if np.any(impossible & (np.asarray(g) != 0)):
+            # optax differentiates its log_epsilon stand-in for log 0 along the least impossible path
+            raise InvalidInput("target", "no alignment of sequence(s) "
+                                         f"{', '.join(str(int(i)) for i in np.flatnonzero(impossible))} fits its frames: "
+                                         "optax gives a finite stand-in loss (log 0 ≈ −1e5) whose gradient lossctl "
+                                         "does not reproduce")
+        return ctc_backward(x_native, {"blank": blank}, g)["log_probs"]
+
+    out = T.custom(lp, values, vjp)
+    t.step("nll", "per-sequence loss", "−log Σ_alignments Π_t p_t(π_t) (log 0 ≈ −1e5: an impossible alignment "
+                                       "costs about 1e5 per missing transition, not inf)", out.value,
+           reason="optax approximates log 0 by log_epsilon = −1e5")
+    return out
+
+
+def _optax_ctc_validate(x: dict, params: dict) -> None:
+    kind = "logits" if "logits" in x else "log_probs"
+    if np.ndim(x[kind]) != 3:
+        raise InvalidInput(kind, f"optax.losses.ctc_loss takes a batch: (T, N, C) here, got shape {np.shape(x[kind])}")
+
+
+CTC_CONVENTIONS = {
+    "torch": torch_convention("torch.nn.functional.ctc_loss",
+                              "'mean' divides each sequence's loss by its target length, then averages; "
+                              "an impossible alignment is inf"),
+    "keras": Convention("keras", "keras.losses.CTC",
+                        "logits (log_softmax applied), blank and padding 0, every frame counted; mean over the batch "
+                        "without the length division; float32", keras_ctc, kinds=("logits", "log_probs"),
+                        validate=_keras_ctc_validate),
+    "optax": Convention("optax", "optax.losses.ctc_loss",
+                        "logits; lengths as padding masks; per sequence, not reduced; log 0 ≈ −1e5, so an impossible "
+                        "alignment is finite", optax_ctc, kinds=("logits", "log_probs"), params=("blank",),
+                        validate=_optax_ctc_validate),
+}
+
+
 CTC = LossSpec(
     name="ctc",
     aliases=("ctc-loss",),
@@ -369,6 +523,7 @@ CTC = LossSpec(
     notes=f"{ref('grad')} for {ref('log_probs')} is torch's exp(lp) − occupancy (the logits gradient, exact only when lp came "
           f"from log_softmax); {ref('logits')} applies log_softmax over the last dimension, where the gradient is exact. "
           "'mean' averages l_n / max(L_n, 1).",
+    conventions=CTC_CONVENTIONS,
 )
 
 SPECS = (CTC,)

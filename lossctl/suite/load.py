@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ..core.call import BY_NAME, keys_in, output_only_keys, suite_keys
 from ..core.expectations import DEFAULT_ATOL, DEFAULT_RTOL
@@ -31,8 +31,11 @@ EXPECT_PARTS = ("loss", "per_sample", "grad")
 DTYPES = ("float64", "float32")
 
 
-def load_suite(path: str | os.PathLike) -> Suite:
-    """Read and validate a suite file. Raises :class:`InputError` (exit 3) when it is malformed."""
+def load_suite(path: str | os.PathLike, base: Mapping[str, Any] | None = None) -> Suite:
+    """Read and validate a suite file. Raises :class:`InputError` (exit 3) when it is malformed.
+
+    ``base`` holds values of case keys (``rtol``, ``dtype``, ...) that apply where neither a case,
+    the suite's ``defaults`` nor its top level gives one (a project's configuration)."""
     path = Path(path)
     shown = str(path)
     if not path.exists():
@@ -46,13 +49,15 @@ def load_suite(path: str | os.PathLike) -> Suite:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise InputError(f"{shown}: not UTF-8 text (byte {e.start})") from None
-    suite = parse_suite(text, path)
+    suite = parse_suite(text, path, base)
     suite.bom = data.startswith(b"\xef\xbb\xbf")
     return suite
 
 
-def parse_suite(text: str, path: str | os.PathLike) -> Suite:
-    """Validate a suite given as text; ``path`` locates relative sources and names the file in messages."""
+def parse_suite(text: str, path: str | os.PathLike, base: Mapping[str, Any] | None = None) -> Suite:
+    """Validate a suite given as text; ``path`` locates relative sources and names the file in messages;
+    ``base`` as for :func:`load_suite`."""
+    base = dict(base or {})
     path = Path(path)
     shown = str(path)
     root, data = compose(text, shown)
@@ -97,6 +102,8 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
             problems.add(node_line(defaults_lines, key, defaults_node), f"defaults: {key} is also given at the top level; keep one")
     if defaults_node is not None:
         check_duplicate_keys(defaults_node, problems, "defaults: ")
+    # the base tolerances lie below the suite's own (and the defaults' ones, which replace them per case)
+    suite_tol = {**{k: base[k] for k in CHECK_KEYS if k in base}, **suite_tol}
 
     cases_raw = data.get("cases")
     cases_node = value_node(root, "cases")
@@ -121,6 +128,9 @@ def parse_suite(text: str, path: str | os.PathLike) -> Suite:
         case = _load_case(i, raw, cnode, defaults, defaults_lines, defaults_node, suite_tol, reg, problems, default_keys_used)
         if case is None:
             continue
+        for key, value in base.items():  # the base's call keys where the case has none
+            if key not in CHECK_KEYS and key not in case.call and key in case_keys(case.spec):
+                case.call[key] = value
         if case.named:
             if case.name in used_names:
                 problems.add(case.line, f"case {quote(case.name)}: name {quote(case.name)} is already used by case #{used_names[case.name] + 1}")
