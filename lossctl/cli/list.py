@@ -14,11 +14,17 @@ def register(app: typer.Typer) -> None:
     @app.command("list", cls=Command, epilog=examples("lossctl list", "lossctl list --format plain | cut -f1",
                                                       "lossctl list --json"))
     def list_losses(
-        format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
+        format: str = typer.Option("auto", "--format", "-f",
+                                   help="auto (table on a terminal, plain otherwise), table, json, plain or markdown."),
         json_: bool = typer.Option(False, "--json", help="Short for --format json."),
     ) -> None:
         """List the registered losses, their aliases, inputs and parameters."""
-        render_list("json" if json_ else format)
+        from .options import pick_format
+
+        render_list(pick_format(format, json_, LIST_FORMATS))
+
+
+LIST_FORMATS = ("auto", "table", "json", "plain", "markdown")
 
 
 def registry_rows() -> list[dict]:
@@ -70,7 +76,9 @@ def render_list(fmt: str) -> None:
     from rich.table import Table
 
     t = Table(title="lossctl losses", title_justify="left")
-    for h in ("name", "aliases", "mirrors", "inputs", "parameters"):
+    # a loss's name stays whole (never folded mid-word); the other cells wrap between words
+    t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    for h in ("aliases", "mirrors", "inputs", "parameters"):
         t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(r["name"], ", ".join(r["aliases"]), r["mirrors"],
