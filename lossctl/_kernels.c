@@ -27,6 +27,11 @@
 #else
 #define CLONES
 #endif
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LOSSCTL_NO_CLONES)
+#define HAVE_F16C 1
+#else
+#define HAVE_F16C 0
+#endif
 /* logits_rows_narrow sets only the c ≤ 7 columns it uses; GCC cannot see that bound. */
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 /* Inlined into each clone, so they are compiled for its instruction set. */
@@ -37,6 +42,7 @@ typedef int64_t v8l __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef uint16_t v8h __attribute__((vector_size(16)));
+typedef short v8hi __attribute__((vector_size(16)));
 
 #if defined(__clang__)
 #define SHUF(v, ...) __builtin_shufflevector(v, v, __VA_ARGS__)
@@ -46,8 +52,10 @@ typedef uint16_t v8h __attribute__((vector_size(16)));
 #define SHUF2(a, b, ...) __builtin_shuffle(a, b, (v8l){__VA_ARGS__})
 #endif
 
-enum { F64 = 0, F32 = 1, F16 = 2, BF16 = 3 };
-static const int ITEMSIZE[4] = {8, 4, 2, 2};
+/* F16C: float16 read with the x86 F16C conversion instruction (an internal format: the
+   kernels instantiated for it run only on CPUs that have it, see f16c_kernels) */
+enum { F64 = 0, F32 = 1, F16 = 2, BF16 = 3, F16C = 4 };
+static const int ITEMSIZE[5] = {8, 4, 2, 2, 2};
 
 /* ---------------------------------------------------------------------------------------- */
 /* widening loads                                                                           */
@@ -74,7 +82,8 @@ INLINE double load1(const char *base, Py_ssize_t i, int fmt) {
     switch (fmt) {
     case F64: { double v; memcpy(&v, base + 8 * i, 8); return v; }
     case F32: { float v; memcpy(&v, base + 4 * i, 4); return (double)v; }
-    case F16: { uint16_t h; memcpy(&h, base + 2 * i, 2); return half_to_double(h); }
+    case F16:
+    case F16C: { uint16_t h; memcpy(&h, base + 2 * i, 2); return half_to_double(h); }
     default: {
         uint16_t h; memcpy(&h, base + 2 * i, 2);
         uint32_t b = (uint32_t)h << 16; float f; memcpy(&f, &b, 4); return (double)f;
@@ -93,6 +102,12 @@ INLINE v8d load8(const char *base, Py_ssize_t i, int fmt) {
     } else if (fmt == F32) {
         v8f f; memcpy(&f, base + 4 * i, 32);
         out = __builtin_convertvector(f, v8d);
+#if HAVE_F16C
+    } else if (fmt == F16C) { /* only in functions compiled for x86-64-v3 or v4 (f16c_kernels) */
+        v8f f; /* vcvtph2ps: eight halves to floats, exactly (the intrinsic needs the ISA at file level) */
+        __asm__("vcvtph2ps %1, %0" : "=x"(f) : "m"(*(const v8hi *)(base + 2 * i)));
+        out = __builtin_convertvector(f, v8d);
+#endif
     } else if (fmt == BF16) {
         v8h h; memcpy(&h, base + 2 * i, 16);
         v8u b = __builtin_convertvector(h, v8u) << 16;
@@ -270,6 +285,43 @@ static int classify_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, sca
     return (nan_or_pos || all_neg) ? ROW_NAN : ROW_OK;
 }
 
+/* exp(x − m)·(1 + d_lo) of eight entries, d + d_lo = x − m exactly (TwoSum). */
+INLINE v8d shifted_exp(v8d v, v8d vm, int wide) {
+    v8d d = v - vm;
+    v8d t = d - v;
+    v8d dlo = (v - (d - t)) - (vm + t); /* TwoSum(x, −m): d + dlo = x − m exactly */
+    if (wide) dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0)); /* d = −inf: no correction */
+    v8d e = vexp_neg(d, wide);
+    return e + e * dlo;
+}
+
+/* Σ_{j≠jm} exp(x_j − m)·(1 + d_lo_j) over a row of c ≥ 8 entries (``wide``: a constant, so
+   each case is its own loop). Full chunks of eight, then the row's last eight entries
+   (overlapping the chunk before: lanes below ``full`` are left out); the chunk holding the
+   first maximum jm leaves its lane out (log1p keeps the maximum's own 1). */
+INLINE double shifted_sum(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, const double *row, int keep, v8d vm,
+                          Py_ssize_t jm, int wide) {
+    const Py_ssize_t last = c - 8, full = c / 8 * 8;
+    const v8l lanel = {0, 1, 2, 3, 4, 5, 6, 7};
+    const Py_ssize_t jc = jm < full ? jm - jm % 8 : -1;
+    v8d acc = vsplat(0.0), comp = vsplat(0.0);
+    for (Py_ssize_t j = 0; j < full; j += 8) {
+        v8d v = keep ? load8((const char *)row, j, F64) : load8(x, i0 + j, fmt);
+        v8d e = shifted_exp(v, vm, wide);
+        if (j == jc) e = (v8d)((v8l)e & ~(lanel == (int64_t)(jm - j)));
+        vtwosum(&acc, &comp, e);
+    }
+    if (full < c) {
+        v8d v = keep ? load8((const char *)row, last, F64) : load8(x, i0 + last, fmt);
+        v8d e = shifted_exp(v, vm, wide);
+        v8l drop = (lanel + (int64_t)last) < (int64_t)full;
+        if (jm >= full) drop |= lanel == (int64_t)(jm - last);
+        e = (v8d)((v8l)e & ~drop);
+        vtwosum(&acc, &comp, e);
+    }
+    return lanes_sum(acc, comp);
+}
+
 /* One row of c ≥ 8 logits: s = Σ_{j≠argmax} exp(x_j − m) (compensated), m; status.
    The last chunk is the row's last eight entries (overlapping the one before: its repeated
    lanes change no maximum, and are left out of the sum). */
@@ -278,15 +330,24 @@ INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, 
     /* half formats: widened once, in pass 1, into ``row`` (c doubles), which pass 2 reads */
     const int keep = fmt == F16 || fmt == BF16;
     const Py_ssize_t last = c - 8, full = c / 8 * 8;
-    const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7};
-    v8d vmax = vsplat(-INFINITY), vmin = vsplat(INFINITY), nf = vsplat(0.0), vidx = vsplat(0.0);
-    for (Py_ssize_t j = 0; j < c; j += 8) {
-        Py_ssize_t at = j < full ? j : last;
-        v8d v = load8(x, i0 + at, fmt);
-        if (keep) memcpy(row + at, &v, 64);
+    const v8d lane = {0, 1, 2, 3, 4, 5, 6, 7}, eight = vsplat(8.0);
+    v8d vmax = vsplat(-INFINITY), vmin = vsplat(INFINITY), nf = vsplat(0.0), vidx = vsplat(0.0), pos = lane;
+    for (Py_ssize_t j = 0; j < full; j += 8) {
+        v8d v = load8(x, i0 + j, fmt);
+        if (keep) memcpy(row + j, &v, 64);
         v8l gt = v > vmax;
         vmax = vselect(gt, v, vmax);
-        vidx = vselect(gt, lane + (double)at, vidx);
+        vidx = vselect(gt, pos, vidx);
+        vmin = vselect(v < vmin, v, vmin);
+        nf += v - v;
+        pos += eight;
+    }
+    if (full < c) {
+        v8d v = load8(x, i0 + last, fmt);
+        if (keep) memcpy(row + last, &v, 64);
+        v8l gt = v > vmax;
+        vmax = vselect(gt, v, vmax);
+        vidx = vselect(gt, lane + (double)last, vidx);
         vmin = vselect(v < vmin, v, vmin);
         nf += v - v;
     }
@@ -302,26 +363,11 @@ INLINE int logits_row_wide(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, 
         *s_out = NAN;
         return ROW_NAN;
     }
-    const v8d vjm = vsplat(jm);
-    v8d acc = vsplat(0.0), comp = vsplat(0.0);
-    const int wide = !(mn - m >= -708.0);
-    for (Py_ssize_t j = 0; j < c; j += 8) {
-        Py_ssize_t at = j < full ? j : last;
-        v8d v = keep ? load8((const char *)row, at, F64) : load8(x, i0 + at, fmt);
-        v8d pos = lane + (double)at;
-        v8d d = v - vm;
-        v8d t = d - v;
-        v8d dlo = (v - (d - t)) - (vm + t); /* TwoSum(x, −m): d + dlo = x − m exactly */
-        if (wide) dlo = vselect(dlo - dlo == 0.0, dlo, vsplat(0.0)); /* d = −inf: no correction */
-        v8d e = vexp_neg(d, wide);
-        e = e + e * dlo;
-        if (at <= jm && jm < at + 8) /* the maximum's own exp(0) = 1 is left out (log1p keeps it) */
-            e = (v8d)((v8l)e & ~(pos == vjm));
-        if (j >= full) e = (v8d)((v8l)e & ~(pos < (double)full));
-        vtwosum(&acc, &comp, e);
-    }
     *m_out = m;
-    *s_out = lanes_sum(acc, comp);
+    if (mn - m >= -708.0)
+        *s_out = shifted_sum(x, i0, c, fmt, row, keep, vm, (Py_ssize_t)jm, 0);
+    else
+        *s_out = shifted_sum(x, i0, c, fmt, row, keep, vm, (Py_ssize_t)jm, 1);
     return ROW_OK;
 }
 
@@ -648,6 +694,62 @@ static Py_ssize_t stats_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c
     }
 }
 
+/* float16 through F16C: the same kernels instantiated for the F16C format, in functions compiled
+   for x86-64-v4 and -v3 (both have F16C); chosen at run time when the CPU has them. The numbers
+   are those of the integer widening (both exact). */
+#if HAVE_F16C
+__attribute__((target("arch=x86-64-v4"))) static void ce_block_f16c_v4(
+    const char *x, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight, int64_t ignore,
+    int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
+    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+}
+__attribute__((target("arch=x86-64-v3"))) static void ce_block_f16c_v3(
+    const char *x, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight, int64_t ignore,
+    int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
+    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+}
+__attribute__((target("arch=x86-64-v4"))) static Py_ssize_t stats_block_f16c_v4(
+    const char *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m, double *s, double *row) {
+    return stats_block_fmt(x, F16C, n, c, stride, m, s, row);
+}
+__attribute__((target("arch=x86-64-v3"))) static Py_ssize_t stats_block_f16c_v3(
+    const char *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m, double *s, double *row) {
+    return stats_block_fmt(x, F16C, n, c, stride, m, s, row);
+}
+#endif
+
+/* 4: x86-64-v4 (F16C with AVX-512), 3: x86-64-v3 (F16C with AVX2), 0: no F16C path */
+static int f16c_level(void) {
+#if HAVE_F16C
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("x86-64-v4")) return 4;
+    if (__builtin_cpu_supports("x86-64-v3")) return 3;
+#endif
+    return 0;
+}
+
+static void ce_block_any(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight,
+                         int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
+#if HAVE_F16C
+    static int level = -1;
+    if (fmt == F16 && level < 0) level = f16c_level();
+    if (fmt == F16 && level == 4) { ce_block_f16c_v4(x, n, c, target, weight, ignore, log_probs, out, s, m, row, res); return; }
+    if (fmt == F16 && level == 3) { ce_block_f16c_v3(x, n, c, target, weight, ignore, log_probs, out, s, m, row, res); return; }
+#endif
+    ce_block(x, fmt, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+}
+
+static Py_ssize_t stats_block_any(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m,
+                                  double *s, double *row) {
+#if HAVE_F16C
+    static int level = -1;
+    if (fmt == F16 && level < 0) level = f16c_level();
+    if (fmt == F16 && level == 4) return stats_block_f16c_v4(x, n, c, stride, m, s, row);
+    if (fmt == F16 && level == 3) return stats_block_f16c_v3(x, n, c, stride, m, s, row);
+#endif
+    return stats_block(x, fmt, n, c, stride, m, s, row);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* binary cross-entropy with logits, elementwise                                            */
 
@@ -766,7 +868,7 @@ static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
     }
     if (ok == 1 && n > 0) {
         Py_BEGIN_ALLOW_THREADS
-        ce_block((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
+        ce_block_any((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
                  (double *)ob.buf, scratch, scratch + CHUNK, scratch + 2 * CHUNK, &res);
         Py_END_ALLOW_THREADS
     }
@@ -880,7 +982,7 @@ static PyObject *py_row_stats(PyObject *self, PyObject *args) {
     double *row = (double *)malloc(sizeof(double) * (size_t)(c + 8));
     if (row && n > 0) {
         Py_BEGIN_ALLOW_THREADS
-        flagged = stats_block((const char *)xb.buf, fmt, n, c, stride, (double *)mb.buf, (double *)sb.buf, row);
+        flagged = stats_block_any((const char *)xb.buf, fmt, n, c, stride, (double *)mb.buf, (double *)sb.buf, row);
         Py_END_ALLOW_THREADS
     }
     free(row);

@@ -7,7 +7,7 @@ loss commands' reader), picks the output format and renders.
 from __future__ import annotations
 
 import sys
-from typing import Any, TextIO
+from typing import Any
 
 import typer
 
@@ -85,7 +85,9 @@ def info(
             raise UsageError(f"--event-probs and {given[0]}: self-information is computed on its own; give one or the other")
         probs = reader.read("event_probs", event_probs)
         values = infolib.self_information(probs, base, origin=reader.origins["event_probs"])
-        _render_events(fmt, base, probs, values, rows)
+        from ..render.info import write_events
+
+        write_events(sys.stdout, fmt, base, probs, values, rows)
         return ExitCode.OK
 
     if p is None and p_logits is None:
@@ -103,136 +105,14 @@ def info(
         P = load("p_logits", p_logits, True) if p is None else load("p", p, False)
         Q = load("q_logits", q_logits, True) if q is None else load("q", q, False)
     result = infolib.information(P, Q, base=base)
-    render_result(fmt, result, rows)
+    from ..render.info import write_info
+
+    write_info(sys.stdout, fmt, result, rows)
     if result.identity_holds is False:
         _stderr(f"check failed: H(P,Q) = H(P) + KL(P‖Q) does not hold: max |residual| {result.max_abs_residual!r} "
                 f"at row {result.worst_row}")
         return ExitCode.CHECK_FAILED
     return ExitCode.OK
-
-
-# --------------------------------------------------------------------------- rendering
-
-
-def document(result) -> dict[str, Any]:
-    """The JSON object of ``lossctl info --json``."""
-    from ..render import jsonable, number
-
-    doc: dict[str, Any] = {
-        "base": result.base,
-        "unit": result.unit,
-        "rows": result.rows,
-        "classes": result.classes,
-        "per_row": {k: jsonable(v) for k, v in result.per_row.items()},
-        "mean": {k: number(v) for k, v in result.mean.items()},
-    }
-    if result.identity_holds is not None:
-        doc["identity"] = {
-            "formula": "H(P,Q) = H(P) + KL(P‖Q)",
-            "holds": result.identity_holds,
-            "max_abs_residual": number(result.max_abs_residual),
-        }
-    return doc
-
-
-def render_result(fmt: str, result, rows: int) -> None:
-    out = sys.stdout
-    if fmt == "json":
-        from ..render.text import write_json
-
-        write_json(out, document(result))
-    elif fmt == "plain":
-        for label, value in result.mean.items():
-            out.write(f"{label} {value!r}\n")
-    elif fmt == "csv":
-        _write_csv(out, result)
-    else:
-        _table(out, result, rows)
-
-
-def _write_csv(out: TextIO, result) -> None:
-    import csv
-
-    w = csv.writer(out, lineterminator="\n")
-    labels = list(result.per_row)
-    w.writerow(["row", *labels])
-    for i in range(result.rows):
-        w.writerow([i, *(repr(float(result.per_row[k][i])) for k in labels)])
-
-
-def _table(out: TextIO, result, rows: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    console = Console(file=out, highlight=False)
-    console.print(Text(f"lossctl info: {result.rows} row{'s' if result.rows != 1 else ''}, {result.classes} classes, "
-                       f"{result.unit} (base {result.base})", style="bold"))
-    t = Table()
-    t.add_column("measure", style="bold")
-    t.add_column("mean over rows" if result.rows > 1 else "value", justify="right")
-    for label, value in result.mean.items():
-        t.add_row(label, Text(repr(value), style="green"))
-    console.print(t)
-
-    shown = min(rows, result.rows)
-    if shown and result.rows > 1:
-        more = result.rows - shown
-        r = Table(title="per row", title_justify="left",
-                  caption=f"… {more} more row{'s' if more != 1 else ''} (--rows)" if more else None, caption_justify="left")
-        r.add_column("row", justify="right")
-        for label in result.per_row:
-            r.add_column(label, justify="right", no_wrap=True)
-        for i in range(shown):
-            r.add_row(str(i), *(f"{float(result.per_row[k][i]):.6g}" for k in result.per_row))
-        console.print(r)
-    if result.identity_holds is not None:
-        verdict = Text("holds", style="green") if result.identity_holds else Text("FAILS", style="bold red")
-        console.print(Text.assemble("H(P,Q) = H(P) + KL(P‖Q): ", verdict,
-                                    f", max |residual| {result.max_abs_residual!r} (row {result.worst_row})"))
-
-
-def _render_events(fmt: str, base: str, probs, values, rows: int) -> None:
-    import numpy as np
-
-    from ..core import information as infolib
-
-    out = sys.stdout
-    unit = infolib.BASES[base][1]
-    if fmt == "json":
-        from ..render import jsonable
-        from ..render.text import write_json
-
-        write_json(out, {"base": base, "unit": unit, "event_probs": jsonable(np.asarray(probs, dtype=np.float64)),
-                         "self_information": jsonable(values)})
-        return
-    flat_p = np.asarray(probs, dtype=np.float64).reshape(-1)
-    flat_i = np.asarray(values).reshape(-1)
-    if fmt == "plain":
-        for v in flat_i:
-            out.write(f"{float(v)!r}\n")
-        return
-    if fmt == "csv":
-        out.write("event,p,I(p)\n")
-        for k, (pv, iv) in enumerate(zip(flat_p, flat_i)):
-            out.write(f"{k},{float(pv)!r},{float(iv)!r}\n")
-        return
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
-
-    shown = min(max(rows, 1), flat_i.size)
-    more = flat_i.size - shown
-    console = Console(file=out, highlight=False)
-    console.print(Text(f"lossctl info: self-information -log p of {flat_i.size} event{'s' if flat_i.size != 1 else ''}, "
-                       f"{unit} (base {base})", style="bold"))
-    t = Table(caption=f"… {more} more event{'s' if more != 1 else ''} (--rows)" if more else None, caption_justify="left")
-    t.add_column("event", justify="right")
-    t.add_column("p", justify="right")
-    t.add_column(f"I(p), {unit}", justify="right")
-    for k in range(shown):
-        t.add_row(str(k), repr(float(flat_p[k])), repr(float(flat_i[k])))
-    console.print(t)
 
 
 def _stderr(msg: str) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lossctl.cli.list import conventions_table, markdown_table, registry_rows
+from lossctl.cli.list import registry_rows
+from lossctl.render.list import conventions_table, markdown_table
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BLOCK = re.compile(r"(<!-- registry:start -->\n).*?(<!-- registry:end -->)", re.S)
