@@ -141,10 +141,21 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     if params.get("weight") is not None:
         params["weight"] = np.asarray(_read(params["weight"], "weight", origins, base), dtype=np.float64)
     try:
-        return core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+        result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
     except InvalidInput as e:
         origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
+    with np.errstate(invalid="ignore"):
+        finite = np.all(np.isfinite(np.asarray(result.per_sample, dtype=np.float64)))
+    if not finite:  # NaN/inf in an input reach the values: name them as every loss does (strict: exit 3)
+        from .core.prepare import check_finite
+
+        for key in ("hidden", "lm_head", "lm_head_bias"):
+            if key in x:
+                check_finite(_origin(origins, key), np.asarray(x[key]))
+        if params.get("weight") is not None:
+            check_finite(_origin(origins, "weight"), params["weight"])
+    return result
 
 
 def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,

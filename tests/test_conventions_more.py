@@ -130,7 +130,12 @@ def test_list_and_help_show_the_new_conventions(run_cli):
     params = {name: {p["name"] for p in entries[name]["params"]} for name in ("dice", "tversky")}
     assert {"axis", "class_weights"} <= params["dice"] and {"axis", "class_weights"} <= params["tversky"]
     r = run_cli(["ctc", "--help"])
-    assert r.code == 0 and "--convention" in r.stdout and "--sample-weight" in r.stdout
+    assert r.code == 0 and "--sample-weight" in r.stdout
+    assert "torch, keras, optax (this loss's frameworks; default torch)" in " ".join(r.stdout.split())
+    r = run_cli(["multiclass-sparsemax", "--help"])
+    assert "optax (this loss's frameworks; default optax)" in " ".join(r.stdout.split())
+    r = run_cli(["list", "--format", "table"])
+    assert "conventions" in r.stdout
 
 
 @pytest.mark.parametrize("loss, pred, target", [

@@ -274,3 +274,23 @@ def test_lm_warns_about_nan_and_inf_logits_like_ce(run_cli):
 def test_lm_finite_logits_draw_no_warning(run_cli):
     r = run_cli(["lm", "--logits", "[[1.0, 2.0, 0.5], [0.1, 0.2, 0.3]]", "--labels", "[0, 2]", "--strict"])
     assert r.code == 0 and r.stderr == ""
+
+
+def test_linear_ce_warns_about_nan_inputs(run_cli):
+    h, w = [[1.0, float("nan")], [0.5, 0.5]], [[0.5, 1.0], [-1.0, 0.2]]
+    argv = ["linear-ce", "--hidden", json.dumps(h).replace("NaN", "NaN"), "--lm-head", json.dumps(w), "-t", "[0, 1]"]
+    r = run_cli(argv)
+    want = F.linear_cross_entropy(torch.tensor(h, dtype=torch.float64), torch.tensor(w, dtype=torch.float64),
+                                  torch.tensor([0, 1]))
+    assert r.code == 0 and np.isnan(float(r.stdout)) and np.isnan(want.item())
+    assert "1 NaN value (the first at index [0, 1]: nan)" in r.stderr
+    r = run_cli(argv + ["--strict"])
+    assert r.code == 3 and "refused by --strict" in r.stderr
+
+
+def test_lm_takes_integer_literal_logits_as_ce_does(run_cli):
+    r = run_cli(["lm", "--logits", "[[1, 2], [3, 4]]", "--labels", "[0, 1]"])
+    ce = run_cli(["ce", "--logits", "[[1, 2], [3, 4]]", "--target", "[0, 1]", "--dim", "-1"])
+    assert r.code == 0 and float(r.stdout) == float(ce.stdout)
+    want = F.cross_entropy(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64), torch.tensor([0, 1])).item()
+    assert float(r.stdout) == pytest.approx(want, rel=1e-15)

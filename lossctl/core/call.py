@@ -113,7 +113,10 @@ SHARED_KEYS: tuple[Key, ...] = (
         choices=DTYPES, config=True),
     Key("convention", "choice", "Parameters",
         "Whose numbers: torch, keras, optax or sklearn (default: torch, or the loss's home framework).",
-        choices=FRAMEWORKS, config=True),
+        choices=FRAMEWORKS, config=True,
+        help_for=lambda spec: f"Whose numbers: {', '.join(spec.convention_names)} (this loss's frameworks; default "
+                              f"{spec.home}). {ref('explain')} shows the framework's own steps; 'lossctl compare "
+                              f"{spec.name}' runs them all."),
     Key("sample_weight", "source", "Parameters", "Per-sample weights (the Keras and scikit-learn conventions)."),
     Key("strict", "bool", "Inputs",
         "Refuse inputs that only draw a warning (NaN or inf values, target probabilities that do not sum to 1): "

@@ -365,7 +365,10 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     logits = x["logits"]
     if not hasattr(logits, "shape"):
         logits = np.asarray(logits, dtype=np.float64)
-    if getattr(logits, "dtype", np.dtype(np.float64)).kind not in "fV" and not online_softmax.is_bfloat16(logits.dtype):
+    kind = getattr(logits, "dtype", np.dtype(np.float64)).kind
+    if kind in "iu" and isinstance(logits, np.ndarray):  # integer scores (a literal like [[1, 2]]): exact in float64
+        logits = logits.astype(np.float64)
+    elif kind not in "fV" and not online_softmax.is_bfloat16(logits.dtype):
         raise InvalidInput("logits", f"expected floating-point logits, got dtype {logits.dtype}")
     lay = layout({**x, "logits": logits}, params)
     bytes_total, bytes_per_seq = _bytes_total(x, lay)

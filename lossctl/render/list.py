@@ -28,13 +28,14 @@ def write_list(out: TextIO, rows: list[dict], fmt: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title="lossctl losses", title_justify="left")
-    for h in ("name", "aliases", "mirrors", "inputs", "parameters"):
+    t = Table(title="lossctl losses", title_justify="left", caption="conventions: * the default (--convention)")
+    for h in ("name", "aliases", "mirrors", "inputs", "parameters", "conventions"):
         t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(r["name"], ", ".join(r["aliases"]), r["mirrors"],
                   " ".join("--" + i.replace("_", "-") for i in r["inputs"]),
-                  " ".join(p["option"] for p in r["params"]))
+                  " ".join(p["option"] for p in r["params"]),
+                  " ".join(f + ("*" if c["default"] else "") for f, c in r["conventions"].items()))
     Console(file=out).print(t)
 
 
