@@ -243,21 +243,15 @@ def _fault_inputs(tmp_path, rng):
 
 
 def _killer(cluster, client):
-    """``kill()``: SIGKILL one worker process while the scheduler has tasks running on it."""
+    """``kill()``: SIGKILL one worker process, once, while the scheduler has tasks running on it."""
     address, pid = sorted(client.run(os.getpid).items())[0]
     state = {"killed": False}
 
-    def kill():
-        if state["killed"]:
-            return
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            ws = cluster.scheduler.workers.get(address)
-            if ws is not None and ws.processing:
-                break
-            time.sleep(0.0005)
-        os.kill(pid, signal.SIGKILL)
-        state["killed"] = True
+    def kill():  # called after each chunk; kills at the first call that finds a task running there
+        ws = cluster.scheduler.workers.get(address)
+        if not state["killed"] and ws is not None and ws.processing:
+            os.kill(pid, signal.SIGKILL)
+            state["killed"] = True
 
     return kill, state
 
@@ -283,11 +277,17 @@ def test_when_the_scheduler_gives_up_exit_3_and_no_output(run_cli, cluster, tmp_
 
     from lossctl.cli import progress as progress_module
 
-    kill, state = _killer(c, client)
+    state = {"killed": 0}
+
+    def kill_busy_workers(done, total):  # after each chunk: SIGKILL every worker with a task running (3 times at most)
+        for ws in list(c.scheduler.workers.values()):
+            if ws.processing and state["killed"] < 3:
+                os.kill(ws.pid, signal.SIGKILL)
+                state["killed"] += 1
 
     @contextlib.contextmanager
-    def progress_bar(*args, **kwargs):  # the CLI's progress callback kills once the first rows are back
-        yield lambda done, total: kill()
+    def progress_bar(*args, **kwargs):  # the CLI's progress callback
+        yield kill_busy_workers
 
     monkeypatch.setattr(progress_module, "progress_bar", progress_bar)
     allowed = c.scheduler.allowed_failures
@@ -342,3 +342,40 @@ def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
 def test_another_framework_s_convention_is_refused_on_dask(run_cli):
     r = run_cli(["mse", "--pred", "[1,2]", "-t", "[0,0]", "--convention", "keras", "--backend", "dask"])
     assert r.code == 2 and "keras convention" in r.stderr and "local backend" in r.stderr, r.stderr
+
+
+def test_bfloat16_tensor_file_is_read_by_the_workers(cluster, tmp_path, rng):
+    """A bfloat16 .safetensors tensor travels as its description (path, offset, shape): the
+    workers read and widen their own rows; the result is the local one bit for bit."""
+    import json
+
+    from lossctl import tokens
+
+    _, client = cluster
+    bits = (rng.standard_normal((5, 6, 40)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    other = np.arange(7, dtype=np.float32)  # another tensor first: the logits start at an offset
+    header = {"other": {"dtype": "F32", "shape": [7], "data_offsets": [0, 28]},
+              "logits": {"dtype": "BF16", "shape": list(bits.shape), "data_offsets": [28, 28 + bits.nbytes]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "dump.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text + other.tobytes() + bits.tobytes())
+    logits = _read(f"{path}:logits")
+    assert hasattr(logits, "widen")
+    labels = rng.integers(0, 40, (5, 6))
+    ref = tokens.lm({"logits": logits, "labels": labels, "shift": True}, per_sample=True)
+    got = tokens.lm({"logits": logits, "labels": labels, "shift": True}, per_sample=True,
+                    executor=DaskExecutor(client.scheduler.address, 7))
+    assert same(got.loss, ref.loss) and got.per_token.tobytes() == ref.per_token.tobytes()
+    from lossctl.backends.dask import row_source
+
+    assert type(row_source(logits.reshape(30, 40), "logits")).__name__ == "EncodedRows"
+
+
+def test_a_memory_mapped_npy_travels_as_its_description(tmp_path, rng):
+    from lossctl.backends.dask import row_source
+
+    x = rng.standard_normal((9, 4))
+    np.save(tmp_path / "x.npy", x)
+    described = row_source(_read(str(tmp_path / "x.npy")), "logits")
+    assert getattr(described, "lazy_rows", False)
+    assert np.array_equal(described.rows(2, 7), x[2:7])

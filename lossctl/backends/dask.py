@@ -166,13 +166,16 @@ def _env_int(name: str, default: int) -> int:
         return default
 
 
-def _row_source(value: Any, origin: str):
+def row_source(value: Any, origin: str):
     """What a worker reads rows from: a sharded array or a memory-mapped file as its description,
     anything else (already in this process's memory) as itself."""
     if getattr(value, "lazy_rows", False):
         return value
-    from ..io.shards import from_memmap
+    from ..io.shards import EncodedRows, from_memmap
 
+    if hasattr(value, "widen") and isinstance(getattr(value, "bits", None), np.ndarray):  # bfloat16 bits in a file
+        bits = from_memmap(value.bits, origin)
+        return EncodedRows(bits, value.encoding) if bits is not None else value
     described = from_memmap(value, origin) if isinstance(value, np.ndarray) else None
     return described if described is not None else value
 
@@ -228,7 +231,7 @@ class DaskExecutor:
         from dataclasses import replace
 
         n, v = lay.rows.shape
-        source = _row_source(lay.rows, "logits")
+        source = row_source(lay.rows, "logits")
         job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
                "counted": lay.counted, "dtype": np.dtype(dtype).str, "per_sample": per_sample}
         rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
@@ -267,8 +270,8 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         "loss": spec.name, "kind": layout.kind, "n": n, "reduction": reduction, "dtype": dtype, "dim": dim,
         "origins": origins, "compiled": True, "whole": layout.whole,
         "params": {k: v for k, v in layout.params.items() if k not in layout.params_sliced},
-        "sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
-        "params_sliced": {k: _row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
+        "sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
+        "params_sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
     }
     chunks = _chunks(layout, job["sliced"], chunk_rows, ftype.itemsize)
     grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []

@@ -121,7 +121,7 @@ def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False, t
 
         module = importlib.import_module(f"{__package__}.{TENSOR_FORMATS[suffix]}")
         try:
-            return module.read_file(path, key, origin, lazy=lazy)
+            return _named(module.read_file(path, key, origin, lazy=lazy), path)
         except PermissionError:
             raise InputError(f"{origin}: permission denied") from None
         except OSError as e:
@@ -133,7 +133,7 @@ def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False, t
     try:
         with open_regular(path, origin) as f:
             if suffix == ".npy":
-                return _load_npy(f, origin, mmap=True)
+                return _named(_load_npy(f, origin, mmap=True), path)
             if suffix == ".npz":
                 return _load_npz(f, key, origin)
             data = _read_capped(f, origin, os.fstat(f.fileno()).st_size)
@@ -144,6 +144,15 @@ def read_path(path: Path, key: str | None, origin: str, *, lazy: bool = False, t
     except OSError as e:
         raise InputError(f"{origin}: cannot read: {e.strerror or e}") from None
     return _parse_bytes(data, suffix.lstrip("."), key, origin)
+
+
+def _named(a, path: Path):
+    """``a`` (or an encoded array's bits), when memory-mapped, knows the path of its file, so that
+    another process (a Dask worker) can map the same bytes instead of receiving them."""
+    bits = getattr(a, "bits", a)
+    if isinstance(bits, np.memmap) and not isinstance(getattr(bits, "filename", None), str):
+        bits.filename = os.path.abspath(path)
+    return a
 
 
 def read_named_arrays(source: Source, origin: str, *, stdin_format: str | None = None) -> dict[str, np.ndarray]:

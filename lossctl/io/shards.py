@@ -110,16 +110,40 @@ def open_sharded(text: str, path: Path | None, origin: str) -> "ShardedArray":
 
 
 def from_memmap(a: np.ndarray, origin: str) -> "ShardedArray | None":
-    """A one-shard description of a whole memory-mapped ``.npy`` file (None for anything else)."""
-    if not isinstance(a, np.memmap) or not isinstance(a.filename, str) or a.ndim == 0:
+    """A one-shard description of a C-contiguous view of a memory-mapped file (a ``.npy``, or one
+    tensor of a ``.safetensors`` file): its path, where its bytes start, shape and dtype (None
+    for anything else)."""
+    if not isinstance(a, np.memmap) or not isinstance(getattr(a, "filename", None), str) or a.ndim == 0:
         return None
-    if not (a.flags.c_contiguous or a.flags.f_contiguous) or a.base is None:
+    if not a.flags.c_contiguous or a.dtype.hasobject:
         return None
+    root = a
+    while isinstance(root.base, np.memmap):
+        root = root.base
+    if not isinstance(getattr(root, "offset", None), int):
+        return None
+    start = int(root.offset) + (int(a.ctypes.data) - int(root.ctypes.data))
     shape = tuple(int(n) for n in a.shape)
-    if a.nbytes != os.path.getsize(a.filename) - int(a.offset):
-        return None  # a view of part of a file
-    fortran = bool(a.flags.f_contiguous and not a.flags.c_contiguous)
-    return ShardedArray([Shard(a.filename, "npy", shape, a.dtype.str, 0, int(a.offset), fortran)], origin)
+    return ShardedArray([Shard(a.filename, "npy", shape, a.dtype.str, 0, start, False)], origin)
+
+
+class EncodedRows:
+    """Rows of an encoded array (bfloat16, float8 bits in a file): its bits described as a
+    :class:`ShardedArray`, read by rows and returned as :class:`~lossctl.io.encoded.EncodedArray`
+    (widened where they are computed)."""
+
+    def __init__(self, bits: "ShardedArray", encoding: str):
+        self.bits = bits
+        self.encoding = encoding
+        self.shape = bits.shape
+
+    def boundaries(self) -> list[int]:
+        return self.bits.boundaries()
+
+    def rows(self, i0: int, i1: int):
+        from .encoded import EncodedArray
+
+        return EncodedArray(self.bits.rows(i0, i1), self.encoding)
 
 
 def _is_zarr(path: Path) -> bool:
