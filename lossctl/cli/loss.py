@@ -30,6 +30,9 @@ def output_format(opts: dict[str, Any]) -> str:
         fmt = "table" if sys.stdout.isatty() else "plain"
     if opts["rows"] < 0:
         raise UsageError("--rows: must be 0 or more")
+    digits = opts.get("precision")
+    if digits is not None and not 1 <= digits <= 17:
+        raise UsageError(f"--precision: significant digits from 1 to 17, got {digits}")
     return fmt
 
 
@@ -125,7 +128,7 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
             write_check_plain(sys.stderr, report)
     else:
         render_result(fmt, result, report, per_sample=show_per_sample, grad=show_grad, explain=opts["explain"],
-                      rows=opts["rows"], views=shown)
+                      rows=opts["rows"], views=shown, precision=opts.get("precision"))
     if not _finite(result):
         views.report_not_finite(_with_per_sample(call, result, keep), result)
     if report is not None and not report.passed:
@@ -290,7 +293,15 @@ def _with_per_sample(call: dict[str, Any], result, kept: bool):
 
 
 def render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
-            views=None) -> None:
+                  views=None, precision: int | None = None) -> None:
+    from ..render.numbers import precision as table_precision
+
+    with table_precision(precision):  # the digits of every number in a table
+        _render_result(fmt, result, report, per_sample=per_sample, grad=grad, explain=explain, rows=rows, views=views)
+
+
+def _render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, explain: bool, rows: int,
+                   views=None) -> None:
     from ..render.settings import settings_document, settings_lines, settings_table
     from . import views as triage_views
     from .config import active, settings
@@ -334,9 +345,9 @@ def render_result(fmt: str, result, report, *, per_sample: bool, grad: bool, exp
     console.print(table.summary(result))
     with_samples = per_sample or result.reduction == "none"
     if with_samples:
-        console.print(table.per_sample(result, grad=grad, rows=rows))
+        console.print(table.per_sample(result, grad=grad, rows=rows, width=console.width))
     if grad and not with_samples:  # the per-sample table already holds the gradient's rows
-        console.print(table.gradients(result))
+        console.print(table.gradients(result, width=console.width))
     if explain:
         console.print(table.derivation(result))
         if shown:
