@@ -75,3 +75,21 @@ def test_an_option_value_out_of_range_is_a_usage_error_everywhere(run_cli, argv)
     r = run_cli(argv)
     assert r.code == lossctl.ExitCode.USAGE, r.stderr
     assert r.stderr.startswith("error: ") and r.stderr.count("\n") == 1
+
+
+def test_gradcheck_at_a_kink_says_not_differentiable_instead_of_fail(run_cli):
+    # hinge at the margin: y·a = 1 for the first sample
+    r = run_cli(["gradcheck", "hinge", "--pred", "[1.0, 0.5]", "--target", "[1, 1]"])
+    assert r.code == 0, r.stdout
+    assert "not differentiable at this point: pred[0] is a kink (one-sided slopes -0.5 and 0)" in r.stdout
+    assert r.stdout.splitlines()[-1].startswith("PASS gradcheck hinge")
+    doc = json.loads(run_cli(["gradcheck", "hinge", "--pred", "[1.0, 0.5]", "--target", "[1, 1]", "--json"]).stdout)
+    assert doc["inputs"]["pred"]["not_differentiable"][0]["index"] == [0]
+
+
+def test_gradcheck_never_calls_a_smooth_point_a_kink(run_cli):
+    # exp(−y·a) at a = −8: large curvature, no kink; l1 at 0: a kink whose central difference is exact
+    for argv in (["exponential", "--pred", "[-8.0, 0.5]", "--target", "[1, 1]"],
+                 ["mse", "--pred", "[1.0, 0.5]", "--target", "[0, 0]"]):
+        r = run_cli(["gradcheck", *argv])
+        assert r.code == 0 and "not differentiable" not in r.stdout, r.stdout
