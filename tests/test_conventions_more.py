@@ -147,3 +147,16 @@ def test_multiclass_forms_through_the_cli_and_gradcheck(run_cli, loss, pred, tar
     assert r.code == 0, r.stderr
     r = run_cli(["gradcheck", loss, "--pred", json.dumps(pred), "-t", json.dumps(target)])
     assert r.code == 0, r.stdout
+
+
+@pytest.mark.parametrize("argv, pair, step, needle", [
+    (["poisson-nll", "--pred", "[0.5, 1, 2]", "-t", "[0, 1, 3]"], {"torch", "keras"}, "definition", "log(rate)"),
+    (["focal", "--logits", "[2, -1, -3, 20]", "-t", "[1, 0, 1, 0]"], {"torch", "keras"}, "definition",
+     "apply_class_balancing"),
+    (["hinge", "--pred", "[0.5, -2, 1.5, 0.3, 0.4]", "-t", "[1, 0, 1, 1, 0]"], {"torch", "keras"}, "cast", "float32"),
+])
+def test_compare_blames_float32_only_when_it_explains_the_numbers(run_cli, argv, pair, step, needle):
+    r = run_cli(["compare", *argv, "--json"])
+    assert r.code == 0, r.stderr
+    d = next(d for d in json.loads(r.stdout)["differences"] if set(d["between"]) == pair)
+    assert d["step"] == step and needle in d["reason"]
