@@ -153,17 +153,20 @@ def _difference(spec: LossSpec, a: str, b: str, ra, rb, call) -> Difference | No
         f32 = a if ra.dtype == "float32" else b
         return Difference((a, b), "reduction", _reduction_reason(spec, a, b, ra, rb)
                           + f"; and {f32} computes in float32", first, values)
+    cast_note = ""
     if ra.dtype != rb.dtype:
         f32 = a if ra.dtype == "float32" else b
-        where = f": {_sample_of(first)}, {a} {_num(values[a])} vs {b} {_num(values[b])}" if first else ""
-        return Difference((a, b), "cast", f"{f32} computes in float32 (the other in {rb.dtype if f32 == a else ra.dtype})"
-                          + where, first, values)
+        if not same_shape or _agree_float32(pa, pb):  # the cast alone explains what differs
+            where = f": {_sample_of(first)}, {a} {_num(values[a])} vs {b} {_num(values[b])}" if first else ""
+            return Difference((a, b), "cast", f"{f32} computes in float32 (the other in "
+                                              f"{rb.dtype if f32 == a else ra.dtype})" + where, first, values)
+        cast_note = f"; and {f32} computes in float32"
     if same_values:
         return Difference((a, b), "reduction", _reduction_reason(spec, a, b, ra, rb), first, values)
     ca, cb = spec.convention(a), spec.convention(b)
     return Difference((a, b), "definition",
                       f"the per-sample definitions differ ({_sample_of(first)}: {a} {_num(values[a])}, {b} {_num(values[b])}): "
-                      + spell_refs(f"{a}: {ca.difference}; {b}: {cb.difference}"), first, values)
+                      + spell_refs(f"{a}: {ca.difference}; {b}: {cb.difference}") + cast_note, first, values)
 
 
 def _agree_float32(x, y) -> bool:

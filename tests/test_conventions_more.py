@@ -90,7 +90,7 @@ def test_sklearn_zero_one_multilabel_is_the_subset_loss(run_cli):
     assert float(r.stdout) == pytest.approx(1 / 6)  # torch's convention: element by element
 
 
-@pytest.mark.parametrize("axis, code", [("0", 3), ("5", 3), ("a", 3)])
+@pytest.mark.parametrize("axis, code", [("0", 2), ("5", 2), ("a", 2)])  # a parameter value: a usage error
 def test_keras_dice_axis_refusals(run_cli, axis, code):
     r = run_cli(["dice", "--probs", "[[0.9, 0.2], [0.3, 0.8]]", "-t", "[[1, 0], [0, 1]]", "--axis", axis])
     assert r.code == code and "axis" in r.stderr
@@ -147,3 +147,16 @@ def test_multiclass_forms_through_the_cli_and_gradcheck(run_cli, loss, pred, tar
     assert r.code == 0, r.stderr
     r = run_cli(["gradcheck", loss, "--pred", json.dumps(pred), "-t", json.dumps(target)])
     assert r.code == 0, r.stdout
+
+
+@pytest.mark.parametrize("argv, pair, step, needle", [
+    (["poisson-nll", "--pred", "[0.5, 1, 2]", "-t", "[0, 1, 3]"], {"torch", "keras"}, "definition", "log(rate)"),
+    (["focal", "--logits", "[2, -1, -3, 20]", "-t", "[1, 0, 1, 0]"], {"torch", "keras"}, "definition",
+     "apply_class_balancing"),
+    (["hinge", "--pred", "[0.5, -2, 1.5, 0.3, 0.4]", "-t", "[1, 0, 1, 1, 0]"], {"torch", "keras"}, "cast", "float32"),
+])
+def test_compare_blames_float32_only_when_it_explains_the_numbers(run_cli, argv, pair, step, needle):
+    r = run_cli(["compare", *argv, "--json"])
+    assert r.code == 0, r.stderr
+    d = next(d for d in json.loads(r.stdout)["differences"] if set(d["between"]) == pair)
+    assert d["step"] == step and needle in d["reason"]

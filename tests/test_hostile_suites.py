@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+import lossctl
+
+# The tree whose lossctl this test run imported (PYTHONPATH), for the processes it starts.
+REPO = Path(lossctl.__file__).resolve().parents[1]
 
 
 def _check(target, cwd) -> subprocess.CompletedProcess:

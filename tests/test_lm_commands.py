@@ -294,3 +294,28 @@ def test_lm_takes_integer_literal_logits_as_ce_does(run_cli):
     assert r.code == 0 and float(r.stdout) == float(ce.stdout)
     want = F.cross_entropy(torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64), torch.tensor([0, 1])).item()
     assert float(r.stdout) == pytest.approx(want, rel=1e-15)
+
+
+def test_suite_lm_failure_and_update(run_cli, tmp_path):
+    logits, labels = _batch(6)
+    loss, per_token, _ = _torch_lm(logits, labels, shift=True)
+    suite = tmp_path / "s.yaml"
+    suite.write_text(textwrap.dedent(f"""\
+        cases:
+          - name: stale
+            loss: lm
+            logits: {json.dumps(logits.tolist())}
+            target: {json.dumps(labels.tolist())}
+            shift: true
+            expect: {{loss: 3.5, per_sample: [[0.0]]}}
+        """))
+    r = run_cli(["check", str(suite)])
+    assert r.code == 1 and "FAIL stale" in r.stdout + r.stderr
+    r = run_cli(["check", str(suite), "--update"])
+    assert r.code == 0, r.stdout + r.stderr
+    import yaml
+
+    expect = yaml.safe_load(suite.read_text())["cases"][0]["expect"]
+    assert expect["loss"] == pytest.approx(loss, rel=1e-12)
+    np.testing.assert_allclose(expect["per_sample"], per_token, rtol=1e-12, atol=1e-15)
+    assert run_cli(["check", str(suite)]).code == 0

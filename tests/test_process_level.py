@@ -18,7 +18,10 @@ import numpy as np
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+import lossctl
+
+# The tree whose lossctl this test run imported (PYTHONPATH), for the processes it starts.
+REPO = Path(lossctl.__file__).resolve().parents[1]
 LOGITS = "[[10.0, 0.0, -10.0], [8.0, 8.0, 8.0]]"
 CALL = ["ce", "--logits", LOGITS, "--target", "[0, 2]"]
 LOSS = "0.5493288448141933"

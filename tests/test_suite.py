@@ -743,8 +743,7 @@ def test_a_thousand_cases_run_in_one_process(run_cli, tmp_path):
     assert [line for line in r.stdout.splitlines() if line.startswith("PASS ")][-1] == "PASS c999"
 
 
-def test_update_with_anchors_merge_keys_and_shared_values(run_cli, tmp_path):
-    suite = write(tmp_path, f"""\
+ANCHORS_SUITE = f"""\
 x-base: &base          # x- keys are free: a place for anchors
   loss: ce
   logits: {json.dumps(LOGITS)}
@@ -758,7 +757,11 @@ cases:
     expect: *shared
   - name: three
     <<: *base
-""")
+"""
+
+
+def test_update_with_anchors_merge_keys_and_shared_values(run_cli, tmp_path):
+    suite = write(tmp_path, ANCHORS_SUITE)
     before = suite.read_text()
     r = run_cli(["check", suite, "--update"])
     assert r.code == 1  # the shared value is not rewritten: it would change both cases

@@ -51,11 +51,9 @@ def diff(
     from ..core.diff import compare_named
     from ..render.diff import problems
 
-    fmt = "json" if json_ else format
-    if fmt not in DIFF_FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(DIFF_FORMATS)}, got {fmt!r}")
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
+    from .options import pick_format
+
+    fmt = pick_format(format, json_, DIFF_FORMATS)
     if top < 1:
         raise UsageError(f"--top: must be 1 or more, got {top}")
     for name, value in (("--rtol", rtol), ("--atol", atol)):

@@ -63,7 +63,8 @@ def _record_body(spec, opts: dict[str, Any]) -> int:
     name = record_case(spec, opts, call, result, to_text, name, per_sample=opts["per_sample"], grad=opts["grad"])
 
     render_result(fmt, result, None, per_sample=opts["per_sample"], grad=opts["grad"],
-                  explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"])
+                  explain=opts.get("explain", False) and spec.command_keys is None, rows=opts["rows"],
+                  precision=opts.get("precision"))
     sys.stdout.flush()
     sys.stderr.write(f"recorded case '{name}' in {to} (run: lossctl check {to})\n")
     return 0

@@ -135,6 +135,8 @@ SHARED_KEYS: tuple[Key, ...] = (
     Key("grad", "bool", "Output", "Also show d(loss)/d(prediction), as PyTorch's autograd gives it.", False),
     Key("explain", "bool", "Output", "Also show the step-by-step derivation.", False, suite=False),
     Key("rows", "int", "Output", f"Samples shown by {ref('explain')} and in per-sample tables.", 3, suite=False, config=True),
+    Key("precision", "int", "Output", "Significant digits of the numbers in tables (1 to 17; plain, JSON and CSV "
+        "always give every digit).", 8, suite=False, config=True),
     Key("output", "text", "Output",
         f"Write per-sample values (and with {ref('grad')} the gradient) to .npy, .npz, .csv or .safetensors.", suite=False, short="-o"),
     Key("html", "text", "Output",

@@ -828,7 +828,9 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
     if mode is False or dtype not in DTYPES or reduction not in spec.reductions or spec.batch_axis != 0:
         return None
     if mode is None:  # a cheap look first: small calls (check suites, literals) never plan
-        size = sum(int(v.nbytes) for v in arrays.values() if isinstance(v, np.ndarray) or getattr(v, "lazy_rows", False))
+        # encoded arrays (bfloat16/float8 bits from a tensor file) count by their bytes too
+        size = sum(int(v.nbytes) for v in arrays.values()
+                   if isinstance(v, np.ndarray) or hasattr(v, "widen") or getattr(v, "lazy_rows", False))
         if size < min_bytes():
             return None
     layout = plan(spec, arrays, params, dim=dim, grad=grad)

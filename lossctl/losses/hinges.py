@@ -111,13 +111,18 @@ CATEGORICAL_HINGE = framework_loss(
 )
 
 
-def _crammer_singer(t, x):
+def _crammer_singer(t, x, margin: float = 1.0):
+    """(s_y, max_j (s_j + margin·[j ≠ y])): the target score and the best augmented score."""
     s, y = x["pred"], x["target"].astype(np.intp)
     picked = T.take(s, y, axis=1)
     t.step("score", "target score", "s_y", picked)
-    onehot = np.moveaxis(np.eye(s.shape[1], dtype=s.dtype)[y], -1, 1)
-    best = T.amax(s + 1.0 - onehot, axis=1)
-    t.step("best", "best augmented score", "max_j (s_j + 1 − [j = y])", best)
+    if margin:
+        onehot = np.moveaxis(np.eye(s.shape[1], dtype=s.dtype)[y], -1, 1)
+        best = T.amax(s + margin - margin * onehot, axis=1)
+        t.step("best", "best augmented score", "max_j (s_j + 1 − [j = y])", best)
+    else:
+        best = T.amax(s, axis=1)
+        t.step("best", "best score", "max_j s_j", best)
     return picked, best
 
 
@@ -172,11 +177,7 @@ PERCEPTRON = framework_loss(
 
 def optax_multiclass_perceptron(t, x, params):
     """optax.losses.multiclass_perceptron_loss: max_j s_j − s_y."""
-    s, y = x["pred"], x["target"].astype(np.intp)
-    picked = T.take(s, y, axis=1)
-    t.step("score", "target score", "s_y", picked)
-    best = T.amax(s, axis=1)
-    t.step("best", "best score", "max_j s_j", best)
+    picked, best = _crammer_singer(t, x, margin=0.0)
     values = best - picked
     t.step("perceptron", "multiclass perceptron", "max_j s_j − s_y", values)
     return values

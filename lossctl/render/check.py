@@ -28,7 +28,8 @@ def fmt_value(x: Any) -> str:
 def _at(value: Any, index) -> Any:
     a = np.asarray(value, dtype=np.float64)
     if index is not None and a.ndim == len(index):
-        return a[tuple(index)]
+        # an expectation that broadcasts (shape (1, 1) against (2, 15)) has one entry along its 1-long axes
+        return a[tuple(i if n > 1 else 0 for i, n in zip(index, a.shape))]
     if a.size == 1:
         return a.reshape(())
     return a

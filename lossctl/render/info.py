@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from . import jsonable, number
+from .numbers import table_number
 
 
 def document(result) -> dict[str, Any]:
@@ -76,7 +77,7 @@ def _table(out: TextIO, result, rows: int) -> None:
         for label in result.per_row:
             r.add_column(label, justify="right", no_wrap=True)
         for i in range(shown):
-            r.add_row(str(i), *(f"{float(result.per_row[k][i]):.6g}" for k in result.per_row))
+            r.add_row(str(i), *(table_number(result.per_row[k][i]) for k in result.per_row))
         console.print(r)
     if result.identity_holds is not None:
         verdict = Text("holds", style="green") if result.identity_holds else Text("FAILS", style="bold red")

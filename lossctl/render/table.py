@@ -14,13 +14,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from . import fmt_float
 from ..io.per_sample_csv import per_sample_columns
+from .numbers import difference, fit_digits, table_number
 
 MAX_CELL_VALUES = 6
-# Per-sample and gradient tables show 8 significant digits so that several columns fit a
-# terminal; --format plain/json/csv give every digit.
-TABLE_DIGITS = 8
 
 
 def _cell(value: Any) -> str:
@@ -28,18 +25,11 @@ def _cell(value: Any) -> str:
         return "—"
     a = np.asarray(value)
     if a.ndim == 0:
-        return _short(a, digits=12)
+        return table_number(a)
     flat = a.reshape(-1)
-    shown = ", ".join(_short(v) for v in flat[:MAX_CELL_VALUES])
+    shown = ", ".join(table_number(v) for v in flat[:MAX_CELL_VALUES])
     more = f", … (+{flat.size - MAX_CELL_VALUES})" if flat.size > MAX_CELL_VALUES else ""
     return f"[{shown}{more}]"
-
-
-def _short(v: Any, digits: int = 6) -> str:
-    a = np.asarray(v)
-    if a.dtype.kind in "iub":
-        return str(int(a))
-    return f"{float(a):.{digits}g}"
 
 
 def summary(result, extra: dict | None = None) -> Table:
@@ -52,45 +42,65 @@ def summary(result, extra: dict | None = None) -> Table:
     t.add_row("input", "--" + result.kind.replace("_", "-"))
     t.add_row("reduction", result.reduction)
     if result.reduction in ("mean", "batchmean"):
-        t.add_row("divided by", fmt_float(result.denominator))
+        t.add_row("divided by", table_number(result.denominator))
     t.add_row("dtype", result.dtype)
     for k, v in (extra or {}).items():
         t.add_row(k, str(v))
     if result.penalties:
-        t.add_row("data loss", fmt_float(result.data_loss))
+        t.add_row("data loss", table_number(result.data_loss))
         for name, value in result.penalties.items():
-            t.add_row(f"penalty {name}", fmt_float(value))
-    value = _cell(result.loss) if result.reduction == "none" else fmt_float(result.loss)
+            t.add_row(f"penalty {name}", table_number(value))
+    value = _cell(result.loss) if result.reduction == "none" else table_number(result.loss)
     t.add_row("objective" if result.penalties else "value", Text(value, style="bold green"))
     return t
 
 
-def per_sample(result, grad: bool, rows: int) -> Table:
+def per_sample(result, grad: bool, rows: int, width: int | None = None) -> Table:
+    """Per-sample values (and gradient entries) of the first ``rows`` samples; on a terminal
+    ``width`` wide, fewer digits or fewer gradient columns rather than cut numbers."""
     header, columns = per_sample_columns(result, grad=grad)
-    t = Table(title="per-sample values" + (" and gradients" if grad else ""), title_justify="left")
-    for h in header:
-        t.add_column(h, justify="right")
     n = len(columns[0])
-    for i in range(min(n, rows)):
-        t.add_row(escape(columns[0][i]), *(_short(float(col[i]), TABLE_DIGITS) for col in columns[1:]))
+    shown_rows = min(n, rows)
+    values = [[float(v) for v in col[:shown_rows]] for col in columns[1:]]
+    index_width = max([len(header[0])] + [len(c) for c in columns[0][:shown_rows]]) + 3
+    digits, k = fit_digits(values, header[1:], width, fixed=index_width)
+    t = Table(title="per-sample values" + (" and gradients" if grad else ""), title_justify="left")
+    for h in header[: k + 1]:
+        t.add_column(h, justify="right", no_wrap=True, overflow="fold")
+    for i in range(shown_rows):
+        t.add_row(escape(columns[0][i]), *(table_number(col[i], digits) for col in values[:k]))
+    notes = []
     if n > rows:
-        t.caption = f"{n - rows} more rows not shown (--rows N)"
+        notes.append(f"{n - rows} more rows not shown (--rows N)")
+    if k < len(values):
+        notes.append(f"{len(values) - k} columns not shown ({', '.join(header[k + 1:k + 3])}"
+                     f"{', ...' if len(values) - k > 2 else ''}): a wider terminal, or --format csv")
+    if notes:
+        t.caption = "; ".join(notes)
     return t
 
 
-def gradients(result) -> Group:
+def gradients(result, width: int | None = None) -> Group:
     tables = []
     for name, g in result.grad.items():
         g = np.asarray(g)
         t = Table(title=f"gradient d(loss)/d({name})  shape {g.shape}", title_justify="left")
         rows = g.reshape(1, -1) if g.ndim <= 1 else g.reshape(g.shape[0], -1)
+        shown = rows[:20]
+        digits, k = fit_digits([list(map(float, shown[:, j])) for j in range(rows.shape[1])],
+                               [str(j) for j in range(rows.shape[1])], width, fixed=len(str(len(shown))) + 6)
         t.add_column("row", justify="right")
-        for j in range(rows.shape[1]):
-            t.add_column(str(j), justify="right")
-        for i, row in enumerate(rows[:20]):
-            t.add_row(str(i), *(_short(v, TABLE_DIGITS) for v in row))
+        for j in range(k):
+            t.add_column(str(j), justify="right", no_wrap=True, overflow="fold")
+        for i, row in enumerate(shown):
+            t.add_row(str(i), *(table_number(v, digits) for v in row[:k]))
+        notes = []
         if rows.shape[0] > 20:
-            t.caption = f"{rows.shape[0] - 20} more rows not shown"
+            notes.append(f"{rows.shape[0] - 20} more rows not shown")
+        if k < rows.shape[1]:
+            notes.append(f"columns {k}..{rows.shape[1] - 1} not shown: a wider terminal, or --format csv/json")
+        if notes:
+            t.caption = "; ".join(notes)
         tables.append(t)
     return Group(*tables)
 
@@ -148,7 +158,7 @@ def comparison(cmp, *, per_sample: bool = False, rows: int = 10):
         flat = {n: np.ravel(np.asarray(cmp.results[n].per_sample)) for n in names}
         longest = max((v.size for v in flat.values()), default=0)
         for i in range(min(longest, rows)):
-            s.add_row(str(i), *(_short(flat[n][i], TABLE_DIGITS) if i < flat[n].size else "—" for n in names))
+            s.add_row(str(i), *(table_number(flat[n][i]) if i < flat[n].size else "—" for n in names))
         parts.append(s)
     if cmp.differences:
         d = Table(title="where they part", title_justify="left")
@@ -177,8 +187,8 @@ def diff_summary(report, a: str, b: str) -> Table:
             t.add_row("array", escape(d.name))
         t.add_row("shape", shape_text(d.shape_a))
         t.add_row("dtype", escape(d.dtype_a if not d.dtypes_differ else f"A {d.dtype_a}, B {d.dtype_b} (compared in {d.compared_in})"))
-        t.add_row("max |a − b|", fmt_float(d.max_abs_error))
-        t.add_row("max |a − b| / |b|", fmt_float(d.max_rel_error))
+        t.add_row("max |a − b|", difference(d.max_abs_error))
+        t.add_row("max |a − b| / |b|", difference(d.max_rel_error))
         t.add_row(f"max ulps ({d.ulp_dtype})", str(d.max_ulp))
         t.add_row("outside tolerance", f"{d.mismatched} of {d.size} ({d.mismatched_fraction:.3%})")
         t.add_row("NaN (A only, B only, both)", f"{d.nan_a_only}, {d.nan_b_only}, {d.nan_both}")
@@ -227,7 +237,7 @@ def diff_detail(d) -> Group:
         for h in ("index", "a", "b", "|a − b|"):
             t.add_column(h, justify="right")
         for p in d.worst:
-            t.add_row(str(list(p.index)), _short(p.a, 10), _short(p.b, 10), f"{p.abs_error:.3g}")
+            t.add_row(str(list(p.index)), table_number(p.a), table_number(p.b), f"{p.abs_error:.3g}")
         parts.append(t)
     if d.hist_counts or d.nonfinite_errors:
         labels = [f"[1e{lo}, 1e{lo + 1})" for lo in d.hist_edges] + (["inf"] if d.nonfinite_errors else [])
@@ -262,9 +272,9 @@ def top(rows, loss_name: str) -> Table:
     for h in ("rank", "index", "loss", "target", key):
         t.add_column(h, justify="right")
     for r in rows:
-        t.add_row(str(r.rank), str(list(r.index)), _short(r.loss, TABLE_DIGITS),
-                  "—" if r.target is None else _short(r.target, TABLE_DIGITS),
-                  "—" if r.predicted is None else _short(r.predicted, TABLE_DIGITS))
+        t.add_row(str(r.rank), str(list(r.index)), table_number(r.loss),
+                  "—" if r.target is None else table_number(r.target),
+                  "—" if r.predicted is None else table_number(r.predicted))
     return t
 
 
@@ -287,13 +297,13 @@ def lm_summary(result) -> Table:
     t.add_column("value")
     m = metrics(result)
     t.add_row("tokens", f"{result.tokens} of {result.positions} positions counted")
-    t.add_row("normalize", f"{result.normalize} (divided by {fmt_float(result.denominator)})")
+    t.add_row("normalize", f"{result.normalize} (divided by {table_number(result.denominator)})")
     t.add_row("dtype", result.dtype)
-    t.add_row("loss", Text(fmt_float(m["loss"]) + " nats/token", style="bold green"))
-    t.add_row("perplexity", fmt_float(m["perplexity"]))
-    t.add_row("bits per token", fmt_float(m["bits_per_token"]))
+    t.add_row("loss", Text(table_number(m["loss"]) + " nats/token", style="bold green"))
+    t.add_row("perplexity", table_number(m["perplexity"]))
+    t.add_row("bits per token", table_number(m["bits_per_token"]))
     if "bits_per_byte" in m:
-        t.add_row("bits per byte", fmt_float(m["bits_per_byte"]))
+        t.add_row("bits per byte", table_number(m["bits_per_byte"]))
     if result.note:
         t.caption = result.note
     return t
@@ -310,9 +320,9 @@ def lm_sequences(result, rows: int) -> Table:
     for c in cols:
         t.add_column(c.replace("_", " "), justify="right")
     for i, row in enumerate(data[:rows]):
-        t.add_row(str(i), *(_short(row[c], TABLE_DIGITS) for c in cols))
+        t.add_row(str(i), *(table_number(row[c]) for c in cols))
     shown = f"{len(data) - rows} more sequences not shown (--rows N); " if len(data) > rows else ""
-    t.caption = f"{shown}mean_sequence_perplexity {fmt_float(result.mean_sequence_perplexity)} (mean of the rows' perplexities, not the corpus perplexity)"
+    t.caption = f"{shown}mean_sequence_perplexity {table_number(result.mean_sequence_perplexity)} (mean of the rows' perplexities, not the corpus perplexity)"
     return t
 
 

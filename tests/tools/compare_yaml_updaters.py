@@ -32,7 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
+import numpy as np  # noqa: E402
+
 import lossctl  # noqa: E402
+from test_suite import ANCHORS_SUITE, UPDATE_BEFORE  # noqa: E402
 from lossctl.suite import load_suite, run_suite  # noqa: E402
 from lossctl.suite.rewrite import plan_update  # noqa: E402
 
@@ -47,45 +52,7 @@ def _cases() -> dict[str, tuple[bytes, list[str]]]:
         f"  # case {i}\n  - name: c{i}\n    loss: ce\n    logits: {L}   # inline\n"
         f"    target: [0, 2]\n    expect: {0.5 if i % 3 == 0 else repr(CE_LOSS)}\n" for i in range(30))
     return {
-        "comments, blank lines, flow case": (f"""\
-# Pinned values. Comments, blank lines and order survive --update.
-defaults:
-  reduction: mean   # the default anyway
-
-cases:
-  # a failing scalar
-  - name: scalar
-    loss: ce
-    logits: {L}   # inline
-    target: [0, 2]
-    expect: 0.5   # was wrong
-
-  - name: rounded-passes
-    loss: ce
-    logits: {L}
-    target: [0, 2]
-    expect: 0.549329    # within atol: kept as written
-    atol: 1.0e-6
-
-  - name: mapping
-    loss: ce
-    logits: {L}
-    target: [0, 2]
-    expect:
-      loss: {CE_LOSS!r}
-      per_sample:
-        - 1.0
-        - 2.0
-    rtol: 1.0e-9
-
-  - name: new
-    loss: bce
-    probs: [0.2, 0.7]
-    target: [0, 1]
-    per_sample: true
-  - {{name: flow, loss: mse, pred: [1.0, 2.0], target: [0.0, 0.0]}}
-# the end
-""".encode(), []),
+        "comments, blank lines, flow case": (UPDATE_BEFORE.encode(), []),  # the round trip test_suite.py pins
         "30 cases, 10 rewritten": (many.encode(), []),
         "comment on the expect line, gradient added": (f"""\
 cases:
@@ -97,21 +64,7 @@ cases:
     expect: 0.549329  # rounded
     atol: 1.0e-6
 """.encode(), []),
-        "anchors, merge keys, a shared value": (f"""\
-x-base: &base          # x- keys are free: a place for anchors
-  loss: ce
-  logits: {L}
-  target: [0, 2]
-cases:
-  - name: one
-    <<: *base
-    expect: &shared 0.5
-  - name: two
-    <<: *base
-    expect: *shared
-  - name: three
-    <<: *base
-""".encode(), []),
+        "anchors, merge keys, a shared value": (ANCHORS_SUITE.encode(), []),
         "CRLF line ends and a byte order mark": ((f"\ufeffcases:\r\n  - name: a   # comment\r\n    loss: ce\r\n"
                                                   f"    logits: {L}\r\n    target: [0, 2]\r\n").encode(), []),
         "flow-style cases, one selected (-k)": (f"""\
@@ -210,6 +163,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (original, patterns) in _cases().items():
             path = Path(tmp) / "suite.yaml"
+            (Path(tmp) / "data").mkdir(exist_ok=True)  # the data files the pinned round trip reads
+            np.save(Path(tmp) / "data" / "logits.npy", np.array(LOGITS))
             path.write_bytes(original)
             plan = lossctl_update(path, patterns)
             pinned = path.read_bytes()

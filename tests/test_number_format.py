@@ -1,0 +1,105 @@
+"""One number format across tables: whole numbers (fewer digits or fewer columns on a narrow
+terminal, never a cut exponent), the same digits for the same quantity, ``--precision N``."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+import lossctl
+from lossctl.render import table
+from lossctl.render.numbers import precision, table_number
+
+NUMBER = re.compile(r"^-?(\d+(\.\d*)?|\.\d+)(e[-+]\d+)?$|^-?inf$|^nan$")
+
+
+def _cells(text: str) -> list[str]:
+    cells = []
+    for line in text.splitlines():
+        if line.startswith("│"):
+            cells += [c.strip() for c in line.strip("│").split("│")]
+    return cells
+
+
+@pytest.mark.parametrize("width", [24, 40, 60, 80, 120, 200])
+@pytest.mark.parametrize("scale", [1e-6, 1.0, 1e9, 1e-300, 1e300])
+def test_narrow_terminals_never_cut_a_number(width, scale):
+    rng = np.random.default_rng([width, int(abs(np.log10(scale)))])
+    x = rng.normal(size=(6, 5)) * scale
+    result = lossctl.compute({"loss": "mse", "pred": x.tolist(), "target": (-x).tolist(), "reduction": "none"}, grad=True)
+    out = io.StringIO()
+    Console(file=out, width=width, color_system=None).print(table.per_sample(result, grad=True, rows=6, width=width))
+    text = out.getvalue()
+    assert "…" not in text and "..." not in text.split("not shown")[0]
+    values = np.asarray(result.per_sample).reshape(-1)
+    rows = [ln for ln in text.splitlines() if ln.startswith("│")]
+    assert rows, text
+    for k, line in enumerate(rows):
+        cells = [c.strip() for c in line.strip("│").split("│")]
+        assert all(NUMBER.match(c) for c in cells), line  # each cell one whole number
+        shown = float(cells[1])
+        if np.isfinite(values[k]):
+            assert abs(shown - values[k]) <= 1e-2 * abs(values[k]), (shown, values[k])  # at least 3 digits right
+        else:
+            assert shown == values[k]
+
+
+def test_a_table_that_cannot_fit_drops_columns_and_says_so():
+    x = np.full((2, 40), 1.2345678e-7)
+    result = lossctl.compute({"loss": "mse", "pred": x.tolist(), "target": np.zeros_like(x).tolist(), "reduction": "none"},
+                             grad=True)
+    out = io.StringIO()
+    Console(file=out, width=60, color_system=None).print(table.gradients(result, width=60))
+    assert "not shown" in out.getvalue() and "…" not in out.getvalue()
+
+
+@pytest.mark.parametrize("digits", [1, 3, 8, 12, 17])
+def test_precision_sets_the_digits(run_cli, digits):
+    r = run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--per-sample", "--grad",
+                 "--format", "table", "--precision", str(digits)])
+    assert r.code == 0, r.stderr
+    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
+    assert cells
+    for c in cells:
+        mantissa = c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
+        assert len(mantissa) <= digits, (c, digits)
+    if digits == 17:
+        value = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
+        assert str(value) in r.stdout or repr(float(f"{value:.17g}")) == repr(value)
+
+
+@pytest.mark.parametrize("value", ["0", "18", "-3", "100"])
+def test_precision_out_of_range(run_cli, value):
+    r = run_cli(["ce", "--logits", "[[1, 2]]", "--target", "[0]", "--precision", value])
+    assert r.code == 2 and "--precision" in r.stderr
+
+
+def test_the_same_quantity_has_the_same_digits(run_cli):
+    """The loss in the summary and as the derivation's last step; each per-sample value in the
+    per-sample table and as the derivation's per-sample loss."""
+    r = run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8], [1, 2, 3]]", "--target", "[0, 2, 1]", "--per-sample",
+                 "--explain", "--format", "table", "--rows", "3"])
+    text = r.stdout
+    value = re.search(r"│ value\s+│ (\S+)", text).group(1)
+    last = [ln for ln in text.splitlines() if "loss (mean)" in ln][0]
+    assert value in last
+    per_sample_rows = [ln for ln in text.splitlines() if re.match(r"│\s+\d+ │", ln)]
+    derivation_loss = [ln for ln in text.splitlines() if re.match(r"│ loss\s+│ l\s+│", ln)][0]
+    for ln in per_sample_rows:
+        shown = ln.strip("│").split("│")[1].strip()
+        assert shown in derivation_loss, (shown, derivation_loss)
+
+
+@pytest.mark.parametrize("x", [7.65e-06, -4.540096027688e-05, 1e-300, -1.5e300, 123456789.0, 0.1, 5e-324])
+def test_exponents_are_whole(x):
+    for d in range(1, 18):
+        text = table_number(x, d)
+        assert NUMBER.match(text), text
+        assert float(text) == pytest.approx(x, rel=10.0 ** (1 - d))
+    with precision(4):
+        assert table_number(x) == table_number(x, 4)
