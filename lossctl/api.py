@@ -17,7 +17,7 @@ from .core.evaluate import Result, evaluate
 from .core.prepare import DTYPES, prepare
 from .core.registry import PREDICTION_KINDS
 from .errors import UsageError, ref
-from .losses import registry
+from .losses import get as get_loss, registry
 
 __all__ = ["compute", "Result", "registry", "registry_names"]
 
@@ -55,7 +55,7 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
     call.update(kwargs)
     if "loss" not in call:
         raise UsageError("missing the loss name ('loss')")
-    spec = registry().get(str(call["loss"]))
+    spec = get_loss(str(call["loss"]))
     reduction = call.get("reduction", "mean")
     input_names = set(PREDICTION_KINDS) | set(spec.inputs)
     arrays = {k: v for k, v in call.items() if k in input_names}

@@ -65,6 +65,15 @@ def test_a_small_call_loads_only_what_it_uses(args, tmp_path):
     assert loaded == []  # ... and nothing it does not need came with it
 
 
+def test_a_ce_call_loads_its_own_family_only(tmp_path):
+    """lossctl.losses.find imports the families in registry order until one declares the name."""
+    modules, _ = _modules(SMALL_CALLS[0], tmp_path)
+    families = sorted(m for m in modules if m.startswith("lossctl.losses."))
+    assert families == ["lossctl.losses.cross_entropy", "lossctl.losses.framework_common", "lossctl.losses.ported"]
+    modules, _ = _modules(["margin-ranking", "--x1", "[1,2]", "--x2", "[2,1]", "--target", "[1,-1]"], tmp_path)
+    assert "lossctl.losses.margin" in modules and "lossctl.losses.sequence" not in modules
+
+
 def test_the_probe_sees_what_a_larger_call_loads(tmp_path):
     """The probe can fail: --top takes the triage views, a table takes rich, --help builds the Typer app."""
     call = ["ce", "--logits", "[[1,2],[0,3]]", "--target", "[0,1]"]

@@ -20,9 +20,9 @@ def parse_loss_call(args: list[str]):
     """``(spec, options)`` for a plain loss call, or None to let the Typer app handle ``args``."""
     if not args or args[0].startswith("-"):
         return None
-    from ..losses import registry
+    from ..losses import find
 
-    spec = registry().find(args[0])
+    spec = find(args[0])  # loads the one family that declares it
     if spec is None:
         return None
     from .options import spec_options
