@@ -391,7 +391,10 @@ class Engine:
         if use_compiled and self.spec.compiled_forward is not None and dtype == "float64":
             from .kernels import compiled, input_format
 
-            if compiled() is not None and input_format(layout.sliced[self.kind]) is not None:
+            pred = layout.sliced[self.kind]
+            if getattr(pred, "lazy_rows", False):  # a sharded array: its blocks are arrays; look at one row
+                pred = pred[:1]
+            if compiled() is not None and input_format(pred) is not None:
                 self.compiled_spec = replace(self.spec, kinds={
                     k: None if c is None else replace(c, forward=_standin) for k, c in self.spec.kinds.items()})
 
@@ -825,7 +828,9 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
     if mode is False or dtype not in DTYPES or reduction not in spec.reductions or spec.batch_axis != 0:
         return None
     if mode is None:  # a cheap look first: small calls (check suites, literals) never plan
-        size = sum(int(v.nbytes) for v in arrays.values() if isinstance(v, np.ndarray) or getattr(v, "lazy_rows", False))
+        # encoded arrays (bfloat16/float8 bits from a tensor file) count by their bytes too
+        size = sum(int(v.nbytes) for v in arrays.values()
+                   if isinstance(v, np.ndarray) or hasattr(v, "widen") or getattr(v, "lazy_rows", False))
         if size < min_bytes():
             return None
     layout = plan(spec, arrays, params, dim=dim, grad=grad)
