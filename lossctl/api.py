@@ -88,6 +88,15 @@ def compute(case: Mapping[str, Any] | None = None, /, *, grad: bool = False, exp
         return result
     if reduction not in spec.reductions:
         raise UsageError(f"{ref('reduction')}: {spec.name} takes one of {', '.join(spec.reductions)}; got {reduction!r}")
+    if reduction == "mean" and "batchmean" in spec.reductions:
+        # torch's kl_div warns here too: 'mean' averages over every element, which is not the divergence
+        import warnings
+
+        from .errors import ReductionWarning
+
+        warnings.warn(ReductionWarning(
+            f"{ref('reduction')} mean divides by the number of elements, not of samples; {ref('reduction')} "
+            f"batchmean gives the {spec.name} divergence per sample (PyTorch warns the same)"), stacklevel=2)
     params = {p.name: params[p.name] for p in spec.params}
     result = None
     if executor is not None:

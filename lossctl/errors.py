@@ -115,3 +115,8 @@ class InputWarning(UserWarning):
 
     def __str__(self) -> str:
         return spell_refs(super().__str__())
+
+
+class ReductionWarning(InputWarning):
+    """A reduction that is allowed but rarely what is meant (``kl`` with 'mean'): shown like an
+    :class:`InputWarning`, never refused (it is not about the inputs)."""

@@ -279,3 +279,17 @@ def test_the_rules_see_relative_and_function_level_imports():
     assert "lossctl._kernels" in found  # `from .. import _kernels`, inside compiled()
     assert layer_of("lossctl.losses.cross_entropy") == "core" and layer_of("lossctl") == "front door"
     assert "io" not in allowed("core") and "core" not in allowed("io") and "render" not in allowed("suite")
+
+
+def test_no_test_skips_for_a_missing_package():
+    """The optional packages are installed wherever the tests run: a test that needs one imports it
+    (and fails without it) rather than skipping; only the standard library's platform modules may skip."""
+    tests = Path(__file__).resolve().parent
+    wrong = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "importorskip"
+                    and node.args and isinstance(node.args[0], ast.Constant)
+                    and str(node.args[0].value).split(".")[0] not in sys.stdlib_module_names):
+                wrong.append(f"{path.name}:{node.lineno} importorskip({node.args[0].value!r})")
+    assert not wrong, wrong

@@ -100,3 +100,14 @@ def test_check_takes_tolerances_from_the_file_and_reports_them(run_cli, project)
     doc = json.loads(run_cli(["check", str(suite)]).stdout)  # format json from the file
     assert doc["config"]["values"]["rtol"] == 1e-3
     assert run_cli(["check", str(suite), "--isolated", "-f", "plain"]).stdout.splitlines()[0].startswith("FAIL ce-1")
+
+
+def test_diff_takes_tolerances_and_format_from_the_file(run_cli, project):
+    r = run_cli(["diff", "[1.0, 2.0]", "[1.0, 2.0005]"])
+    assert r.code == 0 and json.loads(r.stdout)["arrays"][0]["mismatched"] == 0  # rtol 1e-3, json from the file
+    assert run_cli(["diff", "[1.0, 2.0]", "[1.0, 2.0005]", "--isolated"]).code == 1
+
+
+def test_top_level_help_lists_config_and_isolated(run_cli):
+    out = run_cli(["--help"]).stdout
+    assert "--config FILE" in out and "--isolated" in out

@@ -211,7 +211,7 @@ def test_batchmean_only_for_kl():
     (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1.5]), InputError, "must be integers"),
     (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1, 2]), InputError, "fits neither"),
     (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1], weight=[1, 2]), InputError, "one weight per class"),
-    (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1], label_smoothing=1.5), InputError, "between 0.0 and 1.0"),
+    (dict(loss="ce", logits=SEED_LOGITS, target=[0, 1], label_smoothing=1.5), UsageError, "between 0.0 and 1.0"),
     (dict(loss="nll", log_probs=SEED_LOGITS, target=[[0, 1, 0], [1, 0, 0]]), InputError, "needs class indices"),
     (dict(loss="bce", probs=[0.5, 1.5], target=[0, 1]), InputError, "between 0 and 1"),
     (dict(loss="bce", probs=[0.5, 0.5], target=[0, 1, 1]), InputError, "does not match"),

@@ -45,7 +45,7 @@ def same(a, b) -> bool:
 
 
 def test_bfloat16_decodes_every_bit_pattern_exactly():
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes
     bits = np.arange(1 << 16, dtype=np.uint16)
     ref = bits.view(ml_dtypes.bfloat16)
     got32 = decode(bits, "bfloat16")
@@ -61,13 +61,13 @@ def test_bfloat16_decodes_every_bit_pattern_exactly():
 @pytest.mark.parametrize("encoding", ["float8_e4m3fn", "float8_e5m2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_float8_decodes_every_bit_pattern_exactly(encoding, dtype):
-    ml_dtypes = pytest.importorskip("ml_dtypes")
+    import ml_dtypes
     bits = np.arange(256, dtype=np.uint8)
     assert same(decode(bits, encoding, dtype), bits.view(getattr(ml_dtypes, encoding)).astype(dtype))
 
 
 def test_decoding_matches_torch_on_every_bit_pattern():
-    torch = pytest.importorskip("torch")
+    import torch
     for encoding, tdtype, bits in [("bfloat16", torch.bfloat16, np.arange(1 << 16, dtype=np.uint16).view(np.int16)),
                                    ("float8_e4m3fn", torch.float8_e4m3fn, np.arange(256, dtype=np.uint8)),
                                    ("float8_e5m2", torch.float8_e5m2, np.arange(256, dtype=np.uint8))]:
@@ -123,7 +123,7 @@ def test_safetensors_is_memory_mapped_and_lazy_keeps_bits(tmp_path):
 @pytest.mark.parametrize("tdtype", ["float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
                                     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"])
 def test_safetensors_live_against_torch(tmp_path, tdtype):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     dt = getattr(torch, tdtype)
@@ -163,7 +163,7 @@ def test_safetensors_several_tensors_need_a_key(run_cli, monkeypatch):
 
 
 def test_cli_on_bfloat16_logits_matches_torch_float64(tmp_path, run_cli):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     g = torch.Generator().manual_seed(3)
@@ -178,7 +178,7 @@ def test_cli_on_bfloat16_logits_matches_torch_float64(tmp_path, run_cli):
 
 
 def test_safetensors_writer_is_read_by_the_reference(tmp_path):
-    st = pytest.importorskip("safetensors.numpy")
+    import safetensors.numpy as st
     from lossctl.io import safetensors
 
     arrays = {"per_sample": np.linspace(0, 1, 7), "grad_logits": np.arange(12, dtype=np.float32).reshape(3, 4),
@@ -226,7 +226,7 @@ def test_pt_views_are_memory_mapped_strided_views():
 
 
 def test_pt_live_state_dict_with_dotted_keys(tmp_path):
-    torch = pytest.importorskip("torch")
+    import torch
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3), torch.nn.Linear(3, 2)).to(torch.bfloat16)
     sd = model.state_dict()
@@ -241,7 +241,7 @@ def test_pt_live_state_dict_with_dotted_keys(tmp_path):
 @pytest.mark.parametrize("tdtype", ["float64", "float32", "float16", "bfloat16", "float8_e4m3fn", "float8_e5m2",
                                     "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool"])
 def test_pt_live_against_torch(tmp_path, tdtype):
-    torch = pytest.importorskip("torch")
+    import torch
     dt = getattr(torch, tdtype)
     rng = np.random.default_rng(11)
     base = torch.from_numpy(rng.standard_normal((6, 9, 4)) * 30)
@@ -259,7 +259,7 @@ def test_pt_live_against_torch(tmp_path, tdtype):
 
 
 def test_pt_single_tensor_and_cli_on_bfloat16(tmp_path, run_cli):
-    torch = pytest.importorskip("torch")
+    import torch
     g = torch.Generator().manual_seed(5)
     logits = (torch.randn(7, 13, generator=g) * 3).to(torch.bfloat16)
     target = torch.randint(0, 13, (7,), generator=g)
@@ -282,7 +282,7 @@ def test_pt_several_tensors_need_a_key(run_cli, monkeypatch):
 
 
 def _arrow_table():
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     rng = np.random.default_rng(2)
     logits = rng.standard_normal((5, 4))
     return pa, pa.table({
@@ -339,7 +339,7 @@ def test_arrow_table_without_key(tmp_path):
 
 
 def test_cli_on_parquet_logits_and_labels(tmp_path, run_cli):
-    pa = pytest.importorskip("pyarrow")
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     pq.write_table(pa.table({"logits": pa.array(LOGITS, type=pa.list_(pa.float64())), "y": TARGET}), tmp_path / "b.parquet")
@@ -352,7 +352,7 @@ def test_cli_on_parquet_logits_and_labels(tmp_path, run_cli):
 
 
 def test_hdf5_datasets(tmp_path):
-    h5py = pytest.importorskip("h5py")
+    import h5py
     rng = np.random.default_rng(4)
     x = rng.standard_normal((6, 5))
     with h5py.File(tmp_path / "d.h5", "w") as f:
@@ -372,7 +372,7 @@ def test_hdf5_datasets(tmp_path):
 
 
 def test_cli_on_hdf5(tmp_path, run_cli):
-    h5py = pytest.importorskip("h5py")
+    import h5py
     with h5py.File(tmp_path / "b.h5", "w") as f:
         f["l"] = np.array(LOGITS)
         f["y"] = np.array(TARGET)
@@ -417,7 +417,7 @@ def test_missing_pyarrow_in_a_fresh_process(tmp_path):
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_output_safetensors_in_memory_and_streamed(tmp_path, monkeypatch, run_cli, stream):
-    st = pytest.importorskip("safetensors.numpy")
+    import safetensors.numpy as st
     monkeypatch.chdir(tmp_path)
     rng = np.random.default_rng(9)
     np.save("x.npy", rng.standard_normal((501, 7)).astype(np.float32))
@@ -457,7 +457,7 @@ def test_output_safetensors_streamed_equals_in_memory_byte_for_byte(tmp_path, mo
 
 @pytest.mark.parametrize("suffix", [".safetensors", ".pt"])
 def test_params_from_a_state_dict(tmp_path, run_cli, monkeypatch, suffix):
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     torch.manual_seed(1)
@@ -489,7 +489,7 @@ def test_bfloat16_logits_stream_block_by_block(tmp_path, monkeypatch, run_cli, d
     """A streamed call widens each block of an encoded tensor into its buffer: the whole tensor is
     never decoded (tracemalloc's peak stays under the size of its float32 copy), and the loss is
     torch's float64 loss on the same bfloat16 values."""
-    torch = pytest.importorskip("torch")
+    import torch
     from safetensors.torch import save_file
 
     g = torch.Generator().manual_seed(12)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch
 
 import lossctl  # noqa: E402
 import test_torch_fixtures as fx  # noqa: E402

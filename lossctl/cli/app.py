@@ -45,8 +45,14 @@ def build_app():
 
     @app.callback()
     def top(version: bool = typer.Option(False, "--version", "-V", is_eager=True, help="Show the version (and the kernels in use) and exit.",
-                                         callback=_show_version)) -> None:
-        pass
+                                         callback=_show_version),
+            config: str | None = typer.Option(None, "--config", metavar="FILE",
+                                              help="Take the defaults from FILE (a lossctl.toml, or a pyproject.toml with "
+                                                   "[tool.lossctl]) instead of the one found from the current folder up; "
+                                                   "allowed anywhere on the line."),
+            isolated: bool = typer.Option(False, "--isolated", help="Ignore every configuration file (allowed anywhere "
+                                                                    "on the line).")) -> None:
+        pass  # --config and --isolated are read (and removed) before parsing: lossctl.cli.config.take_options
 
     _register_commands(app, ("help",))
     _register_commands(app, COMMANDS_BEFORE_LOSSES)

@@ -42,8 +42,8 @@ rewritten: they are reported and the run exits 1."""
 def register(app: typer.Typer) -> None:
     app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.", cls=Command,
                 epilog=examples("lossctl check examples/seeds.yaml",
-                                "lossctl check examples/seeds.yaml -k ce --format json",
-                                "lossctl check suite.yaml --junit report.xml"))(check)
+                                "lossctl check examples/seeds.yaml -k ce --format github",
+                                "lossctl check suite.yaml --junit report.xml --exit-zero -q"))(check)
 
 
 def check(

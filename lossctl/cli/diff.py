@@ -37,12 +37,13 @@ def register(app: typer.Typer) -> None:
 def diff(
     a: str = typer.Argument(..., metavar="A", help="The array(s) under test: a source in any input form."),
     b: str = typer.Argument(..., metavar="B", help="The reference array(s), in any input form."),
-    rtol: float = typer.Option(1e-7, "--rtol", help="Relative tolerance, as numpy.isclose."),
-    atol: float = typer.Option(1e-9, "--atol", help="Absolute tolerance, as numpy.isclose."),
+    rtol: float | None = typer.Option(None, "--rtol", show_default="1e-07", help="Relative tolerance, as numpy.isclose."),
+    atol: float | None = typer.Option(None, "--atol", show_default="1e-09", help="Absolute tolerance, as numpy.isclose."),
     top: int = typer.Option(5, "--top", help="How many worst positions to list per array."),
     equal_nan: bool = typer.Option(False, "--equal-nan", help="Count NaN against NaN as equal (as numpy.isclose)."),
     stdin_format: str | None = typer.Option(None, "--stdin-format", help="Format of '-' (stdin): npy, npz, csv, tsv, txt, json, yaml."),
-    format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain."),
+    format: str | None = typer.Option(None, "--format", "-f", show_default="auto",
+                                      help="auto (table on a terminal, plain otherwise), table, json, plain."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
     html: str | None = typer.Option(None, "--html", metavar="DIFF.html",
                                     help="Also write the comparison as one self-contained HTML page."),
@@ -51,11 +52,17 @@ def diff(
     from ..core.diff import compare_named
     from ..render.diff import problems
 
-    fmt = "json" if json_ else format
-    if fmt not in DIFF_FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(DIFF_FORMATS)}, got {fmt!r}")
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
+    from .options import pick_format
+
+    from ..core.call import BY_NAME
+    from .config import active
+
+    config = active()  # the project's tolerances and format where the command line gives none
+    rtol = rtol if rtol is not None else config.default("rtol", BY_NAME["rtol"].default)
+    atol = atol if atol is not None else config.default("atol", BY_NAME["atol"].default)
+    if format is None:
+        format = config.default("format") if config.default("format") in DIFF_FORMATS else "auto"
+    fmt = pick_format(format, json_, DIFF_FORMATS)
     if top < 1:
         raise UsageError(f"--top: must be 1 or more, got {top}")
     for name, value in (("--rtol", rtol), ("--atol", atol)):

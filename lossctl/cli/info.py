@@ -66,11 +66,9 @@ def info(
     from .loss import strict_inputs
     from .options import option_name
 
-    fmt = "json" if json_ else format
-    if fmt not in INFO_FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(INFO_FORMATS)}, got {fmt!r}")
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
+    from .options import pick_format
+
+    fmt = pick_format(format, json_, INFO_FORMATS)
     if rows < 0:
         raise UsageError("--rows: must be 0 or more")
     if not sum_tol >= 0:

@@ -13,11 +13,17 @@ def register(app: typer.Typer) -> None:
     @app.command("list", cls=Command, epilog=examples("lossctl list", "lossctl list --format plain | cut -f1",
                                                       "lossctl list --json"))
     def list_losses(
-        format: str = typer.Option("table", "--format", "-f", help="table, json, plain or markdown."),
+        format: str = typer.Option("auto", "--format", "-f",
+                                   help="auto (table on a terminal, plain otherwise), table, json, plain or markdown."),
         json_: bool = typer.Option(False, "--json", help="Short for --format json."),
     ) -> None:
         """List the registered losses, their aliases, inputs and parameters."""
-        render_list("json" if json_ else format)
+        from .options import pick_format
+
+        render_list(pick_format(format, json_, LIST_FORMATS))
+
+
+LIST_FORMATS = ("auto", "table", "json", "plain", "markdown")
 
 
 def registry_rows() -> list[dict]:

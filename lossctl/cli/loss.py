@@ -10,7 +10,7 @@ from typing import Any
 from ..core.call import BY_NAME, COMPUTE_GROUPS, array_keys
 from ..core.expectations import check_result
 from ..core.registry import LossSpec
-from ..errors import ExitCode, InputError, InputWarning, UsageError
+from ..errors import ExitCode, InputError, InputWarning, ReductionWarning, UsageError
 from ..io.source_reader import SourceReader
 from .options import option_name, spell
 from ..render import FORMATS
@@ -23,13 +23,14 @@ def not_computed(key: str) -> bool:
 
 def output_format(opts: dict[str, Any]) -> str:
     """The concrete format of a loss command's output (``auto`` resolved); checks ``--rows`` too."""
-    fmt = "json" if opts["json"] else opts["format"]
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    if fmt == "auto":
-        fmt = "table" if sys.stdout.isatty() else "plain"
+    from .options import pick_format
+
+    fmt = pick_format(opts["format"], opts["json"], FORMATS)
     if opts["rows"] < 0:
         raise UsageError("--rows: must be 0 or more")
+    for key in ("rtol", "atol"):
+        if key in opts and not opts[key] >= 0:
+            raise UsageError(f"--{key}: expected a number ≥ 0, got {opts[key]}")
     digits = opts.get("precision")
     if digits is not None and not 1 <= digits <= 17:
         raise UsageError(f"--precision: significant digits from 1 to 17, got {digits}")
@@ -78,7 +79,8 @@ def run_loss(spec: LossSpec, opts: dict[str, Any]) -> int:
     keep = ((opts["per_sample"] or opts["grad"]) and output is None) or to_stdout or opts["expect_per_sample"] is not None \
         or opts["expect_grad"] is not None or page is not None or views.wanted(opts)
     try:
-        with strict_inputs(opts.get("strict", False)), progress_bar() as progress:
+        phase = f"{spec.name}: loss and gradient" if want_grad else f"{spec.name}: loss"
+        with strict_inputs(opts.get("strict", False)), progress_bar(label=phase) as progress:
             result = compute(call, grad=want_grad, explain=opts["explain"] or page is not None, rows=opts["rows"],
                              origins=reader.origins, keep_arrays=keep, sink=sink, progress=progress,
                              block_rows=opts.get("chunk_rows") if backend == "local" else None,
@@ -255,6 +257,7 @@ class strict_inputs:
         if self.strict:
             self._catch.__enter__()
             warnings.simplefilter("error", InputWarning)
+            warnings.simplefilter("always", ReductionWarning)  # about the call, not the inputs: still shown
         return self
 
     def __exit__(self, exc_type, exc, tb):

@@ -20,7 +20,7 @@ import numpy as np
 
 from . import tape as T
 from ..errors import InputError, InvalidInput, UsageError, ref
-from .prepare import prepare
+from .prepare import prepare, refusal
 from .registry import FRAMEWORK_NAMES, TARGET, Convention, LossSpec, Step
 
 SAMPLE_WEIGHT = "sample_weight"
@@ -88,7 +88,7 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
             conv.validate({k: (v.value if isinstance(v, T.Var) else v) for k, v in x.items()}, params)
         except InvalidInput as e:
             origin = (origins or {}).get(e.name, ref(e.name))
-            raise InputError(f"{origin}: {e.message}") from None
+            raise refusal(spec, e.name)(f"{origin}: {e.message}") from None
     tape = T.Tape()
     if conv.float32 and dtype == "float32":
         given = np.asarray(arrays[kind])
@@ -100,7 +100,7 @@ def run(spec: LossSpec, conv: Convention, call: Mapping[str, Any], arrays: dict,
         return _run_tape(spec, conv, call, prep, tape, leaves, x, params, reduction, grad=grad, explain=explain, rows=rows)
     except InvalidInput as e:  # the framework's own refusal, met while computing (a kernel or its gradient)
         origin = (origins or {}).get(e.name, ref(e.name))
-        raise InputError(f"{origin}: {e.message}") from None
+        raise refusal(spec, e.name)(f"{origin}: {e.message}") from None
 
 
 def _run_tape(spec: LossSpec, conv: Convention, call, prep, tape: T.Tape, leaves: dict, x: dict, params: dict,

@@ -271,8 +271,15 @@ def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any]
             origin = _origin(origins, e.name) if e.name in spec.inputs or e.name in spec.param_names else e.name
             if e.name in spec.kinds or e.name in ("log_probs",):
                 origin = _origin(origins, kind)
-            raise InputError(_plain_numbers(f"{origin}: {e.message}")) from None
+            raise refusal(spec, e.name)(_plain_numbers(f"{origin}: {e.message}")) from None
     return prep
+
+
+def refusal(spec: LossSpec, name: str) -> type:
+    """The error for a refused value of ``name``: a parameter's number or choice out of range is a
+    usage error (exit 2, as any option value out of range); an array's values are an input error."""
+    kinds = {p.name: p.kind for p in spec.all_params}
+    return UsageError if kinds.get(name, "array") != "array" else InputError
 
 
 def _prepare_class_layout(spec, prep: Prepared, pred, target, target_origin, dim):

@@ -391,7 +391,10 @@ class Engine:
         if use_compiled and self.spec.compiled_forward is not None and dtype == "float64":
             from .kernels import compiled, input_format
 
-            if compiled() is not None and input_format(layout.sliced[self.kind]) is not None:
+            pred = layout.sliced[self.kind]
+            if getattr(pred, "lazy_rows", False):  # a sharded array: its blocks are arrays; look at one row
+                pred = pred[:1]
+            if compiled() is not None and input_format(pred) is not None:
                 self.compiled_spec = replace(self.spec, kinds={
                     k: None if c is None else replace(c, forward=_standin) for k, c in self.spec.kinds.items()})
 

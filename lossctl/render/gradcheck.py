@@ -28,10 +28,18 @@ def describe(report) -> list[str]:
         if idx is not None:
             a, n = c.value_at(idx)
             lines.append(f"  worst error {err:.3g}{_idx(idx)}: analytic {a!r} numeric {n!r}")
+        for index, left, right in c.kinks[:5]:
+            a = float(c.analytic[index]) if index else float(c.analytic)
+            lines.append(f"  not differentiable at this point: {c.name}{list(index) if index else ''} is a kink "
+                         f"(one-sided slopes {left:.6g} and {right:.6g}); analytic {a!r} lies between them")
+        if len(c.kinks) > 5:
+            lines.append(f"  ... {len(c.kinks) - 5} more points where the loss is not differentiable")
     verdict = "PASS" if report.passed else "FAIL"
     op = "<=" if report.passed else ">"
+    kinks = sum(len(c.kinks) for c in report.inputs)
+    note = f"; not differentiable at {kinks} point{'s' if kinks != 1 else ''} (not counted)" if kinks else ""
     lines.append(f"{verdict} gradcheck {report.loss_name} (reduction {report.reduction}): "
-                 f"max error {report.max_error:.3g} {op} tol {report.tol:g}")
+                 f"max error {report.max_error:.3g} {op} tol {report.tol:g}{note}")
     return lines
 
 
@@ -51,6 +59,8 @@ def document(report) -> dict[str, Any]:
         inputs[c.name] = {
             "shape": list(c.shape), "elements": c.size, "checked": c.n_checked,
             "one_sided": c.one_sided, "skipped": c.skipped,
+            "not_differentiable": [{"index": list(i), "left_slope": number(lo), "right_slope": number(hi)}
+                                   for i, lo, hi in c.kinks],
             "max_error": number(err), "max_error_index": list(idx) if idx is not None else None,
             "analytic_at_max_error": number(a), "numeric_at_max_error": number(n),
             "max_abs_error": number(abs_err), "max_abs_error_index": list(abs_idx) if abs_idx is not None else None,

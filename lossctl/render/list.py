@@ -29,7 +29,9 @@ def write_list(out: TextIO, rows: list[dict], fmt: str) -> None:
     from rich.table import Table
 
     t = Table(title="lossctl losses", title_justify="left", caption="conventions: * the default (--convention)")
-    for h in ("name", "aliases", "mirrors", "inputs", "parameters", "conventions"):
+    # a loss's name stays whole (never folded mid-word); the other cells wrap between words
+    t.add_column("name", no_wrap=True, min_width=max(len(r["name"]) for r in rows))
+    for h in ("aliases", "mirrors", "inputs", "parameters", "conventions"):
         t.add_column(h, overflow="fold")
     for r in rows:
         t.add_row(r["name"], ", ".join(r["aliases"]), r["mirrors"],
