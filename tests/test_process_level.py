@@ -150,6 +150,32 @@ def test_a_signal_during_a_streamed_output_leaves_no_temporary_files(tmp_path, s
     assert sorted(n.name for n in tmp_path.iterdir()) == ["x.npy", "y.npy"]
 
 
+def test_a_signal_at_any_moment_leaves_the_output_whole_or_absent(tmp_path):
+    """SIGINT at times spread over a whole streamed call, the final commit included: the
+    output is either absent or a complete, readable file, never a temporary one left over."""
+    out = tmp_path / "o.npz"
+    cmd, env = _slow_streamed_call(tmp_path, out)
+    env["LOSSCTL_BLOCK_BYTES"] = str(1 << 16)
+    t = time.perf_counter()
+    subprocess.run(cmd, env=env, capture_output=True, check=True, timeout=300)
+    total = time.perf_counter() - t
+    whole = dict(np.load(out))
+    out.unlink()
+    for k in range(8):
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(total * (0.55 + 0.07 * k))
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        _clean(err)
+        assert p.returncode in (0, 130), err
+        left = sorted(n.name for n in tmp_path.iterdir())
+        assert left in (["x.npy", "y.npy"], ["o.npz", "x.npy", "y.npy"]), left
+        if out.exists():
+            got = dict(np.load(out))
+            assert got.keys() == whole.keys() and all(np.array_equal(got[k2], whole[k2]) for k2 in got)
+            out.unlink()
+
+
 # --------------------------------------------------------------------------- standard streams
 
 

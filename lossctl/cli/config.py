@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,6 +92,8 @@ def _checked(path: Path, raw: str, key: Any, value: Any) -> Any:
 
 
 def _read(path: Path) -> dict[str, Any]:
+    import tomllib  # only when there is a file to read: most calls have none
+
     try:
         with open(path, "rb") as f:
             return tomllib.load(f)

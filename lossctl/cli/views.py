@@ -109,10 +109,10 @@ def json_parts(views: Views | None) -> dict[str, Any]:
 
 
 def write_plain(out, views: Views | None) -> None:
-    from ..render.triage import write_histogram_plain, write_top_plain
-
     if views is None:
         return
+    from ..render.triage import write_histogram_plain, write_top_plain
+
     if views.top is not None:
         write_top_plain(out, views.top)
     if views.show_histogram:
@@ -121,10 +121,10 @@ def write_plain(out, views: Views | None) -> None:
 
 def write_csv(out, views: Views | None) -> bool:
     """The view's CSV table, when one is asked for (True: written)."""
-    from ..render.triage import write_histogram_csv, write_top_csv
-
     if views is None:
         return False
+    from ..render.triage import write_histogram_csv, write_top_csv
+
     if views.top is not None:
         write_top_csv(out, views.top)
         return True
@@ -135,10 +135,10 @@ def write_csv(out, views: Views | None) -> bool:
 
 
 def print_tables(console, views: Views | None, loss_name: str) -> None:
-    from ..render import table
-
     if views is None:
         return
+    from ..render import table
+
     if views.top is not None:
         console.print(table.top(views.top, loss_name))
     if views.show_histogram:

@@ -176,8 +176,6 @@ def cross_entropy_tokens(arrays: dict, params: dict, reduction: str, dtype, dim,
     token-batch kernels of :mod:`.lm` (streamed over blocks of rows and of the vocabulary, the
     same numbers as ``lossctl lm``). None when the call is not that (probabilities, a weight,
     smoothing, NaN/inf logits, an invalid target: the general path computes or reports it)."""
-    from . import lm
-
     logits, target = arrays.get("logits"), arrays.get("target")
     if logits is None or target is None or any(arrays.get(k) is not None for k in ("probs", "log_probs")):
         return None
@@ -193,6 +191,7 @@ def cross_entropy_tokens(arrays: dict, params: dict, reduction: str, dtype, dim,
             return None
     lead = int(np.prod(logits.shape[:-2], dtype=np.int64))
     x = {"logits": np.reshape(logits, (lead,) + tuple(logits.shape[-2:])), "labels": target.reshape(lead, -1)}
+    from . import lm  # here, not above: a small call that is not a token batch never loads the token kernels
     normalize = "tokens" if reduction == "mean" else "global:1"  # sum, and none (the gradient of the sum)
     try:
         r = lm.evaluate(x, {"ignore_index": params.get("ignore_index", -100), "normalize": normalize}, dtype=dtype,
