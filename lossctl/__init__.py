@@ -14,11 +14,6 @@ The public Python API:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the types a checker sees; at run time they are imported on first use
-    from .public import Result, compute, registry, registry_names
-
 
 def _stop_while_starting(signum, frame):
     import os
@@ -48,6 +43,11 @@ def _guard_the_start() -> None:
 
 
 _guard_the_start()
+
+from typing import TYPE_CHECKING  # noqa: E402  (after the guard: nothing is imported before it)
+
+if TYPE_CHECKING:  # the types a checker sees; at run time they are imported on first use
+    from .public import Result, compute, registry, registry_names
 
 from .errors import ExitCode, InputError, LossctlError, UsageError
 

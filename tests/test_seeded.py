@@ -272,7 +272,7 @@ def test_zero_one_regression_threshold_is_inclusive():
 
 
 @pytest.mark.parametrize("call, error, message", [
-    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), InputError, "pred only"),
+    (dict(logits=[[1.0, 2.0]], target=[0], threshold=0.5), UsageError, "pred only"),  # a parameter: usage
     (dict(pred=[1.0, 2.0], target=[1.0, 2.0, 3.0]), InputError, "does not match"),
     (dict(logits=[[1.0, 2.0]], target=[2]), InputError, "out of range"),
     (dict(logits=[[1.0, 2.0]], target=[[0.5, 0.5]]), InputError, "class indices"),
@@ -372,7 +372,7 @@ def test_cli_zero_one_threshold_and_errors(run_cli):
     assert r.code == 0, r.stderr
     assert float(r.stdout) == 2.0
     bad = run_cli(["zero-one", "--logits", "[[1,2]]", "--target", "[0]", "--threshold", "0.5"])
-    assert bad.code == 3 and "--threshold" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.code == 2 and "--threshold" in bad.stderr and "Traceback" not in bad.stderr
     bad = run_cli(["sce", "--logits", "[[1,2]]", "--target", "[5]"])
     assert bad.code == 3 and "--target" in bad.stderr
     bad = run_cli(["focal", "--probs", "[1.5]", "--target", "[1]"])
