@@ -136,13 +136,7 @@ def test_ignore_index_beyond_64_bits_in_a_suite(run_cli, tmp_path):
 @pytest.mark.parametrize("loss,pred", [("ce", "--logits"), ("nll", "--log-probs"), ("multi-margin", "--pred")])
 @pytest.mark.parametrize("target", ["[True]", "[true]", "[false]"])
 def test_booleans_are_not_class_indices(run_cli, loss, pred, target):
-    from lossctl.losses import registry
-
-    if registry().find(loss) is None:
-        pytest.skip(f"no loss {loss} here")
     r = run_cli([loss, pred, "[[1.0, -2.0]]", "--target", target])
-    if r.code == 2 and "does not take" in r.stderr:
-        pytest.skip(f"{loss} takes no {pred}")
     line = _one_error(r)
     assert "booleans" in line
 

@@ -11,7 +11,6 @@ that somehow held markup from an input still could not load or run it.
 
 from __future__ import annotations
 
-import math
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -21,6 +20,7 @@ import numpy as np
 
 from . import fmt_float
 from .mathml import formula_element
+from .numbers import table_number
 
 # The page may use its own inline styles and data: images, and nothing else.
 CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -121,15 +121,7 @@ def _sub(parent: ET.Element, tag: str, text: Any = None, attrs: dict[str, str] |
 
 def number_text(x: Any, digits: int = TABLE_DIGITS) -> str:
     """A number for a table cell: whole, with its exponent (never cut), at ``digits`` significant digits."""
-    a = np.asarray(x)
-    if a.dtype.kind in "iub":
-        return str(int(a))
-    v = float(a)
-    if math.isnan(v):
-        return "nan"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    return f"{v:.{digits}g}"
+    return table_number(x, digits)
 
 
 def cell_text(value: Any) -> str:
