@@ -183,7 +183,7 @@ def _not_a_kernel(*_: Any) -> Any:
 # The shared keys (lossctl.core.call) each command takes; the rest (conventions, sample weights,
 # regularisation, triage views) are the loss engine's.
 _COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
-                 "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol")
+                 "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "precision")
 LM_KEYS = _COMMAND_KEYS + ("explain", "html", "backend", "scheduler", "chunk_rows")
 LCE_KEYS = ("reduction",) + _COMMAND_KEYS
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +104,23 @@ def test_exponents_are_whole(x):
         assert float(text) == pytest.approx(x, rel=10.0 ** (1 - d))
     with precision(4):
         assert table_number(x) == table_number(x, 4)
+
+
+LM_BATCH = str(Path(__file__).resolve().parents[1] / "examples" / "lm" / "batch.safetensors")
+TOKEN_CALLS = {
+    "lm": ["lm", "--logits", f"{LM_BATCH}:logits", "--labels", f"{LM_BATCH}:labels", "--per-sample"],
+    "linear-ce": ["linear-ce", "--hidden", "[[1.0, -2.0], [0.5, 3.0]]", "--lm-head", "[[0.25, 1.0], [-1.5, 2.0], [3.0, 0.5]]",
+                  "--target", "[0, 2]", "--per-sample"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(TOKEN_CALLS))
+@pytest.mark.parametrize("digits", [2, 12])
+def test_precision_reaches_the_token_commands(run_cli, command, digits):
+    r = run_cli(TOKEN_CALLS[command] + ["--format", "table", "--precision", str(digits)])
+    assert r.code == 0, r.stderr
+    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
+    assert cells
+    mantissas = [len(c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")) for c in cells]
+    assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+    assert run_cli(TOKEN_CALLS[command] + ["--precision", "0"]).code == 2

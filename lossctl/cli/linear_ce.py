@@ -49,5 +49,5 @@ def _linear_ce_body(spec, opts: dict[str, Any]) -> int:
             sink.abort()
         raise
     render_result(fmt, result, report, per_sample=opts["per_sample"] and sink is None, grad=opts["grad"] and sink is None,
-            explain=False, rows=opts["rows"])
+            explain=False, rows=opts["rows"], precision=opts.get("precision"))
     return ExitCode.CHECK_FAILED if report is not None and not report.passed else ExitCode.OK

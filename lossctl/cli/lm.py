@@ -131,8 +131,11 @@ def _lm_body(spec, opts: dict[str, Any]) -> int:
         _write_page(page, reader, call, opts, result)
     if result.note:
         typer.echo(f"note: {result.note}", err=True)
-    _render_lm(fmt, result, report, per_sample=opts["per_sample"], grad=opts["grad"] and sink is None,
-               explain=opts["explain"], rows=opts["rows"])
+    from ..render.numbers import precision
+
+    with precision(opts.get("precision")):  # the digits of every number in a table
+        _render_lm(fmt, result, report, per_sample=opts["per_sample"], grad=opts["grad"] and sink is None,
+                   explain=opts["explain"], rows=opts["rows"])
     return ExitCode.CHECK_FAILED if report is not None and not report.passed else ExitCode.OK
 
 
