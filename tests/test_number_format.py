@@ -124,3 +124,13 @@ def test_precision_reaches_the_token_commands(run_cli, command, digits):
     mantissas = [len(c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")) for c in cells]
     assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
     assert run_cli(TOKEN_CALLS[command] + ["--precision", "0"]).code == 2
+
+
+@pytest.mark.parametrize("digits", [3, 17])
+def test_precision_reaches_the_check_table(run_cli, digits):
+    suite = str(Path(__file__).resolve().parents[1] / "examples" / "seeds.yaml")
+    r = run_cli(["check", suite, "--format", "table", "--precision", str(digits)])
+    assert r.code == 0, r.stderr
+    loss = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
+    assert f"{loss:.{digits}g}" in r.stdout
+    assert run_cli(["check", suite, "--precision", "18"]).code == 2

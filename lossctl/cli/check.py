@@ -9,7 +9,8 @@ import typer
 
 from ..errors import ExitCode, InputError, UsageError
 from .help import Command, examples
-from .options import pick_format
+from ..core.call import BY_NAME
+from .options import check_precision, pick_format
 
 CHECK_FORMATS = ("auto", "table", "json", "plain", "jsonl", "github", "junit")
 
@@ -56,6 +57,8 @@ def check(
                                            "annotation at the suite's line for each failing case), junit (JUnit XML on "
                                            "stdout)."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json.", rich_help_panel="Output"),
+    precision: int | None = typer.Option(None, "--precision", metavar="N", help=BY_NAME["precision"].help,
+                                         rich_help_panel="Output"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Plain output: only the failing cases and the summary.",
                                rich_help_panel="Output"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Plain output: passing cases also show their loss "
@@ -77,6 +80,7 @@ def check(
     if format is None:  # the project's format where check has it, else auto
         format = config.default("format") if config.default("format") in CHECK_FORMATS else "auto"
     fmt = pick_format(format, json_, CHECK_FORMATS)
+    check_precision(precision)
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: give one of them")
     if update and fmt in ("jsonl", "github", "junit"):
@@ -157,8 +161,10 @@ def check(
             write_json(out, doc)
         else:
             from ..render.check import write_table
+            from ..render.numbers import precision as table_precision
 
-            write_table(out, report)
+            with table_precision(precision):  # the digits of every number in a table
+                write_table(out, report)
         if junit is not None:
             _write_junit(junit, report, None, path)
         if html is not None:

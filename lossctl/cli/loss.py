@@ -12,7 +12,7 @@ from ..core.expectations import check_result
 from ..core.registry import LossSpec
 from ..errors import ExitCode, InputError, InputWarning, ReductionWarning, UsageError
 from ..io.source_reader import SourceReader
-from .options import option_name, spell
+from .options import check_precision, option_name, spell
 from ..render import FORMATS
 
 
@@ -31,9 +31,7 @@ def output_format(opts: dict[str, Any]) -> str:
     for key in ("rtol", "atol"):
         if key in opts and not opts[key] >= 0:
             raise UsageError(f"--{key}: expected a number ≥ 0, got {opts[key]}")
-    digits = opts.get("precision")
-    if digits is not None and not 1 <= digits <= 17:
-        raise UsageError(f"--precision: significant digits from 1 to 17, got {digits}")
+    check_precision(opts.get("precision"))
     return fmt
 
 

@@ -119,6 +119,13 @@ def _param_option(p: Param, array_panel: str = "Parameters") -> Opt:
                array_panel if p.kind == "array" else "Parameters", choices=tuple(p.choices))
 
 
+def check_precision(digits: int | None) -> int | None:
+    """``--precision``: significant digits of the numbers in tables, 1 to 17 (None: the default)."""
+    if digits is not None and not 1 <= digits <= 17:
+        raise UsageError(f"--precision: significant digits from 1 to 17, got {digits}")
+    return digits
+
+
 def pick_format(opts_format: str, json_: bool, allowed) -> str:
     fmt = "json" if json_ else opts_format
     if fmt not in allowed:

@@ -13,6 +13,7 @@ import numpy as np
 from ..core.expectations import Comparison
 from ..suite.rewrite import one_line, to_plain
 from . import jsonable
+from .numbers import table_number
 
 
 
@@ -112,7 +113,7 @@ def write_table(out: TextIO, report) -> None:
     table.add_column("detail", overflow="fold")
     styles = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "error": "[red]ERROR[/red]"}
     for r in report.results:
-        value = "" if r.result is None else fmt_value(r.result.loss)
+        value = "" if r.result is None else table_number(r.result.loss)
         table.add_row(styles[r.status], r.name, r.case.spec.name, value, case_summary(r))
     console = Console(file=out)
     console.print(table)
