@@ -9,16 +9,15 @@ entry of the prediction changes the per-sample value of exactly the sample it be
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lossctl
+from torch_reference import fixture_generator
 from lossctl.io.outstream import OutputStream, write_output
 from lossctl.io.per_sample_csv import write_csv
 from lossctl.render.text import document
@@ -26,14 +25,6 @@ from lossctl.render.text import document
 TESTS = Path(__file__).resolve().parent
 
 
-def _generator():
-    name = "make_torch_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / "tools" / "make_torch_fixtures.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules[name]
 
 
 def _pred_key(case: dict) -> str | None:
@@ -42,7 +33,7 @@ def _pred_key(case: dict) -> str | None:
 
 
 def _cases() -> list[tuple[str, dict]]:
-    gen = _generator()
+    gen = fixture_generator()
     out = []
     for spec in lossctl.registry().specs:
         if "torch" not in spec.convention_names or spec.command_keys is not None:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -233,13 +232,7 @@ def _oracle():
     import test_torch_fixtures as fx
     import torch_reference as ref
 
-    name = "make_torch_fixtures"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, TESTS / "tools" / "make_torch_fixtures.py")
-        mod = importlib.util.module_from_spec(spec)
-        sys.modules[name] = mod
-        spec.loader.exec_module(mod)
-    return ref, sys.modules[name], fx
+    return ref, ref.fixture_generator(), fx
 
 
 def _registered() -> list[str]:

@@ -72,6 +72,22 @@ F: Any = None
 DTYPE: Any = None
 
 
+def fixture_generator():
+    """tests/tools/make_torch_fixtures.py as a module (loaded once): the script that made the
+    committed torch fixtures, whose cases the tests reuse."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "make_torch_fixtures"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / "tools" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules[name]
+
+
 def load_torch() -> None:
     global torch, F, DTYPE
     if torch is None:
