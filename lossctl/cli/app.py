@@ -326,6 +326,16 @@ def _on_sigterm(signum, frame) -> None:
     raise _SIGNALLED[-1]
 
 
+def _ignore_signals() -> None:
+    """The call is over (its files committed or removed, its exit code chosen): a signal now
+    changes nothing, rather than ending the process by the signal with no word."""
+    import signal
+
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _install_signal_handlers() -> None:
     import signal
 
@@ -416,8 +426,13 @@ def entry() -> None:
         code = int(e.exit_code)
     except (KeyboardInterrupt, Exception) as e:
         code = _failure(e)
-    with contextlib.suppress(Exception):
-        sys.stderr.flush()
+    try:
+        with contextlib.suppress(Exception):
+            sys.stderr.flush()
+        _ignore_signals()
+    except KeyboardInterrupt as e:  # a signal just as the call ended
+        code = _failure(e)
+        _ignore_signals()
     if _SIGNALLED:
         # An interrupt inside an exec() of an import (dataclasses build methods so) leaves CPython
         # set to end the process by the signal itself (exit -2) after this one is handled; a
