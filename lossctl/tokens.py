@@ -91,7 +91,9 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
        grad_out: Any = None, threads: int | None = None, executor: Any = None, **kwargs: Any):
     """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
     ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`.
-    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL elsewhere."""
+    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL (and the
+    gradient: into ``grad_out``, or as shards next to the executor's ``grad_output``) elsewhere;
+    the derivation of one token (``explain``) is then computed here from that token's row."""
     from .losses import lm as core
     from .core.stream import threads as default_threads
 
@@ -101,9 +103,6 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
         if key not in x:
             raise UsageError(f"lm needs {ref(key)}" + (f" (or {ref('target')})" if key == "labels" else ""))
     dtype = _dtype(params)
-    if executor is not None and (grad or explain):
-        raise UsageError(f"lm {ref('backend')} {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
-                         "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
         logits = x["logits"]

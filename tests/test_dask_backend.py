@@ -336,9 +336,75 @@ def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
                  "--scheduler", client.scheduler.address, "--chunk-rows", "5"])
     assert local.code == 0 and r.code == 0, r.stderr
     assert r.stdout == local.stdout
-    g = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--grad", "--backend", "dask",
-                 "--scheduler", client.scheduler.address])
-    assert g.code == 2 and "local backend" in g.stderr
+
+
+@pytest.mark.parametrize("shift, normalize", [(False, "tokens"), (True, "sequences"), (True, "global:100")])
+def test_lm_gradient_and_derivation_on_dask_are_the_local_ones_bit_for_bit(cluster, tmp_path, rng, shift, normalize):
+    from lossctl import tokens
+
+    _, client = cluster
+    logits = rng.standard_normal((7, 9, 50)).astype(np.float32) * 4
+    labels = rng.integers(0, 50, (7, 9))
+    labels[0, :] = -100  # the first counted token (the one derived) is not in the first row
+    labels[2, 3] = labels[5, 0] = -100
+    sharded = _read(str(_shard(tmp_path, "logits", logits, (2, 3))))
+    call = {"labels": labels, "shift": shift, "normalize": normalize}
+    ref = tokens.lm(dict(call, logits=logits), grad=True, explain=True)
+    assert ref.grad.shape == logits.shape and np.any(ref.grad)
+    for chunk_rows in (None, 5, 11):
+        got = tokens.lm(dict(call, logits=sharded), grad=True, explain=True,
+                        executor=DaskExecutor(client.scheduler.address, chunk_rows))
+        assert same(got.loss, ref.loss)
+        assert got.grad.shape == ref.grad.shape and got.grad.tobytes() == ref.grad.tobytes(), chunk_rows
+        assert [(s.label, s.formula, np.float64(s.value if s.value is not None else np.nan).tobytes()) for s in got.steps] \
+            == [(s.label, s.formula, np.float64(s.value if s.value is not None else np.nan).tobytes()) for s in ref.steps]
+        # the gradient as shards next to an output file: the logits' sharding and shape
+        out = tmp_path / f"o{chunk_rows}.npy"
+        got = tokens.lm(dict(call, logits=sharded), grad=True,
+                        executor=DaskExecutor(client.scheduler.address, chunk_rows, grad_output=out))
+        assert got.grad is None and same(got.loss, ref.loss)
+        shards = sorted(tmp_path.glob(f"o{chunk_rows}.grad_logits-*-of-00003.npy"))
+        assert [np.load(p).shape for p in shards] == [(2, 9, 50), (1, 9, 50), (4, 9, 50)]
+        assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad.tobytes()
+
+
+def test_lm_cli_gradient_shards_and_explain_on_dask(run_cli, cluster, tmp_path, rng):
+    _, client = cluster
+    logits = rng.standard_normal((5, 6, 11))
+    labels = rng.integers(0, 11, (5, 6))
+    labels[1, 2] = -100
+    np.save(tmp_path / "y.npy", labels)
+    d = _shard(tmp_path, "logits", logits, (1, 4))
+    base = ["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--shift"]
+    dask = ["--backend", "dask", "--scheduler", client.scheduler.address, "--chunk-rows", "7"]
+    local = run_cli(base + ["--explain", "--grad", "-f", "json"])
+    r = run_cli(base + dask + ["--explain", "--grad", "-f", "json"])
+    assert local.code == 0 and r.code == 0, r.stderr
+    assert r.stdout == local.stdout
+    out = tmp_path / "nll.npy"
+    r = run_cli(base + dask + ["--grad", "-o", str(out)])
+    assert r.code == 0, r.stderr
+    from lossctl import tokens
+
+    ref = tokens.lm({"logits": logits, "labels": labels, "shift": True}, grad=True, per_sample=True)
+    assert np.load(out).tobytes() == ref.per_token.tobytes()
+    shards = sorted(tmp_path.glob("nll.grad_logits-*-of-00003.npy"))
+    assert [len(np.load(p)) for p in shards] == [1, 3, 1]
+    assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad.tobytes()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    again = run_cli(base + dask + ["--grad", "-o", str(out)])  # the shards are outputs: replaced only with --force
+    assert again.code == 2 and "--force" in again.stderr, again.stderr
+
+
+def test_lm_large_gradient_on_dask_without_output_is_refused(run_cli, monkeypatch, tmp_path):
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setattr(backend, "GRAD_BACK_BYTES", 100)
+    np.save(tmp_path / "x.npy", np.zeros((4, 5, 3)))
+    np.save(tmp_path / "y.npy", np.zeros((4, 5), dtype=np.int64))
+    r = run_cli(["lm", "--logits", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--backend", "dask",
+                 "--grad"])
+    assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr
 
 
 def test_another_framework_s_convention_is_refused_on_dask(run_cli):

@@ -103,20 +103,30 @@ def grad_task(job: Mapping[str, Any], i0: int, i1: int, upstream: float, targets
     return None, warns
 
 
-def token_nll_task(job: Mapping[str, Any], r0: int, r1: int) -> np.ndarray:
-    """On a worker: ``lossctl lm``'s per-token NLL of rows ``r0 .. r1``."""
+def token_nll_task(job: Mapping[str, Any], r0: int, r1: int, targets: list | None = None):
+    """On a worker: ``lossctl lm``'s per-token NLL of rows ``r0 .. r1``, the NaN/inf met there
+    and, when the job has a gradient scale, the rows' gradient: written into the shards
+    ``targets`` (then None comes back) or returned."""
     from dataclasses import replace
 
+    from ..io.shards import write_rows
     from ..losses import lm
 
     lay = replace(job["layout"], rows=_rows(job["rows"], r0, r1), target=job["target"][r0:r1],
                   counted=job["counted"][r0:r1])
+    scale = job["grad_scale"]
+    dtype = np.dtype(job["dtype"])
+    grad = None if scale is None else np.empty((r1 - r0, lay.vocab), dtype=dtype)
     found: list = []
-    values = lm.token_nll(lay, dtype=np.dtype(job["dtype"]), per_sample=job["per_sample"], threads=1, nonfinite=found)
+    values = lm.token_nll(lay, dtype=dtype, per_sample=job["per_sample"], threads=1, nonfinite=found,
+                          grad_scale=None if scale is None else scale[r0:r1], grad_out=grad)
     # NaN/inf met in the rows: counts, and the first one's position in the whole call's rows
     found = [(n_nan, n_inf, None if first is None else (first[0] + r0, first[1]), value)
              for n_nan, n_inf, first, value in found]
-    return values, found
+    if grad is not None and targets is not None:
+        write_rows(targets, r0, grad)
+        grad = None
+    return values, found, grad
 
 
 # -- the client's side ------------------------------------------------------------------------
@@ -224,26 +234,72 @@ class DaskExecutor:
                    grad_output=self.grad_output, force=self.force, client=self.client, **kwargs)
 
     def token_nll(self, lay: Any, *, dtype, per_sample: bool, nonfinite: list | None = None,
+                  grad_scale: np.ndarray | None = None, grad_out: Any = None,
                   progress: Callable[[int, int], None] | None = None):
         """``lossctl lm``'s per-token NLL (:func:`lossctl.losses.lm.token_nll`) of the rows of
         ``lay`` (a :class:`lossctl.losses.lm.TokenLayout`), computed by the workers from their
-        own rows of the logits; the same values."""
+        own rows of the logits: ``(nll, grad)``, the same values. With ``grad_scale`` each task
+        also computes its rows' gradient: into ``grad_out`` when given, else into ``.npy``
+        shards next to ``grad_output`` (the logits' sharding, the logits' shape; then grad is
+        None), else back to the client (a small input only)."""
         from dataclasses import replace
 
         n, v = lay.rows.shape
+        dtype = np.dtype(dtype)
         source = row_source(lay.rows, "logits")
         job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
-               "counted": lay.counted, "dtype": np.dtype(dtype).str, "per_sample": per_sample}
+               "counted": lay.counted, "dtype": dtype.str, "per_sample": per_sample, "grad_scale": grad_scale}
         rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
         chunks = _cut(n, rows, source)
+        grad = shards = None
+        if grad_scale is not None:
+            if grad_out is not None:
+                grad = grad_out
+            elif self.grad_output is not None:
+                shards = self._grad_shards(lay, source, dtype)
+            else:
+                _check_grad_back(n * v * dtype.itemsize)
+                grad = np.empty((n, v), dtype=dtype)
         out = np.zeros(n, dtype=dtype)
-        with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
-            run_ = _Run(c, None, None, job, chunks, None, None, progress)
-            for (r0, r1), (values, found) in run_.ordered(token_nll_task, lambda r0, r1: (), n):
-                out[r0:r1] = values
-                if nonfinite is not None:
-                    nonfinite += found
-        return out
+        targets = None if shards is None else shards.parts
+        try:
+            with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
+                run_ = _Run(c, None, None, job, chunks, None, None, progress)
+                for (r0, r1), (values, found, g) in run_.ordered(token_nll_task, lambda r0, r1: (targets,), n):
+                    out[r0:r1] = values
+                    if g is not None:
+                        grad[r0:r1] = g
+                    if nonfinite is not None:
+                        nonfinite += found
+            if shards is not None:
+                shards.commit()
+        except BaseException:
+            if shards is not None:
+                shards.abort()
+            raise
+        return out, grad
+
+    def _grad_shards(self, lay: Any, source: Any, dtype: np.dtype):
+        """The writer of the logits' gradient as shards next to ``grad_output``: the logits'
+        own shape and sharding ((B, T, V) shards are cut between sequences)."""
+        from pathlib import Path
+
+        from ..io.shards import ShardWriter
+
+        n = lay.batch * lay.length
+        bounds = source.boundaries() if hasattr(source, "boundaries") else [0, n]
+        shape = (lay.length, lay.vocab) if lay.unbatched else (lay.batch, lay.length, lay.vocab)
+        per = 1 if lay.unbatched else lay.length  # token rows per row of the logits' first axis
+        writer = ShardWriter(Path(self.grad_output), "grad_logits", [b // per for b in bounds], shape, dtype, self.force)
+        # the tasks write token rows: the same shards seen as (rows, V)
+        writer.parts = [(path, start * per, stop * per) for path, start, stop in writer.parts]
+        return writer
+
+
+def _check_grad_back(size: int) -> None:
+    if size > GRAD_BACK_BYTES:
+        raise UsageError(f"{ref('grad')} with {ref('backend')} dask: the gradient ({size >> 20} MiB) is written as "
+                         f"shards next to {ref('output')}; give {ref('output')} FILE")
 
 
 def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], reduction: str, *,
@@ -276,10 +332,7 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
     chunks = _chunks(layout, job["sliced"], chunk_rows, ftype.itemsize)
     grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []
     if grad and grad_output is None:
-        size = sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize
-        if size > GRAD_BACK_BYTES:
-            raise UsageError(f"{ref('grad')} with {ref('backend')} dask: the gradient ({size >> 20} MiB) is written as "
-                             f"shards next to {ref('output')}; give {ref('output')} FILE")
+        _check_grad_back(sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize)
     per_sample = keep_values or sink is not None or reduction == "none"
     with (contextlib.nullcontext(client) if client is not None else client_for(scheduler)) as c:
         return _Run(c, spec, layout, job, chunks, reduction, ftype, progress).go(
