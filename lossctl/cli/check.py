@@ -10,7 +10,7 @@ import typer
 from ..errors import ExitCode, InputError, UsageError
 from .help import Command, examples
 from ..core.call import BY_NAME
-from .options import check_precision, pick_format
+from .options import pick_format, table_digits
 
 CHECK_FORMATS = ("auto", "table", "json", "plain", "jsonl", "github", "junit")
 
@@ -80,7 +80,7 @@ def check(
     if format is None:  # the project's format where check has it, else auto
         format = config.default("format") if config.default("format") in CHECK_FORMATS else "auto"
     fmt = pick_format(format, json_, CHECK_FORMATS)
-    check_precision(precision)
+    precision = table_digits(precision)
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: give one of them")
     if update and fmt in ("jsonl", "github", "junit"):
