@@ -371,17 +371,17 @@ def _head_add(head, g: np.ndarray, hb: np.ndarray, c0: int, c1: int) -> None:
         g_b[c0:c1] += np.einsum("ij->j", g)
 
 
-def head_pass(call: Call, tiles: Plan, dtype, lse: np.ndarray, tsum: np.ndarray, co: Coefficients,
+def head_pass(call: Call, tiles: Plan, dtype, lse: np.ndarray, tsum: np.ndarray | None, co: Coefficients,
               head: tuple[np.ndarray, np.ndarray | None], c0: int, c1: int) -> None:
     """Add the rows of ``call`` (a token block, or several: in order) to ∂W[c0:c1] and ∂b[c0:c1]
-    (``head``, indexed from c0), from their log-sum-exp (and Σ w·t' for probability targets)."""
+    (``head``, indexed from c0), from their log-sum-exp (and Σ w·t', probability targets only)."""
     dtype = np.dtype(dtype)
     n = call.h.shape[0]
     g_w, g_b = head
     for r0, r1 in tiles.blocks(n):
         for a, b in tiles.chunks(c0, c1):
             z = _tile(call, r0, r1, a, b, dtype, online_softmax.scratch(42, (r1 - r0, b - a), dtype))
-            g = _grad_tile(call, z, r0, r1, a, b, lse[r0:r1], tsum[r0:r1], co, dtype)
+            g = _grad_tile(call, z, r0, r1, a, b, lse[r0:r1], None if tsum is None else tsum[r0:r1], co, dtype)
             _head_add((g_w, g_b), g, call.h[r0:r1], a - c0, b - c0)
 
 
