@@ -1,8 +1,8 @@
 """A loss call on a Dask cluster (``backend`` dask): the rows are computed by the workers.
 
 The call is planned here as the local streaming engine plans it (:func:`lossctl.core.stream.plan`:
-which inputs are cut into rows, which are given whole), then cut into chunks of rows (at the
-prediction's shard boundaries, and every ``chunk_rows`` rows). Each chunk is one task:
+which inputs are cut into rows, which are given whole), then cut into chunks of rows (every
+``chunk_rows`` rows, by default about 64 MiB of the prediction as stored). Each chunk is one task:
 
 1. **values** — the worker reads its own rows of every row-aligned input (a sharded array or
    a memory-mapped ``.npy`` travels as its description: paths, shapes, offsets; only inputs
@@ -19,8 +19,10 @@ prediction's shard boundaries, and every ``chunk_rows`` rows). Each chunk is one
 
 Tasks are retried (``retries``) and a lost worker's tasks are run again elsewhere by the
 scheduler; when that fails the call stops with an input error (exit 3) and writes nothing.
-Without ``scheduler`` a :class:`distributed.LocalCluster` of worker processes is started
-for the call (``LOSSCTL_DASK_WORKERS`` workers, default one per core up to 4).
+Without ``scheduler`` a :class:`distributed.LocalCluster` is started for the call
+(``LOSSCTL_DASK_WORKERS`` workers, default one per core up to 4): worker threads in this
+process (the kernels release the GIL; no process start-up), or worker processes with
+``LOSSCTL_DASK_PROCESSES=1``.
 """
 
 from __future__ import annotations
@@ -42,7 +44,9 @@ from ..errors import InputError, InvalidInput, LossctlError, UsageError, ref
 
 EXTRA = "pip install 'lossctl[dask]'"
 CONNECT_TIMEOUT = 3.0  # seconds to reach a scheduler before giving up
-CHUNK_BYTES = 32 << 20  # default prediction bytes per task
+CHUNK_BYTES = 64 << 20  # default prediction bytes (as stored) per task on worker processes
+# ... on the worker threads of a local cluster in this process (its memory is the client's)
+LOCAL_CHUNK_BYTES = 16 << 20
 RETRIES = 2
 # Gradients larger than this go to shards next to the output only (never back to the client).
 GRAD_BACK_BYTES = 64 << 20
@@ -218,8 +222,8 @@ def lce_head_task(job: Mapping[str, Any], c0: int, c1: int, sums: Any):
 
 @contextlib.contextmanager
 def client_for(scheduler: str | None, workers: int | None = None):
-    """A connected :class:`distributed.Client`: to ``scheduler``, or to a local cluster of worker
-    processes started (and closed) here."""
+    """A connected :class:`distributed.Client`: to ``scheduler``, or to a local cluster started
+    (and closed) here (worker threads, or processes: :func:`local_processes`)."""
     _require()
     from distributed import Client, LocalCluster
 
@@ -239,7 +243,10 @@ def client_for(scheduler: str | None, workers: int | None = None):
             n = workers or _env_int("LOSSCTL_DASK_WORKERS", min(4, os.cpu_count() or 1))
             with warnings.catch_warnings():  # "port 8787 is in use": another cluster's; any free port serves
                 warnings.simplefilter("ignore", UserWarning)
-                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=True,
+                # Worker threads in this process unless asked for processes: the kernels release
+                # the GIL, and spawning processes (each importing NumPy, distributed and lossctl,
+                # then warming up) costs seconds per call.
+                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=local_processes(),
                                        dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster, set_as_default=False)
         try:
@@ -251,6 +258,17 @@ def client_for(scheduler: str | None, workers: int | None = None):
             cluster.close()
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+
+
+def local_processes() -> bool:
+    """Whether the local cluster started without a scheduler has worker processes
+    (``LOSSCTL_DASK_PROCESSES=1``) rather than worker threads in this process."""
+    return os.environ.get("LOSSCTL_DASK_PROCESSES", "0").strip().lower() in ("1", "true", "yes")
+
+
+def chunk_bytes(scheduler: str | None, client: Any) -> int:
+    """Prediction bytes per task: smaller on worker threads in this process (its peak memory)."""
+    return CHUNK_BYTES if scheduler or client is not None or local_processes() else LOCAL_CHUNK_BYTES
 
 
 def _env_int(name: str, default: int) -> int:
@@ -274,30 +292,24 @@ def row_source(value: Any, origin: str):
     return described if described is not None else value
 
 
-def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int | None, itemsize: int) -> list[tuple[int, int]]:
-    n = layout.n
+def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int | None, size: int) -> list[tuple[int, int]]:
     if chunk_rows is not None and chunk_rows < 1:
         raise UsageError(f"{ref('chunk_rows')}: must be 1 or more; got {chunk_rows}")
-    rows = chunk_rows or max(1, CHUNK_BYTES // max(1, layout.row_elems * itemsize))
-    return _cut(n, rows, sources.get(layout.kind))
+    itemsize = np.dtype(getattr(sources.get(layout.kind), "dtype", np.float64)).itemsize
+    return _cut(layout.n, chunk_rows or max(1, size // max(1, layout.row_elems * itemsize)))
 
 
-def _cut(n: int, rows: int, source: Any) -> list[tuple[int, int]]:
-    """Chunks of ``rows`` rows, also cut at the shard boundaries of ``source`` (a worker then
-    reads one file where it can)."""
-    cuts = set(range(0, n, rows)) | {n}
-    bounds = getattr(source, "boundaries", None)
-    if bounds is not None:
-        cuts |= set(bounds())
-    cuts = sorted(c for c in cuts if 0 <= c <= n)
-    return list(zip(cuts[:-1], cuts[1:]))
+def _cut(n: int, rows: int) -> list[tuple[int, int]]:
+    """Chunks of ``rows`` rows. (Not also at shard boundaries: a task reads across files as
+    cheaply, and every task costs a scheduler round trip.)"""
+    return [(i0, min(i0 + rows, n)) for i0 in range(0, n, rows)]
 
 
 class DaskExecutor:
     """``lossctl.compute(call, executor=DaskExecutor(...))``: the call's rows computed on Dask.
 
-    ``scheduler``: the scheduler's address (a local cluster of worker processes when None);
-    ``chunk_rows``: rows per task (default: by size, and at the prediction's shard boundaries);
+    ``scheduler``: the scheduler's address (a local cluster started for the call when None);
+    ``chunk_rows``: rows per task (default: about :data:`CHUNK_BYTES` of the prediction);
     ``grad_output``: the ``-o`` path next to which gradient shards are written (``force``:
     replace existing ones); ``client``: an already connected :class:`distributed.Client`."""
 
@@ -333,8 +345,9 @@ class DaskExecutor:
         source = row_source(lay.rows, "logits")
         job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
                "counted": lay.counted, "dtype": dtype.str, "per_sample": per_sample, "grad_scale": grad_scale}
-        rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
-        chunks = _cut(n, rows, source)
+        size = chunk_bytes(self.scheduler, self.client)
+        rows = self.chunk_rows or max(1, size // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
+        chunks = _cut(n, rows)
         grad = shards = None
         if grad_scale is not None:
             if grad_out is not None:
@@ -510,7 +523,7 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         "sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
         "params_sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
     }
-    chunks = _chunks(layout, job["sliced"], chunk_rows, ftype.itemsize)
+    chunks = _chunks(layout, job["sliced"], chunk_rows, chunk_bytes(scheduler, client))
     grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []
     if grad and grad_output is None:
         _check_grad_back(sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize)
