@@ -229,11 +229,25 @@ def test_scheduler_without_backend_dask_is_a_usage_error(run_cli):
     assert r.code == 2 and "--backend dask" in r.stderr, r.stderr
 
 
-def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch):
-    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "1")
-    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8]]", "-t", "[0,2]", "--backend", "dask"])
+@pytest.mark.parametrize("processes", ["0", "1"], ids=["worker-threads", "worker-processes"])
+def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch, processes):
+    import threading
+
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "2")
+    monkeypatch.setenv("LOSSCTL_DASK_PROCESSES", processes)
+    assert backend.local_processes() == (processes == "1")
+    before = set(threading.enumerate())
+    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8],[1,2,3]]", "-t", "[0,2,1]", "--backend", "dask", "--chunk-rows", "1"])
     assert r.code == 0, r.stderr
-    assert float(r.stdout) == lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
+    ref = lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8], [1, 2, 3]], "target": [0, 2, 1]}, stream=False)
+    assert float(r.stdout) == ref.loss
+    # the call's cluster is gone with it: no worker thread left behind in this process
+    time.sleep(0.2)
+    left = [t.name for t in set(threading.enumerate()) - before
+            if t.is_alive() and ("Dask-Default-Threads" in t.name or t.name == "IO loop")]
+    assert not left, left
 
 
 def _fault_inputs(tmp_path, rng):
