@@ -534,6 +534,11 @@ def test_linear_ce_cli_on_dask_writes_gradient_shards_next_to_the_output(run_cli
     assert np.load(tmp_path / "loss.grad_lm_head-00000-of-00001.npy").tobytes() == ref.grad["lm_head"].tobytes()
     assert np.load(tmp_path / "loss.grad_lm_head_bias-00000-of-00001.npy").tobytes() == ref.grad["lm_head_bias"].tobytes()
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").unlink()
+    again = run_cli(base + dask + ["--grad", "-o", str(tmp_path / "loss.npz")])  # the hidden shards exist: refused whole
+    assert again.code == 2 and "--force" in again.stderr, again.stderr
+    assert not (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").exists()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
 
 
 def test_linear_ce_large_gradient_on_dask_without_output_is_refused(run_cli, monkeypatch, tmp_path):
