@@ -91,7 +91,9 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
        grad_out: Any = None, threads: int | None = None, executor: Any = None, **kwargs: Any):
     """Evaluate an ``lm`` call (keys: logits, labels (or target), attention_mask, bytes, shift,
     ignore_index, normalize, dtype); returns a :class:`lossctl.losses.lm.LMResult`.
-    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL elsewhere."""
+    ``executor`` (``lossctl.backends.dask.DaskExecutor``) computes the tokens' NLL (and the
+    gradient: into ``grad_out``, or as shards next to the executor's ``grad_output``) elsewhere;
+    the derivation of one token (``explain``) is then computed here from that token's row."""
     from .losses import lm as core
     from .core.stream import threads as default_threads
 
@@ -101,9 +103,6 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
         if key not in x:
             raise UsageError(f"lm needs {ref(key)}" + (f" (or {ref('target')})" if key == "labels" else ""))
     dtype = _dtype(params)
-    if executor is not None and (grad or explain):
-        raise UsageError(f"lm {ref('backend')} {getattr(executor, 'name', '')}: the gradient and the derivation are computed "
-                         "by the local backend only")
     x = {k: _read(v, k, origins, base) for k, v in x.items()}
     try:
         logits = x["logits"]
@@ -125,10 +124,12 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
 
 
 def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
-              origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+              origins: Mapping[str, str] | None = None, base: Path | None = None, executor: Any = None,
+              **kwargs: Any):
     """Evaluate a ``linear-ce`` call (keys: hidden, lm_head, lm_head_bias, target, weight,
     ignore_index, label_smoothing, reduction, dtype); returns a
-    :class:`lossctl.losses.linear_ce.LinearCEResult`."""
+    :class:`lossctl.losses.linear_ce.LinearCEResult`. ``executor``
+    (``lossctl.backends.dask.DaskExecutor``) computes it elsewhere, with the same numbers."""
     from .losses import linear_ce as core
 
     call = {**(call or {}), **kwargs}
@@ -141,7 +142,10 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     if params.get("weight") is not None:
         params["weight"] = np.asarray(_read(params["weight"], "weight", origins, base), dtype=np.float64)
     try:
-        result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+        if executor is not None:
+            result = executor.linear_ce(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+        else:
+            result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
     except InvalidInput as e:
         origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
@@ -159,12 +163,13 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
 
 
 def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
-                     origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+                     origins: Mapping[str, str] | None = None, base: Path | None = None, executor: Any = None,
+                     **kwargs: Any):
     """:func:`linear_ce` as a :class:`lossctl.api.Result` (loss_name ``linear-ce``, input ``hidden``),
     so that it renders and checks as every loss does."""
     from .core.evaluate import Result
 
-    r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
+    r = linear_ce(call, grad=grad, origins=origins, base=base, executor=executor, **kwargs)
     return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
                   grad=r.grad, denominator=r.denominator, dtype=r.dtype)
 
@@ -185,7 +190,7 @@ def _not_a_kernel(*_: Any) -> Any:
 _COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
                  "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "precision")
 LM_KEYS = _COMMAND_KEYS + ("explain", "html", "backend", "scheduler", "chunk_rows")
-LCE_KEYS = ("reduction",) + _COMMAND_KEYS
+LCE_KEYS = ("reduction",) + _COMMAND_KEYS + ("backend", "scheduler", "chunk_rows")
 
 
 def _command_specs() -> dict[str, Any]:

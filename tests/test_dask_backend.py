@@ -229,11 +229,25 @@ def test_scheduler_without_backend_dask_is_a_usage_error(run_cli):
     assert r.code == 2 and "--backend dask" in r.stderr, r.stderr
 
 
-def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch):
-    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "1")
-    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8]]", "-t", "[0,2]", "--backend", "dask"])
+@pytest.mark.parametrize("processes", ["0", "1"], ids=["worker-threads", "worker-processes"])
+def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch, processes):
+    import threading
+
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "2")
+    monkeypatch.setenv("LOSSCTL_DASK_PROCESSES", processes)
+    assert backend.local_processes() == (processes == "1")
+    before = set(threading.enumerate())
+    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8],[1,2,3]]", "-t", "[0,2,1]", "--backend", "dask", "--chunk-rows", "1"])
     assert r.code == 0, r.stderr
-    assert float(r.stdout) == lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
+    ref = lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8], [1, 2, 3]], "target": [0, 2, 1]}, stream=False)
+    assert float(r.stdout) == ref.loss
+    # the call's cluster is gone with it: no worker thread left behind in this process
+    time.sleep(0.2)
+    left = [t.name for t in set(threading.enumerate()) - before
+            if t.is_alive() and ("Dask-Default-Threads" in t.name or t.name == "IO loop")]
+    assert not left, left
 
 
 def _fault_inputs(tmp_path, rng):
@@ -336,9 +350,75 @@ def test_lm_cli_takes_the_backend(run_cli, cluster, tmp_path, rng):
                  "--scheduler", client.scheduler.address, "--chunk-rows", "5"])
     assert local.code == 0 and r.code == 0, r.stderr
     assert r.stdout == local.stdout
-    g = run_cli(["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--grad", "--backend", "dask",
-                 "--scheduler", client.scheduler.address])
-    assert g.code == 2 and "local backend" in g.stderr
+
+
+@pytest.mark.parametrize("shift, normalize", [(False, "tokens"), (True, "sequences"), (True, "global:100")])
+def test_lm_gradient_and_derivation_on_dask_are_the_local_ones_bit_for_bit(cluster, tmp_path, rng, shift, normalize):
+    from lossctl import tokens
+
+    _, client = cluster
+    logits = rng.standard_normal((7, 9, 50)).astype(np.float32) * 4
+    labels = rng.integers(0, 50, (7, 9))
+    labels[0, :] = -100  # the first counted token (the one derived) is not in the first row
+    labels[2, 3] = labels[5, 0] = -100
+    sharded = _read(str(_shard(tmp_path, "logits", logits, (2, 3))))
+    call = {"labels": labels, "shift": shift, "normalize": normalize}
+    ref = tokens.lm(dict(call, logits=logits), grad=True, explain=True)
+    assert ref.grad.shape == logits.shape and np.any(ref.grad)
+    for chunk_rows in (None, 5, 11):
+        got = tokens.lm(dict(call, logits=sharded), grad=True, explain=True,
+                        executor=DaskExecutor(client.scheduler.address, chunk_rows))
+        assert same(got.loss, ref.loss)
+        assert got.grad.shape == ref.grad.shape and got.grad.tobytes() == ref.grad.tobytes(), chunk_rows
+        assert [(s.label, s.formula, np.float64(s.value if s.value is not None else np.nan).tobytes()) for s in got.steps] \
+            == [(s.label, s.formula, np.float64(s.value if s.value is not None else np.nan).tobytes()) for s in ref.steps]
+        # the gradient as shards next to an output file: the logits' sharding and shape
+        out = tmp_path / f"o{chunk_rows}.npy"
+        got = tokens.lm(dict(call, logits=sharded), grad=True,
+                        executor=DaskExecutor(client.scheduler.address, chunk_rows, grad_output=out))
+        assert got.grad is None and same(got.loss, ref.loss)
+        shards = sorted(tmp_path.glob(f"o{chunk_rows}.grad_logits-*-of-00003.npy"))
+        assert [np.load(p).shape for p in shards] == [(2, 9, 50), (1, 9, 50), (4, 9, 50)]
+        assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad.tobytes()
+
+
+def test_lm_cli_gradient_shards_and_explain_on_dask(run_cli, cluster, tmp_path, rng):
+    _, client = cluster
+    logits = rng.standard_normal((5, 6, 11))
+    labels = rng.integers(0, 11, (5, 6))
+    labels[1, 2] = -100
+    np.save(tmp_path / "y.npy", labels)
+    d = _shard(tmp_path, "logits", logits, (1, 4))
+    base = ["lm", "--logits", str(d), "--labels", str(tmp_path / "y.npy"), "--shift"]
+    dask = ["--backend", "dask", "--scheduler", client.scheduler.address, "--chunk-rows", "7"]
+    local = run_cli(base + ["--explain", "--grad", "-f", "json"])
+    r = run_cli(base + dask + ["--explain", "--grad", "-f", "json"])
+    assert local.code == 0 and r.code == 0, r.stderr
+    assert r.stdout == local.stdout
+    out = tmp_path / "nll.npy"
+    r = run_cli(base + dask + ["--grad", "-o", str(out)])
+    assert r.code == 0, r.stderr
+    from lossctl import tokens
+
+    ref = tokens.lm({"logits": logits, "labels": labels, "shift": True}, grad=True, per_sample=True)
+    assert np.load(out).tobytes() == ref.per_token.tobytes()
+    shards = sorted(tmp_path.glob("nll.grad_logits-*-of-00003.npy"))
+    assert [len(np.load(p)) for p in shards] == [1, 3, 1]
+    assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad.tobytes()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    again = run_cli(base + dask + ["--grad", "-o", str(out)])  # the shards are outputs: replaced only with --force
+    assert again.code == 2 and "--force" in again.stderr, again.stderr
+
+
+def test_lm_large_gradient_on_dask_without_output_is_refused(run_cli, monkeypatch, tmp_path):
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setattr(backend, "GRAD_BACK_BYTES", 100)
+    np.save(tmp_path / "x.npy", np.zeros((4, 5, 3)))
+    np.save(tmp_path / "y.npy", np.zeros((4, 5), dtype=np.int64))
+    r = run_cli(["lm", "--logits", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--backend", "dask",
+                 "--grad"])
+    assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr
 
 
 def test_another_framework_s_convention_is_refused_on_dask(run_cli):
@@ -381,3 +461,93 @@ def test_a_memory_mapped_npy_travels_as_its_description(tmp_path, rng):
     described = row_source(_read(str(tmp_path / "x.npy")), "logits")
     assert getattr(described, "lazy_rows", False)
     assert np.array_equal(described.rows(2, 7), x[2:7])
+
+
+def _lce_inputs(rng, n=2600, d=16, v=300):
+    h = rng.standard_normal((n, d))
+    w = rng.standard_normal((v, d)) / 2
+    b = rng.standard_normal(v)
+    y = rng.integers(0, v, n)
+    y[[3, 1500]] = -100
+    return h, w, b, y
+
+
+@pytest.mark.parametrize("params", [{}, {"label_smoothing": 0.1, "weight": "w"}, {"target": "probs"},
+                                    {"dtype": "float32"}], ids=["index", "weight-smoothing", "probs", "float32"])
+def test_linear_ce_on_dask_is_the_local_result_bit_for_bit(cluster, tmp_path, rng, params):
+    """More tokens than one block of the plan, hidden states in uneven shards that cut blocks:
+    the loss, every value and the three gradients are the local engine's, for any chunking."""
+    from lossctl import tokens
+    from lossctl.losses.linear_ce import ROW_BLOCK
+
+    _, client = cluster
+    h, w, b, y = _lce_inputs(rng)
+    assert len(h) > 2 * ROW_BLOCK
+    params = dict(params)
+    if params.get("weight") == "w":
+        params["weight"] = rng.random(w.shape[0])
+    if params.get("target") == "probs":
+        p = rng.random((len(h), w.shape[0]))
+        params["target"] = p / p.sum(1, keepdims=True)
+    sharded = _read(str(_shard(tmp_path, "hidden", h, (1, 700, 2100))))
+    np.save(tmp_path / "w.npy", w)
+    lm_head = _read(str(tmp_path / "w.npy"))  # memory-mapped: travels as its description
+    call = {"lm_head": w, "lm_head_bias": b, "target": y, **params}
+    for reduction in ("mean", "none"):
+        ref = tokens.linear_ce(dict(call, hidden=h, reduction=reduction), grad=True)
+        assert set(ref.grad) == {"hidden", "lm_head", "lm_head_bias"}
+        for chunk_rows in (None, 1, 5000):
+            got = tokens.linear_ce(dict(call, hidden=sharded, lm_head=lm_head, reduction=reduction), grad=True,
+                                   executor=DaskExecutor(client.scheduler.address, chunk_rows))
+            what = (reduction, chunk_rows)
+            assert np.asarray(got.loss).tobytes() == np.asarray(ref.loss).tobytes(), what
+            assert got.per_sample.tobytes() == ref.per_sample.tobytes() and got.denominator == ref.denominator, what
+            for name, g in ref.grad.items():
+                assert got.grad[name].dtype == g.dtype and got.grad[name].tobytes() == g.tobytes(), (what, name)
+    got = tokens.linear_ce(dict(call, hidden=sharded, lm_head=lm_head), executor=DaskExecutor(client.scheduler.address))
+    assert got.grad == {} and same(got.loss, tokens.linear_ce(dict(call, hidden=h)).loss)
+
+
+def test_linear_ce_cli_on_dask_writes_gradient_shards_next_to_the_output(run_cli, cluster, tmp_path, rng):
+    from lossctl import tokens
+
+    _, client = cluster
+    h, w, b, y = _lce_inputs(rng, n=2100, d=8, v=50)
+    d = _shard(tmp_path, "hidden", h, (1000, 1100))
+    for name, a in (("w", w), ("b", b), ("y", y)):
+        np.save(tmp_path / f"{name}.npy", a)
+    base = ["linear-ce", "--hidden", str(d), "--lm-head", str(tmp_path / "w.npy"), "--lm-head-bias",
+            str(tmp_path / "b.npy"), "--target", str(tmp_path / "y.npy")]
+    dask = ["--backend", "dask", "--scheduler", client.scheduler.address, "--chunk-rows", "1500"]
+    local = run_cli(base + ["-f", "json"])
+    r = run_cli(base + dask + ["-f", "json"])
+    assert local.code == 0 and r.code == 0, r.stderr
+    assert r.stdout == local.stdout
+    out = tmp_path / "loss.npy"
+    r = run_cli(base + dask + ["--grad", "-o", str(out)])
+    assert r.code == 0, r.stderr
+    ref = tokens.linear_ce({"hidden": h, "lm_head": w, "lm_head_bias": b, "target": y}, grad=True)
+    assert np.load(out).tobytes() == ref.per_sample.tobytes()
+    shards = sorted(tmp_path.glob("loss.grad_hidden-*-of-00003.npy"))
+    assert [len(np.load(p)) for p in shards] == [1000, 100, 1000]
+    assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad["hidden"].tobytes()
+    assert np.load(tmp_path / "loss.grad_lm_head-00000-of-00001.npy").tobytes() == ref.grad["lm_head"].tobytes()
+    assert np.load(tmp_path / "loss.grad_lm_head_bias-00000-of-00001.npy").tobytes() == ref.grad["lm_head_bias"].tobytes()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").unlink()
+    again = run_cli(base + dask + ["--grad", "-o", str(tmp_path / "loss.npz")])  # the hidden shards exist: refused whole
+    assert again.code == 2 and "--force" in again.stderr, again.stderr
+    assert not (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").exists()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
+def test_linear_ce_large_gradient_on_dask_without_output_is_refused(run_cli, monkeypatch, tmp_path):
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setattr(backend, "GRAD_BACK_BYTES", 100)
+    np.save(tmp_path / "h.npy", np.zeros((40, 3)))
+    np.save(tmp_path / "w.npy", np.ones((5, 3)))
+    np.save(tmp_path / "y.npy", np.zeros(40, dtype=np.int64))
+    r = run_cli(["linear-ce", "--hidden", str(tmp_path / "h.npy"), "--lm-head", str(tmp_path / "w.npy"), "--target",
+                 str(tmp_path / "y.npy"), "--backend", "dask", "--grad"])
+    assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr

@@ -385,7 +385,9 @@ def test_table_and_csv(run_cli):
     assert t.code == 0
     for label in ("H(P)", "KL(Q‖P)", "JS(P,Q)", "per row", "8 more rows", "H(P,Q) = H(P) + KL(P‖Q): holds"):
         assert label in t.stdout
-    assert repr(information([0.5, 0.5], [0.9, 0.1]).mean["KL(P‖Q)"]) in t.stdout
+    kl = information([0.5, 0.5], [0.9, 0.1]).mean["KL(P‖Q)"]
+    assert f"{kl:.8g}" in t.stdout and repr(kl) not in t.stdout  # a table's 8 digits; --precision 17 gives all
+    assert repr(kl) in run_cli(["info", "--p", p, "--q", q, "--format", "table", "--precision", "17"]).stdout
     c = run_cli(["info", "--p", p, "--q", q, "--format", "csv"])
     rows = list(csv.reader(io.StringIO(c.stdout)))
     assert rows[0] == ["row", "H(P)", "H(Q)", "H(P,Q)", "KL(P‖Q)", "KL(Q‖P)", "JS(P,Q)"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import re
 from pathlib import Path
 
@@ -25,6 +26,22 @@ def _cells(text: str) -> list[str]:
         if line.startswith("│"):
             cells += [c.strip() for c in line.strip("│").split("│")]
     return cells
+
+
+def _mantissa(cell: str) -> int:
+    """Significant digits written in a table cell: ``-0.0012e-05`` has 2."""
+    return len(cell.lstrip("-").split("e")[0].replace(".", "").lstrip("0"))
+
+
+def _assert_digits(cells: list[str], digits: int) -> None:
+    """No cell has more than ``digits`` digits, and at 12 some have more than the default 8."""
+    mantissas = [_mantissa(c) for c in cells]
+    assert mantissas and max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+
+
+def _fractions(text: str) -> list[str]:
+    """The table cells of ``text`` that are numbers with a fraction."""
+    return [c for c in _cells(text) if NUMBER.match(c) and "." in c]
 
 
 @pytest.mark.parametrize("width", [24, 40, 60, 80, 120, 200])
@@ -64,11 +81,8 @@ def test_precision_sets_the_digits(run_cli, digits):
     r = run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--per-sample", "--grad",
                  "--format", "table", "--precision", str(digits)])
     assert r.code == 0, r.stderr
-    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
-    assert cells
-    for c in cells:
-        mantissa = c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
-        assert len(mantissa) <= digits, (c, digits)
+    cells = _fractions(r.stdout)
+    assert cells and all(_mantissa(c) <= digits for c in cells), (cells, digits)
     if digits == 17:
         value = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
         assert str(value) in r.stdout or repr(float(f"{value:.17g}")) == repr(value)
@@ -119,10 +133,7 @@ TOKEN_CALLS = {
 def test_precision_reaches_the_token_commands(run_cli, command, digits):
     r = run_cli(TOKEN_CALLS[command] + ["--format", "table", "--precision", str(digits)])
     assert r.code == 0, r.stderr
-    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
-    assert cells
-    mantissas = [len(c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")) for c in cells]
-    assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+    _assert_digits(_fractions(r.stdout), digits)
     assert run_cli(TOKEN_CALLS[command] + ["--precision", "0"]).code == 2
 
 
@@ -134,3 +145,67 @@ def test_precision_reaches_the_check_table(run_cli, digits):
     loss = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
     assert f"{loss:.{digits}g}" in r.stdout
     assert run_cli(["check", suite, "--precision", "18"]).code == 2
+
+
+INFO_P, INFO_Q = "[[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]", "[[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]]"
+INFO_CALLS = {
+    "measures": ["info", "--p", INFO_P, "--q", INFO_Q],
+    "events": ["info", "--event-probs", "[0.3, 0.7, 0.1234567891234]"],
+}
+
+
+@pytest.mark.parametrize("call", sorted(INFO_CALLS))
+@pytest.mark.parametrize("digits", [2, 12])
+def test_precision_reaches_the_info_tables(run_cli, call, digits):
+    r = run_cli(INFO_CALLS[call] + ["--format", "table", "--precision", str(digits)])
+    assert r.code == 0, r.stderr
+    cells = _fractions(r.stdout)
+    _assert_digits(cells, digits)
+    plain = run_cli(INFO_CALLS[call] + ["--format", "plain"]).stdout.split()
+    exact = [float(w) for w in plain if NUMBER.match(w)]
+    shown = [float(c) for c in cells]
+    for value in exact:  # every measure (or self-information) is in the table, rounded to the digits
+        if math.isfinite(value) and value != 0:
+            assert any(abs(s - value) <= 10.0 ** (1 - digits) * abs(value) for s in shown), (value, cells)
+    assert run_cli(INFO_CALLS[call] + ["--precision", "0"]).code == 2
+
+
+def _worst_positions(text: str) -> list[list[str]]:
+    """The rows of diff's worst-positions table: index, a, b, |a − b|."""
+    return [[c.strip() for c in ln.strip("│").split("│")] for ln in text.splitlines() if re.match(r"│\s+\[\d+, \d+\] │", ln)]
+
+
+@pytest.mark.parametrize("digits", [2, 12])
+def test_precision_reaches_the_diff_tables(run_cli, digits):
+    """The values at the worst positions take the digits; the differences keep their 3."""
+    triage = Path(__file__).resolve().parents[1] / "examples" / "triage"
+    argv = ["diff", f"{triage}/port.npz", f"{triage}/reference.npz", "--top", "3", "--format", "table"]
+    r = run_cli(argv + ["--precision", str(digits)])
+    assert r.code == 1, r.stderr  # one array is outside the default tolerance
+    rows = _worst_positions(r.stdout)
+    assert len(rows) == 3
+    values = [c for row in rows for c in row[1:3]]
+    assert all(NUMBER.match(c) for c in values), values
+    _assert_digits(values, digits)
+    errors = [row[3] for row in rows]
+    assert all(_mantissa(c) <= 3 for c in errors)
+    assert errors == [row[3] for row in _worst_positions(run_cli(argv + ["--precision", "17"]).stdout)]
+    assert run_cli(argv + ["--precision", "18"]).code == 2
+
+
+@pytest.mark.parametrize("command", ["info", "diff", "check"])
+def test_the_project_precision_reaches_the_command_tables(run_cli, tmp_path, monkeypatch, command):
+    root = Path(__file__).resolve().parents[1]
+    argv = {"info": INFO_CALLS["measures"],
+            "diff": ["diff", f"{root}/examples/triage/port.npz", f"{root}/examples/triage/reference.npz", "--top", "3"],
+            "check": ["check", f"{root}/examples/seeds.yaml"]}[command] + ["--format", "table"]
+    monkeypatch.chdir(tmp_path)
+    wide = run_cli(argv)
+    (tmp_path / "lossctl.toml").write_text("precision = 2\n")
+    narrow, given = run_cli(argv), run_cli(argv + ["--precision", "12"])
+    assert wide.code == narrow.code == given.code and wide.code in (0, 1), narrow.stderr
+
+    def longest(text):
+        return max(_mantissa(c) for c in _fractions(text))
+
+    assert longest(narrow.stdout) <= 3 < longest(wide.stdout) < longest(given.stdout)

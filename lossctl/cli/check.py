@@ -10,7 +10,7 @@ import typer
 from ..errors import ExitCode, InputError, UsageError
 from .help import Command, examples
 from ..core.call import BY_NAME
-from .options import check_precision, pick_format
+from .options import pick_format, table_digits
 
 CHECK_FORMATS = ("auto", "table", "json", "plain", "jsonl", "github", "junit")
 
@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.", cls=Command,
                 epilog=examples("lossctl check examples/seeds.yaml",
                                 "lossctl check examples/seeds.yaml -k ce --format github",
-                                "lossctl check suite.yaml --junit report.xml --exit-zero -q"))(check)
+                                "lossctl check examples/ci/seeds.yaml --junit report.xml --exit-zero -q"))(check)
 
 
 def check(
@@ -80,7 +80,7 @@ def check(
     if format is None:  # the project's format where check has it, else auto
         format = config.default("format") if config.default("format") in CHECK_FORMATS else "auto"
     fmt = pick_format(format, json_, CHECK_FORMATS)
-    check_precision(precision)
+    precision = table_digits(precision)
     if quiet and verbose:
         raise UsageError("--quiet and --verbose: give one of them")
     if update and fmt in ("jsonl", "github", "junit"):

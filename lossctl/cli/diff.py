@@ -7,6 +7,7 @@ import sys
 import typer
 
 from ..errors import ExitCode, UsageError
+from ..core.call import BY_NAME
 from .help import Command, examples
 
 DIFF_FORMATS = ("auto", "table", "json", "plain")
@@ -29,9 +30,10 @@ missing on one side (the statistics of the rest are still shown)."""
 
 def register(app: typer.Typer) -> None:
     app.command("diff", help=DIFF_HELP, short_help="Compare two dumps: errors, ulps, worst positions, histogram.", cls=Command,
-                epilog=examples("lossctl diff examples/triage/port.npz examples/triage/reference.npz",
-                                "lossctl diff port.npz:hidden reference.npz:hidden --rtol 1e-6 --atol 1e-6 --top 3",
-                                "lossctl diff a.npy b.npy --json"))(diff)
+                epilog=examples("lossctl diff examples/triage/port.npz:hidden examples/triage/reference.npz",
+                                "lossctl diff examples/triage/port.npz examples/triage/reference.npz --rtol 1e-2 --atol 1e-6 --json",
+                                "lossctl diff examples/triage/port.npz:logits examples/triage/reference.npz --rtol 1e-2 --top 3 "
+                                "--format table --precision 12"))(diff)
 
 
 def diff(
@@ -45,6 +47,7 @@ def diff(
     format: str | None = typer.Option(None, "--format", "-f", show_default="auto",
                                       help="auto (table on a terminal, plain otherwise), table, json, plain."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
+    precision: int | None = typer.Option(None, "--precision", metavar="N", help=BY_NAME["precision"].help),
     html: str | None = typer.Option(None, "--html", metavar="DIFF.html",
                                     help="Also write the comparison as one self-contained HTML page."),
     force: bool = typer.Option(False, "--force", help="Allow --html to replace an existing file."),
@@ -52,10 +55,8 @@ def diff(
     from ..core.diff import compare_named
     from ..render.diff import problems
 
-    from .options import pick_format
-
-    from ..core.call import BY_NAME
     from .config import active
+    from .options import pick_format, table_digits
 
     config = active()  # the project's tolerances and format where the command line gives none
     rtol = rtol if rtol is not None else config.default("rtol", BY_NAME["rtol"].default)
@@ -63,6 +64,7 @@ def diff(
     if format is None:
         format = config.default("format") if config.default("format") in DIFF_FORMATS else "auto"
     fmt = pick_format(format, json_, DIFF_FORMATS)
+    digits = table_digits(precision)
     if top < 1:
         raise UsageError(f"--top: must be 1 or more, got {top}")
     for name, value in (("--rtol", rtol), ("--atol", atol)):
@@ -75,7 +77,10 @@ def diff(
     report = compare_named(named_a, named_b, rtol=rtol, atol=atol, equal_nan=equal_nan, top=top)
     if page is not None:
         _write_page(page, report, a, b)
-    _render(fmt, report, a, b)
+    from ..render.numbers import precision as table_precision
+
+    with table_precision(digits):  # the digits of every number in a table
+        _render(fmt, report, a, b)
     if not report.complete:
         for line in problems(report, a, b):
             _stderr(f"error: {line}")

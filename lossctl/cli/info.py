@@ -13,6 +13,7 @@ import typer
 
 from ..errors import ExitCode, UsageError
 from .help import Command, examples
+from ..core.call import BY_NAME
 from .options import SOURCE_HELP
 
 INFO_FORMATS = ("auto", "table", "json", "plain", "csv")
@@ -41,7 +42,7 @@ json has per_row values, means and the identity check; csv one line per row."""
 def register(app: typer.Typer) -> None:
     app.command("info", help=INFO_HELP, short_help="Entropy, cross-entropy, KL and JS divergence of distributions.", cls=Command,
                 epilog=examples("lossctl info --p examples/info/coin.yaml:p --base 2",
-                                "lossctl info --p examples/info/scissors.csv:p --q examples/info/scissors.csv:q",
+                                "lossctl info --p examples/info/scissors.csv:p --q examples/info/scissors.csv:q --format table --precision 4",
                                 "lossctl info --event-probs '[0.5, 0.25, 0.125]' --base 2"))(info)
 
 
@@ -60,15 +61,18 @@ def info(
     format: str = typer.Option("auto", "--format", "-f", help="auto (table on a terminal, plain otherwise), table, json, plain, csv."),
     json_: bool = typer.Option(False, "--json", help="Short for --format json."),
     rows: int = typer.Option(10, "--rows", help="Rows shown in the table's per-row part."),
+    precision: int | None = typer.Option(None, "--precision", metavar="N", help=BY_NAME["precision"].help),
 ) -> int:
     from ..core import information as infolib
     from ..io.source_reader import SourceReader
     from .loss import strict_inputs
     from .options import option_name
 
-    from .options import pick_format
+    from ..render.numbers import precision as table_precision
+    from .options import pick_format, table_digits
 
     fmt = pick_format(format, json_, INFO_FORMATS)
+    digits = table_digits(precision)
     if rows < 0:
         raise UsageError("--rows: must be 0 or more")
     if not sum_tol >= 0:
@@ -87,7 +91,8 @@ def info(
         values = infolib.self_information(probs, base, origin=reader.origins["event_probs"])
         from ..render.info import write_events
 
-        write_events(sys.stdout, fmt, base, probs, values, rows)
+        with table_precision(digits):  # the digits of every number in a table
+            write_events(sys.stdout, fmt, base, probs, values, rows)
         return ExitCode.OK
 
     if p is None and p_logits is None:
@@ -107,7 +112,8 @@ def info(
     result = infolib.information(P, Q, base=base)
     from ..render.info import write_info
 
-    write_info(sys.stdout, fmt, result, rows)
+    with table_precision(digits):
+        write_info(sys.stdout, fmt, result, rows)
     if result.identity_holds is False:
         _stderr(f"check failed: H(P,Q) = H(P) + KL(P‖Q) does not hold: max |residual| {result.max_abs_residual!r} "
                 f"at row {result.worst_row}")

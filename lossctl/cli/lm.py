@@ -38,8 +38,11 @@ def register(app: typer.Typer) -> None:
     register_command(app, "lm", _lm_body, help=LM_HELP,
                      short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.",
                      epilog=examples("lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels --shift",
-                                       "lossctl lm --logits logits.safetensors -t labels.npy --shift --attention-mask mask.npy --bytes bytes.npy",
-                                       "lossctl lm --logits logits.npy -t labels.npy --shift --per-sample --json"))
+                                       "lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels "
+                                       "--shift --attention-mask examples/lm/batch.safetensors:attention_mask "
+                                       "--bytes examples/lm/batch.safetensors:bytes",
+                                       "lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels "
+                                       "--shift --per-sample --json"))
 
 
 @dataclass
@@ -96,11 +99,14 @@ def _lm_body(spec, opts: dict[str, Any]) -> int:
 
     fmt, call, reader = read_token_call(spec, opts)
     page = _page_path(opts["html"], reader, opts["force"]) if opts["html"] else None
-    sink = output_stream(opts, reader)
     want_grad = opts["grad"] or opts["expect_grad"] is not None
+    # the gradient is streamed (never whole in memory): into -o here, as shards next to -o on Dask
+    streamed = opts["output"] is not None and opts["grad"] and opts["expect_grad"] is None
+    shards = streamed and (opts.get("backend") or "local") == "dask"
+    sink = output_stream(opts, reader, grad=opts["grad"] and not shards)
     grad_out = None
     try:
-        if sink is not None and opts["grad"] and opts["expect_grad"] is None:
+        if streamed and not shards:
             # the gradient goes to the file block by block: it is never whole in memory
             dtype = np.dtype(call.get("dtype") or "float64")
             per_token = sink.array("per_sample", _per_token_shape(call), dtype)
@@ -111,13 +117,12 @@ def _lm_body(spec, opts: dict[str, Any]) -> int:
                                per_sample=opts["per_sample"] or opts["expect_per_sample"] is not None
                                or sink is not None or page is not None,
                                explain=opts["explain"] or page is not None, origins=reader.origins,
-                               executor=executor(opts, None))
-        streamed = grad_out is not None
+                               executor=executor(opts, Path(opts["output"]) if shards else None))
         checked = _Checked(result.loss, result.per_token,
                            {"logits": result.grad} if result.grad is not None and not streamed else {})
         report = check(checked, reader, opts, "logits")
         if sink is not None:
-            if streamed:
+            if grad_out is not None:
                 per_token.write(np.asarray(result.per_token))
             from ..io.writers import check_output_path
 

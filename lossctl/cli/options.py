@@ -126,6 +126,16 @@ def check_precision(digits: int | None) -> int | None:
     return digits
 
 
+def table_digits(digits: int | None) -> int | None:
+    """The digits of a hand-built command's tables (``check``, ``info``, ``diff``): ``--precision``
+    when given, else the project's configured ``precision``, else None (the default); checked."""
+    if digits is None:
+        from .config import active
+
+        digits = active().default("precision")
+    return check_precision(digits)
+
+
 def pick_format(opts_format: str, json_: bool, allowed) -> str:
     fmt = "json" if json_ else opts_format
     if fmt not in allowed:

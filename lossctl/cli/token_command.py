@@ -68,12 +68,13 @@ def check(result, reader, opts: dict[str, Any], grad_name: str):
         rtol=opts["rtol"], atol=opts["atol"])
 
 
-def output_stream(opts: dict[str, Any], reader):
-    """The ``-o`` destination (checked: never an input), or None."""
+def output_stream(opts: dict[str, Any], reader, grad: bool | None = None):
+    """The ``-o`` destination (checked: never an input), or None; ``grad``: whether the gradient
+    goes into it (default: with ``--grad``)."""
     if opts.get("output") is None:
         return None
     from ..io.outstream import OutputStream
     from ..io.writers import check_output_path
 
     check_output_path(opts["output"], reader.paths, opts["force"])  # a string: '' is refused, not taken as '.'
-    return OutputStream(Path(opts["output"]), grad=opts["grad"])
+    return OutputStream(Path(opts["output"]), grad=opts["grad"] if grad is None else grad)

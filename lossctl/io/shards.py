@@ -299,6 +299,7 @@ class ShardWriter:
     def __init__(self, output: Path, name: str, boundaries: list[int], shape: tuple[int, ...], dtype, force: bool):
         self.finals: list[Path] = []
         self.parts: list[tuple[str, int, int]] = []  # (temporary path, first row, stop row)
+        self.temps: list[TempFile] = []
         count = len(boundaries) - 1
         for k in range(count):
             final = output.parent / f"{output.stem}.{name}-{k:05d}-of-{count:05d}.npy"
@@ -306,7 +307,6 @@ class ShardWriter:
                 self.abort()
                 raise UsageError(f"{ref('output')} {output}: {final.name} exists; pass {ref('force')} to replace it")
             self.finals.append(final)
-        self.temps: list[TempFile] = []
         what = f"{ref('output')} {output}: {name} shards"
         try:
             for k, final in enumerate(self.finals):
@@ -332,14 +332,18 @@ class ShardWriter:
 
 
 def write_rows(parts: list[tuple[str, int, int]], i0: int, block: np.ndarray) -> None:
-    """Write rows ``i0 .. i0 + len(block)`` of an array into the shards ``parts`` (see :class:`ShardWriter`)."""
+    """Write rows ``i0 .. i0 + len(block)`` of an array into the shards ``parts`` (see :class:`ShardWriter`);
+    a shard of more dimensions whose last ones are a block row's is seen as rows of that shape."""
     i1 = i0 + block.shape[0]
     for path, start, stop in parts:
         lo, hi = max(i0, start), min(i1, stop)
         if lo >= hi:
             continue
         mm = np.load(path, mmap_mode="r+")
-        if mm.shape[1:] != block.shape[1:] or mm.dtype != block.dtype:
+        row = block.shape[1:]
+        if mm.shape[1:] != row and row and mm.shape[-len(row):] == row and mm.flags.c_contiguous:
+            mm = mm.reshape((-1,) + row)  # (B, T, V) shards written by token rows (B·T, V)
+        if mm.shape[1:] != row or mm.dtype != block.dtype:
             raise InputError(f"gradient shard {os.path.basename(path)}: {mm.shape} {mm.dtype} cannot take rows "
                              f"of {block.shape} {block.dtype}")
         mm[lo - start:hi - start] = block[lo - i0:hi - i0]

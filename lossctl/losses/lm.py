@@ -353,8 +353,10 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     ``grad_out``: where the (B·T, V) gradient goes (an array or memory map; default: a new array).
     NaN/inf logits met in counted positions are reported in ``extras["nonfinite"]``:
     ``(n_nan, n_inf, first index, its value)``.
-    ``rows_nll(lay, dtype=, per_sample=, nonfinite=)``: computes :func:`token_nll` of the rows
-    elsewhere (a Dask cluster), giving the same values; not with ``grad``.
+    ``rows_nll(lay, dtype=, per_sample=, nonfinite=, grad_scale=, grad_out=) -> (nll, grad)``:
+    computes :func:`token_nll` of the rows elsewhere (a Dask cluster), giving the same values;
+    with ``grad_scale`` also the gradient rows, into ``grad_out`` when given, else returned
+    (None when they were written elsewhere, e.g. as shards next to an output file).
 
     >>> r = evaluate({"logits": [[[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]]], "labels": [[0, 1]]}, {})
     >>> round(r.loss, 6), r.tokens
@@ -375,11 +377,12 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
     counts = lay.counted.reshape(lay.batch, lay.length).sum(axis=1)
     scale, denom = _row_scale(norm, counts, lay)
     grad_rows = None
-    if grad:
+    if grad and (grad_out is not None or rows_nll is None):
         grad_rows = grad_out if grad_out is not None else np.empty((lay.batch * lay.length, lay.vocab), dtype=dtype)
     found: list = []
-    if rows_nll is not None and not grad:
-        nll = rows_nll(lay, dtype=dtype, per_sample=per_sample or explain, nonfinite=found)
+    if rows_nll is not None:
+        nll, grad_rows = rows_nll(lay, dtype=dtype, per_sample=per_sample or explain, nonfinite=found,
+                                  grad_scale=scale if grad else None, grad_out=grad_rows)
     else:
         nll = token_nll(lay, dtype=dtype, per_sample=per_sample or explain, grad_scale=scale if grad else None,
                         grad_out=grad_rows, block_bytes=block_bytes, vocab_block=vocab_block, threads=threads,
@@ -419,7 +422,7 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, dtype=np.float6
         result.per_sequence = table
         alive = counts > 0
         result.mean_sequence_perplexity = float(np.mean(table["perplexity"][alive])) if alive.any() else math.nan
-    if grad:
+    if grad_rows is not None:
         shape = (lay.length, lay.vocab) if lay.unbatched else (lay.batch, lay.length, lay.vocab)
         result.grad = grad_rows.reshape(shape) if hasattr(grad_rows, "reshape") else grad_rows
     if explain:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 from . import jsonable, number
-from .numbers import table_number
+from .numbers import difference, table_number
 
 
 def document(result) -> dict[str, Any]:
@@ -65,7 +65,7 @@ def _table(out: TextIO, result, rows: int) -> None:
     t.add_column("measure", style="bold")
     t.add_column("mean over rows" if result.rows > 1 else "value", justify="right")
     for label, value in result.mean.items():
-        t.add_row(label, Text(repr(value), style="green"))
+        t.add_row(label, Text(table_number(value), style="green"))
     console.print(t)
 
     shown = min(rows, result.rows)
@@ -82,7 +82,7 @@ def _table(out: TextIO, result, rows: int) -> None:
     if result.identity_holds is not None:
         verdict = Text("holds", style="green") if result.identity_holds else Text("FAILS", style="bold red")
         console.print(Text.assemble("H(P,Q) = H(P) + KL(P‖Q): ", verdict,
-                                    f", max |residual| {result.max_abs_residual!r} (row {result.worst_row})"))
+                                    f", max |residual| {difference(result.max_abs_residual)} (row {result.worst_row})"))
 
 
 def write_events(out: TextIO, fmt: str, base: str, probs, values, rows: int) -> None:
@@ -123,5 +123,5 @@ def write_events(out: TextIO, fmt: str, base: str, probs, values, rows: int) -> 
     t.add_column("p", justify="right")
     t.add_column(f"I(p), {unit}", justify="right")
     for k in range(shown):
-        t.add_row(str(k), repr(float(flat_p[k])), repr(float(flat_i[k])))
+        t.add_row(str(k), table_number(flat_p[k]), table_number(flat_i[k]))
     console.print(t)

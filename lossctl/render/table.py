@@ -210,7 +210,7 @@ def diff_summary(report, a: str, b: str) -> Table:
             continue
         ok = Text("ok", style="green") if d.passed else Text("FAIL", style="bold red")
         dtype = _dtype_short(d.dtype_a) + ("" if not d.dtypes_differ else "/" + _dtype_short(d.dtype_b))
-        t.add_row(name, "x".join(map(str, d.shape_a)) or "scalar", dtype, f"{d.max_abs_error:.3g}", f"{d.max_rel_error:.3g}",
+        t.add_row(name, "x".join(map(str, d.shape_a)) or "scalar", dtype, difference(d.max_abs_error), difference(d.max_rel_error),
                   str(d.max_ulp) if d.max_ulp < 10**6 else f"{d.max_ulp:.2e}", str(d.mismatched),
                   *([f"{d.nan_a_only}/{d.nan_b_only}/{d.nan_both}"] if nan else []), ok)
     for side, keys in (("A", report.only_a), ("B", report.only_b)):
@@ -237,7 +237,7 @@ def diff_detail(d) -> Group:
         for h in ("index", "a", "b", "|a − b|"):
             t.add_column(h, justify="right")
         for p in d.worst:
-            t.add_row(str(list(p.index)), table_number(p.a), table_number(p.b), f"{p.abs_error:.3g}")
+            t.add_row(str(list(p.index)), table_number(p.a), table_number(p.b), difference(p.abs_error))
         parts.append(t)
     if d.hist_counts or d.nonfinite_errors:
         labels = [f"[1e{lo}, 1e{lo + 1})" for lo in d.hist_edges] + (["inf"] if d.nonfinite_errors else [])
