@@ -128,6 +128,7 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     """Evaluate a ``linear-ce`` call (keys: hidden, lm_head, lm_head_bias, target, weight,
     ignore_index, label_smoothing, reduction, dtype); returns a
     :class:`lossctl.losses.linear_ce.LinearCEResult`."""
+    from .core.stream import threads as default_threads
     from .losses import linear_ce as core
 
     call = {**(call or {}), **kwargs}
@@ -140,7 +141,8 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     if params.get("weight") is not None:
         params["weight"] = np.asarray(_read(params["weight"], "weight", origins, base), dtype=np.float64)
     try:
-        result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+        result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad,
+                               threads=default_threads())
     except InvalidInput as e:
         origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
