@@ -8,10 +8,12 @@ Writes the dump under ``--dir`` (default /tmp/lossctl-dask-bench; deleted afterw
 ``--keep``), then times the same command line, every run a fresh ``lossctl`` process:
 
 * ``local``: ``lossctl ce --logits DIR -t t.npy`` (the shards streamed here, 2 threads);
-* ``dask-N``: the same with ``--backend dask`` on a local cluster of N worker processes
-  (``LOSSCTL_DASK_WORKERS``; started and closed by the call, as a user sees it), N = 1, 2;
-* ``dask-N, running cluster``: ``--scheduler`` to a cluster of N workers started once before
-  (the steady state on an existing cluster: no start-up).
+* ``dask-N``: the same with ``--backend dask`` on a local cluster of N workers started and
+  closed by the call, as a user sees it (``LOSSCTL_DASK_WORKERS``; worker threads in the
+  lossctl process), N = 1, 2; ``dask-2, worker processes``: the same with
+  ``LOSSCTL_DASK_PROCESSES=1`` (each call spawns its worker processes);
+* ``dask-N, running cluster``: ``--scheduler`` to a cluster of N worker processes started once
+  before and used once untimed (the steady state on an existing cluster: no start-up).
 
 The runs are paired and interleaved (A B A B: local, then each Dask variant, ``--pairs``
 times); a ratio is the median of the per-pair ratios (each Dask run over the local run of its
@@ -108,10 +110,15 @@ def main(argv=None) -> int:
         variants = {"local": (base, env)}
         for n in (1, 2):
             variants[f"dask-{n}"] = (base + ["--backend", "dask"], dict(env, LOSSCTL_DASK_WORKERS=str(n)))
+        variants["dask-2, worker processes"] = (base + ["--backend", "dask"],
+                                                dict(env, LOSSCTL_DASK_WORKERS="2", LOSSCTL_DASK_PROCESSES="1"))
         for n in (1, 2):
             variants[f"dask-{n}, running cluster"] = (
                 base + ["--backend", "dask", "--scheduler", clusters[n].scheduler_address], env)
         run(base, env)  # the dump into the page cache, imports warm
+        for name, (cmd, e) in variants.items():
+            if "running cluster" in name:
+                run(cmd, e)  # the running workers warm (their imports done once, as on a cluster in use)
         times = {k: [] for k in variants}
         rss = {k: [] for k in variants}
         losses = set()

@@ -124,11 +124,12 @@ def lm(call: Mapping[str, Any] | None = None, /, *, grad: bool = False, per_samp
 
 
 def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
-              origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+              origins: Mapping[str, str] | None = None, base: Path | None = None, executor: Any = None,
+              **kwargs: Any):
     """Evaluate a ``linear-ce`` call (keys: hidden, lm_head, lm_head_bias, target, weight,
     ignore_index, label_smoothing, reduction, dtype); returns a
-    :class:`lossctl.losses.linear_ce.LinearCEResult`."""
-    from .core.stream import threads as default_threads
+    :class:`lossctl.losses.linear_ce.LinearCEResult`. ``executor``
+    (``lossctl.backends.dask.DaskExecutor``) computes it elsewhere, with the same numbers."""
     from .losses import linear_ce as core
 
     call = {**(call or {}), **kwargs}
@@ -141,8 +142,10 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
     if params.get("weight") is not None:
         params["weight"] = np.asarray(_read(params["weight"], "weight", origins, base), dtype=np.float64)
     try:
-        result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad,
-                               threads=default_threads())
+        if executor is not None:
+            result = executor.linear_ce(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
+        else:
+            result = core.evaluate(x, params, reduction=params["reduction"], dtype=dtype, grad=grad)
     except InvalidInput as e:
         origin = _origin(origins, e.name) if e.name in LCE_INPUTS or e.name == "weight" else ref(e.name)
         raise InputError(f"{origin}: {e.message}") from None
@@ -160,12 +163,13 @@ def linear_ce(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
 
 
 def linear_ce_result(call: Mapping[str, Any] | None = None, /, *, grad: bool = False,
-                     origins: Mapping[str, str] | None = None, base: Path | None = None, **kwargs: Any):
+                     origins: Mapping[str, str] | None = None, base: Path | None = None, executor: Any = None,
+                     **kwargs: Any):
     """:func:`linear_ce` as a :class:`lossctl.api.Result` (loss_name ``linear-ce``, input ``hidden``),
     so that it renders and checks as every loss does."""
     from .core.evaluate import Result
 
-    r = linear_ce(call, grad=grad, origins=origins, base=base, **kwargs)
+    r = linear_ce(call, grad=grad, origins=origins, base=base, executor=executor, **kwargs)
     return Result(loss_name="linear-ce", reduction=r.reduction, kind="hidden", loss=r.loss, per_sample=r.per_sample,
                   grad=r.grad, denominator=r.denominator, dtype=r.dtype)
 
@@ -186,7 +190,7 @@ def _not_a_kernel(*_: Any) -> Any:
 _COMMAND_KEYS = ("stdin_format", "dtype", "strict", "format", "json", "per_sample", "grad", "rows", "output",
                  "force", "expect", "expect_per_sample", "expect_grad", "rtol", "atol", "precision")
 LM_KEYS = _COMMAND_KEYS + ("explain", "html", "backend", "scheduler", "chunk_rows")
-LCE_KEYS = ("reduction",) + _COMMAND_KEYS
+LCE_KEYS = ("reduction",) + _COMMAND_KEYS + ("backend", "scheduler", "chunk_rows")
 
 
 def _command_specs() -> dict[str, Any]:

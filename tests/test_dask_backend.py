@@ -447,3 +447,88 @@ def test_a_memory_mapped_npy_travels_as_its_description(tmp_path, rng):
     described = row_source(_read(str(tmp_path / "x.npy")), "logits")
     assert getattr(described, "lazy_rows", False)
     assert np.array_equal(described.rows(2, 7), x[2:7])
+
+
+def _lce_inputs(rng, n=2600, d=16, v=300):
+    h = rng.standard_normal((n, d))
+    w = rng.standard_normal((v, d)) / 2
+    b = rng.standard_normal(v)
+    y = rng.integers(0, v, n)
+    y[[3, 1500]] = -100
+    return h, w, b, y
+
+
+@pytest.mark.parametrize("params", [{}, {"label_smoothing": 0.1, "weight": "w"}, {"target": "probs"},
+                                    {"dtype": "float32"}], ids=["index", "weight-smoothing", "probs", "float32"])
+def test_linear_ce_on_dask_is_the_local_result_bit_for_bit(cluster, tmp_path, rng, params):
+    """More tokens than one block of the plan, hidden states in uneven shards that cut blocks:
+    the loss, every value and the three gradients are the local engine's, for any chunking."""
+    from lossctl import tokens
+    from lossctl.losses.linear_ce import ROW_BLOCK
+
+    _, client = cluster
+    h, w, b, y = _lce_inputs(rng)
+    assert len(h) > 2 * ROW_BLOCK
+    params = dict(params)
+    if params.get("weight") == "w":
+        params["weight"] = rng.random(w.shape[0])
+    if params.get("target") == "probs":
+        p = rng.random((len(h), w.shape[0]))
+        params["target"] = p / p.sum(1, keepdims=True)
+    sharded = _read(str(_shard(tmp_path, "hidden", h, (1, 700, 2100))))
+    np.save(tmp_path / "w.npy", w)
+    lm_head = _read(str(tmp_path / "w.npy"))  # memory-mapped: travels as its description
+    call = {"lm_head": w, "lm_head_bias": b, "target": y, **params}
+    for reduction in ("mean", "none"):
+        ref = tokens.linear_ce(dict(call, hidden=h, reduction=reduction), grad=True)
+        assert set(ref.grad) == {"hidden", "lm_head", "lm_head_bias"}
+        for chunk_rows in (None, 1, 5000):
+            got = tokens.linear_ce(dict(call, hidden=sharded, lm_head=lm_head, reduction=reduction), grad=True,
+                                   executor=DaskExecutor(client.scheduler.address, chunk_rows))
+            what = (reduction, chunk_rows)
+            assert np.asarray(got.loss).tobytes() == np.asarray(ref.loss).tobytes(), what
+            assert got.per_sample.tobytes() == ref.per_sample.tobytes() and got.denominator == ref.denominator, what
+            for name, g in ref.grad.items():
+                assert got.grad[name].dtype == g.dtype and got.grad[name].tobytes() == g.tobytes(), (what, name)
+    got = tokens.linear_ce(dict(call, hidden=sharded, lm_head=lm_head), executor=DaskExecutor(client.scheduler.address))
+    assert got.grad == {} and same(got.loss, tokens.linear_ce(dict(call, hidden=h)).loss)
+
+
+def test_linear_ce_cli_on_dask_writes_gradient_shards_next_to_the_output(run_cli, cluster, tmp_path, rng):
+    from lossctl import tokens
+
+    _, client = cluster
+    h, w, b, y = _lce_inputs(rng, n=2100, d=8, v=50)
+    d = _shard(tmp_path, "hidden", h, (1000, 1100))
+    for name, a in (("w", w), ("b", b), ("y", y)):
+        np.save(tmp_path / f"{name}.npy", a)
+    base = ["linear-ce", "--hidden", str(d), "--lm-head", str(tmp_path / "w.npy"), "--lm-head-bias",
+            str(tmp_path / "b.npy"), "--target", str(tmp_path / "y.npy")]
+    dask = ["--backend", "dask", "--scheduler", client.scheduler.address, "--chunk-rows", "1500"]
+    local = run_cli(base + ["-f", "json"])
+    r = run_cli(base + dask + ["-f", "json"])
+    assert local.code == 0 and r.code == 0, r.stderr
+    assert r.stdout == local.stdout
+    out = tmp_path / "loss.npy"
+    r = run_cli(base + dask + ["--grad", "-o", str(out)])
+    assert r.code == 0, r.stderr
+    ref = tokens.linear_ce({"hidden": h, "lm_head": w, "lm_head_bias": b, "target": y}, grad=True)
+    assert np.load(out).tobytes() == ref.per_sample.tobytes()
+    shards = sorted(tmp_path.glob("loss.grad_hidden-*-of-00003.npy"))
+    assert [len(np.load(p)) for p in shards] == [1000, 100, 1000]
+    assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad["hidden"].tobytes()
+    assert np.load(tmp_path / "loss.grad_lm_head-00000-of-00001.npy").tobytes() == ref.grad["lm_head"].tobytes()
+    assert np.load(tmp_path / "loss.grad_lm_head_bias-00000-of-00001.npy").tobytes() == ref.grad["lm_head_bias"].tobytes()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+
+
+def test_linear_ce_large_gradient_on_dask_without_output_is_refused(run_cli, monkeypatch, tmp_path):
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setattr(backend, "GRAD_BACK_BYTES", 100)
+    np.save(tmp_path / "h.npy", np.zeros((40, 3)))
+    np.save(tmp_path / "w.npy", np.ones((5, 3)))
+    np.save(tmp_path / "y.npy", np.zeros(40, dtype=np.int64))
+    r = run_cli(["linear-ce", "--hidden", str(tmp_path / "h.npy"), "--lm-head", str(tmp_path / "w.npy"), "--target",
+                 str(tmp_path / "y.npy"), "--backend", "dask", "--grad"])
+    assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr

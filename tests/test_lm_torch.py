@@ -62,14 +62,13 @@ def _large_lce_cases(rng):
            "label_smoothing": 0.1, "reduction": "none"}
 
 
-# (threads, schedule): one pass over token blocks of whole rows (several blocks: ∂W added block by
-# block), or the vocabulary pass and its second pass for the gradients
+# tilings and thread counts: several token blocks (∂W added block by block) and class chunks,
+# their logits kept between values and gradients or computed again
 SCHEDULES = {
-    "token-blocks-2-threads": dict(threads=2, grad_block_bytes=24 * 1500 * 8, min_token_rows=8),
-    "token-block-1-thread": dict(threads=1),
-    "token-blocks-widened-2-threads": dict(threads=2, vocab_block=300, grad_block_bytes=24 * 1500 * 8,
-                                           min_token_rows=8),
-    "vocab-blocks-2-threads": dict(threads=2, grad_block_bytes=1, block_bytes=70 * 200 * 8),
+    "kept-2-threads": dict(threads=2, row_block=24, vocab_block=300),
+    "recomputed-2-threads": dict(threads=2, row_block=24, vocab_block=300, grad_block_bytes=1),
+    "default-tiles-1-thread": dict(threads=1),
+    "chunks-3-threads": dict(threads=3, vocab_block=256),
 }
 
 
@@ -80,8 +79,26 @@ def test_linear_ce_threads_and_schedules_match_torch(schedule):
         check_lce_case({**case, "expect": gen.linear_ce_reference(case)}, **SCHEDULES[schedule])
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_linear_ce_numbers_do_not_depend_on_the_thread_count(dtype):
+    """The tiles run side by side but are folded in order: 1, 2 or 3 threads give the same bits."""
+    from lossctl.losses import linear_ce
+
+    rng = np.random.default_rng(6)
+    for case in _large_lce_cases(rng):
+        x = {k: case[k] for k in ("hidden", "lm_head", "lm_head_bias", "target") if k in case}
+        params = {k: case[k] for k in ("weight", "label_smoothing") if k in case}
+        runs = [linear_ce.evaluate(x, params, reduction=case.get("reduction", "mean"), dtype=dtype, grad=True,
+                                   threads=t, row_block=32, vocab_block=256) for t in (1, 2, 3)]
+        for r in runs[1:]:
+            np.testing.assert_array_equal(r.per_sample, runs[0].per_sample)
+            assert set(r.grad) == set(runs[0].grad)
+            for name in r.grad:
+                np.testing.assert_array_equal(r.grad[name], runs[0].grad[name], err_msg=name)
+
+
 @pytest.mark.parametrize("threads", [1, 2])
-@pytest.mark.parametrize("grad_block_bytes", [1, 64 << 20], ids=["vocab-pass", "token-pass"])
+@pytest.mark.parametrize("grad_block_bytes", [1, None], ids=["recomputed", "kept"])
 def test_linear_ce_float32_gradients_close_to_torch_float64(threads, grad_block_bytes):
     """--dtype float32: the loss and every gradient within float32 accuracy of torch float64."""
     from lossctl.losses import linear_ce
@@ -92,8 +109,9 @@ def test_linear_ce_float32_gradients_close_to_torch_float64(threads, grad_block_
     w = (rng.standard_normal((v, d)) * 0.3).astype(np.float32)
     b = rng.standard_normal(v).astype(np.float32)
     y = rng.integers(0, v, n)
+    kw = {} if grad_block_bytes is None else {"grad_block_bytes": grad_block_bytes}
     r = linear_ce.evaluate({"hidden": h, "lm_head": w, "lm_head_bias": b, "target": y}, {}, dtype=np.float32,
-                           grad=True, threads=threads, grad_block_bytes=grad_block_bytes, min_token_rows=16)
+                           grad=True, threads=threads, row_block=64, vocab_block=1000, **kw)
     expect = gen.linear_ce_reference({"hidden": h.astype(np.float64), "lm_head": w.astype(np.float64),
                                       "lm_head_bias": b.astype(np.float64), "target": y})
     assert r.dtype == "float32" and r.loss == pytest.approx(expect["loss"], rel=2e-6)

@@ -1,8 +1,8 @@
 """A loss call on a Dask cluster (``backend`` dask): the rows are computed by the workers.
 
 The call is planned here as the local streaming engine plans it (:func:`lossctl.core.stream.plan`:
-which inputs are cut into rows, which are given whole), then cut into chunks of rows (at the
-prediction's shard boundaries, and every ``chunk_rows`` rows). Each chunk is one task:
+which inputs are cut into rows, which are given whole), then cut into chunks of rows (every
+``chunk_rows`` rows, by default about 64 MiB of the prediction as stored). Each chunk is one task:
 
 1. **values** — the worker reads its own rows of every row-aligned input (a sharded array or
    a memory-mapped ``.npy`` travels as its description: paths, shapes, offsets; only inputs
@@ -19,8 +19,10 @@ prediction's shard boundaries, and every ``chunk_rows`` rows). Each chunk is one
 
 Tasks are retried (``retries``) and a lost worker's tasks are run again elsewhere by the
 scheduler; when that fails the call stops with an input error (exit 3) and writes nothing.
-Without ``scheduler`` a :class:`distributed.LocalCluster` of worker processes is started
-for the call (``LOSSCTL_DASK_WORKERS`` workers, default one per core up to 4).
+Without ``scheduler`` a :class:`distributed.LocalCluster` is started for the call
+(``LOSSCTL_DASK_WORKERS`` workers, default one per core up to 4): worker threads in this
+process (the kernels release the GIL; no process start-up), or worker processes with
+``LOSSCTL_DASK_PROCESSES=1``.
 """
 
 from __future__ import annotations
@@ -38,11 +40,13 @@ from ..core.evaluate import Result
 from ..core.prepare import DTYPES
 from ..core.reduction import upstream
 from ..core.registry import LossSpec
-from ..errors import InputError, LossctlError, UsageError, ref
+from ..errors import InputError, InvalidInput, LossctlError, UsageError, ref
 
 EXTRA = "pip install 'lossctl[dask]'"
 CONNECT_TIMEOUT = 3.0  # seconds to reach a scheduler before giving up
-CHUNK_BYTES = 32 << 20  # default prediction bytes per task
+CHUNK_BYTES = 64 << 20  # default prediction bytes (as stored) per task on worker processes
+# ... on the worker threads of a local cluster in this process (its memory is the client's)
+LOCAL_CHUNK_BYTES = 16 << 20
 RETRIES = 2
 # Gradients larger than this go to shards next to the output only (never back to the client).
 GRAD_BACK_BYTES = 64 << 20
@@ -129,13 +133,97 @@ def token_nll_task(job: Mapping[str, Any], r0: int, r1: int, targets: list | Non
     return values, found, grad
 
 
+class RowView:
+    """A row source (a sharded array, encoded rows) seen as a matrix: ``shape``, ``ndim``,
+    ``dtype`` and ``a[i0:i1]`` (rows read on demand)."""
+
+    def __init__(self, source: Any):
+        self.source = source
+        self.shape = tuple(source.shape)
+        self.dtype = getattr(source, "dtype", None)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("rows are read by a slice")
+        i0, i1, _ = key.indices(self.shape[0])
+        return _rows(self.source, i0, max(i0, i1))
+
+
+def _lce_call(job: Mapping[str, Any], i0: int, i1: int):
+    from ..losses import linear_ce
+
+    x = {"hidden": _rows(job["hidden"], i0, i1), "lm_head": job["lm_head"], "target": _rows(job["target"], i0, i1)}
+    if job["bias"] is not None:
+        x["lm_head_bias"] = job["bias"]
+    return linear_ce.prepare(x, job["params"], np.dtype(job["dtype"]))
+
+
+def blas_threads() -> int | None:
+    """This process's BLAS thread count (None when unknown)."""
+    from threadpoolctl import threadpool_info
+
+    counts = [int(i["num_threads"]) for i in threadpool_info() if i.get("user_api") == "blas"]
+    return max(counts) if counts else None
+
+
+def _blas(threads: int | None):
+    """BLAS on ``threads`` threads here (a matrix product's last bits depend on how its threads
+    split it: the workers multiply as the client would)."""
+    if not threads:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+def lce_rows_task(job: Mapping[str, Any], i0: int, i1: int, targets: list | None = None):
+    """On a worker: ``linear-ce`` rows ``i0 .. i1`` (i0 a multiple of the plan's token block):
+    (values, log-sum-exp, Σ w·t' or None, ∂/∂hidden written into the shards ``targets`` or
+    returned, or None)."""
+    from ..losses import linear_ce
+
+    dtype = np.dtype(job["dtype"])
+    call = _lce_call(job, i0, i1)
+    _, _, w_n = linear_ce.denominator(call, job["reduction"], dtype)
+    co = linear_ce.coefficients(call, job["reduction"], job["denom"], job["w_sum"], dtype) if job["grad"] else None
+    with _blas(job["blas_threads"]):
+        values, lse, tsum, g_h = linear_ce.rows_pass(call, job["tiles"], dtype, w_n, co)
+    if g_h is not None and targets is not None:
+        from ..io.shards import write_rows
+
+        write_rows(targets, i0, g_h)
+        g_h = None
+    return values, lse, None if call.index else tsum, g_h
+
+
+def lce_head_task(job: Mapping[str, Any], c0: int, c1: int, sums: Any):
+    """On a worker: ∂/∂lm_head and ∂/∂lm_head_bias of classes ``c0 .. c1`` (c0 a multiple of
+    the plan's class width), summed over every token block in order; ``sums`` = (lse, Σ w·t')."""
+    from ..losses import linear_ce
+
+    dtype = np.dtype(job["dtype"])
+    lse, tsum = sums
+    head = (np.zeros((c1 - c0, job["d"]), dtype=dtype), np.zeros(c1 - c0, dtype=dtype) if job["bias"] is not None else None)
+    for r0, r1 in job["tiles"].blocks(job["n"]):
+        call = _lce_call(job, r0, r1)
+        co = linear_ce.coefficients(call, job["reduction"], job["denom"], job["w_sum"], dtype)
+        with _blas(job["blas_threads"]):
+            linear_ce.head_pass(call, job["tiles"], dtype, lse[r0:r1], None if tsum is None else tsum[r0:r1], co, head,
+                                c0, c1)
+    return head
+
+
 # -- the client's side ------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
 def client_for(scheduler: str | None, workers: int | None = None):
-    """A connected :class:`distributed.Client`: to ``scheduler``, or to a local cluster of worker
-    processes started (and closed) here."""
+    """A connected :class:`distributed.Client`: to ``scheduler``, or to a local cluster started
+    (and closed) here (worker threads, or processes: :func:`local_processes`)."""
     _require()
     from distributed import Client, LocalCluster
 
@@ -155,7 +243,10 @@ def client_for(scheduler: str | None, workers: int | None = None):
             n = workers or _env_int("LOSSCTL_DASK_WORKERS", min(4, os.cpu_count() or 1))
             with warnings.catch_warnings():  # "port 8787 is in use": another cluster's; any free port serves
                 warnings.simplefilter("ignore", UserWarning)
-                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=True,
+                # Worker threads in this process unless asked for processes: the kernels release
+                # the GIL, and spawning processes (each importing NumPy, distributed and lossctl,
+                # then warming up) costs seconds per call.
+                cluster = LocalCluster(n_workers=max(1, n), threads_per_worker=1, processes=local_processes(),
                                        dashboard_address=None, silence_logs=logging.CRITICAL)
             client = Client(cluster, set_as_default=False)
         try:
@@ -167,6 +258,17 @@ def client_for(scheduler: str | None, workers: int | None = None):
             cluster.close()
         for q, level in zip(quiet, levels):
             q.setLevel(level)
+
+
+def local_processes() -> bool:
+    """Whether the local cluster started without a scheduler has worker processes
+    (``LOSSCTL_DASK_PROCESSES=1``) rather than worker threads in this process."""
+    return os.environ.get("LOSSCTL_DASK_PROCESSES", "0").strip().lower() in ("1", "true", "yes")
+
+
+def chunk_bytes(scheduler: str | None, client: Any) -> int:
+    """Prediction bytes per task: smaller on worker threads in this process (its peak memory)."""
+    return CHUNK_BYTES if scheduler or client is not None or local_processes() else LOCAL_CHUNK_BYTES
 
 
 def _env_int(name: str, default: int) -> int:
@@ -190,30 +292,24 @@ def row_source(value: Any, origin: str):
     return described if described is not None else value
 
 
-def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int | None, itemsize: int) -> list[tuple[int, int]]:
-    n = layout.n
+def _chunks(layout: stream.Layout, sources: Mapping[str, Any], chunk_rows: int | None, size: int) -> list[tuple[int, int]]:
     if chunk_rows is not None and chunk_rows < 1:
         raise UsageError(f"{ref('chunk_rows')}: must be 1 or more; got {chunk_rows}")
-    rows = chunk_rows or max(1, CHUNK_BYTES // max(1, layout.row_elems * itemsize))
-    return _cut(n, rows, sources.get(layout.kind))
+    itemsize = np.dtype(getattr(sources.get(layout.kind), "dtype", np.float64)).itemsize
+    return _cut(layout.n, chunk_rows or max(1, size // max(1, layout.row_elems * itemsize)))
 
 
-def _cut(n: int, rows: int, source: Any) -> list[tuple[int, int]]:
-    """Chunks of ``rows`` rows, also cut at the shard boundaries of ``source`` (a worker then
-    reads one file where it can)."""
-    cuts = set(range(0, n, rows)) | {n}
-    bounds = getattr(source, "boundaries", None)
-    if bounds is not None:
-        cuts |= set(bounds())
-    cuts = sorted(c for c in cuts if 0 <= c <= n)
-    return list(zip(cuts[:-1], cuts[1:]))
+def _cut(n: int, rows: int) -> list[tuple[int, int]]:
+    """Chunks of ``rows`` rows. (Not also at shard boundaries: a task reads across files as
+    cheaply, and every task costs a scheduler round trip.)"""
+    return [(i0, min(i0 + rows, n)) for i0 in range(0, n, rows)]
 
 
 class DaskExecutor:
     """``lossctl.compute(call, executor=DaskExecutor(...))``: the call's rows computed on Dask.
 
-    ``scheduler``: the scheduler's address (a local cluster of worker processes when None);
-    ``chunk_rows``: rows per task (default: by size, and at the prediction's shard boundaries);
+    ``scheduler``: the scheduler's address (a local cluster started for the call when None);
+    ``chunk_rows``: rows per task (default: about :data:`CHUNK_BYTES` of the prediction);
     ``grad_output``: the ``-o`` path next to which gradient shards are written (``force``:
     replace existing ones); ``client``: an already connected :class:`distributed.Client`."""
 
@@ -249,8 +345,9 @@ class DaskExecutor:
         source = row_source(lay.rows, "logits")
         job = {"layout": replace(lay, rows=None, target=None, counted=None), "rows": source, "target": lay.target,
                "counted": lay.counted, "dtype": dtype.str, "per_sample": per_sample, "grad_scale": grad_scale}
-        rows = self.chunk_rows or max(1, CHUNK_BYTES // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
-        chunks = _cut(n, rows, source)
+        size = chunk_bytes(self.scheduler, self.client)
+        rows = self.chunk_rows or max(1, size // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
+        chunks = _cut(n, rows)
         grad = shards = None
         if grad_scale is not None:
             if grad_out is not None:
@@ -278,6 +375,103 @@ class DaskExecutor:
                 shards.abort()
             raise
         return out, grad
+
+    def linear_ce(self, x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str, dtype, grad: bool):
+        """``lossctl linear-ce`` (:func:`lossctl.losses.linear_ce.evaluate`) on the workers, its
+        numbers bit for bit: tasks of whole token blocks of the plan (``chunk_rows`` rounded up
+        to a multiple of it) give every row's value, log-sum-exp and ∂/∂hidden (into shards next
+        to ``grad_output``: the hidden states' sharding); then tasks of whole class chunks sum
+        ∂/∂lm_head and ∂/∂lm_head_bias over the token blocks in order."""
+        from ..losses import linear_ce
+
+        dtype = np.dtype(dtype)
+        if reduction not in ("mean", "sum", "none"):
+            raise InvalidInput("reduction", f"expected mean, sum or none, got {reduction!r}")
+        if np.ndim(x["hidden"]) != 2:  # one token: nothing to share out
+            return linear_ce.evaluate(x, params, reduction=reduction, dtype=dtype, grad=grad)
+        call = linear_ce.prepare(x, params, dtype, load_hidden=False)
+        n, d = call.h.shape
+        v = call.w_head.shape[0]
+        tiles = linear_ce.plan(v, d, dtype)
+        denom, w_sum, _ = linear_ce.denominator(call, reduction, dtype)
+        hidden = row_source(x["hidden"], "hidden")
+        lm_head = row_source(x["lm_head"], "lm_head")
+        job = {"hidden": hidden, "target": row_source(x["target"], "target"),
+               "lm_head": RowView(lm_head) if getattr(lm_head, "lazy_rows", False) or hasattr(lm_head, "rows") else lm_head,
+               "bias": call.bias, "params": {k: params.get(k) for k in ("weight", "ignore_index", "label_smoothing")},
+               "dtype": dtype.str, "reduction": reduction, "grad": grad, "tiles": tiles, "denom": denom,
+               "w_sum": w_sum, "n": n, "d": d, "blas_threads": linear_ce.product_threads() or blas_threads()}
+        step = tiles.rows * max(1, -(-(self.chunk_rows or tiles.rows) // tiles.rows))
+        chunks = [(i0, min(i0 + step, n)) for i0 in range(0, n, step)]
+        writers: dict[str, Any] = {}
+        values = np.empty(n, dtype=dtype)
+        lse = np.empty(n, dtype=dtype)
+        tsum = None if call.index else np.empty(n, dtype=dtype)
+        grads: dict[str, np.ndarray] = {}
+        try:
+            if grad and self.grad_output is not None:
+                writers = self._lce_shards(hidden, n, d, v, call.bias is not None, dtype)
+            elif grad:
+                _check_grad_back(n * d * dtype.itemsize)
+                grads["hidden"] = np.empty((n, d), dtype=dtype)
+            targets = writers["hidden"].parts if writers else None
+            with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
+                run_ = _Run(c, None, None, job, chunks, None, None, None)
+                for (i0, i1), (vals, ls, ts, g_h) in run_.ordered(lce_rows_task, lambda i0, i1: (targets,), n):
+                    values[i0:i1], lse[i0:i1] = vals, ls
+                    if tsum is not None:
+                        tsum[i0:i1] = ts
+                    if g_h is not None:
+                        grads["hidden"][i0:i1] = g_h
+                if grad:
+                    g_w = np.empty((v, d), dtype=dtype)
+                    g_b = np.empty(v, dtype=dtype) if call.bias is not None else None
+                    per = max(1, -(-len(tiles.chunks()) // run_.window))  # class chunks per task
+                    cuts = [c0 for c0, _ in tiles.chunks()][::per] + [v]
+                    sums = c.scatter([(lse, tsum)], broadcast=True, hash=False)[0]
+                    for (c0, c1), (w_part, b_part) in run_.ordered(lce_head_task, lambda c0, c1: (sums,), v,
+                                                                   chunks=list(zip(cuts[:-1], cuts[1:]))):
+                        g_w[c0:c1] = w_part
+                        if g_b is not None:
+                            g_b[c0:c1] = b_part
+                    if writers:
+                        from ..io.shards import write_rows
+
+                        write_rows(writers["lm_head"].parts, 0, g_w)
+                        if g_b is not None:
+                            write_rows(writers["lm_head_bias"].parts, 0, g_b)
+                    else:
+                        grads["lm_head"] = g_w
+                        if g_b is not None:
+                            grads["lm_head_bias"] = g_b
+            for w in writers.values():
+                w.commit()
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        return linear_ce.finish(values, reduction, denom, dtype, False, grads)
+
+    def _lce_shards(self, hidden: Any, n: int, d: int, v: int, bias: bool, dtype: np.dtype) -> dict[str, Any]:
+        """Writers of linear-ce's gradients next to ``grad_output``: ∂/∂hidden with the hidden
+        states' sharding, ∂/∂lm_head and ∂/∂lm_head_bias as one shard each."""
+        from pathlib import Path
+
+        from ..io.shards import ShardWriter
+
+        out = Path(self.grad_output)
+        bounds = hidden.boundaries() if hasattr(hidden, "boundaries") else [0, n]
+        writers = {}
+        try:
+            writers["hidden"] = ShardWriter(out, "grad_hidden", bounds, (n, d), dtype, self.force)
+            writers["lm_head"] = ShardWriter(out, "grad_lm_head", [0, v], (v, d), dtype, self.force)
+            if bias:
+                writers["lm_head_bias"] = ShardWriter(out, "grad_lm_head_bias", [0, v], (v,), dtype, self.force)
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        return writers
 
     def _grad_shards(self, lay: Any, source: Any, dtype: np.dtype):
         """The writer of the logits' gradient as shards next to ``grad_output``: the logits'
@@ -329,7 +523,7 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         "sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
         "params_sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
     }
-    chunks = _chunks(layout, job["sliced"], chunk_rows, ftype.itemsize)
+    chunks = _chunks(layout, job["sliced"], chunk_rows, chunk_bytes(scheduler, client))
     grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []
     if grad and grad_output is None:
         _check_grad_back(sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize)
@@ -417,11 +611,11 @@ class _Run:
             raise
         return {}
 
-    def ordered(self, fn, extra, total_rows: int, start: int = 0):
+    def ordered(self, fn, extra, total_rows: int, start: int = 0, chunks: list | None = None):
         """Submit one task per chunk (a window at a time) and yield ((i0, i1), result) in row order."""
         from distributed import as_completed
 
-        chunks = list(self.chunks)
+        chunks = list(self.chunks if chunks is None else chunks)
         futures: dict[Any, tuple[int, int, int]] = {}
         pending: dict[int, Any] = {}
         todo = iter(enumerate(chunks))

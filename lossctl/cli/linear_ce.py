@@ -31,16 +31,22 @@ def register(app: typer.Typer) -> None:
 
 
 def _linear_ce_body(spec, opts: dict[str, Any]) -> int:
+    from pathlib import Path
+
     from .. import tokens
-    from .loss import render_result, strict_inputs
+    from .loss import executor, render_result, strict_inputs
     from .token_command import check, output_stream, read_token_call
 
     fmt, call, reader = read_token_call(spec, opts)
-    sink = output_stream(opts, reader)
     want_grad = opts["grad"] or opts["expect_grad"] is not None
+    # on Dask the gradients go to shards next to -o, not into it
+    shards = (opts.get("backend") or "local") == "dask" and opts["grad"] and opts["output"] is not None \
+        and opts["expect_grad"] is None
+    sink = output_stream(opts, reader, grad=opts["grad"] and not shards)
     try:
         with strict_inputs(opts["strict"]):
-            result = tokens.linear_ce_result(call, grad=want_grad, origins=reader.origins)
+            result = tokens.linear_ce_result(call, grad=want_grad, origins=reader.origins,
+                                             executor=executor(opts, Path(opts["output"]) if shards else None))
         report = check(result, reader, opts, "hidden")
         if sink is not None:
             sink.commit(result)

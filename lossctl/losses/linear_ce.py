@@ -21,13 +21,21 @@ the gradients, with p = exp(z − lse) and g = ∂l/∂z:
     probability:  g_nc = u_n·[p_nc·Σ_c' w_c'·t'_nc' − w_c·t'_nc]
     ∂/∂H = g·W,   ∂/∂W = gᵀ·H,   ∂/∂b = Σ_n g_n        (u: 1/D for 'mean', 1 otherwise)
 
+Every logit is computed in one fixed tiling (:class:`Plan`): tiles z = H[r0:r1]·W[c0:c1]ᵀ + b
+of ``Plan.rows`` tokens (r0 a multiple of it, whatever N is) by ``Plan.cols`` classes (a width
+that depends on V, D and the dtype only). A matrix product's last bit depends on its shape
+(BLAS blocks by rows and columns), so fixing the shapes fixes the numbers: any cut of the tokens
+at multiples of ``Plan.rows`` (:func:`rows_pass` on each piece: values, log-sum-exp, ∂/∂H) and
+any cut of the vocabulary at multiples of ``Plan.cols`` (:func:`head_pass`: ∂/∂W, ∂/∂b summed
+over the token blocks in order) gives the numbers of one :func:`evaluate` bit for bit.
+
 Inputs by key: ``hidden``, ``lm_head``, optional ``lm_head_bias``, ``target``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -51,7 +59,9 @@ class LinearCEResult:
 
 
 @dataclass
-class _Call:
+class Call:
+    """A prepared call: its token rows (all of them, or one piece of a bigger call's)."""
+
     h: np.ndarray  # (N, D) in the compute dtype
     w_head: Any  # (V, D), as given (widened block by block)
     bias: np.ndarray | None  # (V,) compute dtype
@@ -63,8 +73,14 @@ class _Call:
     unbatched: bool
 
 
-def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
-    h = online_softmax.narrow_view(x["hidden"]) if hasattr(x["hidden"], "shape") else np.asarray(x["hidden"])
+def prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype, load_hidden: bool = True) -> Call:
+    """Check a call's inputs (InvalidInput naming the key); ``load_hidden`` False keeps ``hidden``
+    as given (only its shape is checked: rows are read where they are computed)."""
+    given = x["hidden"]
+    if not load_hidden and len(getattr(given, "shape", ())) == 2:
+        h = given
+    else:
+        h = online_softmax.narrow_view(given) if hasattr(given, "shape") else np.asarray(given)
     w_head = x["lm_head"]
     if not hasattr(w_head, "shape"):
         w_head = np.asarray(w_head, dtype=np.float64)
@@ -77,7 +93,8 @@ def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
     if h.ndim != 2 or h.shape[1] != d:
         raise InvalidInput("hidden", f"expected (N, {d}) hidden states (D = {d}, the lm-head's second dimension), "
                                      f"got shape {tuple(np.shape(x['hidden']))}")
-    h = np.array(h, dtype=dtype)  # a copy: narrow_view's buffer is reused for the lm-head blocks
+    if h is not given or load_hidden:
+        h = np.array(h, dtype=dtype)  # a copy: narrow_view's buffer is reused for the lm-head blocks
     bias = x.get("lm_head_bias")
     if bias is not None:
         bias = online_softmax.narrow_view(bias).astype(dtype)
@@ -108,102 +125,89 @@ def _prepare(x: Mapping[str, Any], params: Mapping[str, Any], dtype) -> _Call:
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
             raise InvalidInput("target", f"class index {int(t[i])} is out of range for {v} classes (row {i})")
-        return _Call(h, w_head, bias, np.where(valid, t, 0).astype(np.intp), True, valid, weight, eps, unbatched)
+        return Call(h, w_head, bias, np.where(valid, t, 0).astype(np.intp), True, valid, weight, eps, unbatched)
     if target.shape == (n, v) or (unbatched and target.shape == (v,)):
         if ignore is not None:
             raise InvalidInput("ignore_index", "cannot be given when the target holds class probabilities (as torch)")
         t = target.reshape(n, v)
-        return _Call(h, w_head, bias, t, False, np.ones(n, dtype=bool), weight, eps, unbatched)
+        return Call(h, w_head, bias, t, False, np.ones(n, dtype=bool), weight, eps, unbatched)
     raise InvalidInput("target", f"expected class indices of shape {want_index} or probabilities of shape "
                                  f"{(n, v) if not unbatched else (v,)}, got {target.shape}")
 
 
-def _blocks(call: _Call, dtype, vocab_block: int | None, block_bytes: int):
-    v = call.w_head.shape[0]
-    n = call.h.shape[0]
-    vb = vocab_block or max(256, block_bytes // max(1, n * np.dtype(dtype).itemsize))
-    return [(c0, min(c0 + vb, v)) for c0 in range(0, v, max(1, vb))]
+#: Tokens per logit tile: every product takes rows r0..r0 + ROW_BLOCK of H, r0 a multiple of it.
+ROW_BLOCK = 1024
 
 
-def _logits(call: _Call, c0: int, c1: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(z = H·W[c0:c1]ᵀ + b[c0:c1], the widened W block)."""
-    wb = online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
-    z = np.matmul(call.h, wb.T, out=online_softmax.scratch(42, (call.h.shape[0], c1 - c0), dtype))
-    if call.bias is not None:
-        z += call.bias[c0:c1]
-    return z, wb
+@dataclass(frozen=True)
+class Plan:
+    """The tiling of the logits (see the module doc): ``rows`` tokens by ``cols`` classes;
+    ``keep_rows``: a block's whole rows of logits are kept for the gradient (else recomputed)."""
+
+    rows: int
+    cols: int
+    vocab: int
+    keep_rows: bool = False
+
+    def blocks(self, n: int) -> list[tuple[int, int]]:
+        """The token blocks of ``n`` rows (the first one starting a multiple of ``rows``)."""
+        return [(r0, min(r0 + self.rows, n)) for r0 in range(0, n, self.rows)]
+
+    def chunks(self, c0: int = 0, c1: int | None = None) -> list[tuple[int, int]]:
+        """The class chunks within ``c0 .. c1`` (c0 a multiple of ``cols``)."""
+        c1 = self.vocab if c1 is None else c1
+        return [(a, min(a + self.cols, c1)) for a in range(c0, c1, self.cols)]
 
 
-def _target_block(call: _Call, c0: int, c1: int, dtype, r0: int = 0, r1: int | None = None) -> np.ndarray:
-    """t' (smoothed probabilities) for rows r0..r1 and columns c0..c1, times the class weights."""
-    t = np.asarray(call.target[r0:r1, c0:c1], dtype=dtype)
-    if call.eps > 0:
-        t = (1 - call.eps) * t + call.eps / call.w_head.shape[0]
-    if call.weight is not None:
-        t = t * call.weight[c0:c1]
-    return t
+#: Logits of a token block kept between its values and its gradients up to this size (else each
+#: tile is computed again: a fourth product). 1,024 tokens × 128,256 classes in float32 fit.
+GRAD_BLOCK_BYTES = 768 << 20
 
 
-class _Workers:
-    """The threads of one call. ``run(n, job)`` splits 0..n into one contiguous range per thread
-    and runs ``job(a, b)`` on each (the compiled row kernel, NumPy's elementwise loops and its
-    products release the GIL), the first range on the calling thread; results in range order.
-    With ``split=False`` (or one thread, or a small n): ``[job(0, n)]``.
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``LOSSCTL_THREADS`` when set)."""
+    if os.environ.get("LOSSCTL_THREADS", "").strip():
+        from ..core.stream import threads
 
-    ``products``: whether the products are split this way too. True while NumPy's BLAS is held
-    to one thread (:func:`lossctl.core.blas.single_threaded`): each thread then runs independent
-    single-threaded products, which keeps both cores busy where the BLAS's own threads wait on
-    each other (long inner dimensions); else each product is one call on the BLAS's threads."""
-
-    def __init__(self, threads: int):
-        self.threads = max(1, int(threads))
-        self.products = False
-        self.pool = None
-        if self.threads > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.pool = ThreadPoolExecutor(max_workers=self.threads - 1, thread_name_prefix="lossctl-lce")
-
-    def run(self, n: int, job, split: bool = True, min_size: int = 16) -> list:
-        parts = min(self.threads, max(1, n // max(1, min_size)))
-        if self.pool is None or not split or parts <= 1:
-            return [job(0, n)]
-        cuts = [n * k // parts for k in range(parts + 1)]
-        futures = [self.pool.submit(job, a, b) for a, b in zip(cuts[1:-1], cuts[2:])]
-        try:
-            first = job(cuts[0], cuts[1])
-            return [first] + [f.result() for f in futures]
-        finally:
-            for f in futures:  # on an error: nothing left running on the buffers
-                f.cancel()
-                if not f.cancelled():
-                    f.exception()
-
-    def close(self) -> None:
-        if self.pool is not None:
-            self.pool.shutdown(wait=True)
+        return threads()
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
-def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str = "mean", dtype=np.float64,
-             grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20,
-             grad_block_bytes: int = 256 << 20, min_token_rows: int = 128, threads: int = 1) -> LinearCEResult:
-    """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
+def product_threads() -> int | None:
+    """The BLAS threads of each tile product :func:`evaluate` runs: 1 where NumPy's OpenBLAS can
+    be held to one thread (the tiles then run side by side on the call's threads; a product's
+    last bits depend on how many threads split it), else None (the BLAS's own count)."""
+    return 1 if blas.threads() is not None else None
 
-    One pass over blocks of the vocabulary (``block_bytes`` of logits at a time, all tokens),
-    and with ``grad`` a second one once every row's log-sum-exp is known (four products). When
-    blocks of at least ``min_token_rows`` whole rows of logits (or all of them) fit
-    ``grad_block_bytes``, values and gradients come in one pass over token blocks instead
-    (three products, as autograd's). ``threads`` share each block's row statistics and
-    elementwise work (the products use the BLAS's own threads).
 
-    >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
-    >>> round(r.loss, 6)
-    0.313262
-    """
-    dtype = np.dtype(dtype)
-    if reduction not in ("mean", "sum", "none"):
-        raise InvalidInput("reduction", f"expected mean, sum or none, got {reduction!r}")
-    call = _prepare(x, params, dtype)
+def plan(v: int, d: int, dtype, *, row_block: int | None = None, vocab_block: int | None = None,
+         block_bytes: int = 16 << 20, grad_block_bytes: int = GRAD_BLOCK_BYTES) -> Plan:
+    """The tiles for V classes and D hidden features: ``row_block`` tokens (default
+    :data:`ROW_BLOCK`) by ``vocab_block`` classes (default: ``block_bytes`` of logits per tile,
+    at least 256); whole rows are kept when a block of them fits ``grad_block_bytes``."""
+    itemsize = np.dtype(dtype).itemsize
+    rows = max(1, int(row_block or ROW_BLOCK))
+    cols = max(1, min(int(vocab_block or max(256, block_bytes // (rows * itemsize))), max(v, 1)))
+    return Plan(rows, cols, v, keep_rows=rows * v * itemsize <= grad_block_bytes)
+
+
+@dataclass
+class Coefficients:
+    """What the gradient of a tile needs besides its logits: ``upstream`` (1/D for 'mean'),
+    Σ_c w_c, and for index targets a_n = u·(1−ε)·w_n, e_n = u·ε/C (0 for rows that do not count)."""
+
+    upstream: float
+    w_sum: float
+    a: np.ndarray | None = None
+    e: np.ndarray | None = None
+
+
+def denominator(call: Call, reduction: str, dtype) -> tuple[float, float, Any]:
+    """(D, Σ_c w_c, w_n): 'mean' divides by D = Σ_n w_n (index targets) or N (probabilities);
+    w_n is None for probability targets."""
     n, v = call.h.shape[0], call.w_head.shape[0]
     w_sum = float(np.sum(call.weight, dtype=np.float64)) if call.weight is not None else float(v)
     if call.index:
@@ -212,270 +216,288 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
     else:
         w_n = None
         denom = float(n) if reduction == "mean" else 1.0
+    return denom, w_sum, w_n
+
+
+def coefficients(call: Call, reduction: str, denom: float, w_sum: float, dtype) -> Coefficients:
+    """The gradient's coefficients for the rows of ``call`` (elementwise: the same for any piece)."""
     with np.errstate(divide="ignore"):
         upstream = float(np.float64(1.0) / np.float64(denom)) if reduction == "mean" else 1.0
+    co = Coefficients(upstream, w_sum)
+    if call.index:
+        n, v = call.h.shape[0], call.w_head.shape[0]
+        with np.errstate(invalid="ignore", over="ignore"):
+            w_all = call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)
+            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
+            co.a = np.where(call.valid, upstream * (1 - call.eps) * w_all, 0.0).astype(dtype)
+            co.e = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
+    return co
+
+
+def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str = "mean", dtype=np.float64,
+             grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20,
+             grad_block_bytes: int = GRAD_BLOCK_BYTES, row_block: int | None = None,
+             threads: int | None = None) -> LinearCEResult:
+    """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
+
+    One pass over the token blocks of :func:`plan` (``row_block``, ``vocab_block``,
+    ``block_bytes``, ``grad_block_bytes``): each block's logits tile by tile with a running
+    log-sum-exp, then with ``grad`` its tiles' gradients (kept or recomputed: the same numbers).
+    ``threads`` (default: the CPUs this process may use) compute a block's tiles side by side,
+    each product on one BLAS thread (:func:`product_threads`); the sums are folded in tile
+    order, so the numbers do not depend on the thread count.
+
+    >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
+    >>> round(r.loss, 6)
+    0.313262
+    """
+    dtype = np.dtype(dtype)
+    if reduction not in ("mean", "sum", "none"):
+        raise InvalidInput("reduction", f"expected mean, sum or none, got {reduction!r}")
+    call = prepare(x, params, dtype)
+    n, d = call.h.shape
+    v = call.w_head.shape[0]
+    tiles = plan(v, d, dtype, row_block=row_block, vocab_block=vocab_block, block_bytes=block_bytes,
+                 grad_block_bytes=grad_block_bytes)
+    denom, w_sum, w_n = denominator(call, reduction, dtype)
+    co = coefficients(call, reduction, denom, w_sum, dtype) if grad else None
+    head = None
+    if grad:
+        head = (np.zeros((v, d), dtype=dtype), np.zeros(v, dtype=dtype) if call.bias is not None else None)
+    with blas.single_threaded() as held:
+        # without a BLAS held to one thread, products keep the BLAS's own threads, one at a time
+        workers = (usable_cpus() if threads is None else max(1, int(threads))) if held else 1
+        values, _, _, g_h = rows_pass(call, tiles, dtype, w_n, co, head=head, threads=workers)
     grads: dict[str, np.ndarray] = {}
-    rows_per_block = max(1, grad_block_bytes // max(1, v * dtype.itemsize))
-    work = _Workers(threads)
-    # the BLAS held to one thread when this call has as many threads as it (a small machine):
-    # every product is then split among the call's own threads (see _Workers)
-    blas_threads = blas.threads() if work.threads > 1 else None
-    hold = blas_threads is not None and blas_threads <= work.threads
-    try:
-        with blas.single_threaded() if hold else contextlib.nullcontext(False) as held:
-            work.products = bool(held)
-            if grad and rows_per_block >= min(n, max(1, min_token_rows)):
-                # large blocks of whole rows: values and gradients in one pass, three products
-                stats, grads = _token_pass(call, dtype, upstream, w_sum, vocab_block, rows_per_block, work)
-            else:
-                # small token blocks would make inefficient products: all tokens, vocabulary
-                # blocks, a second pass for the gradients once every row's log-sum-exp is known
-                blocks = _blocks(call, dtype, vocab_block, block_bytes)
-                stats = _vocab_pass(call, dtype, blocks, work)
-                if grad:
-                    grads = _backward(call, blocks, stats.lse, upstream, w_sum, stats.tsum, dtype, work)
-    finally:
-        work.close()
-    values = _values(call, stats, w_n, w_sum, dtype)
+    if grad:
+        grads = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": head[0]}
+        if head[1] is not None:
+            grads["lm_head_bias"] = head[1]
+    return finish(values, reduction, denom, dtype, call.unbatched, grads)
+
+
+def finish(values: np.ndarray, reduction: str, denom: float, dtype, unbatched: bool = False,
+           grads: dict[str, np.ndarray] | None = None) -> LinearCEResult:
+    """The result from every row's value: the correctly rounded sum, the reduction."""
+    dtype = np.dtype(dtype)
     with np.errstate(divide="ignore", invalid="ignore"):
         total = math.fsum(values.astype(np.float64)) if np.all(np.isfinite(values)) else float(np.sum(values, dtype=np.float64))
         if reduction == "none":
-            loss: Any = values[0] if call.unbatched else values
+            loss: Any = values[0] if unbatched else values
         elif reduction == "sum":
             loss = float(dtype.type(total))
         else:
             loss = float(dtype.type(total) / dtype.type(denom))
-    return LinearCEResult(loss=loss, per_sample=values[0] if call.unbatched else values, denominator=denom,
-                          reduction=reduction, grad=grads, dtype=dtype.name)
+    return LinearCEResult(loss=loss, per_sample=values[0] if unbatched else values, denominator=denom,
+                          reduction=reduction, grad=dict(grads or {}), dtype=dtype.name)
 
 
 class _Stats:
     """Per-row sums over the vocabulary: lse, z_y, Σ_c w_c·z_c, Σ_c w_c·t'_c·z_c, Σ_c w_c·t'_c."""
 
     def __init__(self, n: int, dtype):
-        self.m = self.s = None
         self.z_y = np.zeros(n, dtype=dtype)
         self.wz = np.zeros(n, dtype=dtype)
         self.tz = np.zeros(n, dtype=dtype)
         self.tsum = np.zeros(n, dtype=dtype)
-        self.lse = None
+        self.lse = np.empty(n, dtype=dtype)
 
-    def merge(self, other: "_Stats") -> None:
-        """Fold in the sums of other blocks of the vocabulary (each row's target is in one of them)."""
-        self.m, self.s = online_softmax.combine(self.m, self.s, other.m, other.s)
-        for name in ("z_y", "wz", "tz", "tsum"):
-            getattr(self, name)[...] += getattr(other, name)
-
-    def add(self, call: _Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, dtype) -> None:
-        """Fold in the block z = logits[r0:r1, c0:c1] (before the row kernel, which may reuse memory)."""
+    def sums(self, call: Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, dtype) -> tuple:
+        """The tile z = logits[r0:r1, c0:c1]'s target logits (set here: each row's target is in
+        one tile) and its terms of the running sums, for :meth:`fold` (taken before the row
+        kernel, which may reuse memory)."""
         if call.index:
             target = call.target[r0:r1]
             inside = (target >= c0) & (target < c1)
             local = np.flatnonzero(inside)
             self.z_y[r0:r1][local] = z[local, target[local] - c0]
             if call.eps > 0:
-                self.wz[r0:r1] += z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z)
+                return (z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z),)
+            return ()
+        tb = _target_block(call, r0, r1, c0, c1, dtype)
+        return np.einsum("ij,ij->i", tb, z), np.einsum("ij->i", tb)
+
+    def fold(self, sums: tuple, r0: int, r1: int) -> None:
+        """Add one tile's terms (:meth:`sums`), tiles in order."""
+        if len(sums) == 1:
+            self.wz[r0:r1] += sums[0]
+        elif sums:
+            self.tz[r0:r1] += sums[0]
+            self.tsum[r0:r1] += sums[1]
+
+
+def _target_block(call: Call, r0: int, r1: int, c0: int, c1: int, dtype) -> np.ndarray:
+    """t' (smoothed probabilities) of rows r0..r1 and columns c0..c1, times the class weights."""
+    t = np.asarray(call.target[r0:r1, c0:c1], dtype=dtype)
+    if call.eps > 0:
+        t = (1 - call.eps) * t + call.eps / call.w_head.shape[0]
+    if call.weight is not None:
+        t = t * call.weight[c0:c1]
+    return t
+
+
+def _tile(call: Call, r0: int, r1: int, c0: int, c1: int, dtype, out: np.ndarray) -> np.ndarray:
+    """z = H[r0:r1]·W[c0:c1]ᵀ + b[c0:c1] into ``out`` (C-contiguous, (r1 − r0, c1 − c0))."""
+    wb = online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
+    np.matmul(call.h[r0:r1], wb.T, out=out)
+    if call.bias is not None:
+        out += call.bias[c0:c1]
+    return out
+
+
+def _tile_buffer(keep: np.ndarray | None, rows: int, c0: int, c1: int, dtype) -> np.ndarray:
+    """A C-contiguous (rows, c1 − c0) buffer: the chunk's own segment of ``keep``, or scratch."""
+    if keep is None:
+        return online_softmax.scratch(42, (rows, c1 - c0), dtype)
+    return keep[rows * c0:rows * c1].reshape(rows, c1 - c0)
+
+
+def _grad_tile(call: Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, lse: np.ndarray, tsum: np.ndarray,
+               co: Coefficients, dtype) -> np.ndarray:
+    """g = ∂l/∂z of the tile z = logits[r0:r1, c0:c1], in place; ``lse``, ``tsum``: rows r0..r1."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        g = np.subtract(z, lse[:, None], out=z)
+        np.exp(g, out=g)
+        if call.index:
+            a, e = co.a[r0:r1], co.e[r0:r1]
+            g *= (a + e * co.w_sum)[:, None]
+            target, valid = call.target[r0:r1], call.valid[r0:r1]
+            local = np.flatnonzero(valid & (target >= c0) & (target < c1))
+            g[local, target[local] - c0] -= a[local]
+            if call.eps > 0:
+                g -= e[:, None] * (call.weight[c0:c1] if call.weight is not None else 1.0)
         else:
-            tb = _target_block(call, c0, c1, dtype, r0, r1)
-            self.tz[r0:r1] += np.einsum("ij,ij->i", tb, z)
-            self.tsum[r0:r1] += np.einsum("ij->i", tb)
+            g *= (co.upstream * tsum)[:, None]
+            g -= co.upstream * _target_block(call, r0, r1, c0, c1, dtype)
+    return g
 
 
-def _vocab_pass(call: _Call, dtype, blocks, work: _Workers) -> _Stats:
-    """All tokens, one block of the vocabulary at a time, with a running log-sum-exp: each
-    thread a range of blocks when the products are split (its own sums, merged in block
-    order), else the blocks in turn with their row statistics split among the threads."""
+def rows_pass(call: Call, tiles: Plan, dtype, w_n, co: Coefficients | None = None,
+              head: tuple[np.ndarray, np.ndarray | None] | None = None, threads: int = 1):
+    """Every row of ``call`` (its first row at a multiple of ``tiles.rows`` of the whole call's),
+    one token block at a time: ``(values, lse, tsum, ∂/∂H or None)``. With ``co`` the rows'
+    gradients too; ``head`` = (∂W, ∂b or None) accumulates the lm-head's (in block order).
+
+    ``threads`` compute a block's tiles side by side (products, row kernel, gradient tiles);
+    their running log-sum-exp, sums and ∂/∂H parts are folded here in tile order, and each
+    tile's ∂W, ∂b rows are its own: the same numbers as one thread."""
+    dtype = np.dtype(dtype)
+    n, d = call.h.shape
+    st = _Stats(n, dtype)
+    g_h = np.zeros((n, d), dtype=dtype) if co is not None else None
+    chunks = tiles.chunks()
+    with _Tiles(threads) as pool:
+        for r0, r1 in tiles.blocks(n):
+            rows = r1 - r0
+            keep = online_softmax.scratch(43, (rows * tiles.vocab,), dtype) if co is not None and tiles.keep_rows else None
+
+            def forward(c0: int, c1: int, r0=r0, r1=r1, keep=keep):
+                z = _tile(call, r0, r1, c0, c1, dtype, _tile_buffer(keep, r1 - r0, c0, c1, dtype))
+                sums = st.sums(call, z, r0, r1, c0, c1, dtype)
+                return sums, online_softmax.ROW_KERNEL(z, dtype, True)
+
+            m = s = None
+            for (c0, c1), (sums, (bm, bs)) in pool.ordered(forward, chunks):
+                st.fold(sums, r0, r1)
+                m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
+            st.lse[r0:r1] = online_softmax.logsumexp_from(m, s) if m is not None else np.full(rows, -np.inf, dtype)
+            lse = st.lse[r0:r1]  # in the compute dtype, as a piece of the rows gets it (m, s may be wider)
+            if co is None:
+                continue
+
+            def backward(c0: int, c1: int, r0=r0, r1=r1, keep=keep, lse=lse):
+                z = _tile_buffer(keep, r1 - r0, c0, c1, dtype)
+                if keep is None:
+                    _tile(call, r0, r1, c0, c1, dtype, z)
+                g = _grad_tile(call, z, r0, r1, c0, c1, lse, st.tsum[r0:r1], co, dtype)
+                part = g @ online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
+                if head is not None:  # rows c0..c1 of ∂W and ∂b: this tile's alone within the block
+                    _head_add(head, g, call.h[r0:r1], c0, c1)
+                return part
+
+            gh = g_h[r0:r1]
+            for _, part in pool.ordered(backward, chunks):
+                gh += part
+    return _values(call, st, w_n, dtype), st.lse, st.tsum, g_h
+
+
+class _Tiles:
+    """``ordered(job, chunks)``: ``job(c0, c1)`` for each chunk on ``threads`` threads (the row
+    kernel, NumPy's loops and single-threaded products release the GIL), a few chunks ahead,
+    yielding ``((c0, c1), result)`` in chunk order; one thread: each in turn, here."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, int(threads))
+        self.pool = None
+
+    def __enter__(self) -> "_Tiles":
+        if self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lossctl-lce")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def ordered(self, job, chunks):
+        if self.pool is None or len(chunks) <= 1:
+            for c0, c1 in chunks:
+                yield (c0, c1), job(c0, c1)
+            return
+        from collections import deque
+
+        window: deque = deque()
+        todo = iter(chunks)
+        try:
+            for c in todo:
+                window.append((c, self.pool.submit(job, *c)))
+                if len(window) > self.threads:
+                    c0, fut = window.popleft()
+                    yield c0, fut.result()
+            while window:
+                c0, fut = window.popleft()
+                yield c0, fut.result()
+        finally:  # an error (or an abandoned generator): nothing left running on the buffers
+            for _, fut in window:
+                fut.cancel()
+            for _, fut in window:
+                if not fut.cancelled():
+                    fut.exception()
+
+
+def _head_add(head, g: np.ndarray, hb: np.ndarray, c0: int, c1: int) -> None:
+    g_w, g_b = head
+    g_w[c0:c1] += g.T @ hb
+    if g_b is not None:
+        g_b[c0:c1] += np.einsum("ij->j", g)
+
+
+def head_pass(call: Call, tiles: Plan, dtype, lse: np.ndarray, tsum: np.ndarray | None, co: Coefficients,
+              head: tuple[np.ndarray, np.ndarray | None], c0: int, c1: int) -> None:
+    """Add the rows of ``call`` (a token block, or several: in order) to ∂W[c0:c1] and ∂b[c0:c1]
+    (``head``, indexed from c0), from their log-sum-exp (and Σ w·t', probability targets only)."""
+    dtype = np.dtype(dtype)
     n = call.h.shape[0]
-
-    def job(i0: int, i1: int) -> _Stats:
-        st = _Stats(n, dtype)
-        for c0, c1 in blocks[i0:i1]:
-            z, _ = _logits(call, c0, c1, dtype)
-            st.add(call, z, 0, n, c0, c1, dtype)
-            parts = work.run(n, lambda r0, r1: online_softmax.ROW_KERNEL(z[r0:r1], dtype, True),
-                             split=not work.products)
-            bm, bs = parts[0] if len(parts) == 1 else (np.concatenate([p[0] for p in parts]),
-                                                       np.concatenate([p[1] for p in parts]))
-            st.m, st.s = (bm, bs) if st.m is None else online_softmax.combine(st.m, st.s, bm, bs)
-        return st
-
-    parts = work.run(len(blocks), job, split=work.products, min_size=1)
-    st = parts[0]
-    for other in parts[1:]:
-        st.merge(other)
-    st.lse = online_softmax.logsumexp_from(st.m, st.s)
-    return st
+    g_w, g_b = head
+    for r0, r1 in tiles.blocks(n):
+        for a, b in tiles.chunks(c0, c1):
+            z = _tile(call, r0, r1, a, b, dtype, online_softmax.scratch(42, (r1 - r0, b - a), dtype))
+            g = _grad_tile(call, z, r0, r1, a, b, lse[r0:r1], None if tsum is None else tsum[r0:r1], co, dtype)
+            _head_add((g_w, g_b), g, call.h[r0:r1], a - c0, b - c0)
 
 
-def _values(call: _Call, st: _Stats, w_n, w_sum: float, dtype) -> np.ndarray:
+def _values(call: Call, st: _Stats, w_n, dtype) -> np.ndarray:
     v = call.w_head.shape[0]
     lse = st.lse
     with np.errstate(invalid="ignore", over="ignore"):
         if call.index:
             values = np.where(call.valid, w_n * (lse - st.z_y), 0.0)
             if call.eps > 0:
+                w_sum = float(np.sum(call.weight, dtype=np.float64)) if call.weight is not None else float(v)
                 smooth = np.where(call.valid, lse * w_sum - st.wz, 0.0)
                 values = (1 - call.eps) * values + (call.eps / v) * smooth
         else:
             values = lse * st.tsum - st.tz
     return values.astype(dtype, copy=False)
-
-
-def _token_pass(call: _Call, dtype, upstream: float, w_sum: float, vocab_block: int | None,
-                max_rows: int, work: _Workers) -> tuple[_Stats, dict[str, np.ndarray]]:
-    """Values and gradients in one pass over blocks of tokens with whole rows of logits:
-    z = H_b·Wᵀ + b, lse per row, g = ∂l/∂z in place, then ∂H_b = g·W, ∂W += gᵀ·H_b, ∂b += Σ g.
-
-    The products are split among the threads by blocks of the vocabulary (each its own part
-    of ∂H_b, added in order) when ``work.products``; g's rows always are."""
-    n, d = call.h.shape
-    v = call.w_head.shape[0]
-    itemsize = dtype.itemsize
-    blocks_n = -(-n // max(1, min(n, max_rows)))
-    nb = -(-n // blocks_n)  # equal blocks: no small last one
-    # whole products when the lm-head is already in the compute dtype; else blocks of its rows
-    # widened one at a time (and blocks when the caller asks for them)
-    whole = vocab_block is None and isinstance(call.w_head, np.ndarray) and call.w_head.dtype == dtype
-    vc = vocab_block or max(1, (16 << 20) // max(1, d * itemsize))
-    wc = vocab_block or max(1, (64 << 20) // max(1, d * itemsize))  # rows of ∂W per product
-    st = _Stats(n, dtype)
-    st.lse = np.empty(n, dtype=dtype)
-    g_h = np.empty((n, d), dtype=dtype)
-    g_w = np.empty((v, d), dtype=dtype)
-    g_b = np.zeros(v, dtype=dtype) if call.bias is not None else None
-    coef = None
-    with np.errstate(invalid="ignore", over="ignore"):
-        if call.index:
-            w_all = call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype)
-            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
-            a_all = np.where(call.valid, upstream * (1 - call.eps) * w_all, 0.0).astype(dtype)
-            e_all = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
-            coef = (a_all, e_all, (a_all + e_all * dtype.type(w_sum)).astype(dtype))
-    # rows per step of a thread: each step's rows stay in cache from the row kernel to g
-    group = max(1, (2 << 20) // max(1, v * itemsize))
-    for r0 in range(0, n, nb):
-        r1 = min(r0 + nb, n)
-        first = r0 == 0
-        hb = call.h[r0:r1]
-        z = online_softmax.scratch(43, (r1 - r0, v), dtype)
-
-        def logits(a: int, b: int, hb=hb, z=z) -> None:
-            for c0 in range(a, b, b - a if whole else vc):
-                c1 = min(c0 + (b - a if whole else vc), b)
-                np.matmul(hb, _head(call, c0, c1, dtype).T, out=z[:, c0:c1])
-                if call.bias is not None:
-                    z[:, c0:c1] += call.bias[c0:c1]
-
-        def gradient(q0: int, q1: int, z=z, r0=r0) -> None:
-            for k0 in range(q0, q1, group):
-                k1 = min(k0 + group, q1)
-                _gradient_rows(call, z[k0:k1], r0 + k0, r0 + k1, st, dtype, upstream, coef)
-
-        def products(a: int, b: int, hb=hb, g=z, first=first) -> np.ndarray:
-            part = None
-            for c0 in range(a, b, b - a if whole else vc):
-                c1 = min(c0 + (b - a if whole else vc), b)
-                gc = g[:, c0:c1]
-                ph = np.matmul(gc, _head(call, c0, c1, dtype))
-                part = ph if part is None else np.add(part, ph, out=part)
-                for k0 in range(c0, c1, wc):
-                    k1 = min(k0 + wc, c1)
-                    if first:
-                        np.matmul(g[:, k0:k1].T, hb, out=g_w[k0:k1])
-                    else:  # later token blocks add into ∂W a slice of rows at a time
-                        g_w[k0:k1] += np.matmul(g[:, k0:k1].T, hb,
-                                                out=online_softmax.scratch(44, (k1 - k0, d), dtype))
-                if g_b is not None:
-                    g_b[c0:c1] += np.einsum("ij->j", gc)
-            return part
-
-        work.run(v, logits, split=work.products, min_size=256)
-        st.add(call, z, r0, r1, 0, v, dtype)
-        work.run(r1 - r0, gradient)
-        parts = work.run(v, products, split=work.products, min_size=256)
-        g_h[r0:r1] = parts[0]
-        for p in parts[1:]:
-            g_h[r0:r1] += p
-    out = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": g_w}
-    if g_b is not None:
-        out["lm_head_bias"] = g_b
-    return st, out
-
-
-def _head(call: _Call, c0: int, c1: int, dtype) -> np.ndarray:
-    """Rows c0..c1 of the lm-head in the compute dtype (widened into a reused buffer if needed)."""
-    return online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
-
-
-def _gradient_rows(call: _Call, z: np.ndarray, r0: int, r1: int, st: _Stats, dtype, upstream: float, coef) -> None:
-    """Rows r0..r1 of a token block, whole rows of logits z: their lse (into ``st``), then
-    z ← g = ∂l/∂z in place."""
-    m, s = online_softmax.ROW_KERNEL(z, dtype, True)
-    st.lse[r0:r1] = online_softmax.logsumexp_from(m, s)
-    with np.errstate(invalid="ignore", over="ignore"):
-        g = np.subtract(z, st.lse[r0:r1, None], out=z)
-        np.exp(g, out=g)
-        if coef is not None:
-            a_all, e_all, p_all = coef
-            a, e = a_all[r0:r1], e_all[r0:r1]
-            g *= p_all[r0:r1, None]
-            target, valid = call.target[r0:r1], call.valid[r0:r1]
-            local = np.flatnonzero(valid)
-            g[local, target[local]] -= a[local]
-            if call.eps > 0:
-                g -= e[:, None] * (call.weight if call.weight is not None else 1.0)
-        else:
-            g *= (upstream * st.tsum[r0:r1])[:, None]
-            g -= upstream * _target_block(call, 0, call.w_head.shape[0], dtype, r0, r1)
-
-
-def _backward(call: _Call, blocks, lse, upstream: float, w_sum: float, tsum, dtype,
-              work: _Workers) -> dict[str, np.ndarray]:
-    """The second pass of the vocabulary blocks: g per block, ∂H += g·W_c, ∂W_c = gᵀ·H, ∂b_c = Σ g
-    (each thread a range of blocks and its own part of ∂H, added in order, when the products
-    are split)."""
-    n, d = call.h.shape
-    v = call.w_head.shape[0]
-    rows = np.arange(n)
-    g_w = np.empty((v, d), dtype=dtype)
-    g_b = np.empty(v, dtype=dtype) if call.bias is not None else None
-    with np.errstate(invalid="ignore", over="ignore"):
-        if call.index:
-            w_n = (call.weight[call.target] if call.weight is not None else np.ones(n, dtype=dtype))
-            # rows that do not count receive nothing (not 0·inf when every row is ignored: torch)
-            a = np.where(call.valid, upstream * (1 - call.eps) * w_n, 0.0).astype(dtype)
-            e = np.where(call.valid, upstream * (call.eps / v), 0.0).astype(dtype)
-            p_coef = (a + e * w_sum)[:, None]
-        else:
-            p_coef = (upstream * tsum)[:, None]
-
-    def job(i0: int, i1: int) -> np.ndarray:
-        g_h = np.zeros((n, d), dtype=dtype)
-        for c0, c1 in blocks[i0:i1]:
-            z, wb = _logits(call, c0, c1, dtype)
-            with np.errstate(invalid="ignore", over="ignore"):
-                g = np.subtract(z, lse[:, None], out=z)
-                np.exp(g, out=g)
-                g *= p_coef
-                if call.index:
-                    inside = call.valid & (call.target >= c0) & (call.target < c1)
-                    g[rows[inside], call.target[inside] - c0] -= a[inside]
-                    if call.eps > 0:
-                        wc = call.weight[c0:c1] if call.weight is not None else np.ones(c1 - c0, dtype=dtype)
-                        g -= e[:, None] * wc
-                else:
-                    g -= upstream * _target_block(call, c0, c1, dtype)
-            g_h += g @ wb
-            np.matmul(g.T, call.h, out=g_w[c0:c1])
-            if g_b is not None:
-                g_b[c0:c1] = np.einsum("ij->j", g)
-        return g_h
-
-    parts = work.run(len(blocks), job, split=work.products, min_size=1)
-    g_h = parts[0]
-    for p in parts[1:]:
-        g_h += p
-    out = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": g_w}
-    if g_b is not None:
-        out["lm_head_bias"] = g_b
-    return out
