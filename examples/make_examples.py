@@ -236,6 +236,14 @@ def build() -> dict[str, bytes]:
         "'sunrise' (the sun rising in the east, very likely) is constructed: small entropy.")
     out["info/scissors.csv"] = columns({"p": [1.0, 0.0, 0.0], "q": [0.9, 0.1, 0.0]})
     out["info/smoothed.tsv"] = columns({"p": [0.9, 0.05, 0.05], "q": [0.7, 0.2, 0.1]}, sep="\t")
+
+    # ---- lm/ : linear-ce's inputs as one file (those of lm/lm.yaml's linear-ce-golden case)
+    out["lm/linear_ce.npz"] = npz({
+        "hidden": np.array([[1.0, -0.5], [0.2, 0.3], [-1.0, 2.0]], F64),
+        "lm_head": np.array([[0.5, 1.0], [-1.0, 0.2], [0.3, -0.4]], F64),
+        "lm_head_bias": np.array([0.1, 0.0, -0.2], F64),
+        "target": np.array([0, 2, -100], I64),
+    })
     return out
 
 

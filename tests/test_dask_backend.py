@@ -229,11 +229,25 @@ def test_scheduler_without_backend_dask_is_a_usage_error(run_cli):
     assert r.code == 2 and "--backend dask" in r.stderr, r.stderr
 
 
-def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch):
-    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "1")
-    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8]]", "-t", "[0,2]", "--backend", "dask"])
+@pytest.mark.parametrize("processes", ["0", "1"], ids=["worker-threads", "worker-processes"])
+def test_a_local_cluster_is_started_without_scheduler(run_cli, monkeypatch, processes):
+    import threading
+
+    from lossctl.backends import dask as backend
+
+    monkeypatch.setenv("LOSSCTL_DASK_WORKERS", "2")
+    monkeypatch.setenv("LOSSCTL_DASK_PROCESSES", processes)
+    assert backend.local_processes() == (processes == "1")
+    before = set(threading.enumerate())
+    r = run_cli(["ce", "--logits", "[[10,0,-10],[8,8,8],[1,2,3]]", "-t", "[0,2,1]", "--backend", "dask", "--chunk-rows", "1"])
     assert r.code == 0, r.stderr
-    assert float(r.stdout) == lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8]], "target": [0, 2]}).loss
+    ref = lossctl.compute({"loss": "ce", "logits": [[10, 0, -10], [8, 8, 8], [1, 2, 3]], "target": [0, 2, 1]}, stream=False)
+    assert float(r.stdout) == ref.loss
+    # the call's cluster is gone with it: no worker thread left behind in this process
+    time.sleep(0.2)
+    left = [t.name for t in set(threading.enumerate()) - before
+            if t.is_alive() and ("Dask-Default-Threads" in t.name or t.name == "IO loop")]
+    assert not left, left
 
 
 def _fault_inputs(tmp_path, rng):
@@ -519,6 +533,11 @@ def test_linear_ce_cli_on_dask_writes_gradient_shards_next_to_the_output(run_cli
     assert np.concatenate([np.load(p) for p in shards]).tobytes() == ref.grad["hidden"].tobytes()
     assert np.load(tmp_path / "loss.grad_lm_head-00000-of-00001.npy").tobytes() == ref.grad["lm_head"].tobytes()
     assert np.load(tmp_path / "loss.grad_lm_head_bias-00000-of-00001.npy").tobytes() == ref.grad["lm_head_bias"].tobytes()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
+    (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").unlink()
+    again = run_cli(base + dask + ["--grad", "-o", str(tmp_path / "loss.npz")])  # the hidden shards exist: refused whole
+    assert again.code == 2 and "--force" in again.stderr, again.stderr
+    assert not (tmp_path / "loss.grad_lm_head-00000-of-00001.npy").exists()
     assert not [f for f in tmp_path.iterdir() if f.name.startswith(".")]
 
 

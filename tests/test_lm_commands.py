@@ -13,8 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "lm" / "batch.safetensors"
@@ -28,8 +26,18 @@ def _batch(seed: int, b: int = 2, t: int = 5, v: int = 7):
     return logits, labels
 
 
+def _torch():
+    """The oracle, torch and torch.nn.functional, imported by the tests that compare with it (the
+    others run where torch is not installed)."""
+    import torch
+    import torch.nn.functional as F
+
+    return torch, F
+
+
 def _torch_lm(logits: np.ndarray, labels: np.ndarray, shift: bool = False):
     """F.cross_entropy on the flattened, shifted batch (float64) and its autograd gradient."""
+    torch, F = _torch()
     x = torch.tensor(logits, dtype=torch.float64, requires_grad=True)
     y = torch.tensor(labels)
     z, t = (x[..., :-1, :], y[..., 1:]) if shift else (x, y)
@@ -145,6 +153,7 @@ def test_record_lm_then_check_passes_and_pins_torch(run_cli, tmp_path):
 
 
 def test_record_linear_ce_then_check_passes(run_cli, tmp_path):
+    torch, F = _torch()
     h = [[1.0, -0.5], [0.2, 0.3], [-1.0, 2.0]]
     w = [[0.5, 1.0], [-1.0, 0.2], [0.3, -0.4]]
     to = tmp_path / "rec.yaml"
@@ -260,6 +269,7 @@ def test_lm_output_gradient_is_never_whole_in_memory(tmp_path):
 
 
 def test_lm_warns_about_nan_and_inf_logits_like_ce(run_cli):
+    torch, F = _torch()
     logits = [[[1.0, float("nan"), 0.5], [0.1, 0.2, float("inf")]], [[1.0, -2.0, 0.5], [3.1, 0.2, 0.3]]]
     text = json.dumps(logits).replace("NaN", "NaN").replace("Infinity", "Infinity")
     r = run_cli(["lm", "--logits", text, "--labels", "[[0, 2], [1, -100]]"])
@@ -277,6 +287,7 @@ def test_lm_finite_logits_draw_no_warning(run_cli):
 
 
 def test_linear_ce_warns_about_nan_inputs(run_cli):
+    torch, F = _torch()
     h, w = [[1.0, float("nan")], [0.5, 0.5]], [[0.5, 1.0], [-1.0, 0.2]]
     argv = ["linear-ce", "--hidden", json.dumps(h).replace("NaN", "NaN"), "--lm-head", json.dumps(w), "-t", "[0, 1]"]
     r = run_cli(argv)
@@ -289,6 +300,7 @@ def test_linear_ce_warns_about_nan_inputs(run_cli):
 
 
 def test_lm_takes_integer_literal_logits_as_ce_does(run_cli):
+    torch, F = _torch()
     r = run_cli(["lm", "--logits", "[[1, 2], [3, 4]]", "--labels", "[0, 1]"])
     ce = run_cli(["ce", "--logits", "[[1, 2], [3, 4]]", "--target", "[0, 1]", "--dim", "-1"])
     assert r.code == 0 and float(r.stdout) == float(ce.stdout)

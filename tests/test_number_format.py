@@ -28,6 +28,22 @@ def _cells(text: str) -> list[str]:
     return cells
 
 
+def _mantissa(cell: str) -> int:
+    """Significant digits written in a table cell: ``-0.0012e-05`` has 2."""
+    return len(cell.lstrip("-").split("e")[0].replace(".", "").lstrip("0"))
+
+
+def _assert_digits(cells: list[str], digits: int) -> None:
+    """No cell has more than ``digits`` digits, and at 12 some have more than the default 8."""
+    mantissas = [_mantissa(c) for c in cells]
+    assert mantissas and max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+
+
+def _fractions(text: str) -> list[str]:
+    """The table cells of ``text`` that are numbers with a fraction."""
+    return [c for c in _cells(text) if NUMBER.match(c) and "." in c]
+
+
 @pytest.mark.parametrize("width", [24, 40, 60, 80, 120, 200])
 @pytest.mark.parametrize("scale", [1e-6, 1.0, 1e9, 1e-300, 1e300])
 def test_narrow_terminals_never_cut_a_number(width, scale):
@@ -65,11 +81,8 @@ def test_precision_sets_the_digits(run_cli, digits):
     r = run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--per-sample", "--grad",
                  "--format", "table", "--precision", str(digits)])
     assert r.code == 0, r.stderr
-    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
-    assert cells
-    for c in cells:
-        mantissa = c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")
-        assert len(mantissa) <= digits, (c, digits)
+    cells = _fractions(r.stdout)
+    assert cells and all(_mantissa(c) <= digits for c in cells), (cells, digits)
     if digits == 17:
         value = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
         assert str(value) in r.stdout or repr(float(f"{value:.17g}")) == repr(value)
@@ -120,10 +133,7 @@ TOKEN_CALLS = {
 def test_precision_reaches_the_token_commands(run_cli, command, digits):
     r = run_cli(TOKEN_CALLS[command] + ["--format", "table", "--precision", str(digits)])
     assert r.code == 0, r.stderr
-    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
-    assert cells
-    mantissas = [len(c.lstrip("-").split("e")[0].replace(".", "").lstrip("0")) for c in cells]
-    assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+    _assert_digits(_fractions(r.stdout), digits)
     assert run_cli(TOKEN_CALLS[command] + ["--precision", "0"]).code == 2
 
 
@@ -135,10 +145,6 @@ def test_precision_reaches_the_check_table(run_cli, digits):
     loss = json.loads(run_cli(["ce", "--logits", "[[10, 0, -10], [8, 8, 8]]", "--target", "[0, 2]", "--json"]).stdout)["loss"]
     assert f"{loss:.{digits}g}" in r.stdout
     assert run_cli(["check", suite, "--precision", "18"]).code == 2
-
-
-def _mantissa(cell: str) -> int:
-    return len(cell.lstrip("-").split("e")[0].replace(".", "").lstrip("0"))
 
 
 INFO_P, INFO_Q = "[[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]]", "[[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]]"
@@ -153,10 +159,8 @@ INFO_CALLS = {
 def test_precision_reaches_the_info_tables(run_cli, call, digits):
     r = run_cli(INFO_CALLS[call] + ["--format", "table", "--precision", str(digits)])
     assert r.code == 0, r.stderr
-    cells = [c for c in _cells(r.stdout) if NUMBER.match(c) and "." in c]
-    assert cells
-    mantissas = [_mantissa(c) for c in cells]
-    assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (cells, digits)
+    cells = _fractions(r.stdout)
+    _assert_digits(cells, digits)
     plain = run_cli(INFO_CALLS[call] + ["--format", "plain"]).stdout.split()
     exact = [float(w) for w in plain if NUMBER.match(w)]
     shown = [float(c) for c in cells]
@@ -182,8 +186,7 @@ def test_precision_reaches_the_diff_tables(run_cli, digits):
     assert len(rows) == 3
     values = [c for row in rows for c in row[1:3]]
     assert all(NUMBER.match(c) for c in values), values
-    mantissas = [_mantissa(c) for c in values]
-    assert max(mantissas) <= digits and (digits < 12 or max(mantissas) > 8), (values, digits)
+    _assert_digits(values, digits)
     errors = [row[3] for row in rows]
     assert all(_mantissa(c) <= 3 for c in errors)
     assert errors == [row[3] for row in _worst_positions(run_cli(argv + ["--precision", "17"]).stdout)]
@@ -203,6 +206,6 @@ def test_the_project_precision_reaches_the_command_tables(run_cli, tmp_path, mon
     assert wide.code == narrow.code == given.code and wide.code in (0, 1), narrow.stderr
 
     def longest(text):
-        return max(_mantissa(c) for c in _cells(text) if NUMBER.match(c) and "." in c)
+        return max(_mantissa(c) for c in _fractions(text))
 
     assert longest(narrow.stdout) <= 3 < longest(wide.stdout) < longest(given.stdout)

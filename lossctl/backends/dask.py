@@ -348,18 +348,18 @@ class DaskExecutor:
         size = chunk_bytes(self.scheduler, self.client)
         rows = self.chunk_rows or max(1, size // max(1, v * np.dtype(getattr(lay.rows, "dtype", np.float64)).itemsize))
         chunks = _cut(n, rows)
-        grad = shards = None
-        if grad_scale is not None:
-            if grad_out is not None:
-                grad = grad_out
-            elif self.grad_output is not None:
-                shards = self._grad_shards(lay, source, dtype)
-            else:
-                _check_grad_back(n * v * dtype.itemsize)
-                grad = np.empty((n, v), dtype=dtype)
+        grad = None
         out = np.zeros(n, dtype=dtype)
-        targets = None if shards is None else shards.parts
-        try:
+        with _committed({}) as writers:
+            if grad_scale is not None:
+                if grad_out is not None:
+                    grad = grad_out
+                elif self.grad_output is not None:
+                    writers["logits"] = self._grad_shards(lay, source, dtype)
+                else:
+                    _check_grad_back(n * v * dtype.itemsize)
+                    grad = np.empty((n, v), dtype=dtype)
+            targets = writers["logits"].parts if writers else None
             with (contextlib.nullcontext(self.client) if self.client is not None else client_for(self.scheduler)) as c:
                 run_ = _Run(c, None, None, job, chunks, None, None, progress)
                 for (r0, r1), (values, found, g) in run_.ordered(token_nll_task, lambda r0, r1: (targets,), n):
@@ -368,12 +368,6 @@ class DaskExecutor:
                         grad[r0:r1] = g
                     if nonfinite is not None:
                         nonfinite += found
-            if shards is not None:
-                shards.commit()
-        except BaseException:
-            if shards is not None:
-                shards.abort()
-            raise
         return out, grad
 
     def linear_ce(self, x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str, dtype, grad: bool):
@@ -403,14 +397,13 @@ class DaskExecutor:
                "w_sum": w_sum, "n": n, "d": d, "blas_threads": linear_ce.product_threads() or blas_threads()}
         step = tiles.rows * max(1, -(-(self.chunk_rows or tiles.rows) // tiles.rows))
         chunks = [(i0, min(i0 + step, n)) for i0 in range(0, n, step)]
-        writers: dict[str, Any] = {}
         values = np.empty(n, dtype=dtype)
         lse = np.empty(n, dtype=dtype)
         tsum = None if call.index else np.empty(n, dtype=dtype)
         grads: dict[str, np.ndarray] = {}
-        try:
+        with _committed({}) as writers:
             if grad and self.grad_output is not None:
-                writers = self._lce_shards(hidden, n, d, v, call.bias is not None, dtype)
+                self._lce_shards(writers, hidden, n, d, v, call.bias is not None, dtype)
             elif grad:
                 _check_grad_back(n * d * dtype.itemsize)
                 grads["hidden"] = np.empty((n, d), dtype=dtype)
@@ -444,34 +437,21 @@ class DaskExecutor:
                         grads["lm_head"] = g_w
                         if g_b is not None:
                             grads["lm_head_bias"] = g_b
-            for w in writers.values():
-                w.commit()
-        except BaseException:
-            for w in writers.values():
-                w.abort()
-            raise
         return linear_ce.finish(values, reduction, denom, dtype, False, grads)
 
-    def _lce_shards(self, hidden: Any, n: int, d: int, v: int, bias: bool, dtype: np.dtype) -> dict[str, Any]:
-        """Writers of linear-ce's gradients next to ``grad_output``: ∂/∂hidden with the hidden
-        states' sharding, ∂/∂lm_head and ∂/∂lm_head_bias as one shard each."""
+    def _lce_shards(self, writers: dict, hidden: Any, n: int, d: int, v: int, bias: bool, dtype: np.dtype) -> None:
+        """Writers of linear-ce's gradients next to ``grad_output``, into ``writers``: ∂/∂hidden
+        with the hidden states' sharding, ∂/∂lm_head and ∂/∂lm_head_bias as one shard each."""
         from pathlib import Path
 
         from ..io.shards import ShardWriter
 
         out = Path(self.grad_output)
         bounds = hidden.boundaries() if hasattr(hidden, "boundaries") else [0, n]
-        writers = {}
-        try:
-            writers["hidden"] = ShardWriter(out, "grad_hidden", bounds, (n, d), dtype, self.force)
-            writers["lm_head"] = ShardWriter(out, "grad_lm_head", [0, v], (v, d), dtype, self.force)
-            if bias:
-                writers["lm_head_bias"] = ShardWriter(out, "grad_lm_head_bias", [0, v], (v,), dtype, self.force)
-        except BaseException:
-            for w in writers.values():
-                w.abort()
-            raise
-        return writers
+        writers["hidden"] = ShardWriter(out, "grad_hidden", bounds, (n, d), dtype, self.force)
+        writers["lm_head"] = ShardWriter(out, "grad_lm_head", [0, v], (v, d), dtype, self.force)
+        if bias:
+            writers["lm_head_bias"] = ShardWriter(out, "grad_lm_head_bias", [0, v], (v,), dtype, self.force)
 
     def _grad_shards(self, lay: Any, source: Any, dtype: np.dtype):
         """The writer of the logits' gradient as shards next to ``grad_output``: the logits'
@@ -488,6 +468,20 @@ class DaskExecutor:
         # the tasks write token rows: the same shards seen as (rows, V)
         writer.parts = [(path, start * per, stop * per) for path, start, stop in writer.parts]
         return writer
+
+
+@contextlib.contextmanager
+def _committed(writers: Mapping[str, Any]):
+    """The shard writers in ``writers`` (filled inside the block) are committed when the block
+    ends normally, and their files removed when it fails: no partial output."""
+    try:
+        yield writers
+        for w in writers.values():
+            w.commit()
+    except BaseException:
+        for w in writers.values():
+            w.abort()
+        raise
 
 
 def _check_grad_back(size: int) -> None:
@@ -594,8 +588,7 @@ class _Run:
             return out
         from ..io.shards import ShardWriter
 
-        writers = {}
-        try:
+        with _committed({}) as writers:
             for name in names:
                 a = self.layout.sliced[name]
                 bounds = a.boundaries() if hasattr(a, "boundaries") else [0, n]
@@ -603,12 +596,6 @@ class _Run:
             targets = {name: w.parts for name, w in writers.items()}
             for _, (_, warns) in self.ordered(grad_task, lambda i0, i1: (upstream, targets), 2 * n, start=n):
                 self.warnings += warns
-            for w in writers.values():
-                w.commit()
-        except BaseException:
-            for w in writers.values():
-                w.abort()
-            raise
         return {}
 
     def ordered(self, fn, extra, total_rows: int, start: int = 0, chunks: list | None = None):

@@ -33,7 +33,7 @@ def build_app():
         "the commands below check suites, gradients and dumps.",
         epilog=examples(
             "lossctl ce --logits '[[10,0,-10],[8,8,8]]' --target '[0,2]'",
-            "lossctl ce --logits logits.npy --target labels.npy --explain",
+            "lossctl ce --logits examples/triage/batch_logits.npy --target examples/triage/batch_target.npy --top 3 --hist",
             "lossctl check examples/seeds.yaml",
         ),
         no_args_is_help=True,

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     app.command("check", help=CHECK_HELP, short_help="Run a check suite (pinned loss values) and report.", cls=Command,
                 epilog=examples("lossctl check examples/seeds.yaml",
                                 "lossctl check examples/seeds.yaml -k ce --format github",
-                                "lossctl check suite.yaml --junit report.xml --exit-zero -q"))(check)
+                                "lossctl check examples/ci/seeds.yaml --junit report.xml --exit-zero -q"))(check)
 
 
 def check(

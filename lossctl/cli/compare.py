@@ -25,8 +25,9 @@ def register(app) -> None:
                         "atol", "convention"}),
         help=COMPARE_HELP,
         epilog=examples("lossctl compare bce --probs '[0.9,0.2,1.0]' --target '[1,0,1]'",
-                        "lossctl compare mse --pred pred.npy --target target.npy --per-sample",
-                        "lossctl compare ce --logits logits.npy --target labels.npy --json"),
+                        "lossctl compare mse --pred examples/families/regression.csv:pred "
+                        "--target examples/families/regression.csv:target --per-sample",
+                        "lossctl compare ce --logits examples/ce/seed_logits.npy --target examples/ce/seed_target.csv --json"),
         short_help="Run a loss under every framework's convention and say why they differ.",
     ), name="compare")
 

@@ -31,8 +31,9 @@ def register(app: typer.Typer) -> None:
              "absolute and relative error with its index; exit 1 when the largest "
              "|analytic - numeric| / max(1, |numeric|) is above --tol.",
         epilog=examples("lossctl gradcheck ce --logits '[[2,0,-1]]' --target '[0]'",
-                        "lossctl gradcheck huber --pred pred.npy --target target.npy --delta 0.5 --tol 1e-8",
-                        "lossctl gradcheck bce --probs p.npy --target y.npy --json"),
+                        "lossctl gradcheck huber --pred examples/families/regression.csv:pred "
+                        "--target examples/families/regression.csv:target --delta 0.5 --tol 1e-8",
+                        "lossctl gradcheck bce --probs examples/bce/s1_sigmoid.npy --target examples/bce/s1_target.tsv --json"),
         short_help="Check a loss's analytic gradient against finite differences.",
     ), name="gradcheck")
 

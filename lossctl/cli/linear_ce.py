@@ -26,8 +26,10 @@ def register(app: typer.Typer) -> None:
     register_command(app, "linear-ce", _linear_ce_body, help=LCE_HELP,
                      short_help="Fused linear cross-entropy (F.linear_cross_entropy).",
                      epilog=examples("lossctl linear-ce --hidden '[[1,0],[0,1]]' --lm-head '[[1,2],[3,4],[5,6]]' --target '[0,2]'",
-                                       "lossctl linear-ce --hidden h.npy --lm-head w.npy --lm-head-bias b.npy --target y.npy --grad",
-                                       "lossctl linear-ce --hidden h.npy --lm-head w.npy --target y.npy --reduction none --json"))
+                                       "lossctl linear-ce --hidden examples/lm/linear_ce.npz:hidden --lm-head examples/lm/linear_ce.npz:lm_head "
+                                       "--lm-head-bias examples/lm/linear_ce.npz:lm_head_bias --target examples/lm/linear_ce.npz:target --grad",
+                                       "lossctl linear-ce --hidden examples/lm/linear_ce.npz:hidden --lm-head examples/lm/linear_ce.npz:lm_head "
+                                       "--target examples/lm/linear_ce.npz:target --reduction none --json"))
 
 
 def _linear_ce_body(spec, opts: dict[str, Any]) -> int:

@@ -38,8 +38,11 @@ def register(app: typer.Typer) -> None:
     register_command(app, "lm", _lm_body, help=LM_HELP,
                      short_help="Token loss of a language-model batch: loss, perplexity, bits per byte.",
                      epilog=examples("lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels --shift",
-                                       "lossctl lm --logits logits.safetensors -t labels.npy --shift --attention-mask mask.npy --bytes bytes.npy",
-                                       "lossctl lm --logits logits.npy -t labels.npy --shift --per-sample --json"))
+                                       "lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels "
+                                       "--shift --attention-mask examples/lm/batch.safetensors:attention_mask "
+                                       "--bytes examples/lm/batch.safetensors:bytes",
+                                       "lossctl lm --logits examples/lm/batch.safetensors:logits -t examples/lm/batch.safetensors:labels "
+                                       "--shift --per-sample --json"))
 
 
 @dataclass

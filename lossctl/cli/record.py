@@ -30,7 +30,7 @@ def register(app: typer.Typer) -> None:
              "loss, and also the per-sample values with --per-sample and the gradient with "
              "--grad; non-default --rtol/--atol are kept. Prints the result as the loss "
              "command does; 'lossctl check SUITE.yaml' then passes.",
-        epilog=examples("lossctl record ce --logits logits.npy --target labels.npy --to suite.yaml",
+        epilog=examples("lossctl record ce --logits examples/ce/seed_logits.npy --target examples/ce/seed_target.csv --to suite.yaml",
                         "lossctl record ce --logits '[[2,0]]' --target '[0]' --per-sample --to suite.yaml --name tiny"),
         short_help="Append a loss call to a check suite as a pinned case.",
     ), name="record")

@@ -299,6 +299,7 @@ class ShardWriter:
     def __init__(self, output: Path, name: str, boundaries: list[int], shape: tuple[int, ...], dtype, force: bool):
         self.finals: list[Path] = []
         self.parts: list[tuple[str, int, int]] = []  # (temporary path, first row, stop row)
+        self.temps: list[TempFile] = []
         count = len(boundaries) - 1
         for k in range(count):
             final = output.parent / f"{output.stem}.{name}-{k:05d}-of-{count:05d}.npy"
@@ -306,7 +307,6 @@ class ShardWriter:
                 self.abort()
                 raise UsageError(f"{ref('output')} {output}: {final.name} exists; pass {ref('force')} to replace it")
             self.finals.append(final)
-        self.temps: list[TempFile] = []
         what = f"{ref('output')} {output}: {name} shards"
         try:
             for k, final in enumerate(self.finals):

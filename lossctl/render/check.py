@@ -66,12 +66,9 @@ def case_summary(r) -> str:
 
 
 def plain_line(r) -> str:
-    """``PASS name`` / ``FAIL name: what differs`` / ``ERROR name: why``."""
-    if r.status == "pass":
-        return f"PASS {r.name}"
-    if r.status == "fail":
-        return f"FAIL {r.name}: {case_summary(r)}"
-    return f"ERROR {r.name}: {r.error}"
+    """``PASS name`` / ``FAIL name: what differs`` / ``ERROR name: why`` (the why is :func:`case_summary`)."""
+    head = f"{r.status.upper()} {r.name}"
+    return head if r.status == "pass" else f"{head}: {case_summary(r)}"
 
 
 def report_document(report, updates=None) -> dict:
