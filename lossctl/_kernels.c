@@ -11,6 +11,10 @@
  *   exp: k = round(d/ln 2), r = d − k·ln2 (Cody–Waite, exact high part), Taylor degree 13 on
  *     |r| ≤ ln2/2 (truncation < 0.05 ulp), scaled by 2^k in one rounding (two steps below 2^-1022);
  *   log1p: fdlibm's s_log1p (reduction to [√2/2, √2), correction term for 1 + x, degree-14 minimax).
+ * On AVX-512 CPUs rows of c ≥ 16 logits take logits_chunk_v4 instead (its comment has the
+ * details): d_lo only where x − m can be inexact (a per-row exponent test), a 16-entry
+ * double-double table of 2^(j/16) with a degree-6 exp(r) − 1, pairs of chunks added before the
+ * compensated sum, and s passed to log1p as a double-double (a tighter error bound).
  * Arrays arrive through the buffer protocol (C-contiguous), so the module needs no NumPy headers
  * at build time and is tied to no NumPy ABI.
  */
@@ -452,6 +456,417 @@ INLINE void log1p_array(double *s, Py_ssize_t n) {
     }
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* AVX-512 rows of logits (x86-64-v4 CPUs, chosen at run time)                              */
+/*
+ * The same quantities as logits_row_wide (m, s = Σ_{j≠argmax} exp(x_j − m), then log1p s) for
+ * rows of c ≥ 16 logits in any input format, with fewer operations per entry:
+ *
+ * - pass 1 finds the maximum, its first position, the smallest and largest |x| and whether a
+ *   NaN or ±inf is present (v·0 summed), on sixteen single-precision lanes (the input's own
+ *   values, exactly; float16/bfloat16 are widened here once, into a float32 row buffer that
+ *   pass 2 reads) or on eight float64 lanes;
+ * - the shift d = x − m is exact in float64 whenever every nonzero |x| lies within 2^±(52 − p)
+ *   of |m| (p significant bits: two such numbers whose exponents differ by at most 52 − p span
+ *   at most 53 bits): float32 2^±28, bfloat16 2^±44, float16 always (its whole range spans 41
+ *   bits), and any format when m = 0. Such a row (nearly every row of real logits) skips the
+ *   TwoSum of the shift; the others add its exact error d_lo to the reduced argument r;
+ * - exp(d) = 2^(n/16)·exp(r) with n = round(16·d/ln 2), r = d − (n/16)·ln 2 (Cody–Waite with
+ *   the same two-part ln 2; |r| ≤ ln 2/32): 2^(j/16), j = n mod 16, is a double-double table
+ *   held in four registers (no memory gather); exp(r) − 1 = r + r²·q(r), q a degree-4 minimax
+ *   polynomial (error < 0.11 ulp of 1 on |r| ≤ 1.001·ln 2/32); e = T_hi + (T_hi·(exp(r) − 1) +
+ *   T_lo) rounds once (relative error ≤ 2^-53 + ~0.3·2^-53), and the scaling by 2^⌊n/16⌋ is
+ *   VSCALEFPD: exact for normal results, one rounding for subnormal ones (the gradual-underflow
+ *   limit of vexp_neg's wide case), 0 below;
+ * - the terms of two chunks of eight are added lane by lane (one rounding, relative error
+ *   ≤ 2^-53 of their sum: all terms are positive), then accumulated with TwoSum; the lanes'
+ *   (sum, error) pairs go into a double-double s_hi + s_lo by a TwoSum tree, and log1p takes
+ *   both (s_lo joins its exact correction term of 1 + x): s is not rounded before the logarithm.
+ *   So s carries a relative error ≤ ~2.3·2^-53 (+ O(c²·2^-106)), against ~3.4·2^-53 for
+ *   logits_row_wide (Taylor exp, the (1 + d_lo) product, the rounded lane sum); with log1p's
+ *   ~0.55 ulp and the final rounding of (d_y − log1p s) the bound stays under 4 ulp;
+ * - rows go four at a time (independent chains hide the per-row reductions), rows longer than
+ *   V4_LONG one at a time.
+ * A row with NaN or ±inf, or with an entry beyond ±2^44 (where the rounding constant of n
+ * would lose its 1/16 grid), goes to logits_row_wide. Each row's value depends on that row
+ * alone: a row grouped with one that needs d_lo adds d_lo = +0 exactly, which changes no bit,
+ * and a float32/16 or bfloat16 row gives the bits of its float64 widening.
+ */
+#if HAVE_F16C
+#include <immintrin.h>
+#define V4 __attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c,bmi,bmi2")))
+#define V4INLINE static inline __attribute__((always_inline)) V4
+
+/* 2^(j/16) = EXP16_HI[j] + EXP16_LO[j] to ~2^-106 relative */
+static const double EXP16_HI[16] __attribute__((aligned(64))) = {
+    0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+    0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+    0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+    0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+static const double EXP16_LO[16] __attribute__((aligned(64))) = {
+    0x0.0p+0, 0x1.8a62e4adc610bp-54, -0x1.19041b9d78a76p-55, 0x1.9b07eb6c70573p-54,
+    0x1.6f46ad23182e4p-55, 0x1.ada0911f09ebcp-55, 0x1.d4397afec42e2p-56, 0x1.6324c054647adp-54,
+    -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54, 0x1.c7c46b071f2bep-56,
+    0x1.7a1cd345dcc81p-54, 0x1.11065895048ddp-55, 0x1.2ed02d75b3707p-55, -0x1.e9c23179c2893p-54};
+/* exp(r) − 1 − r − r²/2 ≈ r³·(Q3 + r·(Q4 + r·(Q5 + r·Q6))) on |r| ≤ 1.001·ln 2/32 (Remez) */
+#define Q3 0x1.555555548f5dcp-3
+#define Q4 0x1.555555552c039p-5
+#define Q5 0x1.11123aeee6edcp-7
+#define Q6 0x1.6c1797ef9c57dp-10
+
+enum { V4_ROWS = 2 };            /* rows processed together */
+enum { V4_LONG = 4096 };         /* longer rows: one at a time (the row buffer stays in L2) */
+#define V4_LIMIT 0x1p44          /* larger magnitudes: logits_row_wide */
+
+typedef struct { __m512d h0, h1, l0, l1; } exp_table;
+
+/* exp(d + d_lo) for eight lanes (d ≤ 0, |d| < 2^45; ``use_lo``: add d_lo), lanes outside ``keep``: 0 */
+V4INLINE __m512d exp8_v4(__m512d d, __m512d dlo, int use_lo, const exp_table *T, __mmask8 keep) {
+    const __m512d sh = _mm512_set1_pd(0x1.8p48); /* ulp 2^-4: t − sh = n/16 */
+    __m512d t = _mm512_fmadd_pd(d, _mm512_set1_pd(INV_LN2), sh);
+    __m512d kf = _mm512_sub_pd(t, sh);
+    __m512d r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_HI), d);
+    r = _mm512_fnmadd_pd(kf, _mm512_set1_pd(LN2_LO), r);
+    if (use_lo) r = _mm512_add_pd(r, dlo);
+    __m512d q = _mm512_fmadd_pd(_mm512_set1_pd(Q6), r, _mm512_set1_pd(Q5));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(Q4));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(Q3));
+    q = _mm512_fmadd_pd(q, r, _mm512_set1_pd(0.5));
+    __m512d p = _mm512_fmadd_pd(_mm512_mul_pd(r, r), q, r); /* exp(r) − 1 */
+    __m512i idx = _mm512_castpd_si512(t);                    /* low four bits: n mod 16 */
+    __m512d th = _mm512_permutex2var_pd(T->h0, idx, T->h1);
+    __m512d tl = _mm512_permutex2var_pd(T->l0, idx, T->l1);
+    __m512d e = _mm512_add_pd(th, _mm512_fmadd_pd(th, p, tl));
+    return _mm512_maskz_scalef_pd(keep, e, kf); /* ·2^⌊n/16⌋ */
+}
+
+V4INLINE void twosum8_v4(__m512d *acc, __m512d *comp, __m512d e) {
+    __m512d s = _mm512_add_pd(*acc, e), bb = _mm512_sub_pd(s, *acc);
+    *comp = _mm512_add_pd(*comp, _mm512_add_pd(_mm512_sub_pd(*acc, _mm512_sub_pd(s, bb)), _mm512_sub_pd(e, bb)));
+    *acc = s;
+}
+
+/* Σ of eight (sum, error) lanes as a double-double hi + lo: a TwoSum tree, all errors kept. */
+V4INLINE void lanes_dd_v4(__m512d acc, __m512d comp, double *hi, double *lo) {
+    __m256d a = _mm512_castpd512_pd256(acc), b = _mm512_extractf64x4_pd(acc, 1);
+    __m256d s = _mm256_add_pd(a, b), bb = _mm256_sub_pd(s, a);
+    __m256d c4 = _mm256_add_pd(_mm256_add_pd(_mm512_castpd512_pd256(comp), _mm512_extractf64x4_pd(comp, 1)),
+                               _mm256_add_pd(_mm256_sub_pd(a, _mm256_sub_pd(s, bb)), _mm256_sub_pd(b, bb)));
+    __m128d a2 = _mm256_castpd256_pd128(s), b2 = _mm256_extractf128_pd(s, 1);
+    __m128d s2 = _mm_add_pd(a2, b2), bb2 = _mm_sub_pd(s2, a2);
+    __m128d c2 = _mm_add_pd(_mm_add_pd(_mm256_castpd256_pd128(c4), _mm256_extractf128_pd(c4, 1)),
+                            _mm_add_pd(_mm_sub_pd(a2, _mm_sub_pd(s2, bb2)), _mm_sub_pd(b2, bb2)));
+    double a1 = _mm_cvtsd_f64(s2), b1 = _mm_cvtsd_f64(_mm_unpackhi_pd(s2, s2));
+    double s1 = a1 + b1, bb1 = s1 - a1;
+    double c1 = (_mm_cvtsd_f64(c2) + _mm_cvtsd_f64(_mm_unpackhi_pd(c2, c2))) + ((a1 - (s1 - bb1)) + (b1 - bb1));
+    double h = s1 + c1; /* Fast2Sum: |c1| ≤ |s1| */
+    *hi = h;
+    *lo = c1 - (h - s1);
+}
+
+/* sixteen entries as float32 (float16 and bfloat16 widened exactly); lanes outside k: 0 */
+V4INLINE __m512 load16_v4(const char *x, Py_ssize_t j, int fmt, __mmask16 k) {
+    if (fmt == F32) return k == 0xffff ? _mm512_loadu_ps(x + 4 * j) : _mm512_maskz_loadu_ps(k, x + 4 * j);
+    __m256i h = k == 0xffff ? _mm256_loadu_si256((const __m256i *)(x + 2 * j)) : _mm256_maskz_loadu_epi16(k, x + 2 * j);
+    if (fmt == F16 || fmt == F16C) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+typedef struct {
+    __m512 vmax, amin, amax, nf;
+    __m512i vidx;
+} pass1_v4;
+
+V4INLINE void pass1_step_v4(pass1_v4 *S, __m512 v, __m512i pos, __mmask16 k) {
+    __mmask16 gt = _mm512_mask_cmp_ps_mask(k, v, S->vmax, _CMP_GT_OQ);
+    S->vmax = _mm512_mask_mov_ps(S->vmax, gt, v);
+    S->vidx = _mm512_mask_mov_epi32(S->vidx, gt, pos);
+    S->amin = _mm512_mask_range_ps(S->amin, k, S->amin, v, 0x0a); /* min |.| */
+    S->amax = _mm512_mask_range_ps(S->amax, k, S->amax, v, 0x0b); /* max |.| */
+    S->nf = _mm512_mask3_fmadd_ps(v, _mm512_setzero_ps(), S->nf, k); /* NaN once any v is NaN or ±inf */
+}
+
+/* min |x| over the nonzero entries of a row (rare: rows holding an exact zero) */
+V4INLINE float min_nonzero_abs_v4(const char *x, Py_ssize_t c, int fmt) {
+    __m512 a = _mm512_set1_ps(INFINITY);
+    for (Py_ssize_t j = 0; j < c; j += 16) {
+        __mmask16 k = c - j >= 16 ? 0xffff : (__mmask16)((1u << (c - j)) - 1);
+        __m512 v = load16_v4(x, j, fmt, k);
+        k &= _mm512_cmp_ps_mask(v, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+        a = _mm512_mask_range_ps(a, k, a, v, 0x0a);
+    }
+    return _mm512_reduce_min_ps(a);
+}
+
+static inline int exponent_of(double v) { /* ⌊log2 |v|⌋ of a finite nonzero v (subnormals: at most that) */
+    uint64_t b;
+    memcpy(&b, &v, 8);
+    return (int)((b >> 52) & 0x7ff) - 1023;
+}
+
+/* Pass 1 over R rows of float64 (eight lanes): max, its first position, min and max |x|, and
+   whether a NaN or ±inf is present. */
+V4INLINE void pass1_f64_v4(const char *const *xr, int R, Py_ssize_t c, double *m, int *jm, double *amin,
+                           double *amax, int *bad) {
+    __m512d vmax[V4_ROWS], lo[V4_ROWS], hi[V4_ROWS], nf[V4_ROWS];
+    __m512i vidx[V4_ROWS];
+    for (int r = 0; r < R; r++) {
+        vmax[r] = _mm512_set1_pd(-INFINITY);
+        lo[r] = _mm512_set1_pd(INFINITY);
+        hi[r] = nf[r] = _mm512_setzero_pd();
+        vidx[r] = _mm512_setzero_si512();
+    }
+    __m512i pos = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    for (Py_ssize_t j = 0; j < c; j += 8) {
+        const __mmask8 k = c - j >= 8 ? 0xff : (__mmask8)((1u << (c - j)) - 1);
+        for (int r = 0; r < R; r++) {
+            const double *p = (const double *)xr[r] + j;
+            __m512d v = k == 0xff ? _mm512_loadu_pd(p) : _mm512_maskz_loadu_pd(k, p);
+            __mmask8 gt = _mm512_mask_cmp_pd_mask(k, v, vmax[r], _CMP_GT_OQ);
+            vmax[r] = _mm512_mask_mov_pd(vmax[r], gt, v);
+            vidx[r] = _mm512_mask_mov_epi64(vidx[r], gt, pos);
+            lo[r] = _mm512_mask_range_pd(lo[r], k, lo[r], v, 0x0a);
+            hi[r] = _mm512_mask_range_pd(hi[r], k, hi[r], v, 0x0b);
+            nf[r] = _mm512_mask3_fmadd_pd(v, _mm512_setzero_pd(), nf[r], k);
+        }
+        pos = _mm512_add_epi64(pos, _mm512_set1_epi64(8));
+    }
+    for (int r = 0; r < R; r++) {
+        bad[r] = _mm512_fpclass_pd_mask(nf[r], 0x99) != 0;
+        m[r] = _mm512_reduce_max_pd(vmax[r]);
+        jm[r] = (int)_mm512_mask_reduce_min_epi64(_mm512_cmp_pd_mask(vmax[r], _mm512_set1_pd(m[r]), _CMP_EQ_OQ), vidx[r]);
+        amin[r] = _mm512_reduce_min_pd(lo[r]);
+        amax[r] = _mm512_reduce_max_pd(hi[r]);
+    }
+}
+
+/* The same over R rows of float32 (or float16/bfloat16, widened here into ``buf``), sixteen
+   single-precision lanes at a time. */
+V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float *buf, Py_ssize_t bstride,
+                           double *m, int *jm, double *amin, double *amax, int *bad) {
+    const int keep = fmt != F32;
+    pass1_v4 S[V4_ROWS];
+    for (int r = 0; r < R; r++) {
+        S[r].vmax = _mm512_set1_ps(-INFINITY);
+        S[r].amin = _mm512_set1_ps(INFINITY);
+        S[r].amax = _mm512_setzero_ps();
+        S[r].nf = _mm512_setzero_ps();
+        S[r].vidx = _mm512_setzero_si512();
+    }
+    __m512i pos = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const Py_ssize_t c16 = c & ~(Py_ssize_t)15;
+    Py_ssize_t j = 0;
+    for (; j < c16; j += 16) {
+        for (int r = 0; r < R; r++) {
+            __m512 v = load16_v4(xr[r], j, fmt, 0xffff);
+            if (keep) _mm512_storeu_ps(buf + r * bstride + j, v);
+            pass1_step_v4(&S[r], v, pos, 0xffff);
+        }
+        pos = _mm512_add_epi32(pos, _mm512_set1_epi32(16));
+    }
+    if (j < c) {
+        const __mmask16 k = (__mmask16)((1u << (c - j)) - 1);
+        for (int r = 0; r < R; r++) {
+            __m512 v = load16_v4(xr[r], j, fmt, k);
+            if (keep) _mm512_mask_storeu_ps(buf + r * bstride + j, k, v);
+            pass1_step_v4(&S[r], v, pos, k);
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        bad[r] = _mm512_fpclass_ps_mask(S[r].nf, 0x99) != 0;
+        const float mf = _mm512_reduce_max_ps(S[r].vmax);
+        m[r] = mf;
+        jm[r] = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(S[r].vmax, _mm512_set1_ps(mf), _CMP_EQ_OQ), S[r].vidx);
+        amin[r] = _mm512_reduce_min_ps(S[r].amin);
+        amax[r] = _mm512_reduce_max_ps(S[r].amax);
+        if (amin[r] == 0.0 && fmt != F16 && fmt != F16C) amin[r] = min_nonzero_abs_v4(xr[r], c, fmt);
+    }
+}
+
+/* R rows (R ≤ V4_ROWS; row r at xr[r]) of c ≥ 16 entries: m, log1p's input s_hi + s_lo;
+   status 1: the row needs logits_row_wide. ``buf``: R·(c + 16) floats (half formats). */
+V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float *buf, double *m_out, double *s_hi,
+                      double *s_lo, int *status) {
+    const Py_ssize_t bstride = c + 16, c8 = c & ~(Py_ssize_t)7;
+    double m[V4_ROWS], amin[V4_ROWS], amax[V4_ROWS];
+    int jm[V4_ROWS], bad[V4_ROWS];
+    if (fmt == F64)
+        pass1_f64_v4(xr, R, c, m, jm, amin, amax, bad);
+    else
+        pass1_f32_v4(xr, R, c, fmt, buf, bstride, m, jm, amin, amax, bad);
+    Py_ssize_t jc[V4_ROWS];
+    __mmask8 jb[V4_ROWS];
+    int exact = 1;
+    /* significand bits p: x − m is exact when every nonzero |x| is within 2^±(52 − p) of |m| */
+    const int spread = fmt == F64 ? -1 : fmt == F32 ? 28 : 44;
+    for (int r = 0; r < R; r++) {
+        status[r] = bad[r] || !(amax[r] <= V4_LIMIT); /* NaN, ±inf, or too large for exp8_v4 */
+        if (status[r]) {
+            m[r] = 0.0;
+            jc[r] = -8;
+            jb[r] = 0xff;
+            continue;
+        }
+        jc[r] = jm[r] & ~7;
+        jb[r] = (__mmask8)~(1u << (jm[r] & 7));
+        if (fmt == F16 || fmt == F16C || m[r] == 0.0) continue; /* exact shifts */
+        const int em = exponent_of(m[r]);
+        if (exponent_of(amax[r]) - em > spread || em - exponent_of(amin[r]) > spread) exact = 0;
+    }
+    exp_table T = {_mm512_load_pd(EXP16_HI), _mm512_load_pd(EXP16_HI + 8), _mm512_load_pd(EXP16_LO),
+                   _mm512_load_pd(EXP16_LO + 8)};
+    __m512d vm[V4_ROWS], acc[V4_ROWS], comp[V4_ROWS];
+    const float *src[V4_ROWS];
+    const double *srcd[V4_ROWS];
+    for (int r = 0; r < R; r++) {
+        vm[r] = _mm512_set1_pd(m[r]);
+        acc[r] = comp[r] = _mm512_setzero_pd();
+        src[r] = fmt != F32 ? buf + r * bstride : (const float *)xr[r];
+        srcd[r] = (const double *)xr[r];
+    }
+#define V4_LOAD(r, J, K)                                                                                          \
+    (fmt == F64 ? ((K) == 0xff ? _mm512_loadu_pd(srcd[r] + (J)) : _mm512_maskz_loadu_pd((K), srcd[r] + (J)))     \
+                : _mm512_cvtps_pd((K) == 0xff ? _mm256_loadu_ps(src[r] + (J)) : _mm256_maskz_loadu_ps((K), src[r] + (J))))
+#define V4_EXP(r, J, K, EXACT, OUT)                                                                                \
+    do {                                                                                                          \
+        __m512d v_ = V4_LOAD(r, J, K);                                                                            \
+        __m512d d_ = _mm512_sub_pd(v_, vm[r]), lo_ = d_;                                                          \
+        if (!(EXACT)) { /* TwoSum(x, −m): d + lo = x − m exactly */                                               \
+            __m512d t_ = _mm512_sub_pd(d_, v_);                                                                   \
+            lo_ = _mm512_sub_pd(_mm512_sub_pd(v_, _mm512_sub_pd(d_, t_)), _mm512_add_pd(vm[r], t_));              \
+        }                                                                                                         \
+        OUT = exp8_v4(d_, lo_, !(EXACT), &T, (K));                                                                \
+    } while (0)
+/* the first maximum's own 1 is left out (log1p adds it back exactly) */
+#define V4_KEEP(r, J) ((J) == jc[r] ? jb[r] : (__mmask8)0xff)
+#define V4_LOOP(EXACT)                                                                                            \
+    for (j = 0; j + 16 <= c8; j += 16)                                                                            \
+        for (int r = 0; r < R; r++) { /* two chunks added plainly, then TwoSum */                                \
+            __m512d e1_, e2_;                                                                                     \
+            V4_EXP(r, j, V4_KEEP(r, j), EXACT, e1_);                                                              \
+            V4_EXP(r, j + 8, V4_KEEP(r, j + 8), EXACT, e2_);                                                      \
+            twosum8_v4(&acc[r], &comp[r], _mm512_add_pd(e1_, e2_));                                               \
+        }                                                                                                         \
+    for (; j < c; j += 8)                                                                                         \
+        for (int r = 0; r < R; r++) {                                                                             \
+            __mmask8 k_ = V4_KEEP(r, j);                                                                          \
+            if (c - j < 8) k_ &= (__mmask8)((1u << (c - j)) - 1);                                                 \
+            __m512d e_;                                                                                           \
+            V4_EXP(r, j, k_, EXACT, e_);                                                                          \
+            twosum8_v4(&acc[r], &comp[r], e_);                                                                    \
+        }
+    Py_ssize_t j;
+    if (exact) {
+        V4_LOOP(1)
+    } else {
+        V4_LOOP(0)
+    }
+#undef V4_LOOP
+#undef V4_KEEP
+#undef V4_EXP
+#undef V4_LOAD
+    for (int r = 0; r < R; r++) {
+        m_out[r] = m[r];
+        lanes_dd_v4(acc[r], comp[r], &s_hi[r], &s_lo[r]);
+    }
+}
+
+/* log1p(s_hi + s_lo) into s_hi, eight rows at a time (NaN passes through): vlog1p_acc with
+   s_lo added to its exact correction term of 1 + x. */
+V4INLINE __m512d vlog1p_dd_v4(v8d x, v8d xlo) {
+    v8d u = x + 1.0;
+    v8d bb = u - x;
+    v8d c = ((1.0 - (u - bb)) + (x - bb)) + xlo; /* 1 + x + xlo = u + c */
+    v8l ub = (v8l)u;
+    v8l k = (ub >> 52) - 1023;
+    v8l mant = ub & 0x000fffffffffffffLL;
+    v8l big = mant > 0x6a09e667f3bccLL;
+    k = k + (big & 1);
+    v8l fb = mant | ((lsplat(0x3fe0000000000000LL) & big) | (lsplat(0x3ff0000000000000LL) & ~big));
+    v8d f = (v8d)fb - 1.0;
+    v8l small = (k == 0); /* 1 + x < √2: f = x exactly, the correction is xlo alone */
+    f = vselect(small, x, f);
+    c = vselect(small, xlo, c / u);
+    v8d kf = __builtin_convertvector(k, v8d);
+    v8d fhi = (v8d)((v8l)f & (int64_t)0xfffffffff8000000ULL), flo = f - fhi;
+    v8d hh = 0.5 * (f * f);
+    v8d hl = ((0.5 * (fhi * fhi) - hh) + fhi * flo) + 0.5 * (flo * flo);
+    v8d s = f / (2.0 + f);
+    v8d z = s * s;
+    v8d R = z * (LP1 + z * (LP2 + z * (LP3 + z * (LP4 + z * (LP5 + z * (LP6 + z * LP7))))));
+    v8d T = s * (hh + R);
+    v8d a = f - hh, ab = a - f;
+    v8d ae = (f - (a - ab)) - (hh + ab);
+    v8d K = kf * LN2_HI;
+    v8d h = K + a, hb = h - K;
+    v8d he = (K - (h - hb)) + (a - hb);
+    return (__m512d)(h + (he + (((ae - hl) + T) + (kf * LN2_LO + c))));
+}
+
+V4INLINE void log1p_dd_array_v4(double *s, const double *slo, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i += 8) {
+        const __mmask8 k = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
+        __m512d v = _mm512_maskz_loadu_pd(k, s + i), lo = _mm512_maskz_loadu_pd(k, slo + i);
+        const __mmask8 nan = _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
+        __m512d r = vlog1p_dd_v4((v8d)_mm512_mask_mov_pd(v, nan, _mm512_setzero_pd()),
+                                 (v8d)_mm512_mask_mov_pd(lo, nan, _mm512_setzero_pd()));
+        _mm512_mask_storeu_pd(s + i, k, _mm512_mask_mov_pd(r, nan, v));
+    }
+}
+
+/* k rows of a block (row i at x + (i0 + i)·c entries, c ≥ 16, any format): m[i] and
+   L[i] = log1p(Σ_{j≠argmax} exp(x_j − m)) (NaN for a row whose log-softmax is NaN).
+   ``slo``: k doubles of scratch; ``row``: c + 8 doubles (logits_row_wide's); ``buf``:
+   V4_ROWS·(c + 16) floats. */
+static V4 __attribute__((noinline)) void logits_chunk_v4(const char *x, int fmt, Py_ssize_t i0, Py_ssize_t k,
+                                                         Py_ssize_t c, double *L, double *slo, double *m,
+                                                         scan_counts *cnt, double *row, float *buf) {
+    const Py_ssize_t isz = ITEMSIZE[fmt];
+    const int R = c > V4_LONG ? 1 : V4_ROWS;
+    int status[V4_ROWS];
+    Py_ssize_t i = 0;
+    while (i < k) {
+        const int g = k - i < R ? 1 : R; /* R and 1: constants in each instance (registers, unrolled loops) */
+        const char *xr[V4_ROWS];
+        for (int r = 0; r < g; r++) xr[r] = x + (i0 + i + r) * c * isz;
+#define V4_ROWS_OF(G)                                                                                             \
+        switch (fmt) { /* and the format */                                                                       \
+        case F64: rows_v4(xr, G, c, F64, buf, m + i, L + i, slo + i, status); break;                               \
+        case F32: rows_v4(xr, G, c, F32, buf, m + i, L + i, slo + i, status); break;                               \
+        case BF16: rows_v4(xr, G, c, BF16, buf, m + i, L + i, slo + i, status); break;                             \
+        default: rows_v4(xr, G, c, F16, buf, m + i, L + i, slo + i, status); break;                                \
+        }
+        if (g == V4_ROWS) {
+            V4_ROWS_OF(V4_ROWS)
+        } else {
+            V4_ROWS_OF(1)
+        }
+#undef V4_ROWS_OF
+        for (int r = 0; r < g; r++)
+            if (status[r]) { /* NaN, ±inf or huge entries: the general row kernel */
+                slo[i + r] = 0.0;
+                logits_row_wide(x, (i0 + i + r) * c, c, fmt, &L[i + r], &m[i + r], cnt, row);
+            }
+        i += g;
+    }
+    log1p_dd_array_v4(L, slo, k);
+}
+
+static int v4_level = -1; /* 1: logits_chunk_v4 runs (the CPU has x86-64-v4 and it is not switched off) */
+static int v4_supported(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("x86-64-v4") ? 1 : 0;
+}
+static int use_v4(void) {
+    if (v4_level < 0) v4_level = v4_supported();
+    return v4_level;
+}
+#else
+static int v4_level = 0;
+static int v4_supported(void) { return 0; }
+static int use_v4(void) { return v4_level; }
+#endif
+
 /* log_probs rows: only the non-finite scan (the value is −w·x_y). */
 INLINE void scan_row(const char *x, Py_ssize_t i0, Py_ssize_t c, int fmt, scan_counts *cnt) {
     const Py_ssize_t full = c / 8 * 8;
@@ -598,17 +1013,30 @@ typedef struct {
    statistics, log1p, per-sample values and exact sums are computed one after the other. */
 enum { CHUNK = 512 };
 
+enum { V4_ROWS_MAX = 4 }; /* V4_ROWS */
+/* Scratch of the AVX-512 rows (logits_chunk_v4), and whether they run on this CPU. */
+typedef struct {
+    int v4;
+    double *slo; /* CHUNK doubles */
+    float *buf;  /* V4_ROWS·(c + 16) floats */
+} ce_scratch;
+
 /* The whole block, a chunk of rows at a time. ``s`` and ``m``: scratch of CHUNK doubles each;
    ``row``: c + 8 doubles. */
 INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target,
                          const double *weight, int64_t ignore, int log_probs, double *out, double *s, double *m,
-                         double *row, block_sums *res) {
+                         double *row, const ce_scratch *xs, block_sums *res) {
     scan_counts cnt = {0, 0};
     Py_ssize_t valid = 0;
+    const int v4 = xs->v4 && !log_probs && c >= 16 && c <= INT32_MAX;
     for (Py_ssize_t i0 = 0; i0 < n; i0 += CHUNK) {
         const Py_ssize_t k = n - i0 < CHUNK ? n - i0 : CHUNK;
         if (log_probs) {
             for (Py_ssize_t i = 0; i < k; i++) scan_row(x, (i0 + i) * c, c, fmt, &cnt);
+#if HAVE_F16C
+        } else if (v4) { /* AVX-512: m and log1p(s) */
+            logits_chunk_v4(x, fmt, i0, k, c, s, xs->slo, m, &cnt, row, xs->buf);
+#endif
         } else if (c >= 8) {
             for (Py_ssize_t i = 0; i < k; i++) logits_row_wide(x, (i0 + i) * c, c, fmt, &s[i], &m[i], &cnt, row);
         } else {
@@ -617,7 +1045,7 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
                 logits_rows_narrow(x, i0 + i, k - i < 8 ? k - i : 8, c, fmt, &s[i], &m[i], status, &cnt);
         }
         /* eight rows at a time, to ~0.55 ulp (libm's log1p is off by up to an ulp, e.g. at log 3) */
-        if (!log_probs) log1p_array(s, k);
+        if (!log_probs && !v4) log1p_array(s, k);
         double *wn = s; /* log1p(s) is used up row by row: the same scratch takes w[y_n] */
         double *o = out + i0;
         const int64_t *tg = target + i0;
@@ -661,12 +1089,12 @@ INLINE void ce_block_fmt(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, con
 /* One specialisation per input format (the format is a constant inside each). */
 CLONES
 static void ce_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight,
-                     int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
+                     int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, const ce_scratch *xs, block_sums *res) {
     switch (fmt) {
-    case F64: ce_block_fmt(x, F64, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
-    case F32: ce_block_fmt(x, F32, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
-    case F16: ce_block_fmt(x, F16, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
-    default: ce_block_fmt(x, BF16, n, c, target, weight, ignore, log_probs, out, s, m, row, res); break;
+    case F64: ce_block_fmt(x, F64, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); break;
+    case F32: ce_block_fmt(x, F32, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); break;
+    case F16: ce_block_fmt(x, F16, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); break;
+    default: ce_block_fmt(x, BF16, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); break;
     }
 }
 
@@ -700,13 +1128,13 @@ static Py_ssize_t stats_block(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c
 #if HAVE_F16C
 __attribute__((target("arch=x86-64-v4"))) static void ce_block_f16c_v4(
     const char *x, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight, int64_t ignore,
-    int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
-    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+    int log_probs, double *out, double *s, double *m, double *row, const ce_scratch *xs, block_sums *res) {
+    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res);
 }
 __attribute__((target("arch=x86-64-v3"))) static void ce_block_f16c_v3(
     const char *x, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight, int64_t ignore,
-    int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
-    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+    int log_probs, double *out, double *s, double *m, double *row, const ce_scratch *xs, block_sums *res) {
+    ce_block_fmt(x, F16C, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res);
 }
 __attribute__((target("arch=x86-64-v4"))) static Py_ssize_t stats_block_f16c_v4(
     const char *x, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m, double *s, double *row) {
@@ -729,14 +1157,14 @@ static int f16c_level(void) {
 }
 
 static void ce_block_any(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, const int64_t *target, const double *weight,
-                         int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, block_sums *res) {
+                         int64_t ignore, int log_probs, double *out, double *s, double *m, double *row, const ce_scratch *xs, block_sums *res) {
 #if HAVE_F16C
     static int level = -1;
     if (fmt == F16 && level < 0) level = f16c_level();
-    if (fmt == F16 && level == 4) { ce_block_f16c_v4(x, n, c, target, weight, ignore, log_probs, out, s, m, row, res); return; }
-    if (fmt == F16 && level == 3) { ce_block_f16c_v3(x, n, c, target, weight, ignore, log_probs, out, s, m, row, res); return; }
+    if (fmt == F16 && level == 4) { ce_block_f16c_v4(x, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); return; }
+    if (fmt == F16 && level == 3) { ce_block_f16c_v3(x, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res); return; }
 #endif
-    ce_block(x, fmt, n, c, target, weight, ignore, log_probs, out, s, m, row, res);
+    ce_block(x, fmt, n, c, target, weight, ignore, log_probs, out, s, m, row, xs, res);
 }
 
 static Py_ssize_t stats_block_any(const char *x, int fmt, Py_ssize_t n, Py_ssize_t c, Py_ssize_t stride, double *m,
@@ -862,14 +1290,17 @@ static PyObject *py_ce_rows(PyObject *self, PyObject *args) {
     const int64_t *t = (const int64_t *)tb.buf;
     int ok = 1;
     double *scratch = NULL;
-    if (ok && n > 0) {
-        scratch = (double *)malloc(sizeof(double) * (size_t)(2 * CHUNK + c + 8)); /* s, m, one row */
+    ce_scratch xs = {use_v4(), NULL, NULL};
+    if (ok && n > 0) { /* s, m, s_lo, one row (c + 8), the AVX-512 rows' float buffer */
+        scratch = (double *)malloc(sizeof(double) * (size_t)(3 * CHUNK + c + 8) + sizeof(float) * (size_t)(V4_ROWS_MAX * (c + 16)));
         if (!scratch) ok = -1;
     }
     if (ok == 1 && n > 0) {
+        xs.slo = scratch + 2 * CHUNK + c + 8;
+        xs.buf = (float *)(scratch + 3 * CHUNK + c + 8);
         Py_BEGIN_ALLOW_THREADS
         ce_block_any((const char *)xb.buf, fmt, n, c, t, have_w ? (const double *)wb.buf : NULL, (int64_t)ignore, log_probs,
-                 (double *)ob.buf, scratch, scratch + CHUNK, scratch + 2 * CHUNK, &res);
+                 (double *)ob.buf, scratch, scratch + CHUNK, scratch + 2 * CHUNK, &xs, &res);
         Py_END_ALLOW_THREADS
     }
     free(scratch);
@@ -993,6 +1424,23 @@ static PyObject *py_row_stats(PyObject *self, PyObject *args) {
     return PyLong_FromSsize_t(flagged);
 }
 
+PyDoc_STRVAR(avx512_doc,
+"avx512(on=None)\n--\n\n"
+"Whether ce_rows takes rows of logits through its AVX-512 kernel (only on CPUs that have it);\n"
+"on=False/True switches it off/on for this process (the other kernels serve such rows then:\n"
+"the same values to within a few ulp). For tests and benchmarks.");
+
+static PyObject *py_avx512(PyObject *self, PyObject *args) {
+    PyObject *on = Py_None;
+    if (!PyArg_ParseTuple(args, "|O", &on)) return NULL;
+    if (on != Py_None) {
+        int want = PyObject_IsTrue(on);
+        if (want < 0) return NULL;
+        v4_level = want && v4_supported();
+    }
+    return PyBool_FromLong(use_v4());
+}
+
 static PyObject *py_isa(PyObject *self, PyObject *noargs) {
 #if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(LOSSCTL_NO_CLONES)
     __builtin_cpu_init();
@@ -1009,6 +1457,7 @@ static PyMethodDef methods[] = {
     {"bce_logits", py_bce_logits, METH_VARARGS, bce_doc},
     {"row_stats", py_row_stats, METH_VARARGS, stats_doc},
     {"isa", py_isa, METH_NOARGS, "The instruction set the kernels run with on this CPU."},
+    {"avx512", py_avx512, METH_VARARGS, avx512_doc},
     {NULL, NULL, 0, NULL},
 };
 

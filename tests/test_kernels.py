@@ -483,3 +483,121 @@ def test_install_without_a_compiler_falls_back(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "lossctl's C extension was not built" in r.stderr
     assert not list((tmp_path / "lib").rglob("_kernels*"))
+
+
+# -- the AVX-512 rows of logits (logits_chunk_v4) and their fast paths -------------------------
+
+
+@pytest.fixture(params=[True, False], ids=["avx512", "other"])
+def either_kernel(K, request):
+    """The AVX-512 row kernel (where the CPU has it) and the other rows' kernel, in turn."""
+    before = K.avx512()
+    K.avx512(request.param)
+    yield K.avx512()
+    K.avx512(before)
+
+
+def _ref_values(row, targets):
+    _, exact_lsm, _ = ref_rows(row)
+    return [-exact_lsm[y] for y in targets]
+
+
+def _check_rows_against_mpmath(K, rows, fmt, targets_of):
+    for row in rows:
+        buf, code, values = as_format(np.asarray([row]), fmt)
+        if not np.isfinite(values).all():  # float16: 2^44 is +inf (the non-finite rows are tested above)
+            continue
+        targets = targets_of(values[0])
+        exact = _ref_values(values[0], targets)
+        out = np.empty(len(targets))
+        block = np.ascontiguousarray(np.repeat(buf, len(targets), axis=0))
+        K.ce_rows(block, code, len(targets), buf.shape[1], np.asarray(targets, dtype=np.int64), None, -100, False,
+                  out, None, None)
+        for y, got, want in zip(targets, out, exact):
+            err = ulp_error(got, want)
+            assert err <= row_allowed_ulp(want, values.shape[1]), f"{fmt} y={y}: got {got!r}, {err:.3g} ulp"
+
+
+def _shift_rows(rng, c=40):
+    """float32 rows at and beyond the limits of an exact float64 shift x − max: entries 2^28
+    and 2^29 below the maximum's binade (exact; the second one fails the cheap test), 2^30 below
+    (inexact), a maximum 1.5·2^-48 whose last bit makes every shift of entries near −20 inexact
+    by 2^-49 (ignoring d_lo there is ~10 ulp off), exact zeros (the smallest nonzero |x| is
+    then looked for), and a row 2^44 wide (the general row kernel)."""
+    tail = np.float32((1 + 2.0**-23))
+    base = (rng.standard_normal(c) * 0.5 - 1).astype(np.float32)
+    rows = []
+    for e in (28, 29, 30):
+        r = base.copy()
+        r[0], r[7] = 1.0, -tail * np.float32(2.0**-e)
+        rows.append(r)
+    r = (-20 - rng.random(c) * 2).astype(np.float32)
+    r[3] = np.float32(1.5 * 2.0**-48)  # its 2^-49 bit is lost in every shift: d_lo = ±2^-49
+    rows.append(r)
+    r = base.copy()
+    r[::5] = 0.0
+    r[2], r[9] = np.float32(3e-9), 2.0
+    rows.append(r)
+    r = base.copy()
+    r[5], r[6] = np.float32(2.0**44), np.float32(2.0**44 * 1.5)
+    rows.append(r)
+    return rows
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_exact_shift_boundaries_within_4_ulp(K, either_kernel, fmt, rng):
+    """Rows just inside and just outside the cheap "x − max is exact" test, rows whose shifts
+    are inexact by up to 2^-49, rows holding exact zeros, rows beyond ±2^44: within 4 ulp of the
+    50-digit −log_softmax, with every class as the target."""
+    _check_rows_against_mpmath(K, _shift_rows(rng), fmt, lambda v: list(range(len(v))))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_long_dominated_rows_need_the_compensated_sum(K, either_kernel, fmt, rng):
+    """A maximum 30 above 20,000 near-equal entries: s ≈ 2e-9 is the whole result of the
+    maximum's class, and a plain sum of its terms would be tens of ulp off; rows longer than
+    the kernel's grouped rows (one at a time), and the same row once more with its maximum in
+    the row's last, partial chunk of eight."""
+    for c in (20_001, 5_003):
+        row = (-30 - rng.random(c) * 0.01).astype(np.float32)
+        row[c // 3] = 0.0
+        _check_rows_against_mpmath(K, [row], fmt, lambda v: [int(np.argmax(v)), 0])
+        row = np.roll(row, c - 1 - c // 3)
+        _check_rows_against_mpmath(K, [row], fmt, lambda v: [int(np.argmax(v)), 1])
+
+
+def test_rows_alone_or_in_a_block_and_in_any_format_give_the_same_bits(K, either_kernel, rng):
+    """Each row's value depends on that row alone: exact and inexact shifts, NaN, ±inf, huge and
+    zero-holding rows mixed in one block give the bits each row gives on its own; and a float32,
+    float16 or bfloat16 row gives the bits of its float64 widening."""
+    rows = _shift_rows(rng, c=37)
+    rows += [(rng.standard_normal(37) * 3).astype(np.float32) for _ in range(13)]
+    special = (rng.standard_normal(37)).astype(np.float32)
+    special[[3, 4]] = [np.nan, np.inf]
+    rows += [special, np.where(np.arange(37) % 2, -np.inf, 1.0).astype(np.float32)]
+    x = np.asarray(rows)
+    rng.shuffle(x)
+    t = rng.integers(0, 37, len(x))
+    for fmt in FORMATS:
+        buf, code, values = as_format(x, fmt)
+        block = np.empty(len(x))
+        K.ce_rows(buf, code, len(x), 37, t, None, -100, False, block, None, None)
+        alone = np.empty(len(x))
+        for i in range(len(x)):
+            o = np.empty(1)
+            K.ce_rows(np.ascontiguousarray(buf[i:i + 1]), code, 1, 37, t[i:i + 1], None, -100, False, o, None, None)
+            alone[i] = o[0]
+        np.testing.assert_array_equal(block, alone)
+        wide = np.empty(len(x))
+        K.ce_rows(values, 0, len(x), 37, t, None, -100, False, wide, None, None)
+        np.testing.assert_array_equal(block, wide)
+
+
+def test_the_avx512_switch(K):
+    """avx512(False) switches the AVX-512 rows off, avx512(True) back on where the CPU has them."""
+    before = K.avx512()
+    try:
+        assert K.avx512(False) is False
+        assert K.avx512(True) is before or K.avx512() is True
+    finally:
+        K.avx512(before)
