@@ -410,7 +410,8 @@ def rows_pass(call: Call, tiles: Plan, dtype, w_n, co: Coefficients | None = Non
                 if keep is None:
                     _tile(call, r0, r1, c0, c1, dtype, z)
                 g = _grad_tile(call, z, r0, r1, c0, c1, lse, st.tsum[r0:r1], co, dtype)
-                part = g @ online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
+                part = np.matmul(g, online_softmax.widen(call.w_head[c0:c1], dtype, slot=41),
+                                 out=np.empty((r1 - r0, d), dtype=dtype))
                 if head is not None:  # rows c0..c1 of ∂W and ∂b: this tile's alone within the block
                     _head_add(head, g, call.h[r0:r1], c0, c1)
                 return part
@@ -469,7 +470,8 @@ class _Tiles:
 
 def _head_add(head, g: np.ndarray, hb: np.ndarray, c0: int, c1: int) -> None:
     g_w, g_b = head
-    g_w[c0:c1] += g.T @ hb
+    # the product into a reused buffer (a fresh one per tile would be fresh pages to fault in)
+    g_w[c0:c1] += np.matmul(g.T, hb, out=online_softmax.scratch(44, (c1 - c0, hb.shape[1]), g.dtype))
     if g_b is not None:
         g_b[c0:c1] += np.einsum("ij->j", g)
 
