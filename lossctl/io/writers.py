@@ -34,8 +34,8 @@ import errno
 import io
 import os
 import signal
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -150,12 +150,8 @@ class TempFile:
     def __init__(self, target: Path, what: str, suffix: str = ".tmp"):
         self.target = Path(target)
         self.what = what
-        try:
-            fd, name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.", suffix=suffix)
-        except OSError as e:
-            raise write_error(what, e) from None
+        fd, name = _create_registered(self.target, suffix, what)
         self.path = Path(name)
-        _LIVE.add(name)
         self.file = os.fdopen(fd, "wb")
 
     def __enter__(self) -> "TempFile":
@@ -212,6 +208,25 @@ class TempFile:
             _fsync_directory(target.parent)
         except OSError as e:
             raise write_error(self.what, e) from None
+
+
+def _create_registered(target: Path, suffix: str, what: str) -> tuple[int, str]:
+    """A new file ``.NAME.XXXXXXXX{suffix}`` next to ``target`` (mode 0600, as ``mkstemp``), listed in
+    :data:`_LIVE` before it exists: an interrupt at any moment (a signal's handler may run in the
+    main thread while another thread creates the file) leaves nothing that the cleanup misses."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        name = os.path.join(os.path.abspath(target.parent), f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        with _signals_held():  # the name is another's file for as long as it is listed after a collision
+            _LIVE.add(name)
+            try:
+                return os.open(name, flags, 0o600), name
+            except FileExistsError:
+                _LIVE.discard(name)
+            except OSError as e:
+                _LIVE.discard(name)
+                raise write_error(what, e) from None
+    raise write_error(what, FileExistsError(errno.EEXIST, "no free temporary name", str(target.parent)))
 
 
 def write_atomic(path: Path | str, data: bytes | str, *, what: str) -> None:
