@@ -507,6 +507,7 @@ def main(argv=None) -> int:
     t = Table()
     steps = {
         "1": lambda: bench_in_process(t, args.quick, runs),
+        "2": lambda: None,  # measured with 1 (the same arrays)
         "3": lambda: bench_cli(t, n, runs),
         "4": lambda: bench_rss(t, Path(args.big_dir), args.big_gib or (0.25 if args.quick else 4.0), args.keep_big),
         "5": lambda: bench_startup(t, max(runs, 9)),
