@@ -195,10 +195,10 @@ INLINE v8d vexp_neg(v8d d, int wide) {
    26 and ≤ 27 significant bits: f_hi² and f_hi·f_lo are exact products, so a fused multiply-add
    changes nothing); f − f²/2 and the k·ln2 add are TwoSums; only s·(f²/2 + R), at most 4% of the
    result, and the final addition round. */
-INLINE v8d vlog1p_acc(v8d x) {
+INLINE v8d vlog1p_dd(v8d x, v8d xlo) {
     v8d u = x + 1.0;
     v8d bb = u - x;
-    v8d c = (1.0 - (u - bb)) + (x - bb); /* 1 + x = u + c exactly */
+    v8d c = ((1.0 - (u - bb)) + (x - bb)) + xlo; /* 1 + x = u + c exactly (1 + x + xlo: to ~2^-106) */
     v8l ub = (v8l)u;
     v8l k = (ub >> 52) - 1023;
     v8l mant = ub & 0x000fffffffffffffLL;
@@ -206,9 +206,9 @@ INLINE v8d vlog1p_acc(v8d x) {
     k = k + (big & 1);
     v8l fb = mant | ((lsplat(0x3fe0000000000000LL) & big) | (lsplat(0x3ff0000000000000LL) & ~big));
     v8d f = (v8d)fb - 1.0; /* u/2^k − 1, exact */
-    v8l small = (k == 0); /* 1 + x < √2: f is x itself, exactly, with no correction */
+    v8l small = (k == 0); /* 1 + x < √2: f is x itself, exactly, and the correction xlo alone */
     f = vselect(small, x, f);
-    c = vselect(small, vsplat(0.0), c / u);
+    c = vselect(small, xlo, c / u);
     v8d kf = __builtin_convertvector(k, v8d);
     v8d fhi = (v8d)((v8l)f & (int64_t)0xfffffffff8000000ULL), flo = f - fhi;
     v8d hh = 0.5 * (f * f); /* f²/2 = hh + hl */
@@ -224,6 +224,10 @@ INLINE v8d vlog1p_acc(v8d x) {
     v8d he = (K - (h - hb)) + (a - hb);
     return h + (he + (((ae - hl) + T) + (kf * LN2_LO + c)));
 }
+
+/* log1p(x) (no low part: the correction term is that of 1 + x alone; the same bits as before
+   the low part existed, since k ≠ 0 wherever it is used) */
+INLINE v8d vlog1p_acc(v8d x) { return vlog1p_dd(x, vsplat(0.0)); }
 
 /* ---------------------------------------------------------------------------------------- */
 /* compensated (double-double) accumulation                                                 */
@@ -788,45 +792,15 @@ V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float
     }
 }
 
-/* log1p(s_hi + s_lo) into s_hi, eight rows at a time (NaN passes through): vlog1p_acc with
-   s_lo added to its exact correction term of 1 + x. */
-V4INLINE __m512d vlog1p_dd_v4(v8d x, v8d xlo) {
-    v8d u = x + 1.0;
-    v8d bb = u - x;
-    v8d c = ((1.0 - (u - bb)) + (x - bb)) + xlo; /* 1 + x + xlo = u + c */
-    v8l ub = (v8l)u;
-    v8l k = (ub >> 52) - 1023;
-    v8l mant = ub & 0x000fffffffffffffLL;
-    v8l big = mant > 0x6a09e667f3bccLL;
-    k = k + (big & 1);
-    v8l fb = mant | ((lsplat(0x3fe0000000000000LL) & big) | (lsplat(0x3ff0000000000000LL) & ~big));
-    v8d f = (v8d)fb - 1.0;
-    v8l small = (k == 0); /* 1 + x < √2: f = x exactly, the correction is xlo alone */
-    f = vselect(small, x, f);
-    c = vselect(small, xlo, c / u);
-    v8d kf = __builtin_convertvector(k, v8d);
-    v8d fhi = (v8d)((v8l)f & (int64_t)0xfffffffff8000000ULL), flo = f - fhi;
-    v8d hh = 0.5 * (f * f);
-    v8d hl = ((0.5 * (fhi * fhi) - hh) + fhi * flo) + 0.5 * (flo * flo);
-    v8d s = f / (2.0 + f);
-    v8d z = s * s;
-    v8d R = z * (LP1 + z * (LP2 + z * (LP3 + z * (LP4 + z * (LP5 + z * (LP6 + z * LP7))))));
-    v8d T = s * (hh + R);
-    v8d a = f - hh, ab = a - f;
-    v8d ae = (f - (a - ab)) - (hh + ab);
-    v8d K = kf * LN2_HI;
-    v8d h = K + a, hb = h - K;
-    v8d he = (K - (h - hb)) + (a - hb);
-    return (__m512d)(h + (he + (((ae - hl) + T) + (kf * LN2_LO + c))));
-}
-
+/* log1p(s_hi + s_lo) into s_hi, eight rows at a time (NaN passes through): vlog1p_dd, whose
+   exact correction term of 1 + x takes s_lo. */
 V4INLINE void log1p_dd_array_v4(double *s, const double *slo, Py_ssize_t n) {
     for (Py_ssize_t i = 0; i < n; i += 8) {
         const __mmask8 k = n - i >= 8 ? 0xff : (__mmask8)((1u << (n - i)) - 1);
         __m512d v = _mm512_maskz_loadu_pd(k, s + i), lo = _mm512_maskz_loadu_pd(k, slo + i);
         const __mmask8 nan = _mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q);
-        __m512d r = vlog1p_dd_v4((v8d)_mm512_mask_mov_pd(v, nan, _mm512_setzero_pd()),
-                                 (v8d)_mm512_mask_mov_pd(lo, nan, _mm512_setzero_pd()));
+        __m512d r = (__m512d)vlog1p_dd((v8d)_mm512_mask_mov_pd(v, nan, _mm512_setzero_pd()),
+                                       (v8d)_mm512_mask_mov_pd(lo, nan, _mm512_setzero_pd()));
         _mm512_mask_storeu_pd(s + i, k, _mm512_mask_mov_pd(r, nan, v));
     }
 }
