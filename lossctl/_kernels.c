@@ -468,8 +468,11 @@ INLINE void log1p_array(double *s, Py_ssize_t n) {
  *
  * - pass 1 finds the maximum, its first position, the smallest and largest |x| and whether a
  *   NaN or ±inf is present (v·0 summed), on sixteen single-precision lanes (the input's own
- *   values, exactly; float16/bfloat16 are widened here once, into a float32 row buffer that
- *   pass 2 reads) or on eight float64 lanes;
+ *   values, exactly; float16/bfloat16 widened here once), copying the row into a float32
+ *   buffer, or on eight float64 lanes (pass 2 then reads the row itself, with lane masks);
+ *   in the buffer the first maximum's entry becomes −2^45 and the row is padded with it to a
+ *   multiple of eight: such an entry's term is exactly 0 (|m| ≤ 2^44), so pass 2 needs no
+ *   masks to leave the maximum's own 1 out;
  * - the shift d = x − m is exact in float64 whenever every nonzero |x| lies within 2^±(52 − p)
  *   of |m| (p significant bits: two such numbers whose exponents differ by at most 52 − p span
  *   at most 53 bits): float32 2^±28, bfloat16 2^±44, float16 always (its whole range spans 41
@@ -521,6 +524,7 @@ static const double EXP16_LO[16] __attribute__((aligned(64))) = {
 enum { V4_ROWS = 2 };            /* rows processed together */
 enum { V4_LONG = 4096 };         /* longer rows: one at a time (the row buffer stays in L2) */
 #define V4_LIMIT 0x1p44          /* larger magnitudes: logits_row_wide */
+#define V4_GONE -0x1p45f         /* a buffer entry whose term is exactly 0 (|m| ≤ 2^44) */
 
 typedef struct { __m512d h0, h1, l0, l1; } exp_table;
 
@@ -650,11 +654,10 @@ V4INLINE void pass1_f64_v4(const char *const *xr, int R, Py_ssize_t c, double *m
     }
 }
 
-/* The same over R rows of float32 (or float16/bfloat16, widened here into ``buf``), sixteen
+/* The same over R rows of float32, float16 or bfloat16 (copied, widened, into ``buf``), sixteen
    single-precision lanes at a time. */
 V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float *buf, Py_ssize_t bstride,
                            double *m, int *jm, double *amin, double *amax, int *bad) {
-    const int keep = fmt != F32;
     pass1_v4 S[V4_ROWS];
     for (int r = 0; r < R; r++) {
         S[r].vmax = _mm512_set1_ps(-INFINITY);
@@ -669,7 +672,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
     for (; j < c16; j += 16) {
         for (int r = 0; r < R; r++) {
             __m512 v = load16_v4(xr[r], j, fmt, 0xffff);
-            if (keep) _mm512_storeu_ps(buf + r * bstride + j, v);
+            _mm512_storeu_ps(buf + r * bstride + j, v);
             pass1_step_v4(&S[r], v, pos, 0xffff, fmt != F16 && fmt != F16C);
         }
         pos = _mm512_add_epi32(pos, _mm512_set1_epi32(16));
@@ -678,7 +681,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
         const __mmask16 k = (__mmask16)((1u << (c - j)) - 1);
         for (int r = 0; r < R; r++) {
             __m512 v = load16_v4(xr[r], j, fmt, k);
-            if (keep) _mm512_mask_storeu_ps(buf + r * bstride + j, k, v);
+            _mm512_storeu_ps(buf + r * bstride + j, _mm512_mask_blend_ps(k, _mm512_set1_ps(V4_GONE), v));
             pass1_step_v4(&S[r], v, pos, k, fmt != F16 && fmt != F16C);
         }
     }
@@ -687,6 +690,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
         const float mf = _mm512_reduce_max_ps(S[r].vmax);
         m[r] = mf;
         jm[r] = _mm512_mask_reduce_min_epi32(_mm512_cmp_ps_mask(S[r].vmax, _mm512_set1_ps(mf), _CMP_EQ_OQ), S[r].vidx);
+        buf[r * bstride + jm[r]] = V4_GONE; /* the first maximum's own 1 is left out of the sum */
         amin[r] = _mm512_reduce_min_ps(S[r].amin);
         amax[r] = _mm512_reduce_max_ps(S[r].amax);
         if (amin[r] == 0.0 && fmt != F16 && fmt != F16C) amin[r] = min_nonzero_abs_v4(xr[r], c, fmt);
@@ -694,7 +698,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
 }
 
 /* R rows (R ≤ V4_ROWS; row r at xr[r]) of c ≥ 16 entries: m, log1p's input s_hi + s_lo;
-   status 1: the row needs logits_row_wide. ``buf``: R·(c + 16) floats (half formats). */
+   status 1: the row needs logits_row_wide. ``buf``: R·(c + 16) floats. */
 V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float *buf, double *m_out, double *s_hi,
                       double *s_lo, int *status, const char *next, Py_ssize_t next_bytes) {
     const Py_ssize_t bstride = c + 16, c8 = c & ~(Py_ssize_t)7;
@@ -731,7 +735,7 @@ V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float
     for (int r = 0; r < R; r++) {
         vm[r] = _mm512_set1_pd(m[r]);
         acc[r] = comp[r] = _mm512_setzero_pd();
-        src[r] = fmt != F32 ? buf + r * bstride : (const float *)xr[r];
+        src[r] = buf + r * bstride;
         srcd[r] = (const double *)xr[r];
     }
 #define V4_LOAD(r, J, K)                                                                                          \
@@ -776,12 +780,40 @@ V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float
        this pass 2. */
     const char *pf = next, *pf_end = next + next_bytes;
     const Py_ssize_t iters = c8 / 16, per = iters > 0 ? (next_bytes / 64 + iters) / iters : 0;
+#define V4_LOOP_BUF(EXACT)                                                                                        \
+    for (j = 0; j + 16 <= c8up; j += 16) {                                                                        \
+        for (Py_ssize_t l_ = 0; l_ < per; l_++)                                                                   \
+            if (pf < pf_end) {                                                                                    \
+                if (R > 1) _mm_prefetch(pf, _MM_HINT_T0); else _mm_prefetch(pf, _MM_HINT_T1);                     \
+                pf += 64;                                                                                         \
+            }                                                                                                     \
+        for (int r = 0; r < R; r++) {                                                                             \
+            __m512d e1_, e2_;                                                                                     \
+            V4_EXP(r, j, 0xff, EXACT, e1_);                                                                       \
+            V4_EXP(r, j + 8, 0xff, EXACT, e2_);                                                                   \
+            twosum8_v4(&acc[r], &comp[r], _mm512_add_pd(e1_, e2_));                                               \
+        }                                                                                                         \
+    }                                                                                                             \
+    if (j < c8up)                                                                                                 \
+        for (int r = 0; r < R; r++) {                                                                             \
+            __m512d e_;                                                                                           \
+            V4_EXP(r, j, 0xff, EXACT, e_);                                                                        \
+            twosum8_v4(&acc[r], &comp[r], e_);                                                                    \
+        }
+    const Py_ssize_t c8up = (c + 7) & ~(Py_ssize_t)7;
     Py_ssize_t j;
-    if (exact) {
+    if (fmt != F64) { /* the buffer: padded and with the maximum gone, so no masks */
+        if (exact) {
+            V4_LOOP_BUF(1)
+        } else {
+            V4_LOOP_BUF(0)
+        }
+    } else if (exact) {
         V4_LOOP(1)
     } else {
         V4_LOOP(0)
     }
+#undef V4_LOOP_BUF
 #undef V4_LOOP
 #undef V4_KEEP
 #undef V4_EXP
