@@ -569,7 +569,11 @@ V4INLINE __m512 load16_v4(const char *x, Py_ssize_t j, int fmt, __mmask16 k) {
     if (fmt == F32) return k == 0xffff ? _mm512_loadu_ps(x + 4 * j) : _mm512_maskz_loadu_ps(k, x + 4 * j);
     __m256i h = k == 0xffff ? _mm256_loadu_si256((const __m256i *)(x + 2 * j)) : _mm256_maskz_loadu_epi16(k, x + 2 * j);
     if (fmt == F16 || fmt == F16C) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    /* bfloat16: word i to the upper half of dword i, zeros below (one VPERMW) */
+    static const uint16_t up[32] __attribute__((aligned(64))) = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7,
+                                                               8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15};
+    return _mm512_castsi512_ps(
+        _mm512_maskz_permutexvar_epi16(0xaaaaaaaau, _mm512_load_si512((const void *)up), _mm512_zextsi256_si512(h)));
 }
 
 typedef struct {
@@ -577,12 +581,14 @@ typedef struct {
     __m512i vidx;
 } pass1_v4;
 
-V4INLINE void pass1_step_v4(pass1_v4 *S, __m512 v, __m512i pos, __mmask16 k) {
+V4INLINE void pass1_step_v4(pass1_v4 *S, __m512 v, __m512i pos, __mmask16 k, int ranges) {
     __mmask16 gt = _mm512_mask_cmp_ps_mask(k, v, S->vmax, _CMP_GT_OQ);
     S->vmax = _mm512_mask_mov_ps(S->vmax, gt, v);
     S->vidx = _mm512_mask_mov_epi32(S->vidx, gt, pos);
-    S->amin = _mm512_mask_range_ps(S->amin, k, S->amin, v, 0x0a); /* min |.| */
-    S->amax = _mm512_mask_range_ps(S->amax, k, S->amax, v, 0x0b); /* max |.| */
+    if (ranges) { /* float16: every shift is exact and every |x| < 2^44 */
+        S->amin = _mm512_mask_range_ps(S->amin, k, S->amin, v, 0x0a); /* min |.| */
+        S->amax = _mm512_mask_range_ps(S->amax, k, S->amax, v, 0x0b); /* max |.| */
+    }
     S->nf = _mm512_mask3_fmadd_ps(v, _mm512_setzero_ps(), S->nf, k); /* NaN once any v is NaN or ±inf */
 }
 
@@ -660,7 +666,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
         for (int r = 0; r < R; r++) {
             __m512 v = load16_v4(xr[r], j, fmt, 0xffff);
             if (keep) _mm512_storeu_ps(buf + r * bstride + j, v);
-            pass1_step_v4(&S[r], v, pos, 0xffff);
+            pass1_step_v4(&S[r], v, pos, 0xffff, fmt != F16 && fmt != F16C);
         }
         pos = _mm512_add_epi32(pos, _mm512_set1_epi32(16));
     }
@@ -669,7 +675,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
         for (int r = 0; r < R; r++) {
             __m512 v = load16_v4(xr[r], j, fmt, k);
             if (keep) _mm512_mask_storeu_ps(buf + r * bstride + j, k, v);
-            pass1_step_v4(&S[r], v, pos, k);
+            pass1_step_v4(&S[r], v, pos, k, fmt != F16 && fmt != F16C);
         }
     }
     for (int r = 0; r < R; r++) {
@@ -686,7 +692,7 @@ V4INLINE void pass1_f32_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, 
 /* R rows (R ≤ V4_ROWS; row r at xr[r]) of c ≥ 16 entries: m, log1p's input s_hi + s_lo;
    status 1: the row needs logits_row_wide. ``buf``: R·(c + 16) floats (half formats). */
 V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float *buf, double *m_out, double *s_hi,
-                      double *s_lo, int *status) {
+                      double *s_lo, int *status, const char *next, Py_ssize_t next_bytes) {
     const Py_ssize_t bstride = c + 16, c8 = c & ~(Py_ssize_t)7;
     double m[V4_ROWS], amin[V4_ROWS], amax[V4_ROWS];
     int jm[V4_ROWS], bad[V4_ROWS];
@@ -740,13 +746,19 @@ V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float
 /* the first maximum's own 1 is left out (log1p adds it back exactly) */
 #define V4_KEEP(r, J) ((J) == jc[r] ? jb[r] : (__mmask8)0xff)
 #define V4_LOOP(EXACT)                                                                                            \
-    for (j = 0; j + 16 <= c8; j += 16)                                                                            \
+    for (j = 0; j + 16 <= c8; j += 16) {                                                                          \
+        for (Py_ssize_t l_ = 0; l_ < per; l_++) /* the next rows, towards the cache, while this pass computes */ \
+            if (pf < pf_end) {                                                                                    \
+                if (R > 1) _mm_prefetch(pf, _MM_HINT_T0); else _mm_prefetch(pf, _MM_HINT_T1);                     \
+                pf += 64;                                                                                         \
+            }                                                                                                     \
         for (int r = 0; r < R; r++) { /* two chunks added plainly, then TwoSum */                                \
             __m512d e1_, e2_;                                                                                     \
             V4_EXP(r, j, V4_KEEP(r, j), EXACT, e1_);                                                              \
             V4_EXP(r, j + 8, V4_KEEP(r, j + 8), EXACT, e2_);                                                      \
             twosum8_v4(&acc[r], &comp[r], _mm512_add_pd(e1_, e2_));                                               \
         }                                                                                                         \
+    }                                                                                                             \
     for (; j < c; j += 8)                                                                                         \
         for (int r = 0; r < R; r++) {                                                                             \
             __mmask8 k_ = V4_KEEP(r, j);                                                                          \
@@ -755,6 +767,11 @@ V4INLINE void rows_v4(const char *const *xr, int R, Py_ssize_t c, int fmt, float
             V4_EXP(r, j, k_, EXACT, e_);                                                                          \
             twosum8_v4(&acc[r], &comp[r], e_);                                                                    \
         }
+    /* Pass 1 of the next rows reads memory that nothing has asked for yet (the hardware prefetchers
+       follow demand misses, and pass 2 makes none): spread prefetches of the next rows' lines over
+       this pass 2. */
+    const char *pf = next, *pf_end = next + next_bytes;
+    const Py_ssize_t iters = c8 / 16, per = iters > 0 ? (next_bytes / 64 + iters) / iters : 0;
     Py_ssize_t j;
     if (exact) {
         V4_LOOP(1)
@@ -829,12 +846,15 @@ static V4 __attribute__((noinline)) void logits_chunk_v4(const char *x, int fmt,
         const int g = k - i < R ? 1 : R; /* R and 1: constants in each instance (registers, unrolled loops) */
         const char *xr[V4_ROWS];
         for (int r = 0; r < g; r++) xr[r] = x + (i0 + i + r) * c * isz;
+        const Py_ssize_t after = k - i - g; /* rows left in this chunk after the group */
+        const char *nx = x + (i0 + i + g) * c * isz;
+        const Py_ssize_t nb = (after < R ? after : R) * c * isz;
 #define V4_ROWS_OF(G)                                                                                             \
         switch (fmt) { /* and the format */                                                                       \
-        case F64: rows_v4(xr, G, c, F64, buf, m + i, L + i, slo + i, status); break;                               \
-        case F32: rows_v4(xr, G, c, F32, buf, m + i, L + i, slo + i, status); break;                               \
-        case BF16: rows_v4(xr, G, c, BF16, buf, m + i, L + i, slo + i, status); break;                             \
-        default: rows_v4(xr, G, c, F16, buf, m + i, L + i, slo + i, status); break;                                \
+        case F64: rows_v4(xr, G, c, F64, buf, m + i, L + i, slo + i, status, nx, nb); break;                               \
+        case F32: rows_v4(xr, G, c, F32, buf, m + i, L + i, slo + i, status, nx, nb); break;                               \
+        case BF16: rows_v4(xr, G, c, BF16, buf, m + i, L + i, slo + i, status, nx, nb); break;                             \
+        default: rows_v4(xr, G, c, F16, buf, m + i, L + i, slo + i, status, nx, nb); break;                                \
         }
         if (g == V4_ROWS) {
             V4_ROWS_OF(V4_ROWS)

@@ -551,3 +551,27 @@ def test_linear_ce_large_gradient_on_dask_without_output_is_refused(run_cli, mon
     r = run_cli(["linear-ce", "--hidden", str(tmp_path / "h.npy"), "--lm-head", str(tmp_path / "w.npy"), "--target",
                  str(tmp_path / "y.npy"), "--backend", "dask", "--grad"])
     assert r.code == 2 and "--output" in r.stderr and "shards" in r.stderr, r.stderr
+
+
+def test_linear_ce_bfloat16_tensors_are_read_by_the_workers(cluster, tmp_path, rng):
+    """bfloat16 hidden states and lm-head in one .safetensors file travel as descriptions
+    (path, offset, shape); the workers widen their own rows: the local numbers bit for bit."""
+    import json
+
+    from lossctl import tokens
+
+    _, client = cluster
+    n, d, v = 2100, 16, 100
+    hb = (rng.standard_normal((n, d)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    wb = (rng.standard_normal((v, d)).astype(np.float32).view(np.uint32) >> 16).astype(np.uint16)
+    header = {"hidden": {"dtype": "BF16", "shape": [n, d], "data_offsets": [0, hb.nbytes]},
+              "w": {"dtype": "BF16", "shape": [v, d], "data_offsets": [hb.nbytes, hb.nbytes + wb.nbytes]}}
+    text = json.dumps(header).encode()
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(len(text).to_bytes(8, "little") + text + hb.tobytes() + wb.tobytes())
+    call = {"hidden": _read(f"{path}:hidden"), "lm_head": _read(f"{path}:w"), "target": rng.integers(0, v, n)}
+    assert hasattr(call["hidden"], "encoding")
+    ref = tokens.linear_ce(call, grad=True)
+    got = tokens.linear_ce(call, grad=True, executor=DaskExecutor(client.scheduler.address))
+    assert same(got.loss, ref.loss) and got.per_sample.tobytes() == ref.per_sample.tobytes()
+    assert all(got.grad[k].tobytes() == g.tobytes() for k, g in ref.grad.items()) and set(got.grad) == {"hidden", "lm_head"}

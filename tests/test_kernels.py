@@ -276,6 +276,23 @@ def test_row_stats_against_mpmath_and_numpy(K, fmt, rng, monkeypatch):
     assert kernels.row_stats(values[:, :7]) is None  # fewer than 8 columns: the NumPy kernel
 
 
+def test_float32_calls_take_the_compiled_row_kernel(rng, monkeypatch):
+    """A float32 call's row statistics come from the compiled kernel (float64 inside: m and s as
+    row_stats gives them, not rounded to float32), within float32 accuracy of the NumPy kernel's."""
+    from lossctl.losses import online_softmax
+
+    monkeypatch.delenv("LOSSCTL_PURE", raising=False)
+    z = (rng.standard_normal((50, 700)) * 4).astype(np.float32)
+    m, s = online_softmax.ROW_KERNEL(z, np.float32, True)
+    want_m, want_s = kernels.row_stats(z)
+    assert m.dtype == s.dtype == np.float64
+    np.testing.assert_array_equal(m, want_m)
+    np.testing.assert_array_equal(s, want_s)
+    slow_m, slow_s = online_softmax.block_stats(z, np.float32)
+    np.testing.assert_array_equal(m, slow_m)
+    np.testing.assert_allclose(np.log1p(s), np.log1p(slow_s), rtol=1e-6)
+
+
 class _Bits:  # an encoded bfloat16 array as lossctl.io hands it over: raw bits and their encoding
     encoding = "bfloat16"
 

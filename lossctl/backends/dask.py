@@ -394,7 +394,7 @@ class DaskExecutor:
                "lm_head": RowView(lm_head) if getattr(lm_head, "lazy_rows", False) or hasattr(lm_head, "rows") else lm_head,
                "bias": call.bias, "params": {k: params.get(k) for k in ("weight", "ignore_index", "label_smoothing")},
                "dtype": dtype.str, "reduction": reduction, "grad": grad, "tiles": tiles, "denom": denom,
-               "w_sum": w_sum, "n": n, "d": d, "blas_threads": blas_threads()}
+               "w_sum": w_sum, "n": n, "d": d, "blas_threads": linear_ce.product_threads() or blas_threads()}
         step = tiles.rows * max(1, -(-(self.chunk_rows or tiles.rows) // tiles.rows))
         chunks = [(i0, min(i0 + step, n)) for i0 in range(0, n, step)]
         values = np.empty(n, dtype=dtype)

@@ -182,16 +182,19 @@ def _class_targets(spec, origin, target, pred_shape, ignore_index, n_classes):
     elif t.dtype.kind not in "iu":
         raise InputError(f"{origin}: class indices must be integers, got {_describe_dtype(t)}")
     # The range check runs on the values as given (a float 1e25 or a uint64 must not wrap in int64).
-    out_of_range = (t < 0) | (t >= n_classes)
-    if ignore_index is not None:
-        out_of_range &= t != ignore_index
-    if np.any(out_of_range):
+    # Two reductions settle the usual case (every index in range) without masks the size of t.
+    out_of_range = None
+    if t.size and (t.min() < 0 or t.max() >= n_classes):
+        out_of_range = (t < 0) | (t >= n_classes)
+        if ignore_index is not None:
+            out_of_range &= t != ignore_index
+    if out_of_range is not None and np.any(out_of_range):
         pos = tuple(int(i) for i in np.argwhere(out_of_range)[0]) if t.ndim else ()
         value = t[pos].item()
         where = f" ({_fmt_index(pos)})" if pos else ""
         what = "negative class index" if value < 0 else "class index"
         raise InputError(f"{origin}: {what} {_num(value)} is out of range for {n_classes} classes{where}")
-    return t.astype(np.int64)
+    return t.astype(np.int64, copy=False)
 
 
 def prepare(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any],

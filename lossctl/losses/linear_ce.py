@@ -35,11 +35,13 @@ Inputs by key: ``hidden``, ``lm_head``, optional ``lm_head_bias``, ``target``.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
 
+from ..core import blas
 from ..errors import InvalidInput
 from . import online_softmax
 
@@ -157,8 +159,46 @@ class Plan:
         return [(a, min(a + self.cols, c1)) for a in range(c0, c1, self.cols)]
 
 
+#: Logits of a token block kept between its values and its gradients up to this size (else each
+#: tile is computed again: a fourth product). 1,024 tokens × 128,256 classes in float32 fit.
+GRAD_BLOCK_BYTES = 768 << 20
+
+
+def page_zeros(shape, dtype) -> np.ndarray:
+    """Zeros in fresh anonymous memory (:mod:`mmap`) for the large buffers of one call (kept
+    logits, ∂W): ordinary pages, faulted in as they are first written. NumPy asks the kernel
+    for transparent huge pages for large arrays, and where the kernel compacts memory to
+    serve such a fault, first touching hundreds of MiB costs about as much as a product."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < (64 << 20):
+        return np.zeros(shape, dtype=dtype)
+    import mmap
+
+    return np.frombuffer(mmap.mmap(-1, size), dtype=dtype).reshape(shape)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (``LOSSCTL_THREADS`` when set)."""
+    if os.environ.get("LOSSCTL_THREADS", "").strip():
+        from ..core.stream import threads
+
+        return threads()
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def product_threads() -> int | None:
+    """The BLAS threads of each tile product :func:`evaluate` runs: 1 where NumPy's OpenBLAS can
+    be held to one thread (the tiles then run side by side on the call's threads; a product's
+    last bits depend on how many threads split it), else None (the BLAS's own count)."""
+    return 1 if blas.threads() is not None else None
+
+
 def plan(v: int, d: int, dtype, *, row_block: int | None = None, vocab_block: int | None = None,
-         block_bytes: int = 16 << 20, grad_block_bytes: int = 64 << 20) -> Plan:
+         block_bytes: int = 16 << 20, grad_block_bytes: int = GRAD_BLOCK_BYTES) -> Plan:
     """The tiles for V classes and D hidden features: ``row_block`` tokens (default
     :data:`ROW_BLOCK`) by ``vocab_block`` classes (default: ``block_bytes`` of logits per tile,
     at least 256); whole rows are kept when a block of them fits ``grad_block_bytes``."""
@@ -210,12 +250,16 @@ def coefficients(call: Call, reduction: str, denom: float, w_sum: float, dtype) 
 
 def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str = "mean", dtype=np.float64,
              grad: bool = False, vocab_block: int | None = None, block_bytes: int = 16 << 20,
-             grad_block_bytes: int = 64 << 20, row_block: int | None = None) -> LinearCEResult:
+             grad_block_bytes: int = GRAD_BLOCK_BYTES, row_block: int | None = None,
+             threads: int | None = None) -> LinearCEResult:
     """The ``linear-ce`` call: values, reduction and (with ``grad``) ∂/∂hidden, ∂/∂lm_head, ∂/∂lm_head_bias.
 
     One pass over the token blocks of :func:`plan` (``row_block``, ``vocab_block``,
     ``block_bytes``, ``grad_block_bytes``): each block's logits tile by tile with a running
     log-sum-exp, then with ``grad`` its tiles' gradients (kept or recomputed: the same numbers).
+    ``threads`` (default: the CPUs this process may use) compute a block's tiles side by side,
+    each product on one BLAS thread (:func:`product_threads`); the sums are folded in tile
+    order, so the numbers do not depend on the thread count.
 
     >>> r = evaluate({"hidden": [[1.0, 0.0]], "lm_head": [[1.0, 0.0], [0.0, 1.0]], "target": [0]}, {})
     >>> round(r.loss, 6)
@@ -233,8 +277,11 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
     co = coefficients(call, reduction, denom, w_sum, dtype) if grad else None
     head = None
     if grad:
-        head = (np.zeros((v, d), dtype=dtype), np.zeros(v, dtype=dtype) if call.bias is not None else None)
-    values, _, _, g_h = rows_pass(call, tiles, dtype, w_n, co, head=head)
+        head = (page_zeros((v, d), dtype), np.zeros(v, dtype=dtype) if call.bias is not None else None)
+    with blas.single_threaded() as held:
+        # without a BLAS held to one thread, products keep the BLAS's own threads, one at a time
+        workers = (usable_cpus() if threads is None else max(1, int(threads))) if held else 1
+        values, _, _, g_h = rows_pass(call, tiles, dtype, w_n, co, head=head, threads=workers)
     grads: dict[str, np.ndarray] = {}
     if grad:
         grads = {"hidden": g_h[0] if call.unbatched else g_h, "lm_head": head[0]}
@@ -269,19 +316,28 @@ class _Stats:
         self.tsum = np.zeros(n, dtype=dtype)
         self.lse = np.empty(n, dtype=dtype)
 
-    def add(self, call: Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, dtype) -> None:
-        """Fold in the tile z = logits[r0:r1, c0:c1] (before the row kernel, which may reuse memory)."""
+    def sums(self, call: Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, dtype) -> tuple:
+        """The tile z = logits[r0:r1, c0:c1]'s target logits (set here: each row's target is in
+        one tile) and its terms of the running sums, for :meth:`fold` (taken before the row
+        kernel, which may reuse memory)."""
         if call.index:
             target = call.target[r0:r1]
             inside = (target >= c0) & (target < c1)
             local = np.flatnonzero(inside)
             self.z_y[r0:r1][local] = z[local, target[local] - c0]
             if call.eps > 0:
-                self.wz[r0:r1] += z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z)
-        else:
-            tb = _target_block(call, r0, r1, c0, c1, dtype)
-            self.tz[r0:r1] += np.einsum("ij,ij->i", tb, z)
-            self.tsum[r0:r1] += np.einsum("ij->i", tb)
+                return (z @ call.weight[c0:c1] if call.weight is not None else np.einsum("ij->i", z),)
+            return ()
+        tb = _target_block(call, r0, r1, c0, c1, dtype)
+        return np.einsum("ij,ij->i", tb, z), np.einsum("ij->i", tb)
+
+    def fold(self, sums: tuple, r0: int, r1: int) -> None:
+        """Add one tile's terms (:meth:`sums`), tiles in order."""
+        if len(sums) == 1:
+            self.wz[r0:r1] += sums[0]
+        elif sums:
+            self.tz[r0:r1] += sums[0]
+            self.tsum[r0:r1] += sums[1]
 
 
 def _target_block(call: Call, r0: int, r1: int, c0: int, c1: int, dtype) -> np.ndarray:
@@ -331,42 +387,106 @@ def _grad_tile(call: Call, z: np.ndarray, r0: int, r1: int, c0: int, c1: int, ls
 
 
 def rows_pass(call: Call, tiles: Plan, dtype, w_n, co: Coefficients | None = None,
-              head: tuple[np.ndarray, np.ndarray | None] | None = None):
+              head: tuple[np.ndarray, np.ndarray | None] | None = None, threads: int = 1):
     """Every row of ``call`` (its first row at a multiple of ``tiles.rows`` of the whole call's),
     one token block at a time: ``(values, lse, tsum, ∂/∂H or None)``. With ``co`` the rows'
-    gradients too; ``head`` = (∂W, ∂b or None) accumulates the lm-head's (in block order)."""
+    gradients too; ``head`` = (∂W, ∂b or None) accumulates the lm-head's (in block order).
+
+    ``threads`` compute a block's tiles side by side (products, row kernel, gradient tiles);
+    their running log-sum-exp, sums and ∂/∂H parts are folded here in tile order, and each
+    tile's ∂W, ∂b rows are its own: the same numbers as one thread."""
     dtype = np.dtype(dtype)
     n, d = call.h.shape
     st = _Stats(n, dtype)
     g_h = np.zeros((n, d), dtype=dtype) if co is not None else None
     chunks = tiles.chunks()
-    for r0, r1 in tiles.blocks(n):
-        rows = r1 - r0
-        keep = online_softmax.scratch(43, (rows * tiles.vocab,), dtype) if co is not None and tiles.keep_rows else None
-        m = s = None
-        for c0, c1 in chunks:
-            z = _tile(call, r0, r1, c0, c1, dtype, _tile_buffer(keep, rows, c0, c1, dtype))
-            st.add(call, z, r0, r1, c0, c1, dtype)
-            bm, bs = online_softmax.ROW_KERNEL(z, dtype, True)
-            m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
-        lse = st.lse[r0:r1] = online_softmax.logsumexp_from(m, s) if m is not None else np.full(rows, -np.inf, dtype)
-        if co is None:
-            continue
-        gh = g_h[r0:r1]
-        for c0, c1 in chunks:
-            z = _tile_buffer(keep, rows, c0, c1, dtype)
-            if keep is None:
-                _tile(call, r0, r1, c0, c1, dtype, z)
-            g = _grad_tile(call, z, r0, r1, c0, c1, lse, st.tsum[r0:r1], co, dtype)
-            gh += g @ online_softmax.widen(call.w_head[c0:c1], dtype, slot=41)
-            if head is not None:
-                _head_add(head, g, call.h[r0:r1], c0, c1)
+    kept = page_zeros((min(n, tiles.rows) * tiles.vocab,), dtype) if co is not None and tiles.keep_rows else None
+    with _Tiles(threads) as pool:
+        for r0, r1 in tiles.blocks(n):
+            rows = r1 - r0
+            keep = kept[:rows * tiles.vocab] if kept is not None else None
+
+            def forward(c0: int, c1: int, r0=r0, r1=r1, keep=keep):
+                z = _tile(call, r0, r1, c0, c1, dtype, _tile_buffer(keep, r1 - r0, c0, c1, dtype))
+                sums = st.sums(call, z, r0, r1, c0, c1, dtype)
+                return sums, online_softmax.ROW_KERNEL(z, dtype, True)
+
+            m = s = None
+            for (c0, c1), (sums, (bm, bs)) in pool.ordered(forward, chunks):
+                st.fold(sums, r0, r1)
+                m, s = (bm, bs) if m is None else online_softmax.combine(m, s, bm, bs)
+            st.lse[r0:r1] = online_softmax.logsumexp_from(m, s) if m is not None else np.full(rows, -np.inf, dtype)
+            lse = st.lse[r0:r1]  # in the compute dtype, as a piece of the rows gets it (m, s may be wider)
+            if co is None:
+                continue
+
+            def backward(c0: int, c1: int, r0=r0, r1=r1, keep=keep, lse=lse):
+                z = _tile_buffer(keep, r1 - r0, c0, c1, dtype)
+                if keep is None:
+                    _tile(call, r0, r1, c0, c1, dtype, z)
+                g = _grad_tile(call, z, r0, r1, c0, c1, lse, st.tsum[r0:r1], co, dtype)
+                part = np.matmul(g, online_softmax.widen(call.w_head[c0:c1], dtype, slot=41),
+                                 out=np.empty((r1 - r0, d), dtype=dtype))
+                if head is not None:  # rows c0..c1 of ∂W and ∂b: this tile's alone within the block
+                    _head_add(head, g, call.h[r0:r1], c0, c1)
+                return part
+
+            gh = g_h[r0:r1]
+            for _, part in pool.ordered(backward, chunks):
+                gh += part
     return _values(call, st, w_n, dtype), st.lse, st.tsum, g_h
+
+
+class _Tiles:
+    """``ordered(job, chunks)``: ``job(c0, c1)`` for each chunk on ``threads`` threads (the row
+    kernel, NumPy's loops and single-threaded products release the GIL), up to four chunks per
+    thread ahead, yielding ``((c0, c1), result)`` in chunk order; one thread: each in turn, here."""
+
+    def __init__(self, threads: int):
+        self.threads = max(1, int(threads))
+        self.pool = None
+
+    def __enter__(self) -> "_Tiles":
+        if self.threads > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lossctl-lce")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+
+    def ordered(self, job, chunks):
+        if self.pool is None or len(chunks) <= 1:
+            for c0, c1 in chunks:
+                yield (c0, c1), job(c0, c1)
+            return
+        from collections import deque
+
+        window: deque = deque()
+        todo = iter(chunks)
+        try:
+            for c in todo:
+                window.append((c, self.pool.submit(job, *c)))
+                if len(window) > 4 * self.threads:  # a few ahead: a slow tile holds up no thread
+                    c0, fut = window.popleft()
+                    yield c0, fut.result()
+            while window:
+                c0, fut = window.popleft()
+                yield c0, fut.result()
+        finally:  # an error (or an abandoned generator): nothing left running on the buffers
+            for _, fut in window:
+                fut.cancel()
+            for _, fut in window:
+                if not fut.cancelled():
+                    fut.exception()
 
 
 def _head_add(head, g: np.ndarray, hb: np.ndarray, c0: int, c1: int) -> None:
     g_w, g_b = head
-    g_w[c0:c1] += g.T @ hb
+    # the product into a reused buffer (a fresh one per tile would be fresh pages to fault in)
+    g_w[c0:c1] += np.matmul(g.T, hb, out=online_softmax.scratch(44, (c1 - c0, hb.shape[1]), g.dtype))
     if g_b is not None:
         g_b[c0:c1] += np.einsum("ij->j", g)
 

@@ -152,8 +152,12 @@ def _stats_nonfinite(z: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray]:
 def fast_block_stats(block, dtype=np.float64, per_sample: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """:func:`block_stats` from the compiled row kernel (:func:`lossctl.core.kernels.row_stats`:
     the same m, s to a few ulp, in one pass over the block as given, without the GIL) when the
-    extension is in use and takes the block (float64 math, finite rows); else :func:`block_stats`."""
-    if np.dtype(dtype) == np.float64:
+    extension is in use and takes the block (finite rows); else :func:`block_stats`.
+
+    The compiled kernel computes in float64 whatever the compute dtype: for a float32 call its
+    (m, s) are float64 (within an ulp of the exact sums, tighter than float32 arithmetic; the
+    caller rounds the values it derives from them to float32)."""
+    if np.dtype(dtype) in (np.float64, np.float32):
         from ..core.kernels import row_stats
 
         got = row_stats(block)
