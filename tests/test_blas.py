@@ -40,3 +40,25 @@ def test_concurrent_blocks_restore_the_count_once_all_end():
     release.set()
     t.join(10)
     assert blas.threads() == before
+
+
+def test_without_openblas_nothing_changes_and_linear_ce_gives_the_same_numbers(monkeypatch):
+    """Another BLAS (or a system without ``dl_iterate_phdr``): no library is found, the hold
+    reports False, and linear-ce's values and gradients stay equal to the held run's within
+    float64 rounding (only which thread splits a product differs)."""
+    from lossctl import tokens
+
+    rng = np.random.default_rng(7)
+    h, w = rng.standard_normal((40, 16)), rng.standard_normal((300, 16))
+    t = rng.integers(0, 300, 40)
+    held = tokens.linear_ce(hidden=h, lm_head=w, target=t, grad=True)
+
+    monkeypatch.setattr(blas, "_loaded_objects", lambda: [])
+    monkeypatch.setattr(blas, "_STATE", {})
+    assert blas.threads() is None
+    with blas.single_threaded() as on:
+        assert on is False
+    free = tokens.linear_ce(hidden=h, lm_head=w, target=t, grad=True)
+    assert np.isclose(free.loss, held.loss, rtol=1e-14, atol=0)
+    for name, g in held.grad.items():
+        assert np.allclose(free.grad[name], g, rtol=1e-12, atol=1e-15), name

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 import lossctl
 
-import torch
 TESTS = Path(__file__).resolve().parent
 SCALES = [1e-170, 1e-100, 1e-12, 1.0, 1e12, 1e100, 1e300]
 RTOL = 1e-6
@@ -97,6 +96,8 @@ def test_extreme_magnitudes_agree_with_torch(loss, seed, point, scale):
 @pytest.mark.parametrize("tiny", [1e-170, 1e-160, 1e-200, 1e-300])
 def test_triplet_margin_tiny_distances_as_torch(eps, tiny):
     """One dimension: torch's norm is |δ| (nothing squared), the reference for the scaled norm."""
+    import torch  # the oracle (the several-dimensions test runs without it)
+
     a = torch.tensor([[0.0]], dtype=torch.float64, requires_grad=True)
     p = torch.tensor([[1.0]], dtype=torch.float64, requires_grad=True)
     n = torch.tensor([[tiny]], dtype=torch.float64, requires_grad=True)
@@ -128,6 +129,8 @@ def test_triplet_margin_tiny_distances_in_several_dimensions(tiny, p):
 @pytest.mark.parametrize("target", [0.0, 1.0])
 def test_focal_at_huge_logits(logit, target):
     """torchvision's sigmoid_focal_loss, written out in torch (torchvision is not a dependency)."""
+    import torch  # the oracle (the several-dimensions test runs without it)
+
     z = torch.tensor([logit], dtype=torch.float64, requires_grad=True)
     y = torch.tensor([target], dtype=torch.float64)
     p = torch.sigmoid(z)

@@ -164,6 +164,20 @@ class Plan:
 GRAD_BLOCK_BYTES = 768 << 20
 
 
+def page_zeros(shape, dtype) -> np.ndarray:
+    """Zeros in fresh anonymous memory (:mod:`mmap`) for the large buffers of one call (kept
+    logits, ∂W): ordinary pages, faulted in as they are first written. NumPy asks the kernel
+    for transparent huge pages for large arrays, and where the kernel compacts memory to
+    serve such a fault, first touching hundreds of MiB costs about as much as a product."""
+    dtype = np.dtype(dtype)
+    size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < (64 << 20):
+        return np.zeros(shape, dtype=dtype)
+    import mmap
+
+    return np.frombuffer(mmap.mmap(-1, size), dtype=dtype).reshape(shape)
+
+
 def usable_cpus() -> int:
     """The CPUs this process may run on (``LOSSCTL_THREADS`` when set)."""
     if os.environ.get("LOSSCTL_THREADS", "").strip():
@@ -263,7 +277,7 @@ def evaluate(x: Mapping[str, Any], params: Mapping[str, Any], *, reduction: str 
     co = coefficients(call, reduction, denom, w_sum, dtype) if grad else None
     head = None
     if grad:
-        head = (np.zeros((v, d), dtype=dtype), np.zeros(v, dtype=dtype) if call.bias is not None else None)
+        head = (page_zeros((v, d), dtype), np.zeros(v, dtype=dtype) if call.bias is not None else None)
     with blas.single_threaded() as held:
         # without a BLAS held to one thread, products keep the BLAS's own threads, one at a time
         workers = (usable_cpus() if threads is None else max(1, int(threads))) if held else 1
@@ -386,10 +400,11 @@ def rows_pass(call: Call, tiles: Plan, dtype, w_n, co: Coefficients | None = Non
     st = _Stats(n, dtype)
     g_h = np.zeros((n, d), dtype=dtype) if co is not None else None
     chunks = tiles.chunks()
+    kept = page_zeros((min(n, tiles.rows) * tiles.vocab,), dtype) if co is not None and tiles.keep_rows else None
     with _Tiles(threads) as pool:
         for r0, r1 in tiles.blocks(n):
             rows = r1 - r0
-            keep = online_softmax.scratch(43, (rows * tiles.vocab,), dtype) if co is not None and tiles.keep_rows else None
+            keep = kept[:rows * tiles.vocab] if kept is not None else None
 
             def forward(c0: int, c1: int, r0=r0, r1=r1, keep=keep):
                 z = _tile(call, r0, r1, c0, c1, dtype, _tile_buffer(keep, r1 - r0, c0, c1, dtype))
@@ -424,8 +439,8 @@ def rows_pass(call: Call, tiles: Plan, dtype, w_n, co: Coefficients | None = Non
 
 class _Tiles:
     """``ordered(job, chunks)``: ``job(c0, c1)`` for each chunk on ``threads`` threads (the row
-    kernel, NumPy's loops and single-threaded products release the GIL), a few chunks ahead,
-    yielding ``((c0, c1), result)`` in chunk order; one thread: each in turn, here."""
+    kernel, NumPy's loops and single-threaded products release the GIL), up to four chunks per
+    thread ahead, yielding ``((c0, c1), result)`` in chunk order; one thread: each in turn, here."""
 
     def __init__(self, threads: int):
         self.threads = max(1, int(threads))
@@ -454,7 +469,7 @@ class _Tiles:
         try:
             for c in todo:
                 window.append((c, self.pool.submit(job, *c)))
-                if len(window) > self.threads:
+                if len(window) > 4 * self.threads:  # a few ahead: a slow tile holds up no thread
                     c0, fut = window.popleft()
                     yield c0, fut.result()
             while window:
