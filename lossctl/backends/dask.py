@@ -7,7 +7,8 @@ which inputs are cut into rows, which are given whole), then cut into chunks of 
 1. **values** — the worker reads its own rows of every row-aligned input (a sharded array or
    a memory-mapped ``.npy`` travels as its description: paths, shapes, offsets; only inputs
    that were in the client's memory travel as data, sent once to each worker) and evaluates
-   them with the same engine (:func:`lossctl.core.stream.evaluate_rows`). Back come the
+   them with the same engine (:func:`lossctl.core.stream.evaluate_rows`; a sharded prediction
+   is read block by block there, as the local engine reads it). Back come the
    exact-sum states of the values and of the denominator weights (73 integers each) and,
    only when asked, the per-sample values. The client merges the states exactly and rounds
    once (:func:`lossctl.core.stream.reduce_sums`), so the loss is the local engine's bit
@@ -74,18 +75,60 @@ def _rows(source: Any, i0: int, i1: int) -> np.ndarray:
     return rows(i0, i1) if rows is not None else np.asarray(source[i0:i1])
 
 
-def _chunk(job: Mapping[str, Any], i0: int, i1: int) -> stream.Layout:
+class _Window:
+    """Rows ``i0 .. i1`` of a row source read on demand (``lazy_rows``): the engine reads the
+    prediction of a task block by block, as the local engine reads a sharded array, instead of
+    the task reading all of it at once (a fresh array of tens of MB, page-faulted afresh and
+    out of cache by the time the kernel reaches its end)."""
+
+    lazy_rows = True
+
+    def __init__(self, source: Any, i0: int, i1: int):
+        self.source, self.i0 = source, i0
+        self.shape = (i1 - i0,) + tuple(source.shape[1:])
+        self.dtype = np.dtype(source.dtype)
+        self.ndim = len(self.shape)
+        self.size = int(np.prod(self.shape, dtype=np.int64))
+        self.nbytes = self.size * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        return self.source.rows(self.i0 + a, self.i0 + b, out=out)
+
+    def __getitem__(self, key):
+        if not isinstance(key, slice) or key.step not in (None, 1):
+            raise TypeError("rows are read by a slice")
+        a, b, _ = key.indices(self.shape[0])
+        return self.rows(a, max(a, b))
+
+    def __array__(self, dtype=None, copy=None):
+        a = self.rows(0, self.shape[0])
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+
+def _windowed(job: Mapping[str, Any], name: str) -> bool:
+    """Whether a values task reads input ``name`` block by block (:class:`_Window`): the
+    prediction, when it is a sharded array (or a memory-mapped file described as one)."""
+    from ..io.shards import ShardedArray
+
+    return name == job["kind"] and isinstance(job["sliced"].get(name), ShardedArray)
+
+
+def _chunk(job: Mapping[str, Any], i0: int, i1: int, windowed: bool = False) -> stream.Layout:
     from ..losses import registry
 
     spec = registry().get(job["loss"])
-    sliced = {k: _rows(src, i0, i1) for k, src in job["sliced"].items()}
+    sliced = {k: _Window(src, i0, i1) if windowed and _windowed(job, k) else _rows(src, i0, i1)
+              for k, src in job["sliced"].items()}
     params_sliced = {k: _rows(src, i0, i1) for k, src in job["params_sliced"].items()}
     return stream.chunk_layout(spec, job["kind"], i1 - i0, sliced, job["whole"], params_sliced, job["params"])
 
 
 def values_task(job: Mapping[str, Any], i0: int, i1: int, keep: bool) -> stream.Partial:
     """On a worker: rows ``i0 .. i1`` evaluated (a :class:`lossctl.core.stream.Partial`)."""
-    layout = _chunk(job, i0, i1)
+    layout = _chunk(job, i0, i1, windowed=True)
     return stream.evaluate_rows(layout, job["reduction"], dtype=job["dtype"], dim=job["dim"], origins=job["origins"],
                                 offset=i0, total_rows=job["n"], keep_values=keep, compiled=job["compiled"])
 
@@ -267,7 +310,9 @@ def local_processes() -> bool:
 
 
 def chunk_bytes(scheduler: str | None, client: Any) -> int:
-    """Prediction bytes per task: smaller on worker threads in this process (its peak memory)."""
+    """Prediction bytes per task: smaller on worker threads in this process (its peak memory;
+    a values task without gradients reads a sharded prediction block by block, and takes
+    :data:`CHUNK_BYTES` there too)."""
     return CHUNK_BYTES if scheduler or client is not None or local_processes() else LOCAL_CHUNK_BYTES
 
 
@@ -517,7 +562,10 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         "sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.sliced.items()},
         "params_sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
     }
-    chunks = _chunks(layout, job["sliced"], chunk_rows, chunk_bytes(scheduler, client))
+    size = chunk_bytes(scheduler, client)
+    if not grad and _windowed(job, layout.kind):
+        size = CHUNK_BYTES  # the tasks read the prediction block by block: their size is not the peak
+    chunks = _chunks(layout, job["sliced"], chunk_rows, size)
     grad_names = [k for k in (layout.kind, *spec.extra_inputs) if k in layout.sliced] if grad else []
     if grad and grad_output is None:
         _check_grad_back(sum(int(np.prod(np.shape(layout.sliced[k]), dtype=np.int64)) for k in grad_names) * ftype.itemsize)
