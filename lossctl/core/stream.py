@@ -203,13 +203,20 @@ def _pick_block_rows(layout: Layout, itemsize: int, block_rows: int | None) -> i
     rows = max(1, min(rows, n))
     # Messages from a block name its shape; they are rewritten to the whole input's shape,
     # which is unambiguous when the block's row count is no other dimension of any input.
+    dims = _other_dims(layout)
+    while rows < n and (rows in dims or (n % rows and n % rows in dims)):
+        rows += 1
+    return rows
+
+
+def _other_dims(layout: Layout) -> set[int]:
+    """Every dimension of the inputs other than their rows (a block's row count that is one of
+    them would make its messages ambiguous)."""
     dims = set()
     for name, a in list(layout.sliced.items()) + list(layout.whole.items()) + list(layout.params_sliced.items()):
         shape = np.shape(a)
         dims.update(shape[1:] if name in layout.sliced or name in layout.params_sliced else shape)
-    while rows < n and (rows in dims or (n % rows and n % rows in dims)):
-        rows += 1
-    return rows
+    return dims
 
 
 def _short_first(layout: Layout, rows: int) -> list[tuple[int, int]] | None:
@@ -219,10 +226,7 @@ def _short_first(layout: Layout, rows: int) -> list[tuple[int, int]] | None:
     n = layout.n
     if rows < 64 or n <= rows:
         return None
-    dims = set()
-    for name, a in list(layout.sliced.items()) + list(layout.whole.items()) + list(layout.params_sliced.items()):
-        shape = np.shape(a)
-        dims.update(shape[1:] if name in layout.sliced or name in layout.params_sliced else shape)
+    dims = _other_dims(layout)
     if rows in dims:
         return None
     for first in range(rows // 8, rows // 4):
