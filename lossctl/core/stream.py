@@ -767,12 +767,12 @@ class Engine:
                     grads_out[name][i0:i1] = g
 
         def consume_values(i0, i1, result):
-            nonlocal total_state, den_state
             total, den, values, _, grads = result
-            total_state = exactsum.merge(total_state, total)
+            exactsum.merge_into(total_state, total)
             if den is not None:
-                den_state = exactsum.merge(den_state, den)
-            if values_out is not None and not (direct is not None and _starts_at(values, direct, i0)):
+                exactsum.merge_into(den_state, den)
+            # a view of ``direct`` is the block's own rows there (_values_buffer): already in place
+            if values_out is not None and (direct is None or values.base is not direct):
                 values_out[i0:i1] = values
             if writer is not None:
                 writer.write(values)
@@ -799,12 +799,6 @@ class Engine:
             loss_name=spec.name, reduction=reduction, kind=self.kind, loss=loss, per_sample=values_out,
             grad=grads_out, denominator=denom, dtype=np.dtype(self.ftype).name, batch_axis=spec.batch_axis or 0,
         )
-
-
-def _starts_at(values: np.ndarray, out: np.ndarray, i0: int) -> bool:
-    """Whether ``values`` is the block of ``out`` that starts at row ``i0`` (written in place)."""
-    return (isinstance(values, np.ndarray) and values.base is out
-            and values.__array_interface__["data"][0] == out.__array_interface__["data"][0] + i0 * out.strides[0])
 
 
 def reduce_sums(reduction: str, total_state: np.ndarray, den_state: np.ndarray | None, vshape: tuple[int, ...],
