@@ -169,3 +169,21 @@ def test_ce_without_per_sample_output_is_the_same_exact_sum(rng):
             if not same(got, ref.loss):
                 differ.append((trial, rows, got, ref.loss))
     assert not differ
+
+
+def test_merge_into_adds_in_place_what_merge_gives():
+    from lossctl.core import exactsum
+
+    rng = np.random.default_rng(7)
+    parts = [rng.standard_normal(1000) * 10.0 ** rng.integers(-300, 300, 1000) for _ in range(5)]
+    parts.append(np.array([-0.0, np.inf]))
+    state = exactsum.zeros()
+    for p in parts:
+        assert exactsum.merge_into(state, exactsum.accumulate(p)) is state
+    merged = exactsum.merge(*[exactsum.accumulate(p) for p in parts])
+    assert exactsum.exact_value(state) == exactsum.exact_value(merged)
+    np.testing.assert_array_equal(state[exactsum.NBINS:], merged[exactsum.NBINS:])
+    finite = exactsum.zeros()
+    for p in parts[:-1]:
+        exactsum.merge_into(finite, exactsum.accumulate(p))
+    assert exactsum.finalize(finite) == exactsum.exact_sum(np.concatenate(parts[:-1]))

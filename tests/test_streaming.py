@@ -375,3 +375,36 @@ def test_progress_bar_only_on_a_terminal():
         assert callable(progress)
         progress(10, 100)  # draws (on the real stderr's console; transient)
         progress(100, 100)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_default_blocks_of_the_compiled_kernel_give_the_in_memory_numbers(monkeypatch, rng, reduction):
+    # Default blocks (a short first block, the per-sample values written in place by the kernel,
+    # the kept thread pool): bit for bit the in-memory numbers and those of any other blocks.
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "4000")
+    monkeypatch.setenv("LOSSCTL_THREADS", "2")
+    x = rng.standard_normal((3001, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 3001)
+    y[::17] = -100
+    call = {"loss": "ce", "logits": x, "target": y, "reduction": reduction}
+    ref = lossctl.compute(dict(call), grad=False, stream=False)
+    for _ in range(2):  # a second call reuses the pool
+        got = lossctl.compute(dict(call), grad=False, stream=True)
+        np.testing.assert_array_equal(got.per_sample, ref.per_sample)
+        np.testing.assert_array_equal(got.loss, ref.loss)
+    other = lossctl.compute(dict(call), grad=False, stream=True, block_rows=7)
+    np.testing.assert_array_equal(other.per_sample, ref.per_sample)
+    np.testing.assert_array_equal(other.loss, ref.loss)
+    if reduction != "none":
+        only = lossctl.compute(dict(call), grad=False, stream=True, keep_arrays=False)
+        assert only.loss == ref.loss
+
+
+@pytest.mark.parametrize("row", [20, 2000])
+def test_default_blocks_name_the_row_of_a_bad_target(monkeypatch, rng, row):
+    monkeypatch.setenv("LOSSCTL_BLOCK_BYTES", "4000")
+    x = rng.standard_normal((3001, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 3001)
+    y[row] = 9
+    with pytest.raises(lossctl.LossctlError, match=rf"\(row {row}\)"):
+        lossctl.compute({"loss": "ce", "logits": x, "target": y}, grad=False, stream=True)

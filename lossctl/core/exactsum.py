@@ -86,6 +86,13 @@ def merge(*states: np.ndarray) -> np.ndarray:
     return out
 
 
+def merge_into(state: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Add the sum of ``other`` into ``state`` (in place; both normalised, as :func:`merge`
+    keeps them); returns ``state``."""
+    state += other
+    return normalize(state)
+
+
 def normalize(state: np.ndarray) -> np.ndarray:
     """Carry each bin but the last into [0, 2^32) (in place; the exact value is unchanged)."""
     bins = state[:NBINS]

@@ -82,6 +82,24 @@ def threads() -> int:
     return max(1, _env_int("LOSSCTL_THREADS", min(2, os.cpu_count() or 1)))
 
 
+_POOLS: dict[tuple[int, int], Any] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(n_threads: int):
+    """The process's pool of ``n_threads`` block workers, started on first use and kept: starting
+    threads for every call costs about as much as a large block's arithmetic. A forked child
+    starts its own (the parent's threads do not exist there)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (os.getpid(), n_threads)
+    with _POOLS_LOCK:
+        pool = _POOLS.get(key)
+        if pool is None:
+            pool = _POOLS[key] = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="lossctl")
+        return pool
+
+
 class _NotSeparable(Exception):
     """A kernel's output does not follow the rows (its values are not one row per input row)."""
 
@@ -185,13 +203,37 @@ def _pick_block_rows(layout: Layout, itemsize: int, block_rows: int | None) -> i
     rows = max(1, min(rows, n))
     # Messages from a block name its shape; they are rewritten to the whole input's shape,
     # which is unambiguous when the block's row count is no other dimension of any input.
+    dims = _other_dims(layout)
+    while rows < n and (rows in dims or (n % rows and n % rows in dims)):
+        rows += 1
+    return rows
+
+
+def _other_dims(layout: Layout) -> set[int]:
+    """Every dimension of the inputs other than their rows (a block's row count that is one of
+    them would make its messages ambiguous)."""
     dims = set()
     for name, a in list(layout.sliced.items()) + list(layout.whole.items()) + list(layout.params_sliced.items()):
         shape = np.shape(a)
         dims.update(shape[1:] if name in layout.sliced or name in layout.params_sliced else shape)
-    while rows < n and (rows in dims or (n % rows and n % rows in dims)):
-        rows += 1
-    return rows
+    return dims
+
+
+def _short_first(layout: Layout, rows: int) -> list[tuple[int, int]] | None:
+    """Blocks of ``rows`` rows after a first one of about ``rows / 8``, or None when no such
+    first block keeps every block's row count unambiguous in messages (see
+    :func:`_pick_block_rows`)."""
+    n = layout.n
+    if rows < 64 or n <= rows:
+        return None
+    dims = _other_dims(layout)
+    if rows in dims:
+        return None
+    for first in range(rows // 8, rows // 4):
+        last = (n - first) % rows
+        if first not in dims and last not in dims:
+            return [(0, first)] + [(i, min(i + rows, n)) for i in range(first, n, rows)]
+    return None
 
 
 # -- memory-mapped inputs: give each used block's pages back --------------------------------
@@ -387,6 +429,7 @@ class Engine:
                 fused_kinds[self.kind] = replace(conversion, forward=_standin)
             self.fused_spec = replace(self.spec, kinds=fused_kinds)
         # A compiled kernel (lossctl.core.kernels) reads the prediction as given: no cast, no conversion.
+        self.values_out = None  # the per-sample array the compiled kernel writes into, when kept
         self.compiled_spec = None
         if use_compiled and self.spec.compiled_forward is not None and dtype == "float64":
             from .kernels import compiled, input_format
@@ -468,6 +511,11 @@ class Engine:
         saved = self.rows, self.blocks, self.precast
         self.rows = _pick_block_rows(self.layout, 2, self.block_rows)  # 4x the rows: fewer calls
         self.blocks = [(i, min(i + self.rows, self.layout.n)) for i in range(0, self.layout.n, self.rows)]
+        if not self.block_rows:
+            # Block 0 runs alone on the calling thread (it decides whether the kernel takes the
+            # call); a short one keeps the workers' share large. Values and exact sums do not
+            # depend on where blocks start.
+            self.blocks = _short_first(self.layout, self.rows) or self.blocks
         self.precast = [name for name in self.precast if name != self.kind]
         first = self._compiled_task(*self.blocks[0])
         if first is None:
@@ -504,7 +552,11 @@ class Engine:
         return block.total, block.denominator, block.values, False, None
 
     def _values_buffer(self, i0: int, rows: int) -> np.ndarray:
-        """A reused float64 buffer for one block's values (a ring, as for the casts)."""
+        """Where the kernel writes one block's values: straight into the call's per-sample array
+        when it is kept (no copy on the calling thread, and its pages are first touched on the
+        workers), else a reused float64 buffer (a ring, as for the casts)."""
+        if self.values_out is not None:
+            return self.values_out[i0:i0 + rows]
         with self.ring_lock:
             ring = self.rings.get("\0values")
             if ring is None:
@@ -583,23 +635,24 @@ class Engine:
             for i0, i1 in blocks:
                 finish(((i0, i1), job(i0, i1)))
             return
-        from concurrent.futures import ThreadPoolExecutor
+        from concurrent.futures import wait
 
+        pool = _pool(self.threads)
         window: deque = deque()
-        with ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="lossctl") as pool:
-            try:
-                for i0, i1 in blocks:
-                    window.append(((i0, i1), pool.submit(job, i0, i1)))
-                    while len(window) > self.threads:
-                        (blk, fut) = window.popleft()
-                        finish((blk, fut.result()))
-                while window:
+        try:
+            for i0, i1 in blocks:
+                window.append(((i0, i1), pool.submit(job, i0, i1)))
+                while len(window) > self.threads:
                     (blk, fut) = window.popleft()
                     finish((blk, fut.result()))
-            except BaseException:
-                for _, fut in window:
-                    fut.cancel()
-                raise
+            while window:
+                (blk, fut) = window.popleft()
+                finish((blk, fut.result()))
+        except BaseException:
+            for _, fut in window:
+                fut.cancel()
+            wait([fut for _, fut in window])  # no block of this call still running when it returns
+            raise
 
     # -- the call ----------------------------------------------------------------------------
 
@@ -651,8 +704,13 @@ class Engine:
 
         # Block 0 here: does a compiled kernel (values only) or the fused forward apply? does
         # 'mean' need a pass for D first?
+        keep = keep_values or reduction == "none"
+        if keep and not grad and self.compiled_spec is not None:
+            self.values_out = np.empty(n, dtype=np.float64)  # one float64 value per row (ce_rows)
         first = self._compiled_first() if not grad and self.compiled_spec is not None else None
         compiled = first is not None
+        if not compiled:
+            self.values_out = None
         i0, i1 = self.blocks[0]
         fused = False
         if not compiled:
@@ -681,7 +739,13 @@ class Engine:
         self.has_divisor = first[3]
         total_state = exactsum.zeros()
         den_state = exactsum.zeros() if first[1] is not None else None
-        values_out = np.empty(vshape, dtype=vdtype) if keep_values or reduction == "none" else None
+        values_out = None
+        if keep:
+            values_out = self.values_out
+            if values_out is None or values_out.shape != vshape or values_out.dtype != vdtype:
+                self.values_out = None  # this kernel gives its values in another shape: copied
+                values_out = np.empty(vshape, dtype=vdtype)
+        direct = self.values_out  # the kernel's values are already in place there
         writer = sink.array("per_sample", vshape, vdtype) if sink is not None else None
         grads_out: dict[str, np.ndarray] = {}
         grad_writers: dict[str, Any] = {}
@@ -703,12 +767,12 @@ class Engine:
                     grads_out[name][i0:i1] = g
 
         def consume_values(i0, i1, result):
-            nonlocal total_state, den_state
             total, den, values, _, grads = result
-            total_state = exactsum.merge(total_state, total)
+            exactsum.merge_into(total_state, total)
             if den is not None:
-                den_state = exactsum.merge(den_state, den)
-            if values_out is not None:
+                exactsum.merge_into(den_state, den)
+            # a view of ``direct`` is the block's own rows there (_values_buffer): already in place
+            if values_out is not None and (direct is None or values.base is not direct):
                 values_out[i0:i1] = values
             if writer is not None:
                 writer.write(values)
