@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import warnings
 from typing import Any, Callable, Mapping
 
@@ -83,8 +84,8 @@ class _Window:
 
     lazy_rows = True
 
-    def __init__(self, source: Any, i0: int, i1: int):
-        self.source, self.i0 = source, i0
+    def __init__(self, source: Any, i0: int, i1: int, reuse: bool = False):
+        self.source, self.i0, self.reuse = source, i0, reuse
         self.shape = (i1 - i0,) + tuple(source.shape[1:])
         self.dtype = np.dtype(source.dtype)
         self.ndim = len(self.shape)
@@ -95,6 +96,8 @@ class _Window:
         return self.shape[0]
 
     def rows(self, a: int, b: int, out: np.ndarray | None = None) -> np.ndarray:
+        if out is None and self.reuse:
+            out = _block_buffer(self.shape[1:], self.dtype, b - a)
         return self.source.rows(self.i0 + a, self.i0 + b, out=out)
 
     def __getitem__(self, key):
@@ -106,6 +109,23 @@ class _Window:
     def __array__(self, dtype=None, copy=None):
         a = self.rows(0, self.shape[0])
         return a if dtype is None else a.astype(dtype, copy=False)
+
+
+_held = threading.local()
+
+
+def _block_buffer(row_shape: tuple, dtype: np.dtype, rows: int) -> np.ndarray:
+    """One of this worker thread's two block buffers, in turn (the engine of a task runs its
+    blocks one after the other and is done with a block before it reads the next but one).
+    For worker processes: their nanny sets ``MALLOC_TRIM_THRESHOLD_``, so that every freed
+    block goes back to the system and a fresh one is page-faulted afresh: about half of a
+    task's time."""
+    ring = getattr(_held, "ring", None)
+    key = (tuple(row_shape), np.dtype(dtype).str)
+    if ring is None or ring[0] != key or ring[1][0].shape[0] < rows:
+        ring = _held.ring = [key, [np.empty((rows,) + tuple(row_shape), dtype=dtype) for _ in range(2)], 0]
+    ring[2] ^= 1
+    return ring[1][ring[2]][:rows]
 
 
 def _windowed(job: Mapping[str, Any], name: str) -> bool:
@@ -120,7 +140,7 @@ def _chunk(job: Mapping[str, Any], i0: int, i1: int, windowed: bool = False) -> 
     from ..losses import registry
 
     spec = registry().get(job["loss"])
-    sliced = {k: _Window(src, i0, i1) if windowed and _windowed(job, k) else _rows(src, i0, i1)
+    sliced = {k: _Window(src, i0, i1, job.get("reuse", False)) if windowed and _windowed(job, k) else _rows(src, i0, i1)
               for k, src in job["sliced"].items()}
     params_sliced = {k: _rows(src, i0, i1) for k, src in job["params_sliced"].items()}
     return stream.chunk_layout(spec, job["kind"], i1 - i0, sliced, job["whole"], params_sliced, job["params"])
@@ -563,6 +583,9 @@ def run(spec: LossSpec, arrays: Mapping[str, Any], params: Mapping[str, Any], re
         "params_sliced": {k: row_source(a, origins.get(k, k)) for k, a in layout.params_sliced.items()},
     }
     size = chunk_bytes(scheduler, client)
+    # Block buffers kept by each worker thread, not in this process (where malloc keeps freed
+    # blocks for the next one anyway and the client's peak memory counts)
+    job["reuse"] = size == CHUNK_BYTES
     if not grad and _windowed(job, layout.kind):
         size = CHUNK_BYTES  # the tasks read the prediction block by block: their size is not the peak
     chunks = _chunks(layout, job["sliced"], chunk_rows, size)
