@@ -34,7 +34,6 @@ import errno
 import io
 import os
 import signal
-import secrets
 import stat
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -216,7 +215,7 @@ def _create_registered(target: Path, suffix: str, what: str) -> tuple[int, str]:
     main thread while another thread creates the file) leaves nothing that the cleanup misses."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     for _ in range(100):
-        name = os.path.join(os.path.abspath(target.parent), f".{target.name}.{secrets.token_hex(4)}{suffix}")
+        name = os.path.join(os.path.abspath(target.parent), f".{target.name}.{os.urandom(4).hex()}{suffix}")
         with _signals_held():  # the name is another's file for as long as it is listed after a collision
             _LIVE.add(name)
             try:
