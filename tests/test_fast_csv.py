@@ -90,3 +90,31 @@ def test_ragged_and_mixed_tables_keep_the_builtin_messages(path):
     for text in ("a,b\n1,2\n3\n", "a,b\n1,2\n3,4,5\n", "a,b\n1,2\n3;4\n", "a,b,c\n1,2\n", "1,2\n3,x\n", "1,2\n\r3,4\n"):
         want, fast = both_ways(text, ",")
         assert_same(want, fast)
+
+
+BOUNDARY_CELLS = [
+    # 15, 16 and 17 significant digits, about 2^53 (the exact integer's limit)
+    "123456789012345", "1234567890123456", "12345678901234567", "9007199254740992", "9007199254740993",
+    "0.9007199254740993", "900719925474099.3", "0.123456789012345", "0.1234567890123456", "-0.12345678901234567",
+    # the integer part's 7 and 8 digits, the fraction's 0, 7, 8, 9, 15 and 16 digits
+    "1234567.5", "12345678.5", "1.", "-7.", "0.1234567", "0.12345678", "0.123456789", "1234.123456789012345",
+    "1.1234567890123456", "0.0000000012345678", "0.00000000000000000001",
+    # exponents: the exact powers end at 1e22
+    "1e22", "1e23", "1.5e22", "12e21", "9007199254740993e22", "1e-22", "1e-23", "-1.23456789e-05", "4.5E+02",
+    # negative zero in every spelling
+    "-0", "-0.0", "-0.000000000", "-0e5", "-0.0e-400",
+    # subnormal and smallest results (strtod's)
+    "4.9e-324", "2.4703282292062328e-324", "1e-320", "2.2250738585072011e-308", "-5e-324",
+]
+
+
+@pytest.mark.parametrize("cell", BOUNDARY_CELLS)
+def test_boundary_cells_are_correctly_rounded_inside_a_large_row(path, cell):
+    """Each cell inside a row with more text after it (where the tokenizer reads 8 digits at a
+    time) and at the very end of the table: Python's correctly rounded float(), bit for bit."""
+    rows = [[cell, "0.5", cell, "-2.25", cell], ["1", cell, "0.125", cell, cell]] * 3
+    text = "\n".join(",".join(r) for r in rows)
+    want = np.array([[float(c) for c in r] for r in rows])
+    got, err = run(lambda: readers._parse_delimited_fast(text.encode(), ",", None, "t.csv"))
+    assert err is None and got is not None
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
